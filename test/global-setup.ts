@@ -1,2 +1,6 @@
-// Filled in by the foundation: creates the migrated template database for integration tests.
-export default async function setup(): Promise<void> {}
+import { prepareTemplateDatabase } from '@fitlamp/testing';
+
+// Migrate once; every integration test file clones this template (cheap, isolated).
+export default async function setup(): Promise<void> {
+  await prepareTemplateDatabase();
+}

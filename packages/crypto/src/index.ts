@@ -1,0 +1,8 @@
+export {
+  CryptoError,
+  createTokenCipher,
+  parseEncryptionKey,
+  type EncryptionKey,
+  type TokenCipher,
+} from './tokens.ts';
+export { sign, verifySignature, safeEqual, randomToken, sha256Hex, createPkcePair } from './signing.ts';

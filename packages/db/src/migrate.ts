@@ -1,0 +1,39 @@
+import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
+import * as initial from './migrations/2026-11-26T00-00-00-initial.ts';
+
+/**
+ * Every migration, in order. Listed statically (not read from a folder) so that they bundle and
+ * run the same from source, a container or a test. Names are timestamps; landed ones never change.
+ */
+export const migrations: Record<string, Migration> = {
+  '2026-11-26T00-00-00-initial': initial,
+};
+
+function createMigrator(db: Kysely<any>): Migrator {
+  return new Migrator({ db, provider: { getMigrations: async () => migrations } });
+}
+
+function unwrap(result: MigrationResultSet): string[] {
+  if (result.error) {
+    const failed = result.results?.find((r) => r.status === 'Error');
+    const cause = result.error instanceof Error ? result.error.message : String(result.error);
+    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${cause}`, { cause: result.error });
+  }
+  return (result.results ?? []).map((r) => r.migrationName);
+}
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  return unwrap(await createMigrator(db).migrateToLatest());
+}
+
+/** Reverts the latest migration; returns its name (empty when none is applied). */
+export async function migrateDown(db: Kysely<any>): Promise<string[]> {
+  return unwrap(await createMigrator(db).migrateDown());
+}
+
+/** Reverts every migration. */
+export async function migrateToNone(db: Kysely<any>): Promise<string[]> {
+  const { NO_MIGRATIONS } = await import('kysely');
+  return unwrap(await createMigrator(db).migrateTo(NO_MIGRATIONS));
+}

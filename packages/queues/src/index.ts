@@ -1,0 +1,17 @@
+export {
+  queueCatalog,
+  queueKinds,
+  syncPayload,
+  deliverPayload,
+  createQueues,
+  enqueue,
+  jobIdFor,
+  encodeIdPart,
+  type QueueKind,
+  type QueueSet,
+  type PayloadOf,
+  type SyncPayload,
+  type DeliverPayload,
+  type EnqueueOptions,
+} from './catalog.ts';
+export { registerQueueMetrics } from './metrics.ts';

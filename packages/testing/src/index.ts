@@ -1,0 +1,11 @@
+export {
+  adminDatabaseUrl,
+  testRedisUrl,
+  databaseUrl,
+  prepareTemplateDatabase,
+  createTestDatabase,
+  uniquePrefix,
+  TEMPLATE_DATABASE,
+  type TestDatabase,
+} from './databases.ts';
+export { serviceTestEnv } from './env.ts';

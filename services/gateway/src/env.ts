@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import {
+  baseEnvSchema,
+  checkProviderEnv,
+  cryptoEnvSchema,
+  envFields,
+  lampEnvSchema,
+  loadEnv,
+  providerEnvSchema,
+  ConfigError,
+} from '@fitlamp/runtime';
+
+export const gatewayEnvSchema = baseEnvSchema
+  .extend(cryptoEnvSchema.shape)
+  .extend(lampEnvSchema.shape)
+  .extend(providerEnvSchema.shape)
+  .extend({
+    PORT: envFields.port(8080),
+    HOST: z.string().default('0.0.0.0'),
+    /** The gateway's external URL; redirect URIs hang off it and must be registered exactly. */
+    PUBLIC_BASE_URL: envFields.url(),
+    ADMIN_TOKEN: envFields.secret(24),
+    ENROLLMENT_SECRET: envFields.secret(32),
+    ALLOW_UNSIGNED_ENROLLMENT: envFields.bool(false),
+    ENROLLMENT_TTL_HOURS: envFields.positiveInt(24 * 14),
+    GOOGLE_HEALTH_WEBHOOK_SECRET: z.string().min(16).optional(),
+    GOOGLE_HEALTH_WEBHOOK_KEYSET_URL: envFields
+      .url()
+      .default('https://www.gstatic.com/healthapi/webhook_signing_keyset.json'),
+    /** Requests per minute per client IP on public pages. */
+    PUBLIC_RATE_LIMIT_PER_MINUTE: envFields.positiveInt(60),
+  });
+
+export type GatewayEnv = z.infer<typeof gatewayEnvSchema>;
+
+export function loadGatewayEnv(source: Record<string, string | undefined>): GatewayEnv {
+  const env = loadEnv(gatewayEnvSchema, source);
+  checkProviderEnv(env);
+  // OAuth codes and tokens travel through this URL: plain http is only for local trials.
+  if (env.NODE_ENV === 'production' && new URL(env.PUBLIC_BASE_URL).protocol !== 'https:') {
+    throw new ConfigError('PUBLIC_BASE_URL', 'PUBLIC_BASE_URL must be https:// when NODE_ENV=production');
+  }
+  return env;
+}
