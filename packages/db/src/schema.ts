@@ -38,6 +38,8 @@ export interface ProviderConnectionsTable {
   scopes: ColumnType<string[], string[] | undefined, string[]>;
   intraday_access: boolean | null;
   device_last_sync_at: Timestamp | null;
+  rate_limit_remaining: number | null;
+  rate_limit_reset_at: Timestamp | null;
   connected_at: Timestamp | null;
   disconnected_at: Timestamp | null;
   last_sync_at: Timestamp | null;
@@ -87,6 +89,7 @@ export interface DayLedgerTable {
   content_hash: string | null;
   fetch_count: Generated<number>;
   fetched_at: Timestamp | null;
+  synced_through: Timestamp | null;
   settled_at: Timestamp | null;
   updated_at: Created;
 }
@@ -117,6 +120,7 @@ export interface RecordsTable {
   duration: Int8 | null;
   data: ColumnType<Record<string, unknown>, string, string>;
   data_hash: string;
+  delivered_hash: string | null;
   revision: Generated<number>;
   status: RecordStatus;
   batch_id: Int8 | null;

@@ -38,6 +38,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     // null: unknown yet; false: the provider refused intraday detail (403), fall back to daily.
     .addColumn('intraday_access', 'boolean')
     .addColumn('device_last_sync_at', 'timestamptz')
+    // The participant's provider rate budget as last reported (headers) or counted by fitlamp.
+    .addColumn('rate_limit_remaining', 'integer')
+    .addColumn('rate_limit_reset_at', 'timestamptz')
     .addColumn('connected_at', 'timestamptz')
     .addColumn('disconnected_at', 'timestamptz')
     .addColumn('last_sync_at', 'timestamptz')
@@ -105,6 +108,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('content_hash', 'text')
     .addColumn('fetch_count', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('fetched_at', 'timestamptz')
+    // The device's last sync time when this day was fetched: re-fetch only after a newer sync.
+    .addColumn('synced_through', 'timestamptz')
     .addColumn('settled_at', 'timestamptz')
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addPrimaryKeyConstraint('day_ledger_pkey', ['participant_id', 'stream', 'day'])
@@ -147,6 +152,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('duration', 'bigint')
     .addColumn('data', 'jsonb', (c) => c.notNull())
     .addColumn('data_hash', 'text', (c) => c.notNull())
+    // Hash of the version mindLAMP received; differs from data_hash when the provider revised it later.
+    .addColumn('delivered_hash', 'text')
     .addColumn('revision', 'integer', (c) => c.notNull().defaultTo(1))
     .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('pending', 'sending', 'delivered', 'parked')`))
     .addColumn('batch_id', 'bigint', (c) => c.references('delivery_batches.id'))
