@@ -1,0 +1,10 @@
+export {
+  createLampClient,
+  classifyTransportError,
+  LampError,
+  type LampClient,
+  type LampClientOptions,
+  type LampErrorCode,
+  type ListSensorEventsOptions,
+  type SensorEvent,
+} from './client.ts';
