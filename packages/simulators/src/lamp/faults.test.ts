@@ -141,7 +141,7 @@ describe('faults', () => {
     sim!.addFault({ route: 'Participant.create_sensor_events', times: 1, fault: { kind: 'partial-write', stored: 2 } });
     const answer = await post(base, P1, [steps(1, 1), steps(2, 2), steps(3, 3), steps(4, 4)]);
     expect(answer.status).toBe(500);
-    expect((await answer.json()).error).toMatch(/after 2 of 4/);
+    expect(((await answer.json()) as { error: string }).error).toMatch(/after 2 of 4/);
     expect(sim!.listEvents().map((e) => e.event.timestamp)).toEqual([1, 2]);
   });
 
@@ -232,7 +232,7 @@ describe('control API', () => {
     const seeded = await control(base, 'POST', '/events', { participantId: P1, events: [steps(7, 7)] });
     expect(seeded.status).toBe(201);
     const read = await fetch(`${base}/participant/${P1}/sensor_event`, { headers: { authorization: AUTH } });
-    expect((await read.json()).data).toEqual([steps(7, 7)]);
+    expect(((await read.json()) as { data: unknown }).data).toEqual([steps(7, 7)]);
     expect(sim!.listRequests().map((r) => r.operationId)).toEqual(['Participant.query_sensor_events']);
   });
 
