@@ -54,9 +54,9 @@ const SIMULATORS: SimulatorSpec[] = [
           redirectUris: string[];
           appName: string;
           seed: string | number;
-        }): { app: FastifyInstance };
+        }): { app: FastifyInstance } | Promise<{ app: FastifyInstance }>;
       };
-      const { app } = fitbit.createFitbitSimulator({
+      const { app } = await fitbit.createFitbitSimulator({
         clientId: flags['client-id'] ?? '',
         clientSecret: flags['client-secret'] ?? '',
         redirectUris: splitList(flags['redirect-uris'] ?? ''),
