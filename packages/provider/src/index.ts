@@ -1,6 +1,7 @@
 export {
   STREAMS,
   isStreamName,
+  parseStreams,
   ProviderError,
   type StreamName,
   type ProviderName,

@@ -192,3 +192,17 @@ export class ProviderError extends Error {
     this.name = 'ProviderError';
   }
 }
+
+/**
+ * Parses a comma-separated stream list (`SYNC_STREAMS`); empty or unset means every stream.
+ * Throws a RangeError naming an unknown stream.
+ */
+export function parseStreams(setting: string | undefined): StreamName[] {
+  if (!setting || setting.trim() === '') return [...STREAMS];
+  const names = setting.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const name of names) {
+    if (!isStreamName(name)) throw new RangeError(`unknown stream "${name}"; known: ${STREAMS.join(', ')}`);
+  }
+  // `device` is always synced: its last-sync time decides which days are settled.
+  return [...new Set<StreamName>([...(names as StreamName[]), 'device'])];
+}

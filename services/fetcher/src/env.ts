@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { baseEnvSchema, checkProviderEnv, cryptoEnvSchema, envFields, loadEnv, providerEnvSchema } from '@fitlamp/runtime';
+
+export const fetcherEnvSchema = baseEnvSchema
+  .extend(cryptoEnvSchema.shape)
+  .extend(providerEnvSchema.shape)
+  .extend({
+    PORT: envFields.port(9092),
+    HOST: z.string().default('0.0.0.0'),
+    SYNC_INTERVAL_SECONDS: envFields.positiveInt(900),
+    /** How many days back a new participant's data is fetched. */
+    BACKFILL_DAYS: envFields.positiveInt(30),
+    /** Recent days fetched again after each device sync, to catch revisions. */
+    REFETCH_DAYS: envFields.positiveInt(3),
+    /** Participants synced at once by one replica. */
+    FETCHER_CONCURRENCY: envFields.positiveInt(8),
+    /** Requests kept back from each participant's hourly budget for fresh data. */
+    RATE_BUDGET_RESERVE: z.coerce.number().int().min(0).default(5),
+  });
+export type FetcherEnv = z.infer<typeof fetcherEnvSchema>;
+
+export function loadFetcherEnv(source: Record<string, string | undefined>): FetcherEnv {
+  const env = loadEnv(fetcherEnvSchema, source);
+  checkProviderEnv(env);
+  return env;
+}

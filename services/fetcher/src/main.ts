@@ -1,0 +1,77 @@
+import { sql } from 'kysely';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
+import { createDb } from '@fitlamp/db';
+import { createProviders } from '@fitlamp/providers';
+import { createQueues, registerQueueMetrics } from '@fitlamp/queues';
+import {
+  createLogger,
+  createProducerConnection,
+  createWorkerConnection,
+  runService,
+  startOpsServer,
+} from '@fitlamp/runtime';
+import { loadFetcherEnv } from './env.ts';
+import { createFetcherMetrics, startSyncWorker } from './sync.worker.ts';
+
+await runService({
+  name: 'fetcher',
+  timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000),
+  async start() {
+    const env = loadFetcherEnv(process.env);
+    const logger = createLogger({ name: 'fetcher', level: env.LOG_LEVEL });
+    const cipher = createTokenCipher(
+      parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY),
+      env.TOKEN_ENCRYPTION_KEY_PREVIOUS
+        ? [parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY_PREVIOUS, 'TOKEN_ENCRYPTION_KEY_PREVIOUS')]
+        : [],
+    );
+    const { providers, streams } = createProviders(env);
+    const db = createDb(env.DATABASE_URL, { max: env.FETCHER_CONCURRENCY + 2, applicationName: 'fitlamp-fetcher' });
+    const producer = createProducerConnection(env.REDIS_URL);
+    const workerConnection = createWorkerConnection(env.REDIS_URL);
+    for (const c of [producer, workerConnection]) c.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+    const queues = createQueues(producer, env.QUEUE_PREFIX);
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    registerQueueMetrics(registry, queues.all);
+
+    const worker = startSyncWorker(
+      {
+        db,
+        cipher,
+        providers,
+        queues,
+        logger,
+        streams,
+        backfillDays: env.BACKFILL_DAYS,
+        refetchDays: env.REFETCH_DAYS,
+        syncIntervalMs: env.SYNC_INTERVAL_SECONDS * 1000,
+        budgetReserve: env.RATE_BUDGET_RESERVE,
+        metrics: createFetcherMetrics(registry),
+      },
+      { connection: workerConnection, prefix: env.QUEUE_PREFIX, concurrency: env.FETCHER_CONCURRENCY },
+    );
+    const ops = await startOpsServer({
+      host: env.HOST,
+      port: env.PORT,
+      registry,
+      checks: [
+        { name: 'postgres', check: () => sql`select 1`.execute(db) },
+        { name: 'redis', check: () => producer.ping() },
+      ],
+    });
+    logger.info({ ops: ops.url, providers: Object.keys(providers), streams }, 'fetcher ready');
+    return {
+      logger,
+      closers: [
+        // Worker first: close() waits for in-flight syncs to finish their current step.
+        { name: 'worker', close: () => worker.close() },
+        { name: 'queues', close: () => queues.close() },
+        { name: 'ops', close: () => new Promise((resolve) => ops.close(resolve)) },
+        { name: 'postgres', close: () => db.destroy() },
+        { name: 'redis', close: async () => void (await Promise.all([producer.quit(), workerConnection.quit()])) },
+      ],
+    };
+  },
+});

@@ -1,0 +1,116 @@
+import type { DayStatus } from '@fitlamp/db';
+import {
+  addDays,
+  localDayAt,
+  type DayRequest,
+  type Provider,
+  type StreamName,
+  type ZoneHistory,
+} from '@fitlamp/provider';
+
+/** What the ledger knows of one participant × stream × day. */
+export interface LedgerEntry {
+  status: DayStatus;
+  /** The device's last sync time when the day was last fetched. */
+  syncedThrough: number | null;
+}
+
+export type Tier = 'fresh' | 'catchup' | 'backfill';
+const TIER_ORDER: Record<Tier, number> = { fresh: 0, catchup: 1, backfill: 2 };
+
+export interface PlanInput {
+  now: number;
+  zones: ZoneHistory;
+  /** Newest `lastSyncTime` of the participant's devices; null if never synced. */
+  lastDeviceSync: number | null;
+  backfillDays: number;
+  refetchDays: number;
+  /** Data streams to consider (not `device`). */
+  streams: readonly StreamName[];
+  /** `stream -> day -> entry`. */
+  ledger: ReadonlyMap<string, ReadonlyMap<string, LedgerEntry>>;
+  /** A notification named these days as changed: fetch them even if settled. */
+  changedDays?: readonly string[];
+}
+
+export interface PlannedDay {
+  stream: StreamName;
+  day: string;
+  tier: Tier;
+}
+
+export interface DayPlan {
+  today: string;
+  due: PlannedDay[];
+  /** Days in the window the device has not synced yet: nothing to fetch, the ledger says why. */
+  notSynced: Array<{ stream: StreamName; day: string }>;
+}
+
+/**
+ * Decides which days each stream needs, from the ledger and the device's last sync (DESIGN.md:
+ * spend requests only on days that changed). A day is due when it was never fetched, failed,
+ * or was fetched before the device's latest sync while still incomplete; a complete day inside
+ * the re-fetch window is fetched again after a newer sync to catch revisions; older complete
+ * days are left alone. Tiers order the work: today and yesterday, then catch-up, then backfill.
+ */
+export function planDays(input: PlanInput): DayPlan {
+  const today = localDayAt(input.zones, input.now);
+  const yesterday = addDays(today, -1);
+  const first = addDays(today, -(input.backfillDays - 1));
+  const refetchFrom = addDays(today, -(input.refetchDays - 1));
+  const lastSyncDay = input.lastDeviceSync === null ? null : localDayAt(input.zones, input.lastDeviceSync);
+  const changed = new Set(input.changedDays ?? []);
+  const due: PlannedDay[] = [];
+  const notSynced: DayPlan['notSynced'] = [];
+
+  for (const stream of input.streams) {
+    const entries = input.ledger.get(stream);
+    for (let day = today; day >= first; day = addDays(day, -1)) {
+      const entry = entries?.get(day);
+      if (lastSyncDay === null || day > lastSyncDay) {
+        if (!entry) notSynced.push({ stream, day });
+        continue;
+      }
+      const newerSync = (entry?.syncedThrough ?? -1) < input.lastDeviceSync!;
+      const isDue =
+        !entry ||
+        entry.status === 'failed' ||
+        (newerSync && (entry.status === 'partial' || entry.status === 'not_synced')) ||
+        (newerSync && day >= refetchFrom && (entry.status === 'settled' || entry.status === 'empty')) ||
+        changed.has(day);
+      if (!isDue) continue;
+      const tier: Tier = day >= yesterday ? 'fresh' : entry || day >= refetchFrom ? 'catchup' : 'backfill';
+      due.push({ stream, day, tier });
+    }
+  }
+  return { today, due, notSynced };
+}
+
+export interface PlannedRequest extends DayRequest {
+  tier: Tier;
+}
+
+/**
+ * Turns due days into provider requests, grouped per stream and tier so that a range request
+ * never mixes fresh days with backfill. Fresh first, then catch-up, then backfill newest first.
+ */
+export function planRequests(
+  provider: Provider,
+  due: readonly PlannedDay[],
+  intraday: boolean,
+): PlannedRequest[] {
+  const groups = new Map<string, { stream: StreamName; tier: Tier; days: string[] }>();
+  for (const d of due) {
+    const key = `${d.tier}|${d.stream}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { stream: d.stream, tier: d.tier, days: [] }));
+    g.days.push(d.day);
+  }
+  const out: PlannedRequest[] = [];
+  for (const g of groups.values()) {
+    const days = [...g.days].sort();
+    for (const request of provider.planRequests(g.stream, days, { intraday })) out.push({ ...request, tier: g.tier });
+  }
+  const newest = (r: PlannedRequest) => r.days[r.days.length - 1] ?? '';
+  return out.sort((a, b) => TIER_ORDER[a.tier] - TIER_ORDER[b.tier] || (newest(a) < newest(b) ? 1 : newest(a) > newest(b) ? -1 : 0));
+}

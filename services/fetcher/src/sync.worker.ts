@@ -1,0 +1,461 @@
+import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Kysely } from 'kysely';
+import { Counter, type Registry } from 'prom-client';
+import type { Database, ProviderConnection, ProviderName } from '@fitlamp/db';
+import type { TokenCipher } from '@fitlamp/crypto';
+import {
+  ProviderError,
+  addDays,
+  localDayAt,
+  type DayResult,
+  type NormalizedRecord,
+  type Provider,
+  type ProviderContext,
+  type StreamName,
+  type ZoneHistory,
+} from '@fitlamp/provider';
+import { enqueue, queueCatalog, syncPayload, type QueueSet, type SyncPayload } from '@fitlamp/queues';
+import type { Logger } from '@fitlamp/runtime';
+import { createRateBudget, type RateBudget } from './budget.ts';
+import { planDays, planRequests, type PlannedRequest } from './plan.ts';
+import { loadLedger, loadZones, markDays, recordZone, storeDayResults } from './store.ts';
+import { ConnectionLostError, getAccessToken, markConnection, type AccessToken } from './tokens.ts';
+
+export interface SyncDeps {
+  db: Kysely<Database>;
+  cipher: TokenCipher;
+  providers: Partial<Record<ProviderName, Provider>>;
+  queues: QueueSet;
+  logger: Logger;
+  /** Streams this deployment syncs (SYNC_STREAMS). */
+  streams: readonly StreamName[];
+  backfillDays: number;
+  refetchDays: number;
+  syncIntervalMs: number;
+  budgetReserve: number;
+  metrics: FetcherMetrics;
+  now?: () => number;
+}
+
+export interface FetcherMetrics {
+  requests: Counter<'provider' | 'endpoint'>;
+  records: Counter<'provider' | 'stream' | 'outcome'>;
+  syncs: Counter<'provider' | 'outcome'>;
+}
+
+export function createFetcherMetrics(registry: Registry): FetcherMetrics {
+  return {
+    requests: new Counter({
+      name: 'fitlamp_provider_requests_total',
+      help: 'Requests sent to provider APIs, by endpoint',
+      labelNames: ['provider', 'endpoint'],
+      registers: [registry],
+    }),
+    records: new Counter({
+      name: 'fitlamp_records_stored_total',
+      help: 'Records fetched and stored: inserted (new), changed (revised by the provider)',
+      labelNames: ['provider', 'stream', 'outcome'],
+      registers: [registry],
+    }),
+    syncs: new Counter({
+      name: 'fitlamp_syncs_total',
+      help: 'Participant syncs by outcome',
+      labelNames: ['provider', 'outcome'],
+      registers: [registry],
+    }),
+  };
+}
+
+/** Re-check the account's zone at most this often (one extra request). */
+const PROFILE_CHECK_MS = 12 * 3_600_000;
+
+export interface SyncSummary {
+  participantId: string;
+  outcome: 'synced' | 'skipped' | 'rate_limited' | 'connection_lost' | 'partial_failure';
+  requests: number;
+  inserted: number;
+  changed: number;
+  detail?: string;
+}
+
+class BudgetSpent extends Error {
+  constructor(readonly resetAt: number) {
+    super('rate budget spent');
+  }
+}
+
+/** Finds the participant's connection that can sync: the newest connected one. */
+async function findActiveConnection(db: Kysely<Database>, participantId: string): Promise<ProviderConnection | undefined> {
+  return db
+    .selectFrom('provider_connections')
+    .selectAll()
+    .where('participant_id', '=', participantId)
+    .where('status', '=', 'connected')
+    .orderBy('connected_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+/**
+ * The fetcher's processor: one participant per job (the job id is per participant, so one sync
+ * at a time). Refreshes tokens, plans within the rate budget from the day ledger, fetches,
+ * stores records with the ledger durably, then enqueues delivery. A spent budget delays the job
+ * until the provider's reset instead of failing it.
+ */
+export function createSyncProcessor(deps: SyncDeps) {
+  const now = () => deps.now?.() ?? Date.now();
+
+  return async function processSync(job: Job<SyncPayload>, token?: string): Promise<SyncSummary> {
+    const payload = syncPayload.parse(job.data);
+    const { participantId } = payload;
+    const log = deps.logger.child({ participantId, jobId: job.id });
+    const connection = await findActiveConnection(deps.db, participantId);
+    if (!connection) return { participantId, outcome: 'skipped', requests: 0, inserted: 0, changed: 0, detail: 'not connected' };
+    const provider = deps.providers[connection.provider];
+    if (!provider) {
+      log.warn({ provider: connection.provider }, 'provider not configured in this deployment; skipping');
+      return { participantId, outcome: 'skipped', requests: 0, inserted: 0, changed: 0, detail: 'provider not configured' };
+    }
+
+    const summary: SyncSummary = { participantId, outcome: 'synced', requests: 0, inserted: 0, changed: 0 };
+    const budget = createRateBudget(
+      { remaining: connection.rate_limit_remaining, resetAt: connection.rate_limit_reset_at?.getTime() ?? null },
+      deps.budgetReserve,
+    );
+    let zones: ZoneHistory = await loadZones(deps.db, participantId);
+    let access: AccessToken;
+    let needDelivery = false;
+    const failures: string[] = [];
+
+    const saveBudget = () =>
+      deps.db
+        .updateTable('provider_connections')
+        .set({
+          rate_limit_remaining: budget.remaining,
+          rate_limit_reset_at: budget.resetAt === null ? null : new Date(budget.resetAt),
+        })
+        .where('id', '=', connection.id)
+        .execute();
+
+    const context = (): ProviderContext => ({
+      accessToken: access.accessToken,
+      zones,
+      scopes: connection.scopes,
+      intraday: connection.intraday_access !== false,
+      onRate: (rate) => budget.observe(rate),
+      onRequest: (endpoint) => {
+        summary.requests++;
+        budget.spend(1);
+        deps.metrics.requests.inc({ provider: provider.name, endpoint });
+      },
+    });
+
+    /** One provider call: a 401 refreshes once and retries; 410 and 429 end the sync. */
+    const call = async <T>(fn: (ctx: ProviderContext) => Promise<T>): Promise<T> => {
+      try {
+        return await fn(context());
+      } catch (error) {
+        if (error instanceof ProviderError && error.code === 'token_expired') {
+          access = await getAccessToken({ db: deps.db, cipher: deps.cipher, provider }, connection, {
+            force: true,
+            seenVersion: access.version,
+          });
+          try {
+            return await fn(context());
+          } catch (retryError) {
+            if (retryError instanceof ProviderError && retryError.code === 'token_expired') {
+              const reason = `${provider.displayName} rejected a freshly refreshed token; the participant must reconnect`;
+              await markConnection(deps.db, connection.id, 'reconnect_needed', reason);
+              throw new ConnectionLostError('reconnect_needed', reason);
+            }
+            throw retryError;
+          }
+        }
+        throw error;
+      }
+    };
+
+    try {
+      if (!budget.allows(1, 'fresh', now())) throw new BudgetSpent(budget.resetAt!);
+      access = await getAccessToken({ db: deps.db, cipher: deps.cipher, provider, now }, connection);
+
+      const deviceCursor = await deps.db
+        .selectFrom('sync_cursors')
+        .select('state')
+        .where('participant_id', '=', participantId)
+        .where('stream', '=', 'device')
+        .executeTakeFirst();
+      const profileCheckedAt = Number(deviceCursor?.state?.profileCheckedAt ?? 0);
+      if (zones.length === 0 || now() - profileCheckedAt > PROFILE_CHECK_MS) {
+        const account = await call((ctx) => provider.fetchAccount(ctx));
+        if (account.timeZone && (await recordZone(deps.db, participantId, account.timeZone, now(), provider.name))) {
+          zones = await loadZones(deps.db, participantId);
+        }
+        await upsertCursorState(deps.db, participantId, 'device', { profileCheckedAt: now() });
+      }
+      if (zones.length === 0) zones = [{ zone: 'UTC', validFrom: 0 }];
+
+      const devices = await call((ctx) => provider.fetchDevices(ctx));
+      const syncTimes = devices.map((d) => d.lastSyncAt).filter((t): t is number => t !== null);
+      const lastDeviceSync = syncTimes.length ? Math.max(...syncTimes) : null;
+      if (lastDeviceSync !== null) {
+        await deps.db
+          .updateTable('provider_connections')
+          .set({ device_last_sync_at: new Date(lastDeviceSync) })
+          .where('id', '=', connection.id)
+          .execute();
+      }
+      if (deps.streams.includes('device') && lastDeviceSync !== null) {
+        const outcome = await storeRecords(deps, participantId, provider.name, 'device', provider.normalizeDevices(devices, zones), lastDeviceSync, zones);
+        summary.inserted += outcome.inserted;
+        needDelivery ||= outcome.inserted > 0;
+      }
+
+      const missingScope = new Set(provider.streamsMissingScope(connection.scopes, deps.streams));
+      const streams = deps.streams.filter((s) => s !== 'device' && provider.streams.includes(s) && !missingScope.has(s));
+      const firstDay = addDays(localDayAt(zones, now()), -(deps.backfillDays - 1));
+      const ledger = await loadLedger(deps.db, participantId, firstDay);
+      const plan = planDays({
+        now: now(),
+        zones,
+        lastDeviceSync,
+        backfillDays: deps.backfillDays,
+        refetchDays: deps.refetchDays,
+        streams,
+        ledger,
+        changedDays: payload.days,
+      });
+      await markDays(deps.db, {
+        participantId,
+        provider: provider.name,
+        days: plan.notSynced,
+        status: 'not_synced',
+        reason:
+          lastDeviceSync === null
+            ? 'the device has never synced'
+            : `the device has not synced this day yet (last sync ${new Date(lastDeviceSync).toISOString()})`,
+        onlyNew: true,
+      });
+
+      const queue: PlannedRequest[] = planRequests(provider, plan.due, connection.intraday_access !== false);
+      while (queue.length > 0) {
+        const request = queue.shift()!;
+        if (!budget.allows(request.cost, request.tier, now())) {
+          const waiting = [request, ...queue].flatMap((r) => r.days.map((day) => ({ stream: r.stream, day })));
+          await markDays(deps.db, {
+            participantId,
+            provider: provider.name,
+            days: waiting,
+            status: 'not_synced',
+            reason: `rate limited: waiting for the ${provider.displayName} budget to reset at ${new Date(budget.resetAt!).toISOString()}`,
+            onlyNew: true,
+          });
+          throw new BudgetSpent(budget.resetAt!);
+        }
+        let results: DayResult[];
+        try {
+          results = await call((ctx) => provider.fetch(request, ctx));
+        } catch (error) {
+          if (!(error instanceof ProviderError)) throw error;
+          if (error.code === 'intraday_forbidden') {
+            // Remember it: this app has no intraday access for this participant; use daily series.
+            connection.intraday_access = false;
+            await deps.db
+              .updateTable('provider_connections')
+              .set({ intraday_access: false })
+              .where('id', '=', connection.id)
+              .execute();
+            log.info({ stream: request.stream }, 'intraday detail refused (403); falling back to daily resolution');
+            for (const r of provider.planRequests(request.stream, request.days, { intraday: false })) {
+              queue.unshift({ ...r, tier: request.tier });
+            }
+            continue;
+          }
+          if (error.code === 'scope_missing') {
+            await markDays(deps.db, {
+              participantId,
+              provider: provider.name,
+              days: request.days.map((day) => ({ stream: request.stream, day })),
+              status: 'failed',
+              reason: `the participant did not grant access to ${request.stream}`,
+            });
+            continue;
+          }
+          if (error.code === 'unavailable' || error.code === 'bad_response' || error.code === 'rejected') {
+            failures.push(`${request.stream}: ${error.message}`);
+            await markDays(deps.db, {
+              participantId,
+              provider: provider.name,
+              days: request.days.map((day) => ({ stream: request.stream, day })),
+              status: 'failed',
+              reason: `${provider.displayName} ${error.details.status ?? ''} ${error.code}: will retry`.replace(/\s+/g, ' '),
+            });
+            continue;
+          }
+          throw error;
+        }
+        const outcome = await storeDayResults(deps.db, {
+          participantId,
+          provider: provider.name,
+          stream: request.stream,
+          results,
+          lastDeviceSync: lastDeviceSync!,
+          zones,
+        });
+        summary.inserted += outcome.inserted;
+        summary.changed += outcome.changed;
+        deps.metrics.records.inc({ provider: provider.name, stream: request.stream, outcome: 'inserted' }, outcome.inserted);
+        deps.metrics.records.inc({ provider: provider.name, stream: request.stream, outcome: 'changed' }, outcome.changed);
+        needDelivery ||= outcome.inserted > 0 || outcome.changed > outcome.changedAfterDelivery;
+      }
+
+      await finishSync(deps, connection, participantId, failures.length === 0, now());
+      if (failures.length > 0) {
+        summary.outcome = 'partial_failure';
+        summary.detail = failures.join('; ');
+        // Thrown so BullMQ retries with backoff; the ledger marks only the failed days as due.
+        throw new Error(`sync incomplete: ${summary.detail}`);
+      }
+      deps.metrics.syncs.inc({ provider: provider.name, outcome: 'synced' });
+      log.info({ requests: summary.requests, inserted: summary.inserted, changed: summary.changed }, 'synced');
+      return summary;
+    } catch (error) {
+      if (error instanceof BudgetSpent) {
+        return delayUntilReset(error.resetAt, 'rate budget spent');
+      }
+      if (error instanceof ProviderError && error.code === 'rate_limited') {
+        const resetAt = error.details.resetAt ?? now() + 3_600_000;
+        budget.observe({ remaining: 0, resetAt });
+        return delayUntilReset(resetAt, 'provider answered 429');
+      }
+      if (error instanceof ProviderError && error.code === 'gone') {
+        const reason = `${provider.displayName} API answered 410 Gone: the participant must consent again through the successor API`;
+        await markConnection(deps.db, connection.id, 'needs_reconsent', reason);
+        deps.metrics.syncs.inc({ provider: provider.name, outcome: 'connection_lost' });
+        log.warn({ status: 'needs_reconsent' }, reason);
+        return { ...summary, outcome: 'connection_lost', detail: reason };
+      }
+      if (error instanceof ConnectionLostError) {
+        deps.metrics.syncs.inc({ provider: provider.name, outcome: 'connection_lost' });
+        log.warn({ status: error.status }, error.reason);
+        return { ...summary, outcome: 'connection_lost', detail: error.reason };
+      }
+      deps.metrics.syncs.inc({ provider: provider.name, outcome: 'error' });
+      // BullMQ retries with backoff; should every attempt fail, the scheduler tries again later,
+      // not on its next tick.
+      await deps.db
+        .updateTable('sync_cursors')
+        .set({ next_due_at: new Date(now() + 5 * 60_000), last_error: error instanceof Error ? error.message : String(error) })
+        .where('participant_id', '=', participantId)
+        .execute()
+        .catch(() => {});
+      throw error;
+    } finally {
+      await saveBudget().catch(() => {});
+      if (needDelivery) await enqueue(deps.queues, 'deliver', { participantId, reason: 'fetched' }).catch(() => {});
+    }
+
+    /** Not a failure: the job waits (delayed, not failed) until the budget refills. */
+    async function delayUntilReset(resetAt: number, why: string): Promise<never> {
+      deps.metrics.syncs.inc({ provider: provider!.name, outcome: 'rate_limited' });
+      // Jitter so that participants limited in the same hour do not all return at once.
+      const until = Math.max(resetAt, now()) + Math.floor(Math.random() * 30_000);
+      log.info({ until: new Date(until).toISOString(), requests: summary.requests }, `${why}; delayed until reset`);
+      await job.moveToDelayed(until, token);
+      throw new DelayedError();
+    }
+  };
+}
+
+async function storeRecords(
+  deps: SyncDeps,
+  participantId: string,
+  provider: ProviderName,
+  stream: StreamName,
+  records: NormalizedRecord[],
+  lastDeviceSync: number,
+  zones: ZoneHistory,
+) {
+  const byDay = new Map<string, NormalizedRecord[]>();
+  for (const r of records) {
+    const list = byDay.get(r.day) ?? [];
+    list.push(r);
+    byDay.set(r.day, list);
+  }
+  return storeDayResults(deps.db, {
+    participantId,
+    provider,
+    stream,
+    // Device events accumulate: a day's earlier observations are not "vanished" records.
+    results: [...byDay].map(([day, recs]) => ({ day, records: recs })),
+    lastDeviceSync,
+    zones,
+    keepVanished: true,
+  });
+}
+
+async function upsertCursorState(db: Kysely<Database>, participantId: string, stream: string, state: Record<string, unknown>) {
+  await db
+    .insertInto('sync_cursors')
+    .values({ participant_id: participantId, stream, state: JSON.stringify(state) })
+    .onConflict((oc) =>
+      oc.columns(['participant_id', 'stream']).doUpdateSet({
+        state: JSON.stringify(state),
+        updated_at: new Date(),
+      }),
+    )
+    .execute();
+}
+
+/** Records the sync's end: connection freshness and each stream's next due time, with jitter. */
+async function finishSync(deps: SyncDeps, connection: ProviderConnection, participantId: string, success: boolean, at: number) {
+  const jitter = () => deps.syncIntervalMs * (0.9 + Math.random() * 0.2);
+  if (success) {
+    await deps.db
+      .updateTable('provider_connections')
+      .set({ last_sync_at: new Date(at), updated_at: new Date(at) })
+      .where('id', '=', connection.id)
+      .execute();
+  }
+  const next = new Date(at + jitter());
+  for (const stream of deps.streams) {
+    await deps.db
+      .insertInto('sync_cursors')
+      .values({
+        participant_id: participantId,
+        stream,
+        next_due_at: next,
+        last_attempt_at: new Date(at),
+        last_success_at: success ? new Date(at) : null,
+      })
+      .onConflict((oc) =>
+        oc.columns(['participant_id', 'stream']).doUpdateSet({
+          next_due_at: next,
+          last_attempt_at: new Date(at),
+          ...(success ? { last_success_at: new Date(at), last_error: null } : {}),
+          updated_at: new Date(at),
+        }),
+      )
+      .execute();
+  }
+}
+
+export interface StartSyncWorkerOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  concurrency: number;
+}
+
+/** Starts the BullMQ worker for the sync queue. Close it first at shutdown. */
+export function startSyncWorker(deps: SyncDeps, options: StartSyncWorkerOptions): Worker<SyncPayload, SyncSummary> {
+  const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, createSyncProcessor(deps), {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency: options.concurrency,
+  });
+  worker.on('failed', (job, error) => {
+    deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'sync job failed');
+  });
+  worker.on('error', (error) => deps.logger.error({ err: error.message }, 'sync worker error'));
+  return worker;
+}

@@ -1,0 +1,137 @@
+import type { Kysely } from 'kysely';
+import type { Database, ProviderConnection } from '@fitlamp/db';
+import type { TokenCipher } from '@fitlamp/crypto';
+import { ProviderError, type Provider } from '@fitlamp/provider';
+
+/** Refresh this long before the access token expires (RADAR-base uses the same margin). */
+export const REFRESH_MARGIN_MS = 5 * 60_000;
+
+export interface AccessToken {
+  accessToken: string;
+  /** The token generation it belongs to: the compare-and-set guard for the next refresh. */
+  version: number;
+}
+
+/** The connection can no longer be used without the participant: the sync stops. */
+export class ConnectionLostError extends Error {
+  constructor(
+    readonly status: 'reconnect_needed' | 'needs_reconsent' | 'revoked' | 'disconnected',
+    readonly reason: string,
+  ) {
+    super(`connection ${status}: ${reason}`);
+    this.name = 'ConnectionLostError';
+  }
+}
+
+export interface TokenDeps {
+  db: Kysely<Database>;
+  cipher: TokenCipher;
+  provider: Provider;
+  now?: () => number;
+}
+
+/** Marks a connection unusable, with the reason shown to admins. */
+export async function markConnection(
+  db: Kysely<Database>,
+  connectionId: string,
+  status: ConnectionLostError['status'],
+  reason: string,
+): Promise<void> {
+  await db
+    .updateTable('provider_connections')
+    .set({ status, status_reason: reason, updated_at: new Date() })
+    .where('id', '=', connectionId)
+    .execute();
+}
+
+/**
+ * A usable access token: the stored one while it has more than {@link REFRESH_MARGIN_MS} left,
+ * else a refreshed one. `force` refreshes after a 401 even if the expiry says otherwise.
+ */
+export async function getAccessToken(
+  deps: TokenDeps,
+  connection: ProviderConnection,
+  options: { force?: boolean; seenVersion?: number } = {},
+): Promise<AccessToken> {
+  const now = deps.now?.() ?? Date.now();
+  const expiresAt = connection.access_token_expires_at?.getTime() ?? 0;
+  if (!options.force && connection.access_token_enc && expiresAt - now > REFRESH_MARGIN_MS) {
+    return { accessToken: deps.cipher.decrypt(connection.access_token_enc), version: connection.token_version };
+  }
+  return refreshUnderLock(deps, connection.id, options.seenVersion ?? connection.token_version);
+}
+
+/**
+ * One refresh per token generation (DESIGN.md principle 3). The connection row is locked
+ * (`FOR UPDATE`) for the refresh, so racing fetchers queue on it; whoever gets the lock second
+ * sees a newer `token_version` and uses the tokens the first one stored instead of spending the
+ * single-use refresh token again. Should this process die after the provider answered but before
+ * the commit, Fitbit answers an identical refresh request within two minutes with the same tokens
+ * (reference §1.4), and the lock is released with the connection, so the next attempt recovers.
+ */
+async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersion: number): Promise<AccessToken> {
+  const { db, cipher, provider } = deps;
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom('provider_connections')
+      .selectAll()
+      .where('id', '=', connectionId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row || row.status !== 'connected' || !row.refresh_token_enc) {
+      throw new ConnectionLostError(
+        (row?.status as ConnectionLostError['status'] | undefined) ?? 'disconnected',
+        row?.status_reason ?? 'no usable tokens',
+      );
+    }
+    const now = deps.now?.() ?? Date.now();
+    if (row.token_version !== seenVersion && row.access_token_enc) {
+      // Someone else refreshed while we waited for the lock: their tokens are ours now.
+      const expiresAt = row.access_token_expires_at?.getTime() ?? 0;
+      if (expiresAt - now > 0) return { accessToken: cipher.decrypt(row.access_token_enc), version: row.token_version };
+    }
+    let grant;
+    try {
+      grant = await provider.refreshToken(cipher.decrypt(row.refresh_token_enc));
+    } catch (error) {
+      if (error instanceof ProviderError && error.code === 'invalid_grant') {
+        // We hold the lock and the version we read is the newest: no one else refreshed, so the
+        // refresh token itself is dead (revoked, reused, or a Testing-mode token that expired).
+        const reason = error.details.reason ?? 'the provider rejected the refresh token; the participant must reconnect';
+        await trx
+          .updateTable('provider_connections')
+          .set({ status: 'reconnect_needed', status_reason: reason, updated_at: new Date() })
+          .where('id', '=', connectionId)
+          .execute();
+        throw new ConnectionLostError('reconnect_needed', reason);
+      }
+      if (error instanceof ProviderError && error.code === 'gone') {
+        const reason = `${provider.displayName} API answered 410 Gone: the participant must consent again through the successor API`;
+        await trx
+          .updateTable('provider_connections')
+          .set({ status: 'needs_reconsent', status_reason: reason, updated_at: new Date() })
+          .where('id', '=', connectionId)
+          .execute();
+        throw new ConnectionLostError('needs_reconsent', reason);
+      }
+      throw error;
+    }
+    const version = row.token_version + 1;
+    await trx
+      .updateTable('provider_connections')
+      .set({
+        access_token_enc: cipher.encrypt(grant.accessToken),
+        // Google omits refresh_token on refresh: keep the stored one.
+        ...(grant.refreshToken ? { refresh_token_enc: cipher.encrypt(grant.refreshToken) } : {}),
+        key_id: cipher.activeKeyId,
+        token_version: version,
+        access_token_expires_at: new Date(grant.accessTokenExpiresAt),
+        ...(grant.refreshTokenExpiresAt ? { refresh_token_expires_at: new Date(grant.refreshTokenExpiresAt) } : {}),
+        ...(grant.scopes.length ? { scopes: grant.scopes } : {}),
+        updated_at: new Date(),
+      })
+      .where('id', '=', connectionId)
+      .execute();
+    return { accessToken: grant.accessToken, version };
+  });
+}
