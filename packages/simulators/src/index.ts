@@ -12,3 +12,29 @@ export {
   type RequestLogEntry,
   type StoredEvent,
 } from './lamp/store.ts';
+
+// Fitbit Web API simulator and the deterministic world behind it
+export { createFitbitSimulator, type FitbitSimulator, type FitbitSimulatorOptions } from './fitbit/app.ts';
+export type { Counters as FitbitCounters, Fault as FitbitFault } from './fitbit/state.ts';
+export type { FaultSpec as FitbitFaultSpec } from './fitbit/faults.ts';
+export { createClock, type Clock } from './world/clock.ts';
+export {
+  addUser,
+  createWorld,
+  dayTruth,
+  findUser,
+  lastSync,
+  nightTruth,
+  syncUser,
+  viewDay,
+  viewDevices,
+  viewNight,
+  type DayView,
+  type NightView,
+  type World,
+  type WorldOptions,
+} from './world/world.ts';
+export { PRESETS, type UserSpec, type WorldUser } from './world/users.ts';
+export type { DayTruth, ExerciseTruth } from './world/day.ts';
+export type { NightTruth, NightlySummary, SleepSession, SleepStage } from './world/sleep.ts';
+export type { ZoneHistory, ZoneSpan } from './world/zones.ts';

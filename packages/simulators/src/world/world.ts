@@ -1,0 +1,218 @@
+import { generateDay, type DayTruth } from './day.ts';
+import { generateNight, sessionsForNight, type NightTruth, type NightlySummary, type SleepSession } from './sleep.ts';
+import { firstSyncAtOrAfter, lastSyncAt, revisionGeneration, type SyncLog } from './sync.ts';
+import { createUser, type DeviceTruth, type UserSpec, type WorldUser } from './users.ts';
+import { addDays, dayBounds, isoDate } from './zones.ts';
+
+/**
+ * The deterministic world: users, their device syncs, and generators of truth in absolute time.
+ * API simulators render views of it into their own wire formats.
+ */
+export interface World {
+  seed: string;
+  users: WorldUser[];
+  syncs: Map<string, SyncLog>;
+  /** Default first data date for users created without `since`. */
+  defaultSince: string;
+  cache: Map<string, DayTruth | NightTruth>;
+}
+
+/** Options of {@link createWorld}. */
+export interface WorldOptions {
+  seed?: string;
+  /** Initial users; the four presets when omitted. */
+  users?: UserSpec[];
+  /** The current time, used only to pick the default first data date (60 days earlier). */
+  now: number;
+  /** Days of history before `now` for users without `since` (default 60). */
+  historyDays?: number;
+}
+
+/** How long sleep processing takes after the sync that delivered the sleep (`meta.state: pending`). */
+export const SLEEP_PROCESSING_MS = 60_000;
+
+/** Delay after sync before nightly metrics appear (fitbit-web-api §3.4: ~15 min, SpO2 up to ~1 h). */
+export const NIGHTLY_METRIC_DELAY_MS = {
+  hrv: 15 * 60_000,
+  breathingRate: 15 * 60_000,
+  skinTemp: 15 * 60_000,
+  spo2: 60 * 60_000,
+} as const;
+
+const CACHE_LIMIT = 600;
+
+/** Creates a world; the same seed and users always generate the same data. */
+export function createWorld(options: WorldOptions): World {
+  const world: World = {
+    seed: options.seed ?? 'fitlamp',
+    users: [],
+    syncs: new Map(),
+    defaultSince: isoDate(options.now - (options.historyDays ?? 60) * 86_400_000),
+    cache: new Map(),
+  };
+  for (const spec of options.users ?? [{ preset: 'new-york' }, { preset: 'traveler' }, { preset: 'sydney' }, { preset: 'kolkata' }]) {
+    addUser(world, spec);
+  }
+  return world;
+}
+
+/** Adds a user (ids must be unique) and returns it. */
+export function addUser(world: World, spec: UserSpec): WorldUser {
+  const user = createUser(world.seed, world.users.length, spec, world.defaultSince);
+  if (world.users.some((u) => u.id === user.id)) throw new Error(`user ${user.id} already exists`);
+  world.users.push(user);
+  world.syncs.set(user.id, { manual: [] });
+  return user;
+}
+
+/** The user with this id, or undefined. */
+export function findUser(world: World, id: string): WorldUser | undefined {
+  return world.users.find((u) => u.id === id);
+}
+
+/** Records a device sync of `user` at instant `at`. */
+export function syncUser(world: World, user: WorldUser, at: number): void {
+  const log = syncLog(world, user);
+  log.manual.push(at);
+  log.manual.sort((a, b) => a - b);
+}
+
+function syncLog(world: World, user: WorldUser): SyncLog {
+  let log = world.syncs.get(user.id);
+  if (!log) {
+    log = { manual: [] };
+    world.syncs.set(user.id, log);
+  }
+  return log;
+}
+
+/** The user's last device sync at or before `now`, or null. */
+export function lastSync(world: World, user: WorldUser, now: number): number | null {
+  return lastSyncAt(user, syncLog(world, user), now);
+}
+
+function cached<T extends DayTruth | NightTruth>(world: World, key: string, make: () => T): T {
+  const hit = world.cache.get(key);
+  if (hit) {
+    world.cache.delete(key);
+    world.cache.set(key, hit);
+    return hit as T;
+  }
+  const value = make();
+  world.cache.set(key, value);
+  if (world.cache.size > CACHE_LIMIT) {
+    const oldest = world.cache.keys().next().value;
+    if (oldest !== undefined) world.cache.delete(oldest);
+  }
+  return value;
+}
+
+/** The true night ending on `wakeDate` (independent of syncs). */
+export function nightTruth(world: World, user: WorldUser, wakeDate: string): NightTruth {
+  return cached(world, `night|${user.id}|${wakeDate}`, () => generateNight(world.seed, user, wakeDate));
+}
+
+/** The true local day `date` at revision `generation`. */
+export function dayTruth(world: World, user: WorldUser, date: string, generation: number): DayTruth {
+  return cached(world, `day|${user.id}|${date}|${generation}`, () =>
+    generateDay(world.seed, user, date, generation, {
+      today: nightTruth(world, user, date),
+      tomorrow: nightTruth(world, user, addDays(date, 1)),
+    }),
+  );
+}
+
+/** A local day as an API sees it at `now`: the revision of the latest sync, visible up to that sync. */
+export interface DayView {
+  date: string;
+  start: number;
+  end: number;
+  generation: number;
+  /** Minutes from `start` the device has synced; later minutes are not yet known to the API. */
+  visibleMinutes: number;
+  /** Whether the whole day has been synced. */
+  complete: boolean;
+  /** Null when nothing of the day has been synced. */
+  day: DayTruth | null;
+}
+
+/** The view of local day `date` at `now`. */
+export function viewDay(world: World, user: WorldUser, date: string, now: number): DayView {
+  const bounds = dayBounds(user.zoneHistory, date);
+  const log = syncLog(world, user);
+  const synced = lastSyncAt(user, log, now);
+  const total = Math.round((bounds.end - bounds.start) / 60_000);
+  const visibleMinutes = synced === null ? 0 : Math.max(0, Math.min(total, Math.floor((synced - bounds.start) / 60_000)));
+  const generation = revisionGeneration(user, log, bounds, now);
+  return {
+    date,
+    ...bounds,
+    generation,
+    visibleMinutes,
+    complete: visibleMinutes === total,
+    day: visibleMinutes > 0 ? dayTruth(world, user, date, generation) : null,
+  };
+}
+
+/** A sleep session as an API sees it: `pending` while the sleep is still being processed. */
+export interface SessionView {
+  session: SleepSession;
+  state: 'ready' | 'pending';
+}
+
+/** The view of the night ending on `wakeDate` at `now`. */
+export interface NightView {
+  sessions: SessionView[];
+  /** Each nightly metric once processed, else null. */
+  summary: { [K in keyof NightlySummary]: NightlySummary[K] | null } | null;
+}
+
+/** The sleep logs and nightly metrics of the night ending on `wakeDate`, as visible at `now`. */
+export function viewNight(world: World, user: WorldUser, wakeDate: string, now: number): NightView {
+  const night = nightTruth(world, user, wakeDate);
+  const log = syncLog(world, user);
+  const generation = revisionGeneration(user, log, dayBounds(user.zoneHistory, wakeDate), now);
+  const sessions: SessionView[] = [];
+  for (const session of sessionsForNight(world.seed, night, generation)) {
+    const deliveredAt = firstSyncAtOrAfter(user, log, session.end, now);
+    if (deliveredAt === null) continue;
+    sessions.push({ session, state: now >= deliveredAt + SLEEP_PROCESSING_MS ? 'ready' : 'pending' });
+  }
+  let summary: NightView['summary'] = null;
+  const main = night.main;
+  const deliveredAt = main ? firstSyncAtOrAfter(user, log, main.end, now) : null;
+  if (night.summary && deliveredAt !== null) {
+    const ready = (delay: number): boolean => now >= deliveredAt + delay;
+    summary = {
+      spo2: ready(NIGHTLY_METRIC_DELAY_MS.spo2) ? night.summary.spo2 : null,
+      hrv: ready(NIGHTLY_METRIC_DELAY_MS.hrv) ? night.summary.hrv : null,
+      breathingRate: ready(NIGHTLY_METRIC_DELAY_MS.breathingRate) ? night.summary.breathingRate : null,
+      skinTempRelative: ready(NIGHTLY_METRIC_DELAY_MS.skinTemp) ? night.summary.skinTempRelative : null,
+    };
+  }
+  return { sessions, summary };
+}
+
+/** A device's state as of its last sync. */
+export interface DeviceView {
+  device: DeviceTruth;
+  lastSyncAt: number | null;
+  /** Percent, as reported at the last sync. */
+  batteryLevel: number;
+}
+
+/** The user's devices with their last sync and battery at `now`. */
+export function viewDevices(world: World, user: WorldUser, now: number): DeviceView[] {
+  const synced = lastSync(world, user, now);
+  return user.devices.map((device) => {
+    const cycle = device.batteryDays * 86_400_000;
+    const at = synced ?? now;
+    const phase = (((at - device.batteryPhaseMs) % cycle) + cycle) % cycle;
+    return { device, lastSyncAt: synced, batteryLevel: Math.max(1, Math.round(100 - (phase / cycle) * 96)) };
+  });
+}
+
+/** The first sync of `user` at or after `t` that has happened by `now`, or null. */
+export function firstSyncAfter(world: World, user: WorldUser, t: number, now: number): number | null {
+  return firstSyncAtOrAfter(user, syncLog(world, user), t, now);
+}
