@@ -8,6 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
+import { createFitbitSimulator } from './fitbit/app.ts';
 import { createLampSimulator } from './lamp/app.ts';
 import { DEFAULT_CREDENTIAL } from './lamp/store.ts';
 
@@ -44,19 +45,7 @@ const SIMULATORS: SimulatorSpec[] = [
       'app-name': { description: 'application name shown on the consent page', default: 'fitlamp (simulated)' },
     },
     async start(flags, common) {
-      // FITBIT SIMULATOR WIRING: `fitbit/app.ts` is written by another engineer; until it exists the
-      // CLI says so and starts the others. Loaded by URL so that its absence is not a type error.
-      const modulePath = new URL('./fitbit/app.ts', import.meta.url).href;
-      const fitbit = (await import(modulePath)) as {
-        createFitbitSimulator(options: {
-          clientId: string;
-          clientSecret: string;
-          redirectUris: string[];
-          appName: string;
-          seed: string | number;
-        }): { app: FastifyInstance } | Promise<{ app: FastifyInstance }>;
-      };
-      const { app } = await fitbit.createFitbitSimulator({
+      const { app } = createFitbitSimulator({
         clientId: flags['client-id'] ?? '',
         clientSecret: flags['client-secret'] ?? '',
         redirectUris: splitList(flags['redirect-uris'] ?? ''),
@@ -66,7 +55,8 @@ const SIMULATORS: SimulatorSpec[] = [
       return {
         app,
         describe: (url) => [
-          `FITBIT_API_URL=${url} FITBIT_CLIENT_ID=${flags['client-id']} FITBIT_CLIENT_SECRET=${flags['client-secret']}`,
+          `FITBIT_API_URL=${url} FITBIT_AUTHORIZE_URL=${url}/oauth2/authorize FITBIT_CLIENT_ID=${flags['client-id']} FITBIT_CLIENT_SECRET=${flags['client-secret']}`,
+          `redirect URIs: ${flags['redirect-uris']}; control API: ${url}/_control`,
         ],
       };
     },
@@ -215,8 +205,7 @@ async function main(): Promise<void> {
     const port = Number(values[`${sim.name}-port`]);
     try {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--${sim.name}-port must be a port number (0-65535)`);
-      const started = await startOne(sim, flagsOf(sim, values), values.seed ?? '');
-      if (!started) continue;
+      const started = await sim.start(flagsOf(sim, values), { seed: values.seed ?? '' });
       running.push(started.app);
       const address = await started.app.listen({ port, host });
       const url = address.replace('[::1]', 'localhost');
@@ -231,19 +220,6 @@ async function main(): Promise<void> {
   if (running.length === 0) {
     console.error('no simulator started');
     process.exitCode = 1;
-  }
-}
-
-/** Builds one simulator; `undefined` when its code is not in the tree yet (said on stdout). */
-async function startOne(sim: SimulatorSpec, flags: Record<string, string>, seed: string): Promise<Started | undefined> {
-  try {
-    return await sim.start(flags, { seed });
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(`/${sim.name}/`)) {
-      console.log(`${sim.title} simulator: not available yet (its module is missing); skipped`);
-      return undefined;
-    }
-    throw error;
   }
 }
 

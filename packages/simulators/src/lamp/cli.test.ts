@@ -33,22 +33,25 @@ function runCli(args: string[], env: Record<string, string> = {}): Run {
   return { child, output: () => output, exited };
 }
 
-/** Resolves with the mindLAMP URL once the CLI prints it; rejects if the CLI exits first. */
-function lampUrl(run: Run): Promise<string> {
+/** Resolves with a simulator's URL once the CLI prints it; rejects if the CLI exits first. */
+function urlOf(run: Run, title: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const check = () => {
-      const match = /mindLAMP simulator: (http:\/\/\S+)/.exec(run.output());
+      const match = new RegExp(`${title} simulator: (http://\\S+)`).exec(run.output());
       if (match) resolve(match[1]!);
     };
+    check();
     run.child.stdout!.on('data', check);
     void run.exited.then(() => reject(new Error(`the CLI exited before printing its URL:\n${run.output()}`)));
   });
 }
 
 describe('pnpm sim', () => {
-  it('starts the mindLAMP simulator, answers, and exits cleanly on SIGTERM', async () => {
-    const run = runCli(['--lamp-port', '0', '--fitbit-port', '0', '--lamp-participants', 'U5000000001:S5']);
-    const url = await lampUrl(run);
+  it('starts the simulators, they answer, and it exits cleanly on SIGTERM', async () => {
+    const run = runCli(['--lamp-port', '0', '--fitbit-port', '0', '--lamp-participants', 'U5000000001:S5', '--seed', 'cli-test']);
+    const url = await urlOf(run, 'mindLAMP');
+    const fitbitUrl = await urlOf(run, 'Fitbit Web API');
+    expect((await fetch(`${fitbitUrl}/_control/clock`)).status).toBe(200);
 
     const auth = `Basic ${Buffer.from('researcher@fitlamp.test:fitlamp-sim-secret').toString('base64')}`;
     const participant = await fetch(`${url}/participant/U5000000001`, { headers: { authorization: auth } });
@@ -59,6 +62,7 @@ describe('pnpm sim', () => {
     run.child.kill('SIGTERM');
     expect(await run.exited).toEqual({ code: 0, signal: null });
     await expect(fetch(`${url}/_control/counts`)).rejects.toThrow();
+    await expect(fetch(`${fitbitUrl}/_control/clock`)).rejects.toThrow();
   });
 
   it('takes configuration from SIM_* environment variables and stops on SIGINT', async () => {
@@ -68,10 +72,11 @@ describe('pnpm sim', () => {
       SIM_LAMP_SECRET_KEY: 'from-the-env',
       SIM_LAMP_PARTICIPANTS: 'U6000000001:S6',
     });
-    const url = await lampUrl(run);
+    const url = await urlOf(run, 'mindLAMP');
     const auth = `Basic ${Buffer.from('env@study.test:from-the-env').toString('base64')}`;
     expect((await fetch(`${url}/participant/U6000000001`, { headers: { authorization: auth } })).status).toBe(200);
     expect(run.output()).toContain(`LAMP_API_URL=${url} LAMP_ACCESS_KEY=env@study.test`);
+    expect(run.output()).not.toContain('Fitbit Web API simulator:');
 
     run.child.kill('SIGINT');
     expect(await run.exited).toEqual({ code: 0, signal: null });
