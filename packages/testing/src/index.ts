@@ -9,3 +9,4 @@ export {
   type TestDatabase,
 } from './databases.ts';
 export { serviceTestEnv } from './env.ts';
+export { startProcess, repoRoot, type ServiceProcess } from './processes.ts';

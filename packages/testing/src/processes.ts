@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root, where `node --import tsx <entry>` runs from. */
+export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface ServiceProcess {
+  proc: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  /** Resolves with the first stdout line matching, rejects if the process exits first or time runs out. */
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with the exit code (or the signal name). */
+  exited: Promise<number | string>;
+  /** SIGTERM (or another signal) and wait for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/**
+ * Starts a fitlamp entry point (e.g. `services/gateway/src/main.ts`) as a real process with
+ * exactly the given environment plus PATH, collecting its output line by line.
+ */
+export function startProcess(entry: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+  const collect = (sink: string[], notify: boolean) => {
+    let buffer = '';
+    return (chunk: Buffer) => {
+      buffer += chunk.toString('utf8');
+      let i: number;
+      while ((i = buffer.indexOf('\n')) !== -1) {
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 1);
+        sink.push(line);
+        if (notify) {
+          for (const w of [...waiters]) {
+            if (w.pattern.test(line)) {
+              waiters.splice(waiters.indexOf(w), 1);
+              w.resolve(line);
+            }
+          }
+        }
+      }
+    };
+  };
+  proc.stdout!.on('data', collect(stdout, true));
+  proc.stderr!.on('data', collect(stderr, false));
+  const exited = new Promise<number | string>((resolve) => {
+    proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1));
+  });
+  return {
+    proc,
+    stdout,
+    stderr,
+    exited,
+    waitForLine(pattern, timeoutMs = 20_000) {
+      const seen = stdout.find((l) => pattern.test(l));
+      if (seen) return Promise.resolve(seen);
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; stderr: ${stderr.join('\n')}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          pattern,
+          resolve: (line) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        });
+        void exited.then((code) => {
+          clearTimeout(timer);
+          reject(new Error(`process exited (${code}) before a line matching ${pattern}; stderr: ${stderr.join('\n')}`));
+        });
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
