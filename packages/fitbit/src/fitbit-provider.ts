@@ -1,10 +1,10 @@
 import type { Dispatcher } from 'undici';
 import { STREAMS, type Provider, type StreamName } from '@fitlamp/provider';
+import { fetchDevices, fetchStream } from './fetch-stream.ts';
 import type { FitbitHttp } from './http.ts';
+import { FITBIT_SOURCE, normalizeDevices } from './normalize.ts';
+import { planRequests } from './plan.ts';
 import { authorizationUrl, exchangeCode, fetchAccount, refreshToken, revokeToken, scopesFor, streamsMissingScope } from './oauth.ts';
-
-/** Reverse-DNS `source` on every event fitlamp writes from the legacy Fitbit Web API. */
-export const FITBIT_SOURCE = 'com.fitbit.webapi';
 
 export interface FitbitProviderConfig {
   clientId: string;
@@ -46,9 +46,9 @@ export function createFitbitProvider(config: FitbitProviderConfig): Provider {
     refreshToken: (token) => refreshToken(http, client, token),
     revokeToken: (token) => revokeToken(http, client, token),
     fetchAccount: (ctx) => fetchAccount(http, ctx),
-    fetchDevices: () => Promise.reject(new Error('fitbit devices: not implemented yet')),
-    normalizeDevices: () => [],
-    planRequests: () => [],
-    fetch: () => Promise.reject(new Error('fitbit data: not implemented yet')),
+    fetchDevices: (ctx) => fetchDevices(http, ctx),
+    normalizeDevices,
+    planRequests,
+    fetch: (request, ctx) => fetchStream(http, request, ctx),
   };
 }

@@ -99,6 +99,9 @@ export async function callFitbit(http: FitbitHttp, call: FitbitCall): Promise<Fi
   }
   call.onRequest?.(call.endpoint);
 
+  // One deadline for the whole exchange, headers and body, whatever the dispatcher.
+  const deadline = AbortSignal.timeout(http.timeoutMs);
+  const signal = call.signal ? AbortSignal.any([call.signal, deadline]) : deadline;
   let response: Dispatcher.ResponseData;
   try {
     response = await request(url, {
@@ -106,14 +109,12 @@ export async function callFitbit(http: FitbitHttp, call: FitbitCall): Promise<Fi
       headers,
       ...(body !== undefined ? { body } : {}),
       ...(http.dispatcher ? { dispatcher: http.dispatcher } : {}),
-      ...(call.signal ? { signal: call.signal } : {}),
-      headersTimeout: http.timeoutMs,
-      bodyTimeout: http.timeoutMs,
+      signal,
     });
   } catch (err) {
     // The caller's own abort is not a provider failure: let it through as it is.
     if (call.signal?.aborted) throw call.signal.reason ?? err;
-    const code = (err as { code?: unknown }).code;
+    const code = deadline.aborted ? 'timeout' : (err as { code?: unknown }).code;
     throw new ProviderError('unavailable', `Fitbit ${call.endpoint}: no response (${typeof code === 'string' ? code : 'network error'})`, {
       endpoint: call.endpoint,
       reason: typeof code === 'string' ? code : 'network',
