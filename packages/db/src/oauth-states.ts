@@ -1,0 +1,56 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database, OauthState, ProviderName } from './schema.ts';
+
+/** What an OAuth consent in progress needs: stored under the SHA-256 of the state, never the state itself. */
+export interface NewOauthState {
+  stateHash: string;
+  participantId: string;
+  provider: ProviderName;
+  /** The PKCE verifier, already encrypted with the token cipher. */
+  codeVerifierEnc: string;
+  scopesRequested: readonly string[];
+  expiresAt: Date;
+}
+
+/** Records a consent in progress, and clears states that expired more than a day ago. */
+export async function insertOauthState(db: Kysely<Database>, state: NewOauthState): Promise<void> {
+  await db
+    .insertInto('oauth_states')
+    .values({
+      state_hash: state.stateHash,
+      participant_id: state.participantId,
+      provider: state.provider,
+      code_verifier_enc: state.codeVerifierEnc,
+      scopes_requested: [...state.scopesRequested],
+      expires_at: state.expiresAt,
+    })
+    .execute();
+  await deleteExpiredOauthStates(db, new Date(Date.now() - 86_400_000));
+}
+
+/**
+ * Marks a state used and answers it, in one statement, only if it exists for this provider, is
+ * unused and unexpired: two callbacks racing with the same state cannot both win. `undefined`
+ * covers unknown, expired and replayed alike (the caller shows one page for all three).
+ */
+export async function consumeOauthState(
+  db: Kysely<Database>,
+  stateHash: string,
+  provider: ProviderName,
+): Promise<OauthState | undefined> {
+  return db
+    .updateTable('oauth_states')
+    .set({ used_at: sql<Date>`now()` })
+    .where('state_hash', '=', stateHash)
+    .where('provider', '=', provider)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', sql<Date>`now()`)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Deletes states that expired before `before`; answers how many. */
+export async function deleteExpiredOauthStates(db: Kysely<Database>, before: Date): Promise<number> {
+  const result = await db.deleteFrom('oauth_states').where('expires_at', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

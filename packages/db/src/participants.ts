@@ -1,0 +1,121 @@
+import { sql, type Kysely } from 'kysely';
+import type { ConnectionStatus, Database, ProviderName } from './schema.ts';
+
+/** Records a participant (its id is the mindLAMP participant id); a known one is left as is. */
+export async function upsertParticipant(db: Kysely<Database>, participantId: string, studyId: string | null = null): Promise<void> {
+  await db
+    .insertInto('participants')
+    .values({ id: participantId, study_id: studyId })
+    .onConflict((oc) =>
+      studyId === null
+        ? oc.column('id').doNothing()
+        : oc.column('id').doUpdateSet({ study_id: studyId, updated_at: sql<Date>`now()` }),
+    )
+    .execute();
+}
+
+/** Whether fitlamp knows the participant. */
+export async function participantExists(db: Kysely<Database>, participantId: string): Promise<boolean> {
+  const row = await db.selectFrom('participants').select('id').where('id', '=', participantId).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** The participant's zone now (the newest entry of the zone history), if any. */
+export async function findCurrentTimeZone(db: Kysely<Database>, participantId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('participant_time_zones')
+    .select('zone')
+    .where('participant_id', '=', participantId)
+    .orderBy('valid_from', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.zone;
+}
+
+/**
+ * Appends `zone` to the participant's zone history from `validFrom` on, unless it is already
+ * the current zone. Answers whether a row was added.
+ */
+export async function recordTimeZone(
+  db: Kysely<Database>,
+  participantId: string,
+  zone: string,
+  source: string,
+  validFrom: Date = new Date(),
+): Promise<boolean> {
+  if ((await findCurrentTimeZone(db, participantId)) === zone) return false;
+  await db
+    .insertInto('participant_time_zones')
+    .values({ participant_id: participantId, zone, valid_from: validFrom, source })
+    .onConflict((oc) => oc.columns(['participant_id', 'valid_from']).doNothing())
+    .execute();
+  return true;
+}
+
+/** One row of the coordinator's participant list: a participant and one provider connection (if any). */
+export interface ParticipantStatusRow {
+  participantId: string;
+  studyId: string | null;
+  provider: ProviderName | null;
+  /** `null`: enrolled (a link was issued or consent started) but never connected. */
+  status: ConnectionStatus | null;
+  statusReason: string | null;
+  scopes: string[];
+  connectedAt: Date | null;
+  disconnectedAt: Date | null;
+  /** When data last synced successfully: the connection's own mark, else its newest stream cursor's. */
+  lastSyncAt: Date | null;
+  createdAt: Date;
+}
+
+/**
+ * Every participant with each of its connections (a participant without one appears once with
+ * `provider: null`), ordered by participant id. Optional filters by status and provider.
+ */
+export async function listParticipantStatuses(
+  db: Kysely<Database>,
+  filter: { status?: ConnectionStatus; provider?: ProviderName; limit?: number; offset?: number } = {},
+): Promise<ParticipantStatusRow[]> {
+  let query = db
+    .selectFrom('participants as p')
+    .leftJoin('provider_connections as c', 'c.participant_id', 'p.id')
+    .select((eb) => [
+      'p.id as participantId',
+      'p.study_id as studyId',
+      'p.created_at as createdAt',
+      'c.provider as provider',
+      'c.status as status',
+      'c.status_reason as statusReason',
+      'c.scopes as scopes',
+      'c.connected_at as connectedAt',
+      'c.disconnected_at as disconnectedAt',
+      eb.fn
+        .coalesce(
+          'c.last_sync_at',
+          eb
+            .selectFrom('sync_cursors as s')
+            .select((s) => s.fn.max('s.last_success_at').as('m'))
+            .whereRef('s.participant_id', '=', 'p.id'),
+        )
+        .as('lastSyncAt'),
+    ])
+    .orderBy('p.id')
+    .orderBy('c.provider');
+  if (filter.status) query = query.where('c.status', '=', filter.status);
+  if (filter.provider) query = query.where('c.provider', '=', filter.provider);
+  if (filter.limit !== undefined) query = query.limit(filter.limit);
+  if (filter.offset !== undefined) query = query.offset(filter.offset);
+  const rows = await query.execute();
+  return rows.map((r) => ({
+    participantId: r.participantId,
+    studyId: r.studyId,
+    provider: r.provider,
+    status: r.status,
+    statusReason: r.statusReason,
+    scopes: r.scopes ?? [],
+    connectedAt: r.connectedAt,
+    disconnectedAt: r.disconnectedAt,
+    lastSyncAt: (r.lastSyncAt as Date | null) ?? null,
+    createdAt: r.createdAt,
+  }));
+}
