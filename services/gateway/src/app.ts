@@ -6,11 +6,20 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
+import formbody from '@fastify/formbody';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { TokenCipher } from '@fitlamp/crypto';
 import type { Database } from '@fitlamp/db';
+import type { LampClient } from '@fitlamp/lamp';
+import type { Provider, ProviderName } from '@fitlamp/provider';
 import { registerQueueMetrics, type QueueSet } from '@fitlamp/queues';
 import { checkReadiness, stripQuery, type Logger, type ReadinessCheck } from '@fitlamp/runtime';
 import { createAdminGuard } from './admin-auth.ts';
+import { registerAdminRoutes } from './admin.ts';
+import { registerConnectRoutes } from './connect.ts';
 import type { GatewayEnv } from './env.ts';
+import { problemPage, sendPage, STYLE_HASH } from './pages.ts';
 
 export interface GatewayDeps {
   env: GatewayEnv;
@@ -20,6 +29,18 @@ export interface GatewayDeps {
   redis: Redis;
   queues: QueueSet;
   registry: Registry;
+  /** The enabled providers by name (a provider is enabled when its client id is configured). */
+  providers: Partial<Record<ProviderName, Provider>>;
+  /** mindLAMP, with the researcher credential: participant checks. */
+  lamp: LampClient;
+  /** Encrypts tokens and PKCE verifiers at rest. */
+  cipher: TokenCipher;
+}
+
+/** Where a provider's consent page lives: the CSP must let the consent form redirect there. */
+function authorizeOrigin(provider: Provider): string {
+  const probe = provider.authorizationUrl({ redirectUri: 'https://invalid.example/', state: 'x', codeChallenge: 'x', scopes: [] });
+  return new URL(probe).origin;
 }
 
 /**
@@ -73,6 +94,77 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   });
   app.get('/metrics', async (_request, reply) => {
     return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
+  });
+
+  // Pages people open: security headers with a strict CSP, per-IP rate limit, HTML errors.
+  await app.register(async (pub) => {
+    await pub.register(helmet, {
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'none'"],
+          styleSrc: [STYLE_HASH],
+          imgSrc: ["'self'", 'data:'],
+          // The consent form posts here, then is redirected to the provider's consent page.
+          formAction: ["'self'", ...new Set(Object.values(deps.providers).map(authorizeOrigin))],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+        },
+      },
+      referrerPolicy: { policy: 'no-referrer' },
+    });
+    await pub.register(rateLimit, {
+      max: deps.env.PUBLIC_RATE_LIMIT_PER_MINUTE,
+      timeWindow: 60_000,
+      // Shared across gateway replicas; a Redis outage must not take the pages down with it.
+      redis: deps.redis,
+      nameSpace: `${deps.env.QUEUE_PREFIX}-ratelimit-`,
+      skipOnError: true,
+      errorResponseBuilder: (_request, context) => ({ statusCode: 429, code: 'rate_limited', message: `retry after ${context.after}` }),
+    });
+    await pub.register(formbody, { bodyLimit: 8 * 1024 });
+    pub.setErrorHandler(async (error, request, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 500;
+      if (status === 429) {
+        return sendPage(
+          reply,
+          429,
+          'Too many requests',
+          problemPage('Too many requests', 'This page was opened too many times in a short while.', 'Please wait a minute, then try again.'),
+        );
+      }
+      if (status >= 400 && status < 500) {
+        return sendPage(
+          reply,
+          status === 413 ? 413 : 400,
+          'Request not understood',
+          problemPage('We could not understand that request', 'Something in the request was malformed.', 'Please open the link from the study team again.'),
+        );
+      }
+      request.log.error({ err: { type: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'page failed');
+      return sendPage(
+        reply,
+        500,
+        'Something went wrong',
+        problemPage('Something went wrong on our side', 'Your request could not be completed.', 'Please try again in a few minutes. If it keeps happening, contact the study team.'),
+      );
+    });
+    registerConnectRoutes(pub, deps);
+  });
+
+  // The coordinator's JSON API.
+  await app.register(async (admin) => {
+    await admin.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+    admin.addHook('onRequest', requireAdmin);
+    admin.setErrorHandler(async (error, request, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 500;
+      if (status >= 400 && status < 500) {
+        return reply.code(status).send({ error: 'invalid_request', message: (error as Error).message });
+      }
+      request.log.error({ err: { type: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'admin request failed');
+      return reply.code(500).send({ error: 'internal', message: 'the request failed; see the gateway log' });
+    });
+    registerAdminRoutes(admin, deps);
   });
 
   await app.register(async (admin) => {

@@ -29,6 +29,8 @@ export const gatewayEnvSchema = baseEnvSchema
       .default('https://www.gstatic.com/healthapi/webhook_signing_keyset.json'),
     /** Requests per minute per client IP on public pages. */
     PUBLIC_RATE_LIMIT_PER_MINUTE: envFields.positiveInt(60),
+    /** How the study is named on participants' pages. */
+    STUDY_NAME: z.string().min(1).max(120).default('the research study'),
   });
 
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>;

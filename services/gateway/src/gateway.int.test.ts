@@ -2,6 +2,8 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
+import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
+import { createLampClient } from '@fitlamp/lamp';
 import { createQueues, enqueue } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createTestDatabase, serviceTestEnv, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
@@ -21,6 +23,9 @@ async function startGateway(t: TestDatabase, redisUrl: string) {
     redis,
     queues,
     registry: new Registry(),
+    providers: {},
+    lamp: createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY }),
+    cipher: createTokenCipher(parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY)),
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();

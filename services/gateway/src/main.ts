@@ -1,9 +1,12 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb } from '@fitlamp/db';
+import { createLampClient } from '@fitlamp/lamp';
 import { createQueues } from '@fitlamp/queues';
 import { createLogger, createProducerConnection, runService } from '@fitlamp/runtime';
 import { buildGateway } from './app.ts';
 import { loadGatewayEnv } from './env.ts';
+import { createProviders } from './providers.ts';
 
 await runService({
   name: 'gateway',
@@ -11,19 +14,27 @@ await runService({
   async start() {
     const env = loadGatewayEnv(process.env);
     const logger = createLogger({ name: 'gateway', level: env.LOG_LEVEL });
+    const cipher = createTokenCipher(
+      parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY),
+      env.TOKEN_ENCRYPTION_KEY_PREVIOUS ? [parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY_PREVIOUS, 'TOKEN_ENCRYPTION_KEY_PREVIOUS')] : [],
+    );
+    const providers = createProviders(env);
+    const lamp = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 10_000 });
     const db = createDb(env.DATABASE_URL, { applicationName: 'fitlamp-gateway' });
     const redis = createProducerConnection(env.REDIS_URL);
     redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
     const queues = createQueues(redis, env.QUEUE_PREFIX);
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    const app = await buildGateway({ env, logger, db, redis, queues, registry });
+    const app = await buildGateway({ env, logger, db, redis, queues, registry, providers, lamp, cipher });
     await app.listen({ port: env.PORT, host: env.HOST });
+    logger.info({ providers: Object.keys(providers), publicBaseUrl: env.PUBLIC_BASE_URL }, 'gateway listening');
     return {
       logger,
       closers: [
         { name: 'http', close: () => app.close() },
         { name: 'queues', close: () => queues.close() },
+        { name: 'lamp', close: () => lamp.close() },
         { name: 'postgres', close: () => db.destroy() },
         { name: 'redis', close: () => redis.quit() },
       ],

@@ -1,0 +1,163 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import {
+  ACTIVE_CONNECTION_STATUSES,
+  endConnection,
+  findConnectionsOfParticipant,
+  listParticipantStatuses,
+  unscheduleStreams,
+  type ConnectionStatus,
+} from '@fitlamp/db';
+import { ProviderError, type ProviderName } from '@fitlamp/provider';
+import { jobIdFor } from '@fitlamp/queues';
+import type { GatewayDeps } from './app.ts';
+import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
+
+const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
+const STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent', 'revoked', 'disconnected'] as const satisfies readonly ConnectionStatus[];
+
+const enrollmentBody = z.strictObject({
+  participantId: z.string().regex(PARTICIPANT_ID, 'a mindLAMP participant id: letters, digits, ".", "_" or "-", up to 128'),
+  provider: z.enum(PROVIDERS),
+  expiresInHours: z.number().int().min(1).max(24 * 365).optional(),
+});
+const participantsQuery = z.strictObject({
+  status: z.enum([...STATUSES, 'not_connected']).optional(),
+  provider: z.enum(PROVIDERS).optional(),
+  limit: z.coerce.number().int().min(1).max(5000).default(1000),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+const participantParams = z.object({ id: z.string().regex(PARTICIPANT_ID) });
+const disconnectQuery = z.strictObject({
+  provider: z.enum(PROVIDERS).optional(),
+  /** Delete the tokens even if the provider cannot be reached to revoke them. */
+  force: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+});
+
+/** The 400 body every admin route answers for bad input: what is wrong, field by field. */
+function invalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
+  return reply.code(400).send({
+    error: 'invalid_request',
+    message: error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '),
+    issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+  });
+}
+
+/**
+ * The coordinator's API, behind `ADMIN_TOKEN` (the caller registers the guard):
+ * `POST /admin/enrollments`, `GET /admin/participants`, `DELETE /admin/participants/:id/connection`.
+ */
+export function registerAdminRoutes(app: FastifyInstance, deps: GatewayDeps): void {
+  const { env, db, logger } = deps;
+
+  app.post('/admin/enrollments', async (request, reply) => {
+    const parsed = enrollmentBody.safeParse(request.body);
+    if (!parsed.success) return invalid(reply, parsed.error);
+    const { participantId, provider, expiresInHours } = parsed.data;
+    if (!deps.providers[provider]) {
+      return reply.code(400).send({
+        error: 'provider_not_enabled',
+        message: `provider "${provider}" is not configured on this gateway (enabled: ${Object.keys(deps.providers).join(', ') || 'none'})`,
+      });
+    }
+    try {
+      const issued = await issueEnrollment(
+        { db, lamp: deps.lamp, enrollmentSecret: env.ENROLLMENT_SECRET, publicBaseUrl: env.PUBLIC_BASE_URL, defaultTtlHours: env.ENROLLMENT_TTL_HOURS },
+        { participantId, provider, expiresInHours },
+      );
+      logger.info({ participantId, provider, expiresAt: issued.expiresAt }, 'enrollment link issued');
+      return reply.code(201).send({ url: issued.url, expiresAt: issued.expiresAt });
+    } catch (error) {
+      if (!(error instanceof EnrollmentError)) throw error;
+      const status = error.code === 'participant_not_found' ? 404 : error.code === 'lamp_rejected' ? 502 : 503;
+      return reply.code(status).send({ error: error.code, message: error.message });
+    }
+  });
+
+  app.get('/admin/participants', async (request, reply) => {
+    const parsed = participantsQuery.safeParse(request.query);
+    if (!parsed.success) return invalid(reply, parsed.error);
+    const { status, provider, limit, offset } = parsed.data;
+    const rows = await listParticipantStatuses(db, {
+      ...(status && status !== 'not_connected' ? { status } : {}),
+      ...(provider ? { provider } : {}),
+      limit,
+      offset,
+    });
+    const participants = rows
+      .map((r) => ({
+        participantId: r.participantId,
+        provider: r.provider,
+        // Enrolled (a link was issued) but never connected.
+        status: r.status ?? 'not_connected',
+        statusReason: r.statusReason,
+        scopes: r.scopes,
+        connectedAt: r.connectedAt?.toISOString() ?? null,
+        disconnectedAt: r.disconnectedAt?.toISOString() ?? null,
+        lastSyncAt: r.lastSyncAt ? new Date(r.lastSyncAt).toISOString() : null,
+        enrolledAt: r.createdAt.toISOString(),
+      }))
+      .filter((p) => status !== 'not_connected' || p.status === 'not_connected');
+    return { participants };
+  });
+
+  app.delete('/admin/participants/:id/connection', async (request, reply) => {
+    const params = participantParams.safeParse(request.params);
+    if (!params.success) return invalid(reply, params.error);
+    const query = disconnectQuery.safeParse(request.query);
+    if (!query.success) return invalid(reply, query.error);
+    const participantId = params.data.id;
+    const { provider: only, force } = query.data;
+    const connections = (await findConnectionsOfParticipant(db, participantId)).filter((c) => !only || c.provider === only);
+    if (connections.length === 0) {
+      return reply.code(404).send({ error: 'not_connected', message: `participant "${participantId}" has no ${only ?? 'provider'} connection` });
+    }
+
+    // Revoke everything first: if the provider cannot be reached, change nothing (unless forced),
+    // so the coordinator can retry and no grant stays alive at the provider unnoticed.
+    const revoked = new Map<string, boolean>();
+    for (const connection of connections) {
+      const stored = connection.refresh_token_enc ?? connection.access_token_enc;
+      if (!stored) {
+        revoked.set(connection.provider, false);
+        continue;
+      }
+      const provider = deps.providers[connection.provider];
+      try {
+        if (!provider) throw new Error(`provider "${connection.provider}" is not configured on this gateway`);
+        await provider.revokeToken(deps.cipher.decrypt(stored));
+        revoked.set(connection.provider, true);
+      } catch (error) {
+        const code = error instanceof ProviderError ? error.code : 'unexpected';
+        logger.warn({ participantId, provider: connection.provider, code }, 'revocation at the provider failed');
+        if (!force) {
+          return reply.code(502).send({
+            error: 'revoke_failed',
+            message: `could not revoke the ${connection.provider} grant (${code}); nothing was changed. Retry, or add ?force=true to delete the tokens anyway.`,
+          });
+        }
+        revoked.set(connection.provider, false);
+      }
+    }
+
+    const results = [];
+    for (const connection of connections) {
+      await endConnection(db, participantId, connection.provider, 'disconnected', 'disconnected by an administrator');
+      results.push({ provider: connection.provider, status: 'disconnected' as const, revokedAtProvider: revoked.get(connection.provider) ?? false });
+    }
+    const remaining = (await findConnectionsOfParticipant(db, participantId)).filter((c) =>
+      (ACTIVE_CONNECTION_STATUSES as readonly string[]).includes(c.status),
+    );
+    if (remaining.length === 0) {
+      await unscheduleStreams(db, participantId);
+      try {
+        // A waiting or delayed job goes now; a running one finds the tokens gone and stops.
+        await deps.queues.sync.remove(jobIdFor('sync', participantId));
+      } catch (error) {
+        logger.warn({ participantId, err: error instanceof Error ? error.message : String(error) }, 'could not remove the queued sync job');
+      }
+    }
+    logger.info({ participantId, connections: results }, 'connection removed by an administrator');
+    return { participantId, connections: results };
+  });
+}

@@ -1,0 +1,415 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sql } from 'kysely';
+import { z } from 'zod';
+import { createPkcePair, randomToken, sha256Hex } from '@fitlamp/crypto';
+import {
+  consumeOauthState,
+  findActiveConnectionByAccount,
+  findConnection,
+  insertOauthState,
+  recordTimeZone,
+  saveConnectedTokens,
+  scheduleStreams,
+  upsertParticipant,
+  type ProviderConnection,
+} from '@fitlamp/db';
+import { ProviderError, type AccountInfo, type Provider, type ProviderName, type StreamName, type TokenGrant } from '@fitlamp/provider';
+import { enqueue } from '@fitlamp/queues';
+import type { GatewayDeps } from './app.ts';
+import {
+  checkLampParticipant,
+  EnrollmentError,
+  enrollmentUrl,
+  PARTICIPANT_ID,
+  signEnrollment,
+  verifyEnrollment,
+} from './enrollment.ts';
+import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from './pages.ts';
+
+/** OAuth state lives 10 minutes (the brief; Fitbit's codes live as long: fitbit-web-api §1.2). */
+export const OAUTH_STATE_TTL_MS = 10 * 60_000;
+/** A "try again" link made on the participant's behalf lives one hour. */
+const RETRY_LINK_TTL_MS = 60 * 60_000;
+
+const providerParams = z.object({ provider: z.string().max(40) });
+const enrollmentInput = z.object({
+  t: z.string().min(1).max(1024).optional(),
+  user_id: z.string().regex(PARTICIPANT_ID).optional(),
+});
+const callbackQuery = z.object({
+  state: z.string().min(16).max(512),
+  code: z.string().min(1).max(4096).optional(),
+  error: z.string().max(200).optional(),
+});
+
+function first(value: unknown): unknown {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Query and form values as single strings (a repeated parameter counts once). */
+function singles(input: unknown): Record<string, unknown> {
+  if (typeof input !== 'object' || input === null) return {};
+  return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, first(v)]));
+}
+
+/**
+ * The participant-facing routes, provider-generic: `/connect/:provider` (the page an enrollment
+ * link opens, and its form that starts consent) and `/oauth/:provider/callback`.
+ */
+export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): void {
+  const { env, db, cipher, lamp, logger } = deps;
+  const studyName = env.STUDY_NAME;
+  const redirectUriFor = (provider: ProviderName) => `${env.PUBLIC_BASE_URL.replace(/\/+$/, '')}/oauth/${provider}/callback`;
+  const retryLink = (provider: ProviderName, participantId: string) =>
+    enrollmentUrl(
+      env.PUBLIC_BASE_URL,
+      provider,
+      signEnrollment(env.ENROLLMENT_SECRET, { participantId, provider, expiresAt: Date.now() + RETRY_LINK_TTL_MS }),
+    );
+
+  function providerOf(request: FastifyRequest): Provider | undefined {
+    const parsed = providerParams.safeParse(request.params);
+    if (!parsed.success) return undefined;
+    const name = parsed.data.provider;
+    return Object.hasOwn(deps.providers, name) ? deps.providers[name as ProviderName] : undefined;
+  }
+
+  const notAProvider = (reply: FastifyReply) =>
+    sendPage(
+      reply,
+      404,
+      'Link not recognised',
+      problemPage('This link is not recognised', 'The address does not match any service this study uses.', 'Please use the link the study team sent you.'),
+    );
+
+  /** Resolves who a link is for; sends the problem page and answers `undefined` when it can't. */
+  async function participantFromLink(
+    provider: Provider,
+    input: Record<string, unknown>,
+    reply: FastifyReply,
+  ): Promise<{ participantId: string; fields: Record<string, string> } | undefined> {
+    const parsed = enrollmentInput.safeParse(input);
+    const invalid = () =>
+      sendPage(
+        reply,
+        400,
+        'Link not valid',
+        problemPage(
+          'This link is not valid',
+          'The link is incomplete or has been changed, so we cannot tell who it is for.',
+          'Open the link from the study team exactly as you received it, or ask them for a new one.',
+        ),
+      );
+    if (!parsed.success) {
+      await invalid();
+      return undefined;
+    }
+    const { t, user_id: unsignedId } = parsed.data;
+    let participantId: string;
+    let fields: Record<string, string>;
+    if (t !== undefined) {
+      const check = verifyEnrollment(env.ENROLLMENT_SECRET, t, provider.name);
+      if (!check.ok) {
+        if (check.reason === 'expired') {
+          await sendPage(
+            reply,
+            410,
+            'Link expired',
+            problemPage(
+              'This link has expired',
+              `The link was valid until ${new Date(check.expiresAt).toUTCString()}.`,
+              'Please ask the study team for a new link.',
+            ),
+          );
+        } else {
+          await invalid();
+        }
+        return undefined;
+      }
+      participantId = check.claims.participantId;
+      fields = { t };
+    } else if (unsignedId !== undefined && env.ALLOW_UNSIGNED_ENROLLMENT) {
+      // The prototype's `?user_id=` links, kept only where a study opted in.
+      participantId = unsignedId;
+      fields = { user_id: unsignedId };
+    } else {
+      await invalid();
+      return undefined;
+    }
+    try {
+      await checkLampParticipant(lamp, participantId);
+    } catch (error) {
+      if (!(error instanceof EnrollmentError)) throw error;
+      logger.warn({ participantId, provider: provider.name, reason: error.code }, 'enrollment refused: participant check failed');
+      if (error.code === 'participant_not_found') {
+        await sendPage(
+          reply,
+          404,
+          'Participant not found',
+          problemPage(
+            'We could not find you in the study',
+            `The study's mindLAMP account has no participant "${participantId}".`,
+            'Please contact the study team: they can check your participant id and send you a new link.',
+          ),
+        );
+      } else {
+        await sendPage(
+          reply,
+          503,
+          'Try again shortly',
+          problemPage(
+            'We cannot check your enrollment right now',
+            'The study system did not answer.',
+            'Please try again in a few minutes. If it keeps happening, contact the study team.',
+          ),
+        );
+      }
+      return undefined;
+    }
+    return { participantId, fields };
+  }
+
+  app.get('/connect/:provider', async (request, reply) => {
+    const provider = providerOf(request);
+    if (!provider) return notAProvider(reply);
+    const who = await participantFromLink(provider, singles(request.query), reply);
+    if (!who) return reply;
+    return sendPage(
+      reply,
+      200,
+      `Connect your ${provider.displayName}`,
+      consentPage({
+        studyName,
+        providerName: provider.displayName,
+        participantId: who.participantId,
+        streams: provider.streams,
+        action: `/connect/${provider.name}`,
+        fields: who.fields,
+      }),
+    );
+  });
+
+  app.post('/connect/:provider', async (request, reply) => {
+    const provider = providerOf(request);
+    if (!provider) return notAProvider(reply);
+    const who = await participantFromLink(provider, singles(request.body), reply);
+    if (!who) return reply;
+    const state = randomToken(32);
+    const { verifier, challenge } = createPkcePair();
+    const scopes = provider.scopesFor(provider.streams);
+    await upsertParticipant(db, who.participantId);
+    await insertOauthState(db, {
+      stateHash: sha256Hex(state),
+      participantId: who.participantId,
+      provider: provider.name,
+      codeVerifierEnc: cipher.encrypt(verifier),
+      scopesRequested: scopes,
+      expiresAt: new Date(Date.now() + OAUTH_STATE_TTL_MS),
+    });
+    logger.info({ participantId: who.participantId, provider: provider.name }, 'consent started');
+    const target = provider.authorizationUrl({ redirectUri: redirectUriFor(provider.name), state, codeChallenge: challenge, scopes });
+    return reply.header('cache-control', 'no-store').redirect(target, 303);
+  });
+
+  app.get('/oauth/:provider/callback', async (request, reply) => {
+    const provider = providerOf(request);
+    if (!provider) return notAProvider(reply);
+    const parsed = callbackQuery.safeParse(singles(request.query));
+    const badState = () =>
+      sendPage(
+        reply,
+        400,
+        'Link expired',
+        problemPage(
+          'This sign-in has expired or was already used',
+          `We could not match this answer from ${provider.displayName} to a connection in progress. Each attempt works once, for 10 minutes.`,
+          'Open the link from the study team again to start over.',
+        ),
+      );
+    if (!parsed.success) return badState();
+    const stateRow = await consumeOauthState(db, sha256Hex(parsed.data.state), provider.name);
+    if (!stateRow) {
+      logger.warn({ provider: provider.name }, 'oauth callback with unknown, expired or used state');
+      return badState();
+    }
+    const participantId = stateRow.participant_id;
+    const retryUrl = retryLink(provider.name, participantId);
+    const { code, error } = parsed.data;
+
+    if (error !== undefined || code === undefined) {
+      if (error === 'access_denied') {
+        logger.info({ participantId, provider: provider.name }, 'consent denied by participant');
+        return sendPage(reply, 200, `${provider.displayName} not connected`, deniedPage(provider.displayName, retryUrl));
+      }
+      logger.warn({ participantId, provider: provider.name, providerError: error ?? 'no_code' }, 'consent failed at provider');
+      return sendPage(
+        reply,
+        400,
+        'Connection failed',
+        problemPage(
+          `${provider.displayName} could not complete the connection`,
+          `${provider.displayName} reported a problem${error ? ` (${error})` : ''}, so nothing was connected.`,
+          'You can try again. If it keeps failing, contact the study team.',
+          retryUrl,
+        ),
+      );
+    }
+
+    const failed = (what: string, err: unknown) => {
+      const details = err instanceof ProviderError ? { code: err.code, status: err.details.status } : { code: 'unexpected' };
+      logger.warn({ participantId, provider: provider.name, step: what, ...details }, 'connection failed');
+      return sendPage(
+        reply,
+        502,
+        'Connection failed',
+        problemPage(
+          `${provider.displayName} could not complete the connection`,
+          `We could not finish connecting your ${provider.displayName} account, so nothing was stored.`,
+          'Please try again in a minute. If it keeps failing, contact the study team.',
+          retryUrl,
+        ),
+      );
+    };
+
+    let grant: TokenGrant;
+    try {
+      grant = await provider.exchangeCode({
+        code,
+        codeVerifier: cipher.decrypt(stateRow.code_verifier_enc),
+        redirectUri: redirectUriFor(provider.name),
+      });
+    } catch (err) {
+      return failed('exchange', err);
+    }
+    const scopes = grant.scopes.length > 0 ? grant.scopes : stateRow.scopes_requested;
+    let account: AccountInfo | undefined;
+    try {
+      account = await provider.fetchAccount({ accessToken: grant.accessToken, zones: [], scopes, intraday: false });
+    } catch (err) {
+      // Without the profile the time zone stays unknown; the fetcher asks again later.
+      if (!grant.providerUserId) return failed('account', err);
+      logger.warn({ participantId, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' }, 'profile unavailable at connect');
+    }
+    const providerUserId = account?.providerUserId ?? grant.providerUserId!;
+    const missing = provider.streamsMissingScope(scopes, provider.streams);
+    const granted = provider.streams.filter((s) => !missing.includes(s));
+
+    const outcome = await storeGrant(deps, {
+      provider,
+      participantId,
+      providerUserId,
+      grant,
+      scopes,
+      account,
+      streams: granted,
+    });
+
+    if (outcome.kind === 'taken') {
+      logger.warn({ participantId, provider: provider.name, owner: outcome.ownerParticipantId }, 'account already connected to another participant');
+      return sendPage(
+        reply,
+        409,
+        'Account already in use',
+        problemPage(
+          `This ${provider.displayName} account is already connected to another participant`,
+          `Each ${provider.displayName} account can send data for one participant only, so it was not connected to participant "${participantId}".`,
+          `If you have another ${provider.displayName} account, sign in with that one. Otherwise, please contact the study team.`,
+          retryUrl,
+        ),
+      );
+    }
+
+    try {
+      await enqueue(deps.queues, 'sync', { participantId, reason: 'connected' });
+    } catch (err) {
+      // The cursors are due now: the scheduler's next sweep starts the sync anyway.
+      logger.warn({ participantId, err: err instanceof Error ? err.message : String(err) }, 'could not enqueue the initial sync');
+    }
+    await revokeReplaced(deps, provider, outcome.previous, providerUserId);
+    logger.info({ participantId, provider: provider.name, streams: granted, missing }, 'connected');
+    return sendPage(
+      reply,
+      200,
+      `${provider.displayName} connected`,
+      connectedPage(provider.displayName, missing, missing.length > 0 ? retryUrl : undefined),
+    );
+  });
+}
+
+type StoreOutcome = { kind: 'connected'; previous: ProviderConnection | undefined } | { kind: 'taken'; ownerParticipantId: string };
+
+/**
+ * Stores a fresh grant in one transaction: participant, connection (tokens encrypted, version
+ * bumped), time zone, due cursors. Connects of the same provider account are serialized by an
+ * advisory lock, so two participants cannot both claim one account.
+ */
+async function storeGrant(
+  deps: GatewayDeps,
+  input: {
+    provider: Provider;
+    participantId: string;
+    providerUserId: string;
+    grant: TokenGrant;
+    scopes: readonly string[];
+    account: AccountInfo | undefined;
+    streams: readonly StreamName[];
+  },
+): Promise<StoreOutcome> {
+  const { cipher } = deps;
+  const { provider, participantId, providerUserId, grant } = input;
+  const tokens = {
+    provider: provider.name,
+    providerUserId,
+    legacyUserId: input.account?.legacyUserId ?? null,
+    accessTokenEnc: cipher.encrypt(grant.accessToken),
+    refreshTokenEnc: grant.refreshToken ? cipher.encrypt(grant.refreshToken) : null,
+    keyId: cipher.activeKeyId,
+    accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
+    refreshTokenExpiresAt: grant.refreshTokenExpiresAt ? new Date(grant.refreshTokenExpiresAt) : null,
+    scopes: input.scopes,
+  };
+  return deps.db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`connect:${provider.name}:${providerUserId}`}, 0))`.execute(trx);
+    const owner = await findActiveConnectionByAccount(trx, provider.name, providerUserId);
+    if (owner && owner.participant_id !== participantId) {
+      // The provider keeps one live grant per account and app (Fitbit: one refresh token per
+      // user, fitbit-web-api §1.4), so this consent has just superseded the owner's tokens, and
+      // revoking it would revoke the owner's access too (revocation is per user and app, §1.8).
+      // The same account owner consented to the same app: the owner keeps syncing on the new grant.
+      await saveConnectedTokens(trx, { ...tokens, participantId: owner.participant_id });
+      return { kind: 'taken', ownerParticipantId: owner.participant_id };
+    }
+    const previous = await findConnection(trx, participantId, provider.name);
+    await upsertParticipant(trx, participantId);
+    await saveConnectedTokens(trx, { ...tokens, participantId });
+    if (input.account?.timeZone) await recordTimeZone(trx, participantId, input.account.timeZone, `${provider.name}-profile`);
+    await scheduleStreams(trx, participantId, input.streams);
+    return { kind: 'connected', previous };
+  });
+}
+
+/**
+ * After a reconnect, revokes the tokens it replaced, at the provider. Only when they belonged to
+ * another provider account: revocation is per account and app (fitbit-web-api §1.8), so revoking
+ * the same account's old token would revoke the grant just stored; the new grant has already
+ * retired the old refresh token.
+ */
+async function revokeReplaced(
+  deps: GatewayDeps,
+  provider: Provider,
+  previous: ProviderConnection | undefined,
+  providerUserId: string,
+): Promise<void> {
+  if (!previous || previous.provider_user_id === providerUserId) return;
+  const stored = previous.refresh_token_enc ?? previous.access_token_enc;
+  if (!stored) return;
+  try {
+    await provider.revokeToken(deps.cipher.decrypt(stored));
+    deps.logger.info({ participantId: previous.participant_id, provider: provider.name }, 'revoked the replaced account’s tokens');
+  } catch (err) {
+    deps.logger.warn(
+      { participantId: previous.participant_id, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' },
+      'could not revoke the replaced tokens',
+    );
+  }
+}

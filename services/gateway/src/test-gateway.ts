@@ -1,0 +1,196 @@
+// Test support (imported only by this service's tests): the real gateway on port 0 with real
+// Postgres and Redis, the Fitbit and mindLAMP simulators in process, and captured log lines.
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import type { FastifyInstance } from 'fastify';
+import { createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
+import { createLampClient } from '@fitlamp/lamp';
+import { createQueues, type QueueSet } from '@fitlamp/queues';
+import { createLogger } from '@fitlamp/runtime';
+import { createFitbitSimulator, createLampSimulator, type FitbitSimulator, type LampSimulator, type UserSpec } from '@fitlamp/simulators';
+import { createTestDatabase, serviceTestEnv, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import { buildGateway } from './app.ts';
+import { loadGatewayEnv, type GatewayEnv } from './env.ts';
+import { createProviders } from './providers.ts';
+
+export const LAMP_ACCESS_KEY = 'researcher@fitlamp.test';
+
+export interface TestGatewayOptions {
+  /** mindLAMP participants that exist (study S1). */
+  participants?: string[];
+  /** Fitbit accounts the simulator knows; the consent page preselects the first unconnected one. */
+  fitbitUsers?: UserSpec[];
+  env?: Record<string, string | undefined>;
+}
+
+export interface TestGateway {
+  env: GatewayEnv;
+  base: string;
+  app: FastifyInstance;
+  db: TestDatabase['db'];
+  queues: QueueSet;
+  cipher: TokenCipher;
+  lampSim: LampSimulator;
+  fitbit: FitbitSimulator;
+  /** Every log line the gateway wrote, as raw JSON text. */
+  logs: string[];
+  /** `Authorization` header for the admin API. */
+  admin: { authorization: string };
+  close(): Promise<void>;
+}
+
+export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
+  const t = await createTestDatabase();
+  const base = serviceTestEnv();
+  const lampSecret = base.LAMP_SECRET_KEY!;
+  const lampSim = createLampSimulator({
+    credentials: [{ accessKey: LAMP_ACCESS_KEY, secretKey: lampSecret }],
+    participants: (options.participants ?? ['U1001', 'U1002', 'U1003']).map((id) => ({ id, studyId: 'S1' })),
+  });
+  const lampUrl = await lampSim.app.listen({ port: 0, host: '127.0.0.1' });
+  const fitbit = createFitbitSimulator({
+    clientId: base.FITBIT_CLIENT_ID!,
+    clientSecret: base.FITBIT_CLIENT_SECRET!,
+    // Replaced below, once the gateway's port is known.
+    redirectUris: ['http://127.0.0.1/placeholder'],
+    appName: 'fitlamp test study',
+    users: options.fitbitUsers ?? [
+      { id: 'AAAAA1', preset: 'new-york' },
+      { id: 'BBBBB2', preset: 'sydney' },
+      { id: 'CCCCC3', preset: 'kolkata' },
+    ],
+    historyDays: 2,
+  });
+  const fitbitUrl = await fitbit.app.listen({ port: 0, host: '127.0.0.1' });
+
+  const env = loadGatewayEnv({
+    ...base,
+    DATABASE_URL: t.url,
+    QUEUE_PREFIX: uniquePrefix('gw'),
+    LOG_LEVEL: 'debug',
+    LAMP_API_URL: lampUrl,
+    LAMP_ACCESS_KEY,
+    FITBIT_API_URL: fitbitUrl,
+    FITBIT_AUTHORIZE_URL: `${fitbitUrl}/oauth2/authorize`,
+    GOOGLE_CLIENT_ID: undefined,
+    GOOGLE_CLIENT_SECRET: undefined,
+    ...options.env,
+  });
+  const logs: string[] = [];
+  const logger = createLogger({ name: 'gateway', level: 'debug', destination: { write: (line: string) => void logs.push(line) } });
+  const redis = new Redis(testRedisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: true });
+  const queues = createQueues(redis, env.QUEUE_PREFIX);
+  const cipher = createTokenCipher(parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY));
+  const lamp = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 5_000 });
+  const app = await buildGateway({
+    env,
+    logger,
+    db: t.db,
+    redis,
+    queues,
+    registry: new Registry(),
+    providers: createProviders(env),
+    lamp,
+    cipher,
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const gatewayUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  // Redirect URIs hang off PUBLIC_BASE_URL, read per request: point it at the real port.
+  env.PUBLIC_BASE_URL = gatewayUrl;
+  fitbit.state.client.redirectUris = [`${gatewayUrl}/oauth/fitbit/callback`];
+
+  return {
+    env,
+    base: gatewayUrl,
+    app,
+    db: t.db,
+    queues,
+    cipher,
+    lampSim,
+    fitbit,
+    logs,
+    admin: { authorization: `Bearer ${env.ADMIN_TOKEN}` },
+    async close() {
+      await app.close();
+      await queues.close();
+      await lamp.close();
+      redis.disconnect();
+      await fitbit.app.close();
+      await lampSim.app.close();
+      await t.drop();
+    },
+  };
+}
+
+/** `POST /admin/enrollments`; answers the link. */
+export async function issueLink(gw: TestGateway, participantId: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const res = await fetch(`${gw.base}/admin/enrollments`, {
+    method: 'POST',
+    headers: { ...gw.admin, 'content-type': 'application/json' },
+    body: JSON.stringify({ participantId, provider: 'fitbit', ...extra }),
+  });
+  if (res.status !== 201) throw new Error(`enrollment failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { url: string }).url;
+}
+
+function hiddenFields(page: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const m of page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
+    fields[m[1]!] = m[2]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+  }
+  return fields;
+}
+
+/** Opens a link's consent page and submits it, as a browser would; answers the provider URL it redirects to. */
+export async function startConsent(link: string): Promise<string> {
+  const page = await fetch(link);
+  if (page.status !== 200) throw new Error(`consent page answered ${page.status}`);
+  const url = new URL(link);
+  const res = await fetch(`${url.origin}${url.pathname}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(hiddenFields(await page.text())).toString(),
+    redirect: 'manual',
+  });
+  if (res.status !== 303) throw new Error(`consent start answered ${res.status}: ${await res.text()}`);
+  return res.headers.get('location')!;
+}
+
+/**
+ * Answers the simulated Fitbit consent screen (Allow or Deny, as `user`, ticking `scopes` or all
+ * of them); answers the callback URL Fitbit redirects to.
+ */
+export async function answerFitbit(
+  authorizeUrl: string,
+  answer: { decision: 'allow' | 'deny'; user?: string; scopes?: string[] },
+): Promise<string> {
+  const page = await fetch(authorizeUrl);
+  const text = await page.text();
+  if (page.status !== 200) throw new Error(`Fitbit consent page answered ${page.status}: ${text}`);
+  const tx = /name="transaction_id" value="([^"]+)"/.exec(text)?.[1];
+  const selected = /<option value="([^"]+)" selected>/.exec(text)?.[1];
+  const offered = [...text.matchAll(/name="scope" value="([^"]+)"/g)].map((m) => m[1]!);
+  const form = new URLSearchParams({ transaction_id: tx!, decision: answer.decision, user: answer.user ?? selected! });
+  for (const scope of answer.scopes ?? offered) form.append('scope', scope);
+  const res = await fetch(new URL('/oauth2/authorize', authorizeUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form.toString(),
+    redirect: 'manual',
+  });
+  if (res.status !== 302) throw new Error(`Fitbit consent answered ${res.status}: ${await res.text()}`);
+  return res.headers.get('location')!;
+}
+
+/** The whole flow without a browser: link → consent page → Fitbit → callback page. */
+export async function connectThroughFitbit(
+  gw: TestGateway,
+  participantId: string,
+  answer: { decision: 'allow' | 'deny'; user?: string; scopes?: string[] } = { decision: 'allow' },
+): Promise<{ status: number; text: string; callbackUrl: string }> {
+  const link = await issueLink(gw, participantId);
+  const callbackUrl = await answerFitbit(await startConsent(link), answer);
+  const res = await fetch(callbackUrl);
+  return { status: res.status, text: await res.text(), callbackUrl };
+}
