@@ -1,0 +1,106 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createFitbitSimulator, type FitbitSimulator, type FitbitSimulatorOptions } from './app.ts';
+
+/** Test fixtures for the Fitbit simulator tests: start, consent through the HTML page, call the API. */
+
+export const CLIENT_ID = 'TESTAPP';
+export const CLIENT_SECRET = 'test-secret';
+export const REDIRECT_URI = 'http://127.0.0.1:9/callback';
+export const EVERY_DATA_SCOPE = ['activity', 'heartrate', 'sleep', 'profile', 'settings', 'oxygen_saturation', 'respiratory_rate', 'temperature'];
+
+export interface Running {
+  sim: FitbitSimulator;
+  url: string;
+}
+
+/** Starts a simulator on a free port with a frozen clock (2026-11-03T15:00Z unless given). */
+export async function startSimulator(options: Partial<FitbitSimulatorOptions> = {}): Promise<Running> {
+  const sim = createFitbitSimulator({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    redirectUris: [REDIRECT_URI, 'http://127.0.0.1:9/other'],
+    appName: 'Study App',
+    seed: 'test-seed',
+    startAt: '2026-11-03T15:00:00Z',
+    ...options,
+  });
+  const url = await sim.app.listen({ port: 0, host: '127.0.0.1' });
+  return { sim, url };
+}
+
+/** The Basic header of the registered client. */
+export function basicAuth(id = CLIENT_ID, secret = CLIENT_SECRET): string {
+  return `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+}
+
+/** A PKCE verifier and its S256 challenge. */
+export function pkce(): { verifier: string; challenge: string } {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+/** The authorize URL with sensible defaults. */
+export function authorizeUrl(url: string, params: Record<string, string | undefined> = {}): string {
+  const q = new URLSearchParams();
+  const all: Record<string, string | undefined> = {
+    client_id: CLIENT_ID,
+    response_type: 'code',
+    scope: EVERY_DATA_SCOPE.join(' '),
+    redirect_uri: REDIRECT_URI,
+    state: 'state-123',
+    ...params,
+  };
+  for (const [k, v] of Object.entries(all)) if (v !== undefined) q.set(k, v);
+  return `${url}/oauth2/authorize?${q.toString()}`;
+}
+
+/** Loads the consent page and submits it; returns the redirect Location. */
+export async function consent(
+  url: string,
+  opts: { user?: string; scopes?: string[]; decision?: 'allow' | 'deny'; params?: Record<string, string | undefined> } = {},
+): Promise<URL> {
+  const page = await fetch(authorizeUrl(url, opts.params));
+  const html = await page.text();
+  const tx = /name="transaction_id" value="([^"]+)"/.exec(html)?.[1];
+  const selected = /<option value="([^"]+)" selected/.exec(html)?.[1];
+  if (!tx || !selected) throw new Error(`no consent form: ${html}`);
+  const form = new URLSearchParams({ transaction_id: tx, user: opts.user ?? selected, decision: opts.decision ?? 'allow' });
+  const requested = (opts.params?.scope ?? EVERY_DATA_SCOPE.join(' ')).split(' ');
+  for (const s of opts.scopes ?? requested) form.append('scope', s);
+  const res = await fetch(`${url}/oauth2/authorize`, { method: 'POST', body: form, redirect: 'manual' });
+  const location = res.headers.get('location');
+  if (res.status !== 302 || !location) throw new Error(`expected a redirect, got ${res.status}`);
+  return new URL(location);
+}
+
+/** POSTs a form to the token endpoint with the client's Basic auth. */
+export async function tokenRequest(url: string, form: Record<string, string>, auth = basicAuth()): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}/oauth2/token`, { method: 'POST', headers: { authorization: auth }, body: new URLSearchParams(form) });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Consents (PKCE S256) and exchanges the code; returns the token response. */
+export async function connectUser(url: string, opts: { user?: string; scopes?: string[] } = {}): Promise<{ access_token: string; refresh_token: string; user_id: string; scope: string }> {
+  const { verifier, challenge } = pkce();
+  const location = await consent(url, { ...opts, params: { code_challenge: challenge, code_challenge_method: 'S256' } });
+  const code = location.searchParams.get('code') ?? '';
+  const res = await tokenRequest(url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier });
+  if (res.status !== 200) throw new Error(`token exchange failed: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/** GETs a data path with a bearer token. */
+export async function api(url: string, token: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+}
+
+/** Calls the control API. */
+export async function control(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}/_control${path}`, {
+    method,
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: await res.json() };
+}
