@@ -156,9 +156,11 @@ export function createDeliverProcessor(deps: DeliverDeps) {
           await markBatchUnknown(deps.db, batch, error.message);
           deps.metrics.batches.inc({ outcome: 'unknown' });
           log.warn({ batchId: batch.id, code: error.code, status: error.status }, 'delivery outcome unknown; reading back');
-          const { found } = await reconcileBatch(deps, batch);
+          const { found, missing } = await reconcileBatch(deps, batch);
           summary.reconciled += found;
           deps.metrics.events.inc({ outcome: 'reconciled' }, found);
+          // Everything arrived (the answer was lost, not the events): carry on.
+          if (missing === 0) continue;
           // Retried with backoff by BullMQ; the missing records are pending again.
           throw error;
         }
