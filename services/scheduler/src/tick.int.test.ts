@@ -1,0 +1,93 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createQueues, type QueueSet } from '@fitlamp/queues';
+import { createLogger } from '@fitlamp/runtime';
+import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import { runTick, type TickDeps } from './tick.ts';
+
+describe('scheduler tick on real Postgres and Redis', () => {
+  let t: TestDatabase;
+  let redis: Redis;
+  const opened: QueueSet[] = [];
+  const now = Date.parse('2026-11-20T12:00:00Z');
+
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    redis = new Redis(testRedisUrl, { maxRetriesPerRequest: 2 });
+    await t.db.insertInto('participants').values([{ id: 'DUE' }, { id: 'LATER' }, { id: 'GONE' }, { id: 'NEW' }]).execute();
+    await t.db
+      .insertInto('provider_connections')
+      .values([
+        { participant_id: 'DUE', provider: 'fitbit', status: 'connected' },
+        { participant_id: 'LATER', provider: 'fitbit', status: 'connected' },
+        { participant_id: 'GONE', provider: 'fitbit', status: 'needs_reconsent' },
+        { participant_id: 'NEW', provider: 'google-health', status: 'connected' },
+      ])
+      .execute();
+    await t.db
+      .insertInto('sync_cursors')
+      .values([
+        { participant_id: 'DUE', stream: 'steps', next_due_at: new Date(now - 1_000) },
+        { participant_id: 'DUE', stream: 'sleep', next_due_at: new Date(now - 5_000) },
+        { participant_id: 'LATER', stream: 'steps', next_due_at: new Date(now + 600_000) },
+        { participant_id: 'GONE', stream: 'steps', next_due_at: new Date(now - 1_000) },
+      ])
+      .execute();
+  });
+  afterAll(async () => {
+    for (const q of opened) await q.close();
+    redis.disconnect();
+    await t.drop();
+  });
+
+  const depsFor = (prefix: string): TickDeps => {
+    const queues = createQueues(redis, prefix);
+    opened.push(queues);
+    return { db: t.db, queues, logger: createLogger({ name: 't', level: 'silent' }), spreadMs: 0, sweepAfterMs: 60_000, now: () => now };
+  };
+
+  it('enqueues exactly one sync per due, connected participant however many schedulers tick', async () => {
+    const prefix = uniquePrefix('sched');
+    const a = depsFor(prefix);
+    const b = depsFor(prefix);
+    const results = await Promise.all([runTick(a), runTick(b), runTick(a)]);
+    // NEW had no cursors: one is created and it is due now.
+    expect(results.reduce((n, r) => n + r.cursorsCreated, 0)).toBe(1);
+    const jobs = await a.queues.sync.getJobs(['waiting', 'delayed', 'prioritized']);
+    expect(jobs.map((j) => j.id).sort()).toEqual(['sync-DUE', 'sync-NEW']);
+    expect(jobs.every((j) => j.data.reason === 'scheduled')).toBe(true);
+  });
+
+  it('re-creates every lost job after Redis forgets them (FLUSHALL stand-in)', async () => {
+    const prefix = uniquePrefix('sched');
+    const deps = depsFor(prefix);
+    await runTick(deps);
+    expect(await deps.queues.sync.count()).toBe(2);
+    await deps.queues.sync.obliterate({ force: true });
+    expect(await deps.queues.sync.count()).toBe(0);
+    await runTick(deps);
+    expect(await deps.queues.sync.count()).toBe(2);
+  });
+
+  it('sweeps records left undelivered and batches left mid-flight into delivery jobs', async () => {
+    const prefix = uniquePrefix('sched');
+    const deps = depsFor(prefix);
+    const old = new Date(now - 3_600_000);
+    await t.db
+      .insertInto('records')
+      .values([
+        { record_key: 'a', participant_id: 'DUE', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'pending', updated_at: old },
+        { record_key: 'b', participant_id: 'LATER', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'pending', updated_at: new Date(now) },
+        { record_key: 'c', participant_id: 'GONE', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'delivered', updated_at: old },
+      ])
+      .execute();
+    await t.db
+      .insertInto('delivery_batches')
+      .values({ participant_id: 'NEW', status: 'unknown', event_count: 1, bytes: 10, from_ts: 1, to_ts: 1, updated_at: old })
+      .execute();
+    const result = await runTick(deps);
+    expect(result.deliverySweeps).toBe(2);
+    const jobs = await deps.queues.deliver.getJobs(['waiting']);
+    expect(jobs.map((j) => j.id).sort()).toEqual(['deliver-DUE', 'deliver-NEW']);
+  });
+});
