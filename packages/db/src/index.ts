@@ -5,6 +5,7 @@ export {
   upsertParticipant,
   participantExists,
   findCurrentTimeZone,
+  findZoneHistory,
   recordTimeZone,
   listParticipantStatuses,
   type ParticipantStatusRow,

@@ -32,6 +32,20 @@ export async function findCurrentTimeZone(db: Kysely<Database>, participantId: s
   return row?.zone;
 }
 
+/** The participant's zone history, oldest first: `validFrom` in UTC epoch ms. */
+export async function findZoneHistory(
+  db: Kysely<Database>,
+  participantId: string,
+): Promise<Array<{ zone: string; validFrom: number }>> {
+  const rows = await db
+    .selectFrom('participant_time_zones')
+    .select(['zone', 'valid_from'])
+    .where('participant_id', '=', participantId)
+    .orderBy('valid_from')
+    .execute();
+  return rows.map((r) => ({ zone: r.zone, validFrom: r.valid_from.getTime() }));
+}
+
 /**
  * Appends `zone` to the participant's zone history from `validFrom` on, unless it is already
  * the current zone. Answers whether a row was added.

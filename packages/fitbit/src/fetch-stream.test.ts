@@ -159,9 +159,9 @@ describe('fetch', () => {
     });
     const { ctx, requests } = context();
     const results = await provider().fetch({ stream: 'exercise', days: ['2026-10-10', '2026-10-11', '2026-10-12'], cost: 1, intraday: false }, ctx);
-    expect(results.map((r) => [r.day, r.records.map((x) => x.distinct)])).toEqual([
-      ['2026-10-10', ['2']],
-      ['2026-10-11', ['3']],
+    expect(results.map((r) => [r.day, r.records.map((x) => x.event.data.log_id)])).toEqual([
+      ['2026-10-10', [2]],
+      ['2026-10-11', [3]],
       ['2026-10-12', []],
     ]);
     expect(requests).toEqual(['activities-list', 'activities-list']);

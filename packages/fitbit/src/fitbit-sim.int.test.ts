@@ -194,7 +194,7 @@ describe('fitbit provider against the Fitbit simulator', () => {
       expect(resting.get(day)!.map((r) => r.event.data.value)).toEqual(rhr == null ? [] : [rhr]);
       const visibleEnd = view.start + view.visibleMinutes * 60_000;
       const truth = (view.day?.exercises ?? []).filter((e) => e.end <= visibleEnd);
-      expect(exercise.get(day)!.map((r) => [r.distinct, r.event.timestamp, r.event.data.type])).toEqual(truth.map((e) => [String(e.id), e.end, e.kind]));
+      expect(exercise.get(day)!.map((r) => [String(r.event.data.log_id), r.event.timestamp, r.event.data.type])).toEqual(truth.map((e) => [String(e.id), e.end, e.kind]));
       for (const r of azm.get(day)!) expect(r.event.data.value).toBeGreaterThan(0);
     }
     expect(ctx.requests.filter((r) => r === 'activities-list').length).toBeGreaterThanOrEqual(1);

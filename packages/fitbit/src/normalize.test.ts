@@ -194,7 +194,8 @@ describe('sleep', () => {
       main_sleep: true,
       source: 'com.fitbit.webapi',
     });
-    expect(records[0]!.distinct).toBe('14147924012|wake');
+    expect(records[0]!.distinct).toBe('wake');
+    expect(records[0]!.event.data.log_id).toBe(14147924012);
   });
 
   it('keeps only logs whose wake date was asked for', () => {
@@ -265,7 +266,7 @@ describe('activities', () => {
             source: 'com.fitbit.webapi',
           },
         },
-        distinct: '19018673358',
+        distinct: '',
       },
     ]);
     expect(normalizeActivities(['2019-01-04'], [walk], ny)).toEqual([]);

@@ -245,7 +245,8 @@ export function normalizeActivities(days: readonly string[], activities: readonl
       stream: 'exercise',
       day,
       event: { timestamp: start + durationMs, sensor: SENSORS.exercise, data, duration: durationMs },
-      distinct: String(a.logId ?? ''),
+      // Log ids differ between the two APIs; one workout ends at a given instant.
+      distinct: '',
     });
   }
   return out;

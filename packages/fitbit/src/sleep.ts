@@ -109,7 +109,9 @@ export function normalizeSleep(days: readonly string[], logs: readonly unknown[]
           },
           duration,
         },
-        distinct: `${log.logId}|${piece.level}`,
+        // Not the log id: it changes when Fitbit splits or stitches a log, and differs in the
+        // Google Health API; a stage ending at an instant identifies the segment either way.
+        distinct: piece.level,
       });
     }
   }

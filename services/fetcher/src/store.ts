@@ -210,38 +210,3 @@ export async function loadLedger(
   }
   return out;
 }
-
-/** The participant's zone history, oldest first; the connection's zone if none was recorded. */
-export async function loadZones(db: Kysely<Database>, participantId: string): Promise<ZoneHistory> {
-  const rows = await db
-    .selectFrom('participant_time_zones')
-    .select(['zone', 'valid_from'])
-    .where('participant_id', '=', participantId)
-    .orderBy('valid_from')
-    .execute();
-  return rows.map((r) => ({ zone: r.zone, validFrom: r.valid_from.getTime() }));
-}
-
-/** Appends a zone when the account's zone changed since the last recorded one. */
-export async function recordZone(
-  db: Kysely<Database>,
-  participantId: string,
-  zone: string,
-  at: number,
-  source: string,
-): Promise<boolean> {
-  const last = await db
-    .selectFrom('participant_time_zones')
-    .select('zone')
-    .where('participant_id', '=', participantId)
-    .orderBy('valid_from', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  if (last?.zone === zone) return false;
-  await db
-    .insertInto('participant_time_zones')
-    .values({ participant_id: participantId, zone, valid_from: new Date(at), source })
-    .onConflict((oc) => oc.doNothing())
-    .execute();
-  return true;
-}

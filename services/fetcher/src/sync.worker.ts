@@ -1,7 +1,7 @@
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
-import type { Database, ProviderConnection, ProviderName } from '@fitlamp/db';
+import { findZoneHistory, recordTimeZone, type Database, type ProviderConnection, type ProviderName } from '@fitlamp/db';
 import type { TokenCipher } from '@fitlamp/crypto';
 import {
   ProviderError,
@@ -18,7 +18,7 @@ import { enqueue, queueCatalog, syncPayload, type QueueSet, type SyncPayload } f
 import type { Logger } from '@fitlamp/runtime';
 import { createRateBudget, type RateBudget } from './budget.ts';
 import { planDays, planRequests, type PlannedRequest } from './plan.ts';
-import { loadLedger, loadZones, markDays, recordZone, storeDayResults } from './store.ts';
+import { loadLedger, markDays, storeDayResults } from './store.ts';
 import { ConnectionLostError, getAccessToken, markConnection, type AccessToken } from './tokens.ts';
 
 export interface SyncDeps {
@@ -122,7 +122,7 @@ export function createSyncProcessor(deps: SyncDeps) {
       { remaining: connection.rate_limit_remaining, resetAt: connection.rate_limit_reset_at?.getTime() ?? null },
       deps.budgetReserve,
     );
-    let zones: ZoneHistory = await loadZones(deps.db, participantId);
+    let zones: ZoneHistory = await findZoneHistory(deps.db, participantId);
     let access: AccessToken;
     let needDelivery = false;
     const failures: string[] = [];
@@ -188,8 +188,8 @@ export function createSyncProcessor(deps: SyncDeps) {
       const profileCheckedAt = Number(deviceCursor?.state?.profileCheckedAt ?? 0);
       if (zones.length === 0 || now() - profileCheckedAt > PROFILE_CHECK_MS) {
         const account = await call((ctx) => provider.fetchAccount(ctx));
-        if (account.timeZone && (await recordZone(deps.db, participantId, account.timeZone, now(), provider.name))) {
-          zones = await loadZones(deps.db, participantId);
+        if (account.timeZone && (await recordTimeZone(deps.db, participantId, account.timeZone, provider.name, new Date(now())))) {
+          zones = await findZoneHistory(deps.db, participantId);
         }
         await upsertCursorState(deps.db, participantId, 'device', { profileCheckedAt: now() });
       }
