@@ -10,3 +10,4 @@ export {
 } from './databases.ts';
 export { serviceTestEnv } from './env.ts';
 export { startProcess, repoRoot, type ServiceProcess } from './processes.ts';
+export { launchTestBrowser, chromiumPath, CHROMIUM_ARGS, type TestBrowser } from './browser.ts';

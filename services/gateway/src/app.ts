@@ -88,6 +88,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   ];
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  // Browsers ask for it on every page; there is none.
+  app.get('/favicon.ico', async (_request, reply) => reply.code(204).header('cache-control', 'public, max-age=86400').send());
   app.get('/readyz', async (_request, reply) => {
     const report = await checkReadiness(readinessChecks);
     return reply.code(report.ok ? 200 : 503).send({ status: report.ok ? 'ready' : 'not_ready', checks: report.checks });
