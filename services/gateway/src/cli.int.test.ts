@@ -1,0 +1,71 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '@fitlamp/testing';
+import { participantIdsFromCsv, runCli } from './cli.ts';
+import { startTestGateway, type TestGateway } from './test-gateway.ts';
+
+describe('pnpm fitlamp enroll', () => {
+  let gw: TestGateway;
+  let dir: string;
+  beforeAll(async () => {
+    [gw, dir] = await Promise.all([startTestGateway({ participants: ['U3001', 'U3002', 'U3003'] }), mkdtemp(join(tmpdir(), 'fitlamp-cli-'))]);
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function run(argv: string[]) {
+    let stdout = '';
+    let stderr = '';
+    const env = Object.fromEntries(Object.entries(gw.env).map(([k, v]) => [k, v === undefined ? undefined : String(v)]));
+    const code = await runCli(argv, { env, stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
+    return { code, stdout, stderr };
+  }
+
+  it('prints one working link per participant, as CSV', async () => {
+    const { code, stdout, stderr } = await run(['enroll', 'U3001', 'U3002', 'U3001', '--expires-in-hours', '48']);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toBe('participant_id,url,expires_at');
+    expect(lines.slice(1).map((l) => l.split(',')[0])).toEqual(['U3001', 'U3002']);
+    for (const line of lines.slice(1)) {
+      const [id, url, expiresAt] = line.split(',') as [string, string, string];
+      expect(Date.parse(expiresAt) - Date.now()).toBeGreaterThan(47.9 * 3_600_000);
+      const page = await fetch(url);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain(id);
+    }
+  });
+
+  it('reads a CSV, skips the header, and reports unknown participants without a link (exit 1)', async () => {
+    const file = join(dir, 'participants.csv');
+    await writeFile(file, 'participant_id,name\nU3003,Ann\n\n"U9999",Bob\n');
+    const { code, stdout, stderr } = await run(['enroll', '--csv', file]);
+    expect(code).toBe(1);
+    expect(stdout.trim().split('\n').slice(1).map((l) => l.split(',')[0])).toEqual(['U3003']);
+    expect(stderr).toContain('U9999: mindLAMP has no participant "U9999"');
+    expect(stderr).toContain('1 of 2 participants got no link');
+    expect(await gw.db.selectFrom('participants').select('id').where('id', '=', 'U9999').executeTakeFirst()).toBeUndefined();
+  });
+
+  it('explains usage mistakes without touching anything', async () => {
+    expect((await run(['enroll'])).code).toBe(2);
+    expect((await run(['enroll', 'U 1'])).stderr).toContain('not a participant id');
+    expect((await run(['enroll', 'U3001', '--provider', 'garmin'])).code).toBe(2);
+    expect((await run(['enroll', 'U3001', '--expires-in-hours', '0'])).code).toBe(2);
+    expect((await run(['frobnicate'])).stderr).toContain('unknown command');
+    expect((await run(['enroll', '--csv', join(dir, 'missing.csv')])).stderr).toContain('ENOENT');
+    expect(participantIdsFromCsv('id\r\nU1\r\n# comment\r\nU2;x\r\n')).toEqual(['U1', 'U2']);
+  });
+
+  it('runs as the root script and documents itself', async () => {
+    const { stdout } = await promisify(execFile)('pnpm', ['--silent', 'fitlamp', 'enroll', '--help'], { cwd: repoRoot, timeout: 15_000 });
+    expect(stdout).toContain('pnpm fitlamp enroll [options] <participant-id>...');
+    expect(stdout).toContain('works directly against Postgres');
+  });
+});

@@ -1,0 +1,168 @@
+// `pnpm fitlamp enroll …`: enrollment links for a list of participants, from the command line.
+import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createDb } from '@fitlamp/db';
+import { createLampClient } from '@fitlamp/lamp';
+import { ConfigError } from '@fitlamp/runtime';
+import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
+import { loadGatewayEnv } from './env.ts';
+import { createProviders } from './providers.ts';
+
+export const HELP = `Usage:
+  pnpm fitlamp enroll [options] <participant-id>...
+  pnpm fitlamp enroll [options] --csv participants.csv
+
+Creates an enrollment link for each participant: the same signed, expiring link as
+POST /admin/enrollments. Each participant is first checked in mindLAMP (GET /participant/{id}
+with the researcher credential); an unknown one gets no link and nothing is stored.
+
+Options:
+  --provider <name>         fitbit (default) or google-health
+  --expires-in-hours <n>    how long links stay valid (default: ENROLLMENT_TTL_HOURS, 336 = 14 days)
+  --csv <file>              read participant ids from the first column of a CSV file;
+                            a header row (participant_id, id, ...) and blank lines are skipped
+  -h, --help                show this help
+
+It reads the gateway's environment (the same .env: DATABASE_URL, LAMP_API_URL, LAMP_ACCESS_KEY,
+LAMP_SECRET_KEY, ENROLLMENT_SECRET, PUBLIC_BASE_URL, ...) and works directly against Postgres
+and mindLAMP: the gateway need not be running, but must use the same ENROLLMENT_SECRET.
+
+Output: CSV on stdout, one line per participant: participant_id,url,expires_at
+Problems go to stderr, one line per participant; the exit code is 1 if any participant failed.
+
+Example:
+  pnpm fitlamp enroll U123 U456 > links.csv
+`;
+
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const HEADER_CELLS = new Set(['participant_id', 'participantid', 'participant', 'id', 'user_id', 'userid']);
+
+/** Participant ids from CSV text: the first cell of each row, header and blank or `#` lines skipped. */
+export function participantIdsFromCsv(text: string): string[] {
+  const ids: string[] = [];
+  text.split(/\r?\n/).forEach((line, index) => {
+    const cell = (line.split(/[,;\t]/)[0] ?? '').trim().replace(/^"(.*)"$/, '$1').trim();
+    if (cell === '' || cell.startsWith('#')) return;
+    if (index === 0 && HEADER_CELLS.has(cell.toLowerCase())) return;
+    ids.push(cell);
+  });
+  return ids;
+}
+
+function csvCell(value: string): string {
+  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+/** Runs the CLI; answers the exit code. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        provider: { type: 'string', default: 'fitbit' },
+        'expires-in-hours': { type: 'string' },
+        csv: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    io.stderr(`fitlamp: ${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const [command, ...ids] = parsed.positionals;
+  if (parsed.values.help || command === undefined || command === 'help') {
+    io.stdout(HELP);
+    return parsed.values.help || command === 'help' ? 0 : 2;
+  }
+  if (command !== 'enroll') {
+    io.stderr(`fitlamp: unknown command "${command}" (known: enroll)\n\n${HELP}`);
+    return 2;
+  }
+  const provider = parsed.values.provider;
+  if (provider !== 'fitbit' && provider !== 'google-health') {
+    io.stderr(`fitlamp: --provider must be fitbit or google-health, not "${provider}"\n`);
+    return 2;
+  }
+  let expiresInHours: number | undefined;
+  if (parsed.values['expires-in-hours'] !== undefined) {
+    expiresInHours = Number(parsed.values['expires-in-hours']);
+    if (!Number.isInteger(expiresInHours) || expiresInHours < 1 || expiresInHours > 24 * 365) {
+      io.stderr('fitlamp: --expires-in-hours must be a whole number of hours between 1 and 8760\n');
+      return 2;
+    }
+  }
+  if (parsed.values.csv !== undefined) {
+    try {
+      ids.push(...participantIdsFromCsv(await readFile(parsed.values.csv, 'utf8')));
+    } catch (error) {
+      io.stderr(`fitlamp: cannot read ${parsed.values.csv}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+      return 2;
+    }
+  }
+  const participants = [...new Set(ids)];
+  if (participants.length === 0) {
+    io.stderr('fitlamp: name at least one participant id, or --csv <file>\n');
+    return 2;
+  }
+  const malformed = participants.filter((id) => !PARTICIPANT_ID.test(id));
+  if (malformed.length > 0) {
+    io.stderr(`fitlamp: not a participant id: ${malformed.map((id) => JSON.stringify(id)).join(', ')}\n`);
+    return 2;
+  }
+
+  let env;
+  try {
+    env = loadGatewayEnv(io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`fitlamp: configuration error: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (!createProviders(env)[provider]) {
+    io.stderr(`fitlamp: provider "${provider}" is not configured (set its client id and secret)\n`);
+    return 2;
+  }
+
+  const db = createDb(env.DATABASE_URL, { max: 2, applicationName: 'fitlamp-cli' });
+  const lamp = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 10_000 });
+  let failures = 0;
+  try {
+    io.stdout('participant_id,url,expires_at\n');
+    for (const participantId of participants) {
+      try {
+        const issued = await issueEnrollment(
+          { db, lamp, enrollmentSecret: env.ENROLLMENT_SECRET, publicBaseUrl: env.PUBLIC_BASE_URL, defaultTtlHours: env.ENROLLMENT_TTL_HOURS },
+          { participantId, provider, expiresInHours },
+        );
+        io.stdout(`${csvCell(participantId)},${csvCell(issued.url)},${issued.expiresAt}\n`);
+      } catch (error) {
+        failures += 1;
+        const message = error instanceof EnrollmentError ? error.message : `failed: ${(error as Error).message}`;
+        io.stderr(`${participantId}: ${message}\n`);
+      }
+    }
+  } finally {
+    await lamp.close();
+    await db.destroy();
+  }
+  if (failures > 0) io.stderr(`fitlamp: ${failures} of ${participants.length} participants got no link\n`);
+  return failures > 0 ? 1 : 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await runCli(process.argv.slice(2), {
+    env: process.env,
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+  });
+}
