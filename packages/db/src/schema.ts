@@ -7,6 +7,8 @@ type Created = ColumnType<Date, Date | string | undefined, Date | string>;
 type Int8 = ColumnType<string, number | bigint | string, number | bigint | string>;
 /** `date` columns: read as YYYY-MM-DD strings (see the pg type parser in db.ts). */
 type DateOnly = ColumnType<string, string, string>;
+/** bigserial ids: generated on insert, read as strings. */
+type Id = ColumnType<string, never, never>;
 
 export type ProviderName = 'fitbit' | 'google-health';
 export type ConnectionStatus = 'connected' | 'reconnect_needed' | 'needs_reconsent' | 'revoked' | 'disconnected';
@@ -22,7 +24,7 @@ export interface ParticipantsTable {
 }
 
 export interface ProviderConnectionsTable {
-  id: Generated<Int8>;
+  id: Id;
   participant_id: string;
   provider: ProviderName;
   status: ConnectionStatus;
@@ -95,7 +97,7 @@ export interface DayLedgerTable {
 }
 
 export interface DeliveryBatchesTable {
-  id: Generated<Int8>;
+  id: Id;
   participant_id: string;
   status: BatchStatus;
   event_count: number;
@@ -110,7 +112,7 @@ export interface DeliveryBatchesTable {
 }
 
 export interface RecordsTable {
-  id: Generated<Int8>;
+  id: Id;
   record_key: string;
   participant_id: string;
   stream: string;

@@ -23,6 +23,8 @@ export interface FitbitCall {
   intraday?: boolean;
   signal?: AbortSignal;
   onRate?: (rate: RateInfo) => void;
+  /** Clock for reset instants (Fitbit-Rate-Limit-Reset is relative). */
+  now?: () => number;
   onRequest?: (endpoint: string) => void;
 }
 
@@ -121,7 +123,7 @@ export async function callFitbit(http: FitbitHttp, call: FitbitCall): Promise<Fi
     });
   }
 
-  const now = Date.now();
+  const now = call.now?.() ?? Date.now();
   const { statusCode: status } = response;
   let text: string;
   try {
@@ -200,6 +202,7 @@ export async function getData(
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     ...(ctx.onRate ? { onRate: ctx.onRate } : {}),
     ...(ctx.onRequest ? { onRequest: ctx.onRequest } : {}),
+    ...(ctx.now ? { now: ctx.now } : {}),
   });
   return res.body;
 }

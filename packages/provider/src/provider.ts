@@ -101,6 +101,8 @@ export interface ProviderContext {
   onRate?: (rate: RateInfo) => void;
   /** Called once per HTTP request made, with a label such as the endpoint name (for accounting). */
   onRequest?: (endpoint: string) => void;
+  /** The caller's clock, for reset instants computed from relative headers (default `Date.now`). */
+  now?: () => number;
 }
 
 /** One unit of planned work: the provider decides how many days one request covers. */

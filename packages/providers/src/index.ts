@@ -1,27 +1,46 @@
+import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { parseStreams, type Provider, type ProviderName, type StreamName } from '@fitlamp/provider';
-import type { providerEnvSchema } from '@fitlamp/runtime';
+import { ConfigError, type providerEnvSchema } from '@fitlamp/runtime';
 
 export type ProviderEnv = z.infer<typeof providerEnvSchema>;
 export type Providers = Partial<Record<ProviderName, Provider>>;
 
+/** `FITBIT_SCOPES="activity heartrate"` or `"activity,heartrate"`; unset: what the streams need. */
+export function parseScopes(setting: string | undefined): string[] | undefined {
+  const scopes = (setting ?? '').split(/[\s,]+/).filter(Boolean);
+  return scopes.length > 0 ? scopes : undefined;
+}
+
+/** `SYNC_STREAMS` as stream names; a {@link ConfigError} naming the variable if one is unknown. */
+export function streamsFromEnv(env: ProviderEnv): StreamName[] {
+  try {
+    return parseStreams(env.SYNC_STREAMS);
+  } catch (error) {
+    throw new ConfigError('SYNC_STREAMS', `SYNC_STREAMS is invalid: ${(error as Error).message}`);
+  }
+}
+
 /**
- * The providers this deployment has credentials for, configured from the environment. The
- * gateway and the fetcher build theirs here so both speak to the same URLs with the same scopes.
+ * The providers this deployment serves: each one whose client id is configured. The gateway and
+ * the fetcher build theirs here, so both speak to the same URLs with the same scopes and streams.
+ * `SYNC_STREAMS` picks the streams (and so the scopes requested); `FITBIT_SCOPES` overrides scopes.
  */
-export function createProviders(env: ProviderEnv): { providers: Providers; streams: StreamName[] } {
-  const streams = parseStreams(env.SYNC_STREAMS);
+export function createProviders(env: ProviderEnv, options: { dispatcher?: Dispatcher } = {}): Providers {
+  const streams = streamsFromEnv(env);
   const providers: Providers = {};
   if (env.FITBIT_CLIENT_ID && env.FITBIT_CLIENT_SECRET) {
+    const scopes = parseScopes(env.FITBIT_SCOPES);
     providers.fitbit = createFitbitProvider({
       clientId: env.FITBIT_CLIENT_ID,
       clientSecret: env.FITBIT_CLIENT_SECRET,
       authorizeUrl: env.FITBIT_AUTHORIZE_URL,
       apiUrl: env.FITBIT_API_URL,
       streams,
-      ...(env.FITBIT_SCOPES ? { scopes: env.FITBIT_SCOPES.split(/[\s,]+/).filter(Boolean) } : {}),
+      ...(scopes ? { scopes } : {}),
+      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
     });
   }
-  return { providers, streams };
+  return providers;
 }

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb } from '@fitlamp/db';
-import { createProviders } from '@fitlamp/providers';
+import { createProviders, streamsFromEnv } from '@fitlamp/providers';
 import { createQueues, registerQueueMetrics } from '@fitlamp/queues';
 import {
   createLogger,
@@ -26,7 +26,8 @@ await runService({
         ? [parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY_PREVIOUS, 'TOKEN_ENCRYPTION_KEY_PREVIOUS')]
         : [],
     );
-    const { providers, streams } = createProviders(env);
+    const providers = createProviders(env);
+    const streams = streamsFromEnv(env);
     const db = createDb(env.DATABASE_URL, { max: env.FETCHER_CONCURRENCY + 2, applicationName: 'fitlamp-fetcher' });
     const producer = createProducerConnection(env.REDIS_URL);
     const workerConnection = createWorkerConnection(env.REDIS_URL);

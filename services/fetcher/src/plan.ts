@@ -107,9 +107,22 @@ export function planRequests(
     g.days.push(d.day);
   }
   const out: PlannedRequest[] = [];
-  for (const g of groups.values()) {
-    const days = [...g.days].sort();
-    for (const request of provider.planRequests(g.stream, days, { intraday })) out.push({ ...request, tier: g.tier });
+  const streams = [...new Set([...groups.values()].map((g) => g.stream))];
+  for (const stream of streams) {
+    const tiered = [...groups.values()]
+      .filter((g) => g.stream === stream)
+      .flatMap((g) => provider.planRequests(stream, [...g.days].sort(), { intraday }).map((r) => ({ ...r, tier: g.tier })));
+    // A range endpoint can cover every tier's days in one request: then one request in the
+    // most urgent tier beats one per tier. Per-day endpoints cost the same either way.
+    const allDays = [...new Set(tiered.flatMap((r) => r.days))].sort();
+    const merged = provider.planRequests(stream, allDays, { intraday });
+    const cost = (rs: readonly DayRequest[]) => rs.reduce((n, r) => n + r.cost, 0);
+    if (cost(merged) < cost(tiered)) {
+      const urgent = tiered.reduce<Tier>((best, r) => (TIER_ORDER[r.tier] < TIER_ORDER[best] ? r.tier : best), 'backfill');
+      out.push(...merged.map((r) => ({ ...r, tier: urgent })));
+    } else {
+      out.push(...tiered);
+    }
   }
   const newest = (r: PlannedRequest) => r.days[r.days.length - 1] ?? '';
   return out.sort((a, b) => TIER_ORDER[a.tier] - TIER_ORDER[b.tier] || (newest(a) < newest(b) ? 1 : newest(a) > newest(b) ? -1 : 0));

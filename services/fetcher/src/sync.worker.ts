@@ -143,6 +143,7 @@ export function createSyncProcessor(deps: SyncDeps) {
       scopes: connection.scopes,
       intraday: connection.intraday_access !== false,
       onRate: (rate) => budget.observe(rate),
+      now,
       onRequest: (endpoint) => {
         summary.requests++;
         budget.spend(1);
@@ -321,12 +322,12 @@ export function createSyncProcessor(deps: SyncDeps) {
       return summary;
     } catch (error) {
       if (error instanceof BudgetSpent) {
-        return delayUntilReset(error.resetAt, 'rate budget spent');
+        return await delayUntilReset(error.resetAt, 'rate budget spent');
       }
       if (error instanceof ProviderError && error.code === 'rate_limited') {
         const resetAt = error.details.resetAt ?? now() + 3_600_000;
         budget.observe({ remaining: 0, resetAt });
-        return delayUntilReset(resetAt, 'provider answered 429');
+        return await delayUntilReset(resetAt, 'provider answered 429');
       }
       if (error instanceof ProviderError && error.code === 'gone') {
         const reason = `${provider.displayName} API answered 410 Gone: the participant must consent again through the successor API`;
@@ -358,8 +359,9 @@ export function createSyncProcessor(deps: SyncDeps) {
     /** Not a failure: the job waits (delayed, not failed) until the budget refills. */
     async function delayUntilReset(resetAt: number, why: string): Promise<never> {
       deps.metrics.syncs.inc({ provider: provider!.name, outcome: 'rate_limited' });
-      // Jitter so that participants limited in the same hour do not all return at once.
-      const until = Math.max(resetAt, now()) + Math.floor(Math.random() * 30_000);
+      // BullMQ schedules in this machine's time: wait as long as the provider's clock says,
+      // plus jitter so that participants limited in the same hour do not all return at once.
+      const until = Date.now() + Math.max(0, resetAt - now()) + Math.floor(Math.random() * 30_000);
       log.info({ until: new Date(until).toISOString(), requests: summary.requests }, `${why}; delayed until reset`);
       await job.moveToDelayed(until, token);
       throw new DelayedError();

@@ -71,7 +71,7 @@ export async function getAccessToken(
  */
 async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersion: number): Promise<AccessToken> {
   const { db, cipher, provider } = deps;
-  return db.transaction().execute(async (trx) => {
+  const outcome = await db.transaction().execute(async (trx): Promise<AccessToken | ConnectionLostError> => {
     const row = await trx
       .selectFrom('provider_connections')
       .selectAll()
@@ -79,7 +79,7 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
       .forUpdate()
       .executeTakeFirst();
     if (!row || row.status !== 'connected' || !row.refresh_token_enc) {
-      throw new ConnectionLostError(
+      return new ConnectionLostError(
         (row?.status as ConnectionLostError['status'] | undefined) ?? 'disconnected',
         row?.status_reason ?? 'no usable tokens',
       );
@@ -97,22 +97,16 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
       if (error instanceof ProviderError && error.code === 'invalid_grant') {
         // We hold the lock and the version we read is the newest: no one else refreshed, so the
         // refresh token itself is dead (revoked, reused, or a Testing-mode token that expired).
-        const reason = error.details.reason ?? 'the provider rejected the refresh token; the participant must reconnect';
-        await trx
-          .updateTable('provider_connections')
-          .set({ status: 'reconnect_needed', status_reason: reason, updated_at: new Date() })
-          .where('id', '=', connectionId)
-          .execute();
-        throw new ConnectionLostError('reconnect_needed', reason);
+        return new ConnectionLostError(
+          'reconnect_needed',
+          `${provider.displayName} rejected the refresh token (${error.details.reason ?? error.message}); the participant must reconnect`,
+        );
       }
       if (error instanceof ProviderError && error.code === 'gone') {
-        const reason = `${provider.displayName} API answered 410 Gone: the participant must consent again through the successor API`;
-        await trx
-          .updateTable('provider_connections')
-          .set({ status: 'needs_reconsent', status_reason: reason, updated_at: new Date() })
-          .where('id', '=', connectionId)
-          .execute();
-        throw new ConnectionLostError('needs_reconsent', reason);
+        return new ConnectionLostError(
+          'needs_reconsent',
+          `${provider.displayName} API answered 410 Gone: the participant must consent again through the successor API`,
+        );
       }
       throw error;
     }
@@ -134,4 +128,19 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
       .execute();
     return { accessToken: grant.accessToken, version };
   });
+  if (outcome instanceof ConnectionLostError) {
+    // Recorded after the lock's transaction ends (a throw inside it would roll this back), and
+    // only if the row still holds the generation we judged: a reconnect meanwhile wins.
+    if (outcome.status === 'reconnect_needed' || outcome.status === 'needs_reconsent') {
+      await db
+        .updateTable('provider_connections')
+        .set({ status: outcome.status, status_reason: outcome.reason, updated_at: new Date() })
+        .where('id', '=', connectionId)
+        .where('token_version', '=', seenVersion)
+        .where('status', '=', 'connected')
+        .execute();
+    }
+    throw outcome;
+  }
+  return outcome;
 }

@@ -11,7 +11,7 @@ import { createFitbitSimulator, createLampSimulator, type FitbitSimulator, type 
 import { createTestDatabase, serviceTestEnv, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
 import { buildGateway } from './app.ts';
 import { loadGatewayEnv, type GatewayEnv } from './env.ts';
-import { createProviders } from './providers.ts';
+import { createProviders } from '@fitlamp/providers';
 
 export const LAMP_ACCESS_KEY = 'researcher@fitlamp.test';
 

@@ -1,0 +1,323 @@
+import { randomBytes } from 'node:crypto';
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createPkcePair, createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
+import { recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { createFitbitProvider } from '@fitlamp/fitbit';
+import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
+import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
+import { createLogger } from '@fitlamp/runtime';
+import { createFitbitSimulator, findUser, viewDay, type FitbitSimulator } from '@fitlamp/simulators';
+import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import { createFetcherMetrics, createSyncProcessor, type SyncDeps, type SyncSummary } from './sync.worker.ts';
+import { getAccessToken } from './tokens.ts';
+
+const CLIENT_ID = 'FETCHTEST';
+const CLIENT_SECRET = 'fetcher-test-secret';
+const REDIRECT = 'http://127.0.0.1:9/oauth/fitbit/callback';
+const NOW = '2026-11-20T17:00:00Z';
+const P = 'U0000000042';
+
+interface Harness {
+  t: TestDatabase;
+  sim: FitbitSimulator;
+  provider: Provider;
+  cipher: TokenCipher;
+  queues: QueueSet;
+  redis: Redis;
+  deps: SyncDeps;
+  userId: string;
+  run(participantId?: string): Promise<SyncSummary>;
+  close(): Promise<void>;
+}
+
+/** A connected participant: consent through the simulator, tokens stored encrypted, zone recorded. */
+async function connect(h: Pick<Harness, 't' | 'sim' | 'provider' | 'cipher'>, participantId: string, userId: string) {
+  h.sim.state.autoConsent = { decision: 'allow', userId, scopes: undefined };
+  const { verifier, challenge } = createPkcePair();
+  const url = h.provider.authorizationUrl({ redirectUri: REDIRECT, state: 's', codeChallenge: challenge, scopes: h.provider.scopesFor(STREAMS) });
+  const res = await fetch(url, { redirect: 'manual' });
+  const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+  const grant = await h.provider.exchangeCode({ code, codeVerifier: verifier, redirectUri: REDIRECT });
+  await upsertParticipant(h.t.db, participantId);
+  await saveConnectedTokens(h.t.db, {
+    participantId,
+    provider: 'fitbit',
+    providerUserId: grant.providerUserId!,
+    accessTokenEnc: h.cipher.encrypt(grant.accessToken),
+    refreshTokenEnc: h.cipher.encrypt(grant.refreshToken!),
+    keyId: h.cipher.activeKeyId,
+    accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
+    refreshTokenExpiresAt: null,
+    scopes: grant.scopes,
+  });
+  const user = findUser(h.sim.world, userId)!;
+  await recordTimeZone(h.t.db, participantId, user.zoneHistory[0]!.zone, 'fitbit', new Date(0));
+  await scheduleStreams(h.t.db, participantId, STREAMS);
+  return grant;
+}
+
+async function harness(options: { preset?: string; rateLimitPerHour?: number; backfillDays?: number } = {}): Promise<Harness> {
+  const t = await createTestDatabase();
+  const sim = createFitbitSimulator({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    redirectUris: [REDIRECT],
+    appName: 'fetcher test',
+    seed: 'fetcher-int',
+    startAt: NOW,
+    users: [{ preset: options.preset ?? 'new-york' }],
+    ...(options.rateLimitPerHour ? { rateLimitPerHour: options.rateLimitPerHour } : {}),
+  });
+  const url = (await sim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+  const provider = createFitbitProvider({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUrl: url, authorizeUrl: `${url}/oauth2/authorize` });
+  const cipher = createTokenCipher(parseEncryptionKey(`t1:${randomBytes(32).toString('base64')}`));
+  const redis = new Redis(testRedisUrl, { maxRetriesPerRequest: 2 });
+  const queues = createQueues(redis, uniquePrefix('fetch'));
+  const userId = sim.world.users[0]!.id;
+  await connect({ t, sim, provider, cipher }, P, userId);
+  const deps: SyncDeps = {
+    db: t.db,
+    cipher,
+    providers: { fitbit: provider },
+    queues,
+    logger: createLogger({ name: 'fetcher-test', level: 'silent' }),
+    streams: STREAMS,
+    backfillDays: options.backfillDays ?? 7,
+    refetchDays: 3,
+    syncIntervalMs: 900_000,
+    budgetReserve: 5,
+    metrics: createFetcherMetrics(new Registry()),
+    now: () => sim.clock.now(),
+  };
+  const processor = createSyncProcessor(deps);
+  return {
+    t,
+    sim,
+    provider,
+    cipher,
+    queues,
+    redis,
+    deps,
+    userId,
+    run: (participantId = P) => processor({ id: `sync-${participantId}`, data: { participantId, reason: 'manual' } } as Job<SyncPayload>),
+    async close() {
+      await queues.close();
+      redis.disconnect();
+      await sim.app.close();
+      await t.drop();
+    },
+  };
+}
+
+const ledger = (h: Harness) =>
+  h.t.db.selectFrom('day_ledger').selectAll().where('participant_id', '=', P).orderBy('stream').orderBy('day').execute();
+
+describe('fetcher sync against the Fitbit simulator', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('backfills every stream, stores records matching the simulated truth, and gives every day a status', async () => {
+    h = await harness();
+    const summary = await h.run();
+    expect(summary.outcome).toBe('synced');
+    const user = findUser(h.sim.world, h.userId)!;
+    const zones = [{ zone: 'America/New_York', validFrom: 0 }];
+    const today = localDayAt(zones, h.sim.clock.now());
+    // Steps: each settled day's total equals the world's truth, in UTC minutes.
+    for (let i = 1; i < 7; i++) {
+      const day = addDays(today, -i);
+      const truth = viewDay(h.sim.world, user, day, h.sim.clock.now());
+      const expected = truth.day!.steps.reduce((a, b) => a + b, 0);
+      const rows = await h.t.db
+        .selectFrom('records')
+        .select(['timestamp', 'data'])
+        .where('participant_id', '=', P)
+        .where('stream', '=', 'steps')
+        .where('day', '=', day)
+        .execute();
+      expect(rows.reduce((n, r) => n + Number(r.data.value), 0), day).toBe(expected);
+      for (const r of rows) {
+        expect(Number(r.timestamp)).toBeGreaterThanOrEqual(truth.start);
+        expect(Number(r.timestamp)).toBeLessThan(truth.end);
+      }
+    }
+    const rows = await ledger(h);
+    const dataStreams = STREAMS.filter((s) => s !== 'device');
+    for (const stream of dataStreams) {
+      const days = rows.filter((r) => r.stream === stream).map((r) => r.day);
+      expect(days, stream).toEqual(Array.from({ length: 7 }, (_, i) => addDays(today, i - 6)));
+    }
+    // Yesterday is complete (the device synced today); today is partial.
+    expect(rows.find((r) => r.stream === 'steps' && r.day === addDays(today, -1))?.status).toBe('settled');
+    expect(rows.find((r) => r.stream === 'steps' && r.day === today)?.status).toBe('partial');
+    // Delivery was asked for.
+    expect(await h.queues.deliver.getJob('deliver-U0000000042')).toBeDefined();
+    // 7 days: intraday steps and heart rate one request a day, the other streams one range each,
+    // plus the profile and the device list.
+    const perEndpoint = h.sim.counters().requests[h.userId]!;
+    expect(perEndpoint['activity-intraday']).toBe(7);
+    expect(perEndpoint['heart-intraday']).toBe(7);
+    for (const range of ['sleep-range', 'spo2', 'hrv', 'br', 'temp-skin', 'azm-timeseries', 'heart-timeseries', 'activities-list']) {
+      expect(perEndpoint[range], range).toBe(1);
+    }
+    expect(summary.requests).toBe(24);
+  });
+
+  it('spends no data requests while the device has not synced again, and only recent days after it does', async () => {
+    h = await harness({ preset: 'kolkata' });
+    // Kolkata syncs only when told to: sync now, backfill, then nothing changes.
+    await fetch(`${h.sim.app.listeningOrigin}/_control/sync`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: h.userId }),
+    });
+    // Sleep is processed a minute after a sync (reference §7.3): fetch once it is ready.
+    h.sim.clock.advance(2 * 60_000);
+    const first = await h.run();
+    expect(first.inserted).toBeGreaterThan(0);
+    h.sim.clock.advance(20 * 60_000);
+    const idle = await h.run();
+    // Only the device list: no day is due until the device syncs again.
+    expect(idle.requests).toBe(1);
+    expect(idle.inserted).toBe(0);
+
+    h.sim.clock.advance(60 * 60_000);
+    await fetch(`${h.sim.app.listeningOrigin}/_control/sync`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: h.userId }),
+    });
+    h.sim.clock.advance(2 * 60_000);
+    const before = await ledger(h);
+    const after = await h.run();
+    expect(after.requests).toBeGreaterThan(1);
+    const rows = await ledger(h);
+    const refetched = rows.filter((r) => {
+      const was = before.find((b) => b.stream === r.stream && b.day === r.day);
+      return was && r.fetch_count > was.fetch_count;
+    });
+    const zones = [{ zone: 'Asia/Kolkata', validFrom: 0 }];
+    const refetchFrom = addDays(localDayAt(zones, h.sim.clock.now()), -2);
+    expect(refetched.length).toBeGreaterThan(0);
+    expect(refetched.every((r) => r.day >= refetchFrom), 'only days in the re-fetch window').toBe(true);
+  });
+
+  it('refreshes an expired token exactly once with eight fetchers racing', async () => {
+    h = await harness();
+    await h.t.db.updateTable('provider_connections').set({ access_token_expires_at: new Date(0) }).execute();
+    const refreshesBefore = h.sim.counters().refreshTokensIssued;
+    const stale = await h.t.db.selectFrom('provider_connections').selectAll().executeTakeFirstOrThrow();
+    // Eight fetchers, each holding the same stale row, each deciding it must refresh.
+    const tokens = await Promise.all(
+      Array.from({ length: 8 }, () => getAccessToken({ db: h!.t.db, cipher: h!.cipher, provider: h!.provider }, stale)),
+    );
+    expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
+    expect(tokens.every((t) => t.version === 2)).toBe(true);
+    // The refreshed token works.
+    expect((await h.run()).outcome).toBe('synced');
+    const counters = h.sim.counters();
+    expect(counters.refreshTokensIssued - refreshesBefore).toBe(1);
+    expect(counters.refreshTokenReuse).toBe(0);
+    expect(counters.refreshReplays).toBe(0);
+    const row = await h.t.db.selectFrom('provider_connections').select(['token_version', 'status']).executeTakeFirstOrThrow();
+    expect(row).toEqual({ token_version: 2, status: 'connected' });
+  });
+
+  it('on 401 refreshes once and retries; a dead refresh token marks the participant reconnect_needed', async () => {
+    h = await harness();
+    await h.t.db.updateTable('provider_connections').set({ access_token_enc: h.cipher.encrypt('not-a-valid-token') }).execute();
+    expect((await h.run()).outcome).toBe('synced');
+    expect((await h.t.db.selectFrom('provider_connections').select('token_version').executeTakeFirstOrThrow()).token_version).toBe(2);
+
+    await h.t.db
+      .updateTable('provider_connections')
+      .set({ access_token_enc: h.cipher.encrypt('not-a-valid-token'), refresh_token_enc: h.cipher.encrypt('revoked-refresh-token') })
+      .execute();
+    const lost = await h.run();
+    expect(lost.outcome).toBe('connection_lost');
+    const row = await h.t.db.selectFrom('provider_connections').select(['status', 'status_reason']).executeTakeFirstOrThrow();
+    expect(row.status).toBe('reconnect_needed');
+    expect(row.status_reason).toMatch(/reconnect/);
+    // Not connected any more: later jobs do nothing.
+    expect((await h.run()).outcome).toBe('skipped');
+  });
+
+  it('marks a participant whose API answers 410 Gone as needs_reconsent and keeps what was stored', async () => {
+    h = await harness();
+    await h.run();
+    const stored = await h.t.db.selectFrom('records').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    h.sim.setGone(true);
+    h.sim.clock.advance(3_600_000);
+    const summary = await h.run();
+    expect(summary.outcome).toBe('connection_lost');
+    const row = await h.t.db.selectFrom('provider_connections').select(['status', 'status_reason']).executeTakeFirstOrThrow();
+    expect(row.status).toBe('needs_reconsent');
+    expect(row.status_reason).toMatch(/410/);
+    const after = await h.t.db.selectFrom('records').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    expect(after.n).toBe(stored.n);
+  });
+
+  it('falls back to daily resolution when intraday is refused, and remembers it', async () => {
+    h = await harness();
+    h.sim.setIntradayAccess(false);
+    const summary = await h.run();
+    expect(summary.outcome).toBe('synced');
+    const row = await h.t.db.selectFrom('provider_connections').select('intraday_access').executeTakeFirstOrThrow();
+    expect(row.intraday_access).toBe(false);
+    const steps = await h.t.db.selectFrom('records').select(['duration']).where('stream', '=', 'steps').execute();
+    expect(steps.length).toBeGreaterThan(0);
+    // Daily totals span the day.
+    expect(steps.every((s) => Number(s.duration) >= 23 * 3_600_000)).toBe(true);
+    // One refused intraday call, then daily series only.
+    const perEndpoint = h.sim.counters().requests[h.userId] ?? {};
+    expect(perEndpoint['activity-intraday'] ?? 0).toBe(1);
+    expect(perEndpoint['heart-intraday'] ?? 0).toBe(0);
+    expect(perEndpoint['activity-timeseries']).toBeGreaterThan(0);
+  });
+
+  it('with the hourly budget spent, fetches today first and delays the job until the reset instead of failing it', async () => {
+    h = await harness({ rateLimitPerHour: 12, backfillDays: 14 });
+    const prefix = uniquePrefix('budget');
+    const connection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
+    const queue = new Queue<SyncPayload>(queueCatalog.sync.name, { connection: h.redis, prefix });
+    const processor = createSyncProcessor(h.deps);
+    const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, processor, { connection, prefix });
+    try {
+      await queue.add(queueCatalog.sync.jobName, { participantId: P, reason: 'connected' }, { jobId: `sync-${P}` });
+      let job = await queue.getJob(`sync-${P}`);
+      for (let i = 0; i < 100 && !(await job?.isDelayed()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        job = await queue.getJob(`sync-${P}`);
+      }
+      expect(await job!.isDelayed()).toBe(true);
+      expect(await job!.isFailed()).toBe(false);
+      // Delayed until the simulator's top of the hour (BullMQ keeps the run time in the score).
+      const untilTopOfHour = Math.floor(h.sim.clock.now() / 3_600_000) * 3_600_000 + 3_600_000 - h.sim.clock.now();
+      const score = Number(await h.redis.zscore(`${prefix}:${queueCatalog.sync.name}:delayed`, `sync-${P}`));
+      const delayedFor = Math.floor(score / 0x1000) - Date.now();
+      expect(delayedFor).toBeGreaterThan(untilTopOfHour - 10_000);
+      expect(delayedFor).toBeLessThan(untilTopOfHour + 31_000);
+      const rows = await ledger(h);
+      const zones = [{ zone: 'America/New_York', validFrom: 0 }];
+      const today = localDayAt(zones, h.sim.clock.now());
+      const fetchedToday = rows.filter((r) => r.day === today && r.fetch_count > 0).map((r) => r.stream);
+      expect(fetchedToday).toEqual(expect.arrayContaining(['steps', 'heart_rate']));
+      const waiting = rows.filter((r) => r.status === 'not_synced' && /rate limited/.test(r.reason ?? ''));
+      expect(waiting.length).toBeGreaterThan(0);
+      expect(waiting.every((r) => r.day < today)).toBe(true);
+      const conn = await h.t.db.selectFrom('provider_connections').select(['rate_limit_remaining', 'rate_limit_reset_at']).executeTakeFirstOrThrow();
+      expect(conn.rate_limit_remaining).toBeLessThanOrEqual(5);
+      expect(h.sim.counters().rateLimited).toBe(0);
+    } finally {
+      await worker.close();
+      await queue.close();
+      connection.disconnect();
+    }
+  });
+});
