@@ -11,3 +11,10 @@ export {
 export { serviceTestEnv } from './env.ts';
 export { startProcess, repoRoot, type ServiceProcess } from './processes.ts';
 export { launchTestBrowser, chromiumPath, CHROMIUM_ARGS, type TestBrowser } from './browser.ts';
+export {
+  requestEnrollmentLink,
+  hiddenFields,
+  startConsent,
+  answerProviderConsent,
+  type ConsentAnswer,
+} from './consent.ts';

@@ -8,7 +8,17 @@ import { createLampClient } from '@fitlamp/lamp';
 import { createQueues, type QueueSet } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createFitbitSimulator, createLampSimulator, type FitbitSimulator, type LampSimulator, type UserSpec } from '@fitlamp/simulators';
-import { createTestDatabase, serviceTestEnv, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import {
+  answerProviderConsent,
+  createTestDatabase,
+  requestEnrollmentLink,
+  serviceTestEnv,
+  startConsent,
+  testRedisUrl,
+  uniquePrefix,
+  type ConsentAnswer,
+  type TestDatabase,
+} from '@fitlamp/testing';
 import { buildGateway } from './app.ts';
 import { loadGatewayEnv, type GatewayEnv } from './env.ts';
 import { createProviders } from '@fitlamp/providers';
@@ -124,70 +134,22 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
 }
 
 /** `POST /admin/enrollments`; answers the link. */
-export async function issueLink(gw: TestGateway, participantId: string, extra: Record<string, unknown> = {}): Promise<string> {
-  const res = await fetch(`${gw.base}/admin/enrollments`, {
-    method: 'POST',
-    headers: { ...gw.admin, 'content-type': 'application/json' },
-    body: JSON.stringify({ participantId, provider: 'fitbit', ...extra }),
-  });
-  if (res.status !== 201) throw new Error(`enrollment failed: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { url: string }).url;
+export function issueLink(gw: TestGateway, participantId: string, extra: Record<string, unknown> = {}): Promise<string> {
+  return requestEnrollmentLink(gw.base, gw.env.ADMIN_TOKEN, participantId, extra);
 }
 
-function hiddenFields(page: string): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const m of page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
-    fields[m[1]!] = m[2]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
-  }
-  return fields;
-}
+export { startConsent };
 
-/** Opens a link's consent page and submits it, as a browser would; answers the provider URL it redirects to. */
-export async function startConsent(link: string): Promise<string> {
-  const page = await fetch(link);
-  if (page.status !== 200) throw new Error(`consent page answered ${page.status}`);
-  const url = new URL(link);
-  const res = await fetch(`${url.origin}${url.pathname}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(hiddenFields(await page.text())).toString(),
-    redirect: 'manual',
-  });
-  if (res.status !== 303) throw new Error(`consent start answered ${res.status}: ${await res.text()}`);
-  return res.headers.get('location')!;
-}
-
-/**
- * Answers the simulated Fitbit consent screen (Allow or Deny, as `user`, ticking `scopes` or all
- * of them); answers the callback URL Fitbit redirects to.
- */
-export async function answerFitbit(
-  authorizeUrl: string,
-  answer: { decision: 'allow' | 'deny'; user?: string; scopes?: string[] },
-): Promise<string> {
-  const page = await fetch(authorizeUrl);
-  const text = await page.text();
-  if (page.status !== 200) throw new Error(`Fitbit consent page answered ${page.status}: ${text}`);
-  const tx = /name="transaction_id" value="([^"]+)"/.exec(text)?.[1];
-  const selected = /<option value="([^"]+)" selected>/.exec(text)?.[1];
-  const offered = [...text.matchAll(/name="scope" value="([^"]+)"/g)].map((m) => m[1]!);
-  const form = new URLSearchParams({ transaction_id: tx!, decision: answer.decision, user: answer.user ?? selected! });
-  for (const scope of answer.scopes ?? offered) form.append('scope', scope);
-  const res = await fetch(new URL('/oauth2/authorize', authorizeUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: form.toString(),
-    redirect: 'manual',
-  });
-  if (res.status !== 302) throw new Error(`Fitbit consent answered ${res.status}: ${await res.text()}`);
-  return res.headers.get('location')!;
+/** Answers the simulated Fitbit consent screen; answers the callback URL Fitbit redirects to. */
+export function answerFitbit(authorizeUrl: string, answer: ConsentAnswer): Promise<string> {
+  return answerProviderConsent(authorizeUrl, answer);
 }
 
 /** The whole flow without a browser: link → consent page → Fitbit → callback page. */
 export async function connectThroughFitbit(
   gw: TestGateway,
   participantId: string,
-  answer: { decision: 'allow' | 'deny'; user?: string; scopes?: string[] } = { decision: 'allow' },
+  answer: ConsentAnswer = { decision: 'allow' },
 ): Promise<{ status: number; text: string; callbackUrl: string }> {
   const link = await issueLink(gw, participantId);
   const callbackUrl = await answerFitbit(await startConsent(link), answer);
