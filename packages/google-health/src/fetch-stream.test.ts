@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MockAgent } from 'undici';
+import { MockAgent, request } from 'undici';
 import { daysBetween, ProviderError, STREAMS, type ProviderContext, type RateInfo } from '@fitlamp/provider';
 import { createGoogleHealthProvider } from './google-health-provider.ts';
 import type { GoogleHttp } from './http.ts';
@@ -172,7 +172,7 @@ describe('filters and request shapes', () => {
     agent
       .get(API)
       .intercept({ path: (p) => p.startsWith('/v4/users/me/pairedDevices'), method: 'GET' })
-      .reply((opts) => {
+      .reply((opts): { statusCode: number; data: object } => {
         record(opts);
         return seen.length === 1
           ? { statusCode: 200, data: { pairedDevices: [{ name: 'users/me/pairedDevices/1', deviceVersion: 'Pixel Watch 3', lastSyncTime: '2026-03-07T17:29:05Z', batteryLevel: 55, batteryStatus: 'Medium' }], nextPageToken: 'p2' } }
@@ -199,7 +199,7 @@ describe('filters and request shapes', () => {
  */
 function buggyHeartRateServer(points: Array<{ t: number; bpm: number }>, serverPageSize: number) {
   const calls: Array<{ filter: string; pageToken?: string }> = [];
-  const handler = (opts: { path: string }) => {
+  const handler = (opts: { path: string }): { statusCode: number; data: object } => {
     const url = new URL(opts.path, API);
     const filter = url.searchParams.get('filter') ?? '';
     const pageToken = url.searchParams.get('pageToken') ?? undefined;
@@ -252,10 +252,10 @@ describe('paging across the tied-timestamp bug', () => {
     let token: string | undefined;
     const filter = `heart_rate.sample_time.physical_time >= "2026-10-20T04:00:00Z" AND heart_rate.sample_time.physical_time < "2026-10-21T04:00:00Z"`;
     do {
-      const res = await fetch(`${API}/v4/users/me/dataTypes/heart-rate/dataPoints:reconcile?filter=${encodeURIComponent(filter)}${token ? `&pageToken=${token}` : ''}`, {
+      const res = await request(`${API}/v4/users/me/dataTypes/heart-rate/dataPoints:reconcile?filter=${encodeURIComponent(filter)}${token ? `&pageToken=${token}` : ''}`, {
         dispatcher: agent,
-      } as RequestInit);
-      const body = (await res.json()) as { dataPoints: unknown[]; nextPageToken: string };
+      });
+      const body = (await res.body.json()) as { dataPoints: unknown[]; nextPageToken: string };
       got.push(...body.dataPoints);
       token = body.nextPageToken;
     } while (token);
