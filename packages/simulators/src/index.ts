@@ -38,3 +38,10 @@ export { PRESETS, type UserSpec, type WorldUser } from './world/users.ts';
 export type { DayTruth, ExerciseTruth } from './world/day.ts';
 export type { NightTruth, NightlySummary, SleepSession, SleepStage } from './world/sleep.ts';
 export type { ZoneHistory, ZoneSpan } from './world/zones.ts';
+
+// Google Health API simulator (same world as the Fitbit simulator)
+export { createGoogleHealthSimulator, type GoogleHealthSimulator, type GoogleHealthSimulatorOptions } from './google/app.ts';
+export { STREAM_DATA_TYPES as GOOGLE_STREAM_DATA_TYPES, SCOPES as GOOGLE_HEALTH_SCOPES } from './google/catalogue.ts';
+export type { Counters as GoogleCounters, Fault as GoogleFault } from './google/state.ts';
+export type { FaultSpec as GoogleFaultSpec } from './google/faults.ts';
+export type { Delivery as GoogleWebhookDelivery, WebhookOptions as GoogleWebhookOptions } from './google/webhooks.ts';
