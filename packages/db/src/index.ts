@@ -22,3 +22,11 @@ export {
   type ConnectedTokens,
 } from './connections.ts';
 export { insertOauthState, consumeOauthState, deleteExpiredOauthStates, type NewOauthState } from './oauth-states.ts';
+export {
+  findLedgerDays,
+  findScheduledStreams,
+  listDeliveryBatches,
+  requeueParkedBatch,
+  type LedgerDay,
+  type RequeueOutcome,
+} from './ledger.ts';
