@@ -17,6 +17,7 @@ import { registerQueueMetrics, type QueueSet } from '@fitlamp/queues';
 import { checkReadiness, stripQuery, type Logger, type ReadinessCheck } from '@fitlamp/runtime';
 import { createAdminGuard } from './admin-auth.ts';
 import { registerAdminRoutes } from './admin.ts';
+import { registerAdminDayRoutes } from './admin-days.ts';
 import { registerConnectRoutes } from './connect.ts';
 import type { GatewayEnv } from './env.ts';
 import { problemPage, sendPage, STYLE_HASH } from './pages.ts';
@@ -167,6 +168,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       return reply.code(500).send({ error: 'internal', message: 'the request failed; see the gateway log' });
     });
     registerAdminRoutes(admin, deps);
+    registerAdminDayRoutes(admin, deps);
   });
 
   await app.register(async (admin) => {
