@@ -16,6 +16,13 @@ export const fetcherEnvSchema = baseEnvSchema
     FETCHER_CONCURRENCY: envFields.positiveInt(8),
     /** Requests kept back from each participant's hourly budget for fresh data. */
     RATE_BUDGET_RESERVE: z.coerce.number().int().min(0).default(5),
+    /** How often the account's time zone is re-read (one request); hourly, as RADAR-base does. */
+    PROFILE_CHECK_SECONDS: envFields.positiveInt(3600),
+    /**
+     * Simulations only: shifts the fetcher's idea of "now" (which days are today and yesterday,
+     * rate-limit windows) to match a simulator running at another date. 0 in production.
+     */
+    CLOCK_OFFSET_MS: z.coerce.number().int().default(0),
   });
 export type FetcherEnv = z.infer<typeof fetcherEnvSchema>;
 

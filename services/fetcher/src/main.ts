@@ -49,6 +49,8 @@ await runService({
         refetchDays: env.REFETCH_DAYS,
         syncIntervalMs: env.SYNC_INTERVAL_SECONDS * 1000,
         budgetReserve: env.RATE_BUDGET_RESERVE,
+        profileCheckMs: env.PROFILE_CHECK_SECONDS * 1000,
+        ...(env.CLOCK_OFFSET_MS ? { now: () => Date.now() + env.CLOCK_OFFSET_MS } : {}),
         metrics: createFetcherMetrics(registry),
       },
       { connection: workerConnection, prefix: env.QUEUE_PREFIX, concurrency: env.FETCHER_CONCURRENCY },

@@ -89,6 +89,7 @@ async function harness(options: { preset?: string; rateLimitPerHour?: number; ba
     refetchDays: 3,
     syncIntervalMs: 900_000,
     budgetReserve: 5,
+    profileCheckMs: 3_600_000,
     metrics: createFetcherMetrics(new Registry()),
     now: () => sim.clock.now(),
   };

@@ -33,6 +33,8 @@ export interface SyncDeps {
   refetchDays: number;
   syncIntervalMs: number;
   budgetReserve: number;
+  /** Re-read the account's zone at most this often (one extra request). */
+  profileCheckMs: number;
   metrics: FetcherMetrics;
   now?: () => number;
 }
@@ -65,9 +67,6 @@ export function createFetcherMetrics(registry: Registry): FetcherMetrics {
     }),
   };
 }
-
-/** Re-check the account's zone at most this often (one extra request). */
-const PROFILE_CHECK_MS = 12 * 3_600_000;
 
 export interface SyncSummary {
   participantId: string;
@@ -187,7 +186,7 @@ export function createSyncProcessor(deps: SyncDeps) {
         .where('stream', '=', 'device')
         .executeTakeFirst();
       const profileCheckedAt = Number(deviceCursor?.state?.profileCheckedAt ?? 0);
-      if (zones.length === 0 || now() - profileCheckedAt > PROFILE_CHECK_MS) {
+      if (zones.length === 0 || now() - profileCheckedAt > deps.profileCheckMs) {
         const account = await call((ctx) => provider.fetchAccount(ctx));
         if (account.timeZone && (await recordTimeZone(deps.db, participantId, account.timeZone, provider.name, new Date(now())))) {
           zones = await findZoneHistory(deps.db, participantId);

@@ -1,0 +1,9 @@
+export {
+  startStack,
+  type Stack,
+  type StackOptions,
+  type StackParticipant,
+  type StackProgress,
+  type ServiceName,
+} from './stack.ts';
+export { startRedisServer, freePort, type RedisServer } from './redis-server.ts';

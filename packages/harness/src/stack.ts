@@ -1,0 +1,331 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, createWriteStream, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
+import { createDb, migrateToLatest, type Database } from '@fitlamp/db';
+import { STREAMS, addDays, localDayAt, type StreamName } from '@fitlamp/provider';
+import {
+  createFitbitSimulator,
+  createLampSimulator,
+  type FitbitSimulator,
+  type LampSimulator,
+  type UserSpec,
+} from '@fitlamp/simulators';
+import {
+  adminDatabaseUrl,
+  answerProviderConsent,
+  databaseUrl,
+  requestEnrollmentLink,
+  startConsent,
+  startProcess,
+  testRedisUrl,
+  type ServiceProcess,
+} from '@fitlamp/testing';
+import { freePort, startRedisServer, type RedisServer } from './redis-server.ts';
+
+/**
+ * The whole of fitlamp on one machine, for the demo, the end-to-end tests and the benchmarks:
+ * a fresh database, the four services as real processes, and the Fitbit and mindLAMP
+ * simulators in this process. Nothing is shared with other runs (own database, own queue
+ * prefix, optionally an own redis-server).
+ */
+
+export interface StackParticipant {
+  /** mindLAMP participant id. */
+  id: string;
+  /** The simulated Fitbit account this participant connects (give it an `id`). */
+  user: UserSpec & { id: string };
+}
+
+export interface StackOptions {
+  participants: StackParticipant[];
+  backfillDays: number;
+  refetchDays?: number;
+  fetcherReplicas?: number;
+  writerReplicas?: number;
+  /** Start the simulators' clock here (it ticks); the fetcher's clock is shifted to match. */
+  simStartAt?: string;
+  /** Run an own redis-server (needed to FLUSHALL safely); else the machine's with a unique prefix. */
+  ownRedis?: boolean;
+  syncIntervalSeconds?: number;
+  schedulerTickSeconds?: number;
+  sweepSeconds?: number;
+  /** Latency added to every Fitbit data request, like the real API's. */
+  providerLatencyMs?: number;
+  /** Extra environment for every service. */
+  env?: Record<string, string>;
+  /** Write each service's output to files here (else kept in memory only). */
+  logDir?: string;
+  seed?: string;
+  /** Fitbit requests per user per hour (default 150). */
+  rateLimitPerHour?: number;
+}
+
+export interface StackProgress {
+  connected: number;
+  /** Participant × stream × day cells of the backfill window that have a final status. */
+  daysDone: number;
+  daysExpected: number;
+  failedDays: number;
+  undelivered: number;
+  openBatches: number;
+  delivered: number;
+}
+
+export type ServiceName = 'gateway' | 'scheduler' | 'fetcher' | 'lamp-writer';
+
+export interface Stack {
+  db: Kysely<Database>;
+  databaseUrl: string;
+  redisUrl: string;
+  queuePrefix: string;
+  gatewayUrl: string;
+  adminToken: string;
+  fitbit: FitbitSimulator;
+  fitbitUrl: string;
+  lamp: LampSimulator;
+  lampUrl: string;
+  processes: Record<ServiceName, ServiceProcess[]>;
+  dataStreams: StreamName[];
+  /** Enrolls and connects a participant the way a person would, minus the browser. */
+  connect(participant: StackParticipant): Promise<void>;
+  progress(): Promise<StackProgress>;
+  /** Resolves once every window day is fetched and every record delivered, or throws at the deadline. */
+  waitUntilCaughtUp(options?: { timeoutMs?: number; onProgress?: (p: StackProgress) => void }): Promise<StackProgress>;
+  /** Starts another replica of a service (e.g. after killing one). */
+  startService(name: ServiceName): Promise<ServiceProcess>;
+  stop(options?: { keepDatabase?: boolean }): Promise<void>;
+}
+
+const ENTRY: Record<ServiceName, string> = {
+  gateway: 'services/gateway/src/main.ts',
+  scheduler: 'services/scheduler/src/main.ts',
+  fetcher: 'services/fetcher/src/main.ts',
+  'lamp-writer': 'services/lamp-writer/src/main.ts',
+};
+
+const CLIENT_ID = 'FITLAMPSTACK';
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const started: Array<() => Promise<unknown>> = [];
+  try {
+    return await build(options, started);
+  } catch (error) {
+    for (const undo of started.reverse()) await undo().catch(() => {});
+    throw error;
+  }
+}
+
+async function build(options: StackOptions, cleanup: Array<() => Promise<unknown>>): Promise<Stack> {
+  const run = randomBytes(4).toString('hex');
+  const dbName = `fitlamp_stack_${run}`;
+  const admin = new pg.Client({ connectionString: adminDatabaseUrl });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  await admin.end();
+  cleanup.push(async () => dropDatabase(dbName));
+  const dbUrl = databaseUrl(dbName);
+  const db = createDb(dbUrl, { max: 4, applicationName: 'fitlamp-stack' });
+  cleanup.push(() => db.destroy());
+  await migrateToLatest(db);
+
+  let redis: RedisServer | undefined;
+  if (options.ownRedis) {
+    redis = await startRedisServer();
+    cleanup.push(() => redis!.stop());
+  }
+  const redisUrl = redis?.url ?? testRedisUrl;
+  const queuePrefix = `fitlamp-stack-${run}`;
+
+  const lampAccessKey = 'researcher@fitlamp.demo';
+  const lampSecretKey = randomBytes(12).toString('hex');
+  const lamp = createLampSimulator({
+    credentials: [{ accessKey: lampAccessKey, secretKey: lampSecretKey }],
+    participants: options.participants.map((p) => ({ id: p.id, studyId: 'S0000000001' })),
+  });
+  const lampUrl = (await lamp.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+  cleanup.push(() => lamp.app.close());
+
+  const gatewayPort = await freePort();
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  const clientSecret = randomBytes(16).toString('hex');
+  const simStart = options.simStartAt ? Date.parse(options.simStartAt) : undefined;
+  const fitbit = createFitbitSimulator({
+    clientId: CLIENT_ID,
+    clientSecret,
+    redirectUris: [`${gatewayUrl}/oauth/fitbit/callback`],
+    appName: 'fitlamp demo study',
+    seed: options.seed ?? 'fitlamp-stack',
+    users: options.participants.map((p) => p.user),
+    ...(simStart !== undefined ? { startAt: simStart } : {}),
+    ...(options.rateLimitPerHour ? { rateLimitPerHour: options.rateLimitPerHour } : {}),
+  });
+  // The simulated world keeps time like the real one: ticking, from wherever it starts.
+  fitbit.clock.freeze(false);
+  const fitbitUrl = (await fitbit.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+  cleanup.push(() => fitbit.app.close());
+  if (options.providerLatencyMs) fitbit.addFault({ path: '/1', kind: 'latency', latencyMs: options.providerLatencyMs });
+
+  const adminToken = randomBytes(24).toString('base64url');
+  const common: Record<string, string> = {
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: dbUrl,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: queuePrefix,
+    HOST: '127.0.0.1',
+    SHUTDOWN_TIMEOUT_MS: '10000',
+    PUBLIC_BASE_URL: gatewayUrl,
+    ADMIN_TOKEN: adminToken,
+    ENROLLMENT_SECRET: randomBytes(32).toString('base64url'),
+    TOKEN_ENCRYPTION_KEY: `stack:${randomBytes(32).toString('base64')}`,
+    LAMP_API_URL: lampUrl,
+    LAMP_ACCESS_KEY: lampAccessKey,
+    LAMP_SECRET_KEY: lampSecretKey,
+    FITBIT_CLIENT_ID: CLIENT_ID,
+    FITBIT_CLIENT_SECRET: clientSecret,
+    FITBIT_API_URL: fitbitUrl,
+    FITBIT_AUTHORIZE_URL: `${fitbitUrl}/oauth2/authorize`,
+    BACKFILL_DAYS: String(options.backfillDays),
+    REFETCH_DAYS: String(options.refetchDays ?? 3),
+    SYNC_INTERVAL_SECONDS: String(options.syncIntervalSeconds ?? 60),
+    SCHEDULER_TICK_SECONDS: String(options.schedulerTickSeconds ?? 2),
+    UNDELIVERED_SWEEP_SECONDS: String(options.sweepSeconds ?? 20),
+    PUBLIC_RATE_LIMIT_PER_MINUTE: '10000',
+    ...(simStart !== undefined ? { CLOCK_OFFSET_MS: String(fitbit.clock.now() - Date.now()) } : {}),
+    ...options.env,
+  };
+
+  const processes: Record<ServiceName, ServiceProcess[]> = { gateway: [], scheduler: [], fetcher: [], 'lamp-writer': [] };
+  const logs: WriteStream[] = [];
+  if (options.logDir) mkdirSync(options.logDir, { recursive: true });
+  const startService = async (name: ServiceName): Promise<ServiceProcess> => {
+    const port = name === 'gateway' ? gatewayPort : await freePort();
+    const proc = startProcess(ENTRY[name], { ...common, PORT: String(port) });
+    if (options.logDir) {
+      const file = createWriteStream(join(options.logDir, `${name}-${processes[name].length + 1}.log`));
+      logs.push(file);
+      proc.proc.stdout!.pipe(file);
+      proc.proc.stderr!.pipe(file);
+    }
+    processes[name].push(proc);
+    await proc.waitForLine(/"msg":"started"/, 30_000);
+    return proc;
+  };
+  cleanup.push(async () => {
+    await Promise.all(Object.values(processes).flat().map((p) => p.stop('SIGTERM')));
+    for (const file of logs) file.end();
+  });
+  await Promise.all([
+    startService('gateway'),
+    startService('scheduler'),
+    ...Array.from({ length: options.fetcherReplicas ?? 1 }, () => startService('fetcher')),
+    ...Array.from({ length: options.writerReplicas ?? 1 }, () => startService('lamp-writer')),
+  ]);
+
+  const dataStreams = STREAMS.filter((s) => s !== 'device');
+
+  const progress = async (): Promise<StackProgress> => {
+    const zones = await db.selectFrom('participant_time_zones').select(['participant_id', 'zone']).orderBy('valid_from').execute();
+    const zoneOf = new Map(zones.map((z) => [z.participant_id, z.zone]));
+    const connections = await db.selectFrom('provider_connections').select(['participant_id']).where('status', '=', 'connected').execute();
+    const now = fitbit.clock.now();
+    let daysExpected = 0;
+    let daysDone = 0;
+    for (const { participant_id } of connections) {
+      const today = localDayAt([{ zone: zoneOf.get(participant_id) ?? 'UTC', validFrom: 0 }], now);
+      const from = addDays(today, -(options.backfillDays - 1));
+      daysExpected += dataStreams.length * options.backfillDays;
+      const done = await db
+        .selectFrom('day_ledger')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('participant_id', '=', participant_id)
+        .where('day', '>=', from)
+        .where('day', '<=', today)
+        .where('stream', 'in', dataStreams)
+        .where('status', 'in', ['settled', 'partial', 'empty'])
+        .executeTakeFirstOrThrow();
+      daysDone += Number(done.n);
+    }
+    const counts = await sql<{ failed: string; undelivered: string; open: string; delivered: string }>`
+      select
+        (select count(*) from day_ledger where status = 'failed') as failed,
+        (select count(*) from records where status in ('pending', 'sending')) as undelivered,
+        (select count(*) from delivery_batches where status in ('sending', 'unknown')) as open,
+        (select count(*) from records where status = 'delivered') as delivered`.execute(db);
+    const c = counts.rows[0]!;
+    return {
+      connected: connections.length,
+      daysDone,
+      daysExpected,
+      failedDays: Number(c.failed),
+      undelivered: Number(c.undelivered),
+      openBatches: Number(c.open),
+      delivered: Number(c.delivered),
+    };
+  };
+
+  return {
+    db,
+    databaseUrl: dbUrl,
+    redisUrl,
+    queuePrefix,
+    gatewayUrl,
+    adminToken,
+    fitbit,
+    fitbitUrl,
+    lamp,
+    lampUrl,
+    processes,
+    dataStreams,
+    startService,
+    progress,
+    async connect(participant) {
+      const link = await requestEnrollmentLink(gatewayUrl, adminToken, participant.id);
+      const authorize = await startConsent(link);
+      const callback = await answerProviderConsent(authorize, { decision: 'allow', user: participant.user.id });
+      const page = await fetch(callback);
+      const text = await page.text();
+      if (page.status !== 200 || !text.includes('connected')) {
+        throw new Error(`connecting ${participant.id} ended on ${page.status}: ${text.slice(0, 300)}`);
+      }
+    },
+    async waitUntilCaughtUp({ timeoutMs = 300_000, onProgress } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      let last: StackProgress | undefined;
+      // Caught up twice in a row, a second apart: a sync finishing between two reads can still
+      // enqueue a delivery.
+      let streak = 0;
+      while (Date.now() < deadline) {
+        last = await progress();
+        onProgress?.(last);
+        const done =
+          last.connected === options.participants.length &&
+          last.daysDone >= last.daysExpected &&
+          last.failedDays === 0 &&
+          last.undelivered === 0 &&
+          last.openBatches === 0;
+        streak = done ? streak + 1 : 0;
+        if (streak >= 2) return last;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+      throw new Error(`not caught up within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+    },
+    async stop({ keepDatabase = false } = {}) {
+      if (keepDatabase) cleanup.splice(0, 1);
+      for (const undo of [...cleanup].reverse()) await undo().catch(() => {});
+      cleanup.length = 0;
+    },
+  };
+}
+
+async function dropDatabase(name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminDatabaseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`drop database if exists ${name} with (force)`);
+  } finally {
+    await admin.end();
+  }
+}

@@ -1,0 +1,93 @@
+// `pnpm demo` (or `bash scripts/demo.sh` on a fresh machine): the whole pipeline against the
+// built-in simulators. Starts the Fitbit and mindLAMP simulators and the four services as
+// processes, enrolls and connects simulated participants the way a person would (following the
+// consent redirects), backfills a week, and prints what arrived in mindLAMP.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startStack, type StackParticipant } from '@fitlamp/harness';
+import { findUser, syncUser } from '@fitlamp/simulators';
+
+const { values } = parseArgs({
+  options: {
+    participants: { type: 'string', default: '5' },
+    days: { type: 'string', default: '7' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log('usage: pnpm demo [--participants N (1-50, default 5)] [--days D (1-30, default 7)]');
+  process.exit(0);
+}
+const count = Number(values.participants);
+const days = Number(values.days);
+if (!Number.isInteger(count) || count < 1 || count > 50) throw new Error('--participants must be a whole number from 1 to 50');
+if (!Number.isInteger(days) || days < 1 || days > 30) throw new Error('--days must be a whole number from 1 to 30');
+
+const presets = ['new-york', 'traveler', 'sydney', 'kolkata'];
+const participants: StackParticipant[] = Array.from({ length: count }, (_, i) => ({
+  id: `U${String(i + 1).padStart(10, '0')}`,
+  user: { id: `FB${String(i + 1).padStart(4, '0')}`, preset: presets[i % presets.length]! },
+}));
+
+const logDir = mkdtempSync(join(tmpdir(), 'fitlamp-demo-'));
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+console.log(`fitlamp demo: ${count} participants, ${days} days of backfill (service logs: ${logDir})`);
+
+const stack = await startStack({ participants, backfillDays: days, logDir, seed: 'fitlamp-demo' });
+let exitCode = 1;
+try {
+  console.log(`  started: simulators, gateway ${stack.gatewayUrl}, scheduler, fetcher, lamp-writer (${elapsed()})`);
+  // Every simulated watch synced two minutes ago (the Fitbit servers have processed its sleep by
+  // now), so the newest data is there to fetch.
+  for (const p of participants) syncUser(stack.fitbit.world, findUser(stack.fitbit.world, p.user.id)!, stack.fitbit.clock.now() - 120_000);
+  for (const p of participants) {
+    await stack.connect(p);
+    console.log(`  connected ${p.id} (simulated Fitbit account ${p.user.id}, ${p.user.preset})`);
+  }
+  let lastLine = '';
+  const done = await stack.waitUntilCaughtUp({
+    timeoutMs: 10 * 60_000,
+    onProgress: (p) => {
+      const line = `  syncing: ${p.daysDone}/${p.daysExpected} stream-days fetched, ${p.delivered} events delivered`;
+      if (line !== lastLine) console.log(line);
+      lastLine = line;
+    },
+  });
+
+  const counts = stack.lamp.countEvents();
+  const sensors = new Map<string, number>();
+  for (const participant of Object.values(counts.participants)) {
+    for (const [sensor, n] of Object.entries(participant.sensors)) sensors.set(sensor, (sensors.get(sensor) ?? 0) + n);
+  }
+  const requests = Object.values(stack.fitbit.counters().requests).reduce(
+    (n, perEndpoint) => n + Object.values(perEndpoint).reduce((a, b) => a + b, 0),
+    0,
+  );
+  const ledger = await stack.db
+    .selectFrom('day_ledger')
+    .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
+    .groupBy('status')
+    .orderBy('status')
+    .execute();
+  const duplicates = stack.lamp.findDuplicates().extraCopies;
+
+  console.log('\nSummary');
+  console.log(`  participants connected:   ${done.connected}`);
+  console.log(`  events in mindLAMP:       ${counts.total}`);
+  for (const [sensor, n] of [...sensors].sort()) console.log(`    ${sensor.padEnd(34)} ${n}`);
+  console.log(`  provider requests:        ${requests} (${(requests / (count * days)).toFixed(1)} per participant-day)`);
+  console.log(`  day ledger:               ${ledger.map((r) => `${r.n} ${r.status}`).join(', ')}`);
+  console.log(`  duplicates in mindLAMP:   ${duplicates}`);
+  console.log(`  time taken:               ${elapsed()}`);
+  exitCode = duplicates === 0 && counts.total === done.delivered ? 0 : 1;
+  if (exitCode !== 0) console.log(`\nUnexpected: ${duplicates} duplicates, ${counts.total} events stored vs ${done.delivered} delivered.`);
+} catch (error) {
+  console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(`service logs: ${logDir}`);
+} finally {
+  await stack.stop();
+}
+process.exitCode = exitCode;
