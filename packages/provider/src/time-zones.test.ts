@@ -33,6 +33,21 @@ describe('floating local time to UTC', () => {
     expect(localDayAt(travel, Date.parse('2026-11-12T03:00:00Z'))).toBe('2026-11-11');
   });
 
+  it('walks a westward trip in series order, though wall-clock times repeat', () => {
+    // London until 12:00Z, then Los Angeles (UTC-8): the device shows 04:00 again at 12:00Z.
+    const trip: ZoneHistory = [
+      { zone: 'Europe/London', validFrom: 0 },
+      { zone: 'America/Los_Angeles', validFrom: Date.parse('2026-11-10T12:00:00Z') },
+    ];
+    const before = localToUtc('2026-11-10T10:00:00', trip, { notBefore: Date.parse('2026-11-10T09:59:00Z') });
+    expect(iso(before)).toBe('2026-11-10T10:00:00.000Z');
+    const after = localToUtc('2026-11-10T04:30:00', trip, { notBefore: Date.parse('2026-11-10T11:59:00Z') });
+    expect(iso(after)).toBe('2026-11-10T12:30:00.000Z');
+    // The trip day lasts 32 hours on the participant's calendar.
+    const { start, end } = localDayBounds('2026-11-10', trip);
+    expect((end - start) / 3_600_000).toBe(32);
+  });
+
   it('knows day lengths across DST and calendar arithmetic', () => {
     const { start, end } = localDayBounds('2026-11-01', ny);
     expect((end - start) / 3_600_000).toBe(25);

@@ -95,20 +95,30 @@ export interface LocalToUtcOptions {
   notBefore?: number;
 }
 
-/** Converts a floating local time to UTC epoch ms through the zone valid at that moment. */
+/**
+ * Converts a floating local time to UTC epoch ms through the zone valid at that moment. Every
+ * span of the history proposes the instant(s) its zone would give; a proposal counts only if it
+ * falls inside its span. Of those, the earliest at or after `notBefore` wins (a series in time
+ * order thereby walks through a fall-back hour, or a westward trip that repeats wall-clock
+ * times, in order); without `notBefore`, the earliest.
+ */
 export function localToUtc(local: string | number, history: ZoneHistory, options: LocalToUtcOptions = {}): number {
   if (history.length === 0) throw new RangeError('zone history is empty');
   const wall = typeof local === 'number' ? local : parseLocal(local);
-  for (let i = history.length - 1; i >= 0; i--) {
-    const span = history[i]!;
-    const options_ = candidates(span.zone, wall);
-    const pick =
-      options.notBefore === undefined
-        ? options_[0]!
-        : (options_.find((c) => c >= options.notBefore!) ?? options_[options_.length - 1]!);
-    if (i === 0 || pick >= span.validFrom) return pick;
+  const valid: number[] = [];
+  const all: number[] = [];
+  for (let i = 0; i < history.length; i++) {
+    const from = i === 0 ? -Infinity : history[i]!.validFrom;
+    const until = i + 1 < history.length ? history[i + 1]!.validFrom : Infinity;
+    for (const c of candidates(history[i]!.zone, wall)) {
+      all.push(c);
+      if (c >= from && c < until) valid.push(c);
+    }
   }
-  throw new Error('unreachable');
+  // A wall time no span can produce (e.g. skipped by an eastward trip): the nearest guess.
+  const pool = (valid.length > 0 ? valid : all).sort((a, b) => a - b);
+  if (options.notBefore === undefined) return pool[0]!;
+  return pool.find((c) => c >= options.notBefore!) ?? pool[pool.length - 1]!;
 }
 
 /** The zone a participant was in at an instant. */
