@@ -166,7 +166,7 @@ function restingPoints(ctx: RenderContext, date: string): Point[] {
 
 /** The user's skin-temperature baseline (°C), derived here: the world only knows the nightly deviation. */
 export function skinBaseline(seed: string, userId: string): number {
-  return Math.round((33.2 + (hash32(seed, "skin-baseline", userId) % 150) / 100) * 100) / 100;
+  return Math.round((33.2 + (hash32(seed, 'skin-baseline', userId) % 150) / 100) * 100) / 100;
 }
 
 /** Nights whose 30-day baseline is not computable yet: the live API sends `"NaN"` (google-health-api §3.1). */
