@@ -555,20 +555,18 @@ export async function pump(state: GoogleState): Promise<void> {
   for (let round = 0; round < 50; round += 1) {
     const now = state.clock.now();
     const due = wh.deliveries.filter((d) => d.state === 'pending' && d.nextAttemptAt <= now && !running.has(d));
-    if (due.length === 0) break;
-    await Promise.all(
-      due.map((d) => {
-        const p = attempt(state, d).finally(() => {
-          running.delete(d);
-          wh.inFlight.delete(p);
-        });
-        running.set(d, p);
-        wh.inFlight.add(p);
-        return p;
-      }),
-    );
+    if (due.length === 0 && wh.inFlight.size === 0) break;
+    for (const d of due) {
+      const p = attempt(state, d).finally(() => {
+        running.delete(d);
+        wh.inFlight.delete(p);
+      });
+      running.set(d, p);
+      wh.inFlight.add(p);
+    }
+    // Wait for attempts started here or by a concurrent pump; they may enqueue duplicates.
+    await Promise.all([...wh.inFlight]);
   }
-  await Promise.all([...wh.inFlight]);
 }
 
 /** A delivery as the control API lists it. */
