@@ -360,7 +360,8 @@ export function createSyncProcessor(deps: SyncDeps) {
       deps.metrics.syncs.inc({ provider: provider!.name, outcome: 'rate_limited' });
       // BullMQ schedules in this machine's time: wait as long as the provider's clock says,
       // plus jitter so that participants limited in the same hour do not all return at once.
-      const until = Date.now() + Math.max(0, resetAt - now()) + Math.floor(Math.random() * 30_000);
+      const wait = Math.max(0, resetAt - now());
+      const until = Date.now() + wait + Math.floor(Math.random() * Math.min(30_000, wait / 10 + 1_000));
       log.info({ until: new Date(until).toISOString(), requests: summary.requests }, `${why}; delayed until reset`);
       await job.moveToDelayed(until, token);
       throw new DelayedError();

@@ -103,6 +103,9 @@ describe('lamp-writer delivery', () => {
   it('reads back after a dropped connection whose events were stored, and sends nothing twice', async () => {
     await seed(10);
     sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'store-then-drop' }, times: 1 });
+    await expect(createDeliverProcessor(deps)(job())).rejects.toMatchObject({ code: 'outcome_unknown' });
+    expect((await t.db.selectFrom('delivery_batches').select('status').executeTakeFirstOrThrow()).status).toBe('unknown');
+    // The retry reads back first, finds everything, and sends nothing.
     const summary = await createDeliverProcessor(deps)(job());
     expect(summary).toMatchObject({ reconciled: 10, delivered: 0 });
     expect(stored()).toHaveLength(10);
@@ -118,9 +121,8 @@ describe('lamp-writer delivery', () => {
     sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'partial-write', stored: 4 }, times: 1 });
     await expect(createDeliverProcessor(deps)(job())).rejects.toMatchObject({ code: 'server_error' });
     expect(stored()).toHaveLength(4);
-    expect((await statuses()).filter((s) => s === 'delivered')).toHaveLength(4);
-    // BullMQ retries the job: the rest goes out, nothing twice.
-    expect(await createDeliverProcessor(deps)(job())).toMatchObject({ delivered: 6 });
+    // BullMQ retries the job: it reads back (4 found), then sends the other 6, nothing twice.
+    expect(await createDeliverProcessor(deps)(job())).toMatchObject({ reconciled: 4, delivered: 6 });
     expect(stored()).toHaveLength(10);
     expect(sim.findDuplicates().extraCopies).toBe(0);
   });
@@ -129,9 +131,26 @@ describe('lamp-writer delivery', () => {
     await seed(5);
     sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'status', status: 503 }, times: 1 });
     await expect(createDeliverProcessor(deps)(job())).rejects.toMatchObject({ code: 'server_error' });
-    expect(await statuses()).toEqual(Array(5).fill('pending'));
-    expect(await createDeliverProcessor(deps)(job())).toMatchObject({ delivered: 5 });
+    expect(await statuses()).toEqual(Array(5).fill('sending'));
+    expect(await createDeliverProcessor(deps)(job())).toMatchObject({ reconciled: 0, delivered: 5 });
     expect(stored()).toHaveLength(5);
+  });
+
+  it('waits for a slow server that stores after the client gave up, instead of sending twice', async () => {
+    await seed(6);
+    const impatient = createLampClient({ baseUrl: simUrl, ...LAMP_DEFAULT_CREDENTIAL, timeoutMs: 300 });
+    try {
+      sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 800 }, times: 1 });
+      await expect(createDeliverProcessor({ ...deps, lamp: impatient })(job())).rejects.toMatchObject({ code: 'outcome_unknown' });
+      // The server finishes its write after the client timed out; BullMQ's backoff (>= 5 s)
+      // covers that in production, the test waits for it explicitly.
+      for (let i = 0; i < 50 && stored().length < 6; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await createDeliverProcessor(deps)(job())).toMatchObject({ reconciled: 6, delivered: 0 });
+      expect(stored()).toHaveLength(6);
+      expect(sim.findDuplicates().extraCopies).toBe(0);
+    } finally {
+      await impatient.close();
+    }
   });
 
   it('reconciles a batch a crashed writer left mid-flight before sending anything new', async () => {
@@ -158,7 +177,6 @@ describe('lamp-writer delivery', () => {
     });
     sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'status', status: 502 }, times: 1 });
     await expect(createDeliverProcessor(deps)(job())).rejects.toMatchObject({ code: 'server_error' });
-    expect(await statuses()).toEqual(Array(3).fill('pending'));
     await createDeliverProcessor(deps)(job());
     expect(stored()).toHaveLength(4);
     expect(sim.findDuplicates().extraCopies).toBe(0);

@@ -152,16 +152,12 @@ export function createDeliverProcessor(deps: DeliverDeps) {
           throw error;
         }
         if (error.code === 'outcome_unknown' || error.code === 'server_error' || error.status === 429) {
-          // A 5xx can follow a partial write (reference §1.3); a timeout may follow a full one.
+          // A 5xx can follow a partial write (reference §1.3); a timeout may follow a full one,
+          // and a slow server may still be writing. The batch is read back on the retry, one
+          // backoff interval later, before anything is sent again.
           await markBatchUnknown(deps.db, batch, error.message);
           deps.metrics.batches.inc({ outcome: 'unknown' });
-          log.warn({ batchId: batch.id, code: error.code, status: error.status }, 'delivery outcome unknown; reading back');
-          const { found, missing } = await reconcileBatch(deps, batch);
-          summary.reconciled += found;
-          deps.metrics.events.inc({ outcome: 'reconciled' }, found);
-          // Everything arrived (the answer was lost, not the events): carry on.
-          if (missing === 0) continue;
-          // Retried with backoff by BullMQ; the missing records are pending again.
+          log.warn({ batchId: batch.id, code: error.code, status: error.status }, 'delivery outcome unknown; will read back before retrying');
           throw error;
         }
         if (error.code === 'unauthorized' || error.code === 'forbidden') {
