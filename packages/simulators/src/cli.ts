@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { createFitbitSimulator } from './fitbit/app.ts';
+import { createGoogleHealthSimulator } from './google/app.ts';
 import { createLampSimulator } from './lamp/app.ts';
 import { DEFAULT_CREDENTIAL } from './lamp/store.ts';
 
@@ -95,7 +96,37 @@ const SIMULATORS: SimulatorSpec[] = [
       };
     },
   },
-  // A Google Health simulator is one more entry here: { name: 'google-health', title, defaultPort, flags, start }.
+  {
+    name: 'google',
+    title: 'Google Health API',
+    defaultPort: 8103,
+    flags: {
+      'client-id': { description: 'Google OAuth client id the simulator accepts', default: 'fitlamp-sim.apps.googleusercontent.com' },
+      'client-secret': { description: 'Google OAuth client secret', default: 'fitlamp-sim-google-secret' },
+      'redirect-uris': { description: 'comma-separated redirect URIs registered for the client', default: 'http://127.0.0.1:8080/oauth/google-health/callback' },
+      'app-name': { description: 'application name shown on the consent page', default: 'fitlamp (simulated)' },
+      'testing-mode': { description: 'app in Testing: refresh tokens expire after 7 days (true/false)', default: 'false' },
+    },
+    async start(flags, common) {
+      const sim = createGoogleHealthSimulator({
+        clientId: flags['client-id'] ?? '',
+        clientSecret: flags['client-secret'] ?? '',
+        redirectUris: splitList(flags['redirect-uris'] ?? ''),
+        appName: flags['app-name'] ?? '',
+        seed: common.seed,
+        testingMode: flags['testing-mode'] === 'true',
+      });
+      const wh = sim.state.webhooks;
+      return {
+        app: sim.app,
+        describe: (url) => [
+          `GOOGLE_AUTHORIZE_URL=${url}/o/oauth2/v2/auth GOOGLE_TOKEN_URL=${url}/token GOOGLE_REVOKE_URL=${url}/revoke GOOGLE_HEALTH_API_URL=${url}`,
+          `GOOGLE_CLIENT_ID=${flags['client-id']} GOOGLE_CLIENT_SECRET=${flags['client-secret']} GOOGLE_HEALTH_WEBHOOK_KEYSET_URL=${url}/googlehealthapi/webhooks/webhooks_public_keyset.json`,
+          `webhook subscribers: POST ${url}/v4/projects/${wh.projectNumber}/subscribers (Bearer ${wh.serviceAccountToken}); control API: ${url}/_control`,
+        ],
+      };
+    },
+  },
 ];
 
 const COMMON_FLAGS: Record<string, FlagSpec> = {

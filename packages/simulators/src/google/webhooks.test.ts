@@ -135,7 +135,7 @@ describe('notifications', () => {
     expect(sync.body.notifications).toBeGreaterThan(0);
     const got = notifications();
     expect(got.length).toBe(sync.body.notifications);
-    const keyset = await (await fetch(`${run.url}/googlehealthapi/webhooks/webhooks_public_keyset.json`)).json();
+    const keyset: any = await (await fetch(`${run.url}/googlehealthapi/webhooks/webhooks_public_keyset.json`)).json();
     expect(keyset.key[0]).toMatchObject({ status: 'ENABLED', outputPrefixType: 'TINK', keyData: { keyMaterialType: 'ASYMMETRIC_PUBLIC' } });
     for (const n of got) {
       expect(n.headers.authorization).toBe(SECRET);
