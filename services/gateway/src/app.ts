@@ -18,6 +18,8 @@ import { checkReadiness, stripQuery, type Logger, type ReadinessCheck } from '@f
 import { createAdminGuard } from './admin-auth.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { registerAdminDayRoutes } from './admin-days.ts';
+import { registerAdminDeliveryRoutes } from './admin-deliveries.ts';
+import { registerDashboard } from './dashboard.ts';
 import { registerConnectRoutes } from './connect.ts';
 import type { GatewayEnv } from './env.ts';
 import { problemPage, sendPage, STYLE_HASH } from './pages.ts';
@@ -169,7 +171,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     });
     registerAdminRoutes(admin, deps);
     registerAdminDayRoutes(admin, deps);
+    await registerAdminDeliveryRoutes(admin, deps);
   });
+
+  // The coordinator's dashboard (HTML pages; the Retry form posts to the JSON API above).
+  await registerDashboard(app, deps, requireAdmin);
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
