@@ -295,6 +295,56 @@ describe('paging across the tied-timestamp bug', () => {
   });
 });
 
+describe('paging fallbacks', () => {
+  const http = (): GoogleHttp => ({ apiUrl: API, tokenUrl: '', revokeUrl: '', timeoutMs: 5000, dispatcher: agent });
+  const q = {
+    type: 'steps',
+    method: 'list' as const,
+    field: 'steps.interval.start_time',
+    pageSize: 10_000,
+    timeOf: (p: unknown) => Date.parse((p as { steps: { interval: { startTime: string } } }).steps.interval.startTime),
+  };
+  const pt = (t: string, count: string, device: string) => ({ steps: { interval: { startTime: t, endTime: t }, count }, dataSource: { device: { displayName: device } } });
+
+  it('a full page of one timestamp cannot be narrowed: the cursor is followed and repeats dropped', async () => {
+    const seen: string[] = [];
+    agent
+      .get(API)
+      .intercept({ path: (p) => p.startsWith('/v4/users/me/dataTypes/steps/dataPoints?'), method: 'GET' })
+      .reply((opts): { statusCode: number; data: object } => {
+        const token = new URL(opts.path, API).searchParams.get('pageToken') ?? '';
+        seen.push(token);
+        return token === ''
+          ? { statusCode: 200, data: { dataPoints: [pt('2026-03-01T10:00:00Z', '5', 'watch'), pt('2026-03-01T10:00:00Z', '7', 'phone')], nextPageToken: 'p2' } }
+          : { statusCode: 200, data: { dataPoints: [pt('2026-03-01T10:00:00Z', '7', 'phone'), pt('2026-03-01T10:00:00Z', '9', 'scale')], nextPageToken: '' } };
+      })
+      .persist();
+    const got = await collectPhysicalRange(http(), context().ctx, q, Date.parse('2026-03-01T05:00:00Z'), Date.parse('2026-03-02T05:00:00Z'));
+    expect(got.map((p) => (p as { steps: { count: string } }).steps.count)).toEqual(['5', '7', '9']);
+    expect(seen).toEqual(['', 'p2']);
+  });
+
+  it('a page that is not newest-first is not trusted for narrowing: the range is split in two', async () => {
+    const filters: string[] = [];
+    const all = [pt('2026-03-01T06:00:00Z', '1', 'w'), pt('2026-03-01T20:00:00Z', '2', 'w'), pt('2026-03-01T08:00:00Z', '3', 'w')];
+    agent
+      .get(API)
+      .intercept({ path: (p) => p.startsWith('/v4/users/me/dataTypes/steps/dataPoints?'), method: 'GET' })
+      .reply((opts): { statusCode: number; data: object } => {
+        const filter = new URL(opts.path, API).searchParams.get('filter')!;
+        filters.push(filter);
+        const [, from, to] = /start_time >= "([^"]+)" AND steps\.interval\.start_time < "([^"]+)"/.exec(filter)!;
+        const inRange = all.filter((p) => p.steps.interval.startTime >= from! && p.steps.interval.startTime < to!); // ascending-ish, wrong order
+        return { statusCode: 200, data: { dataPoints: inRange.slice(0, 2), nextPageToken: inRange.length > 2 ? 'x' : '' } };
+      })
+      .persist();
+    const got = await collectPhysicalRange(http(), context().ctx, q, Date.parse('2026-03-01T05:00:00Z'), Date.parse('2026-03-02T05:00:00Z'));
+    expect(got.map((p) => (p as { steps: { count: string } }).steps.count).sort()).toEqual(['1', '2', '3']);
+    expect(filters).toHaveLength(3);
+    expect(filters[1]).toContain('>= "2026-03-01T17:00:00Z"');
+  });
+});
+
 describe('sessions beyond one page', () => {
   it('splits the civil range instead of paging: 30 sleeps in a week, each delivered once', async () => {
     // Five short sleeps a day for six days (2026-03-02..07), ending 03:00, 06:00 … 15:00 local (EST).
@@ -343,6 +393,43 @@ describe('sessions beyond one page', () => {
     expect(filters.slice(1)).toEqual([
       'sleep.interval.civil_end_time >= "2026-03-01" AND sleep.interval.civil_end_time < "2026-03-04"',
       'sleep.interval.civil_end_time >= "2026-03-04" AND sleep.interval.civil_end_time < "2026-03-08"',
+    ]);
+  });
+
+  it('splits a single overfull day at civil times', async () => {
+    // 30 naps ending every 30 minutes on 2026-03-04 (local), more than one page of 25.
+    const ends = Array.from({ length: 30 }, (_, i) => `2026-03-04T${String(Math.floor(i / 2) + 5).padStart(2, '0')}:${i % 2 ? '30' : '00'}:00`);
+    const filters: string[] = [];
+    agent
+      .get(API)
+      .intercept({ path: (p) => p.startsWith('/v4/users/me/dataTypes/exercise/dataPoints:reconcile'), method: 'GET' })
+      .reply((opts): { statusCode: number; data: object } => {
+        const url = new URL(opts.path, API);
+        const filter = url.searchParams.get('filter')!;
+        filters.push(filter);
+        const [, from, to] = /civil_start_time >= "([^"]+)" AND exercise\.interval\.civil_start_time < "([^"]+)"/.exec(filter)!;
+        const norm = (s: string) => (s.length === 10 ? `${s}T00:00:00` : s);
+        const inRange = ends.filter((e) => e >= norm(from!) && e < norm(to!)).reverse();
+        return {
+          statusCode: 200,
+          data: {
+            dataPoints: inRange.slice(0, 25).map((e) => ({
+              exercise: {
+                interval: { startTime: `${e}Z`, startUtcOffset: '0s', endTime: new Date(Date.parse(`${e}Z`) + 600_000).toISOString(), endUtcOffset: '0s' },
+                displayName: 'Run',
+              },
+            })),
+            nextPageToken: inRange.length > 25 ? 'more' : '',
+          },
+        };
+      })
+      .persist();
+    const [day] = await provider().fetch({ stream: 'exercise', days: ['2026-03-04'], cost: 1, intraday: false }, context({ zones: [{ zone: 'UTC', validFrom: 0 }] }).ctx);
+    expect(day!.records).toHaveLength(30);
+    expect(new Set(day!.records.map((r) => r.event.timestamp)).size).toBe(30);
+    expect(filters.slice(1)).toEqual([
+      'exercise.interval.civil_start_time >= "2026-03-04" AND exercise.interval.civil_start_time < "2026-03-04T12:00:00"',
+      'exercise.interval.civil_start_time >= "2026-03-04T12:00:00" AND exercise.interval.civil_start_time < "2026-03-05"',
     ]);
   });
 });
