@@ -1,0 +1,79 @@
+/**
+ * Init container of every fitlamp Deployment (mounted from the ConfigMap `fitlamp-wait-for-schema`,
+ * run by the `fitlamp/migrate` image of the release being deployed):
+ *
+ *   node --import tsx /opt/fitlamp/wait-for-schema.mts [--once]
+ *
+ * Waits until every migration this image ships is recorded in Postgres (Kysely's
+ * `kysely_migration` table, written by the `fitlamp-migrate` Job), then exits 0, so no service
+ * starts taking work on an older schema. It only reads: the Job is the one place that changes the
+ * schema. A database ahead of the image (newer migrations applied, e.g. an old pod restarting
+ * mid-rollout) passes. Gives up after WAIT_FOR_SCHEMA_TIMEOUT_SECONDS (default 600) with exit 1,
+ * so a forgotten or failed Job shows as Init:Error naming the missing migrations; `--once` checks
+ * once (exit 1 if anything is pending).
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+// The image's WORKDIR is /app: the migration list and pg come from the same release as the Job's.
+const root = process.env.FITLAMP_ROOT ?? process.cwd();
+const { migrations } = (await import(pathToFileURL(join(root, 'packages/db/src/migrate.ts')).href)) as {
+  migrations: Record<string, unknown>;
+};
+const pg = createRequire(join(root, 'packages/db/package.json'))('pg') as typeof import('pg');
+
+const expected = Object.keys(migrations).sort();
+const once = process.argv.includes('--once');
+const timeoutMs = Number(process.env.WAIT_FOR_SCHEMA_TIMEOUT_SECONDS ?? 600) * 1000;
+const deadline = Date.now() + timeoutMs;
+
+function log(msg: string): void {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), name: 'wait-for-schema', msg })}\n`);
+}
+
+/** The names of the image's migrations not yet applied, or why the database could not be asked. */
+async function pending(): Promise<string[] | Error> {
+  const client = new pg.Client({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ name: string }>('select name from kysely_migration');
+    const applied = new Set(rows.map((r) => r.name));
+    return expected.filter((name) => !applied.has(name));
+  } catch (error) {
+    // 42P01: no kysely_migration table yet, i.e. nothing applied.
+    if ((error as { code?: string }).code === '42P01') return expected;
+    return error instanceof Error ? error : new Error(String(error));
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function main(): Promise<number> {
+  if (!process.env.DATABASE_URL) {
+    process.stderr.write('wait-for-schema: configuration error: DATABASE_URL is required but not set\n');
+    return 1;
+  }
+  let last = '';
+  for (;;) {
+    const result = await pending();
+    if (Array.isArray(result) && result.length === 0) {
+      log(`schema is at ${expected.at(-1) ?? '(no migrations)'}`);
+      return 0;
+    }
+    const status = Array.isArray(result)
+      ? `waiting for the fitlamp-migrate Job: ${result.length} migration(s) pending: ${result.join(', ')}`
+      : `cannot read the schema version yet: ${result.message}`;
+    if (status !== last) log(status);
+    last = status;
+    if (once || Date.now() >= deadline) {
+      process.stderr.write(`wait-for-schema: ${status}\n`);
+      return 1;
+    }
+    await sleep(3_000);
+  }
+}
+
+process.exitCode = await main();
