@@ -57,10 +57,12 @@ export async function recordTimeZone(
   source: string,
   validFrom: Date = new Date(),
 ): Promise<boolean> {
-  if ((await findCurrentTimeZone(db, participantId)) === zone) return false;
+  const current = await findCurrentTimeZone(db, participantId);
+  if (current === zone) return false;
   await db
     .insertInto('participant_time_zones')
-    .values({ participant_id: participantId, zone, valid_from: validFrom, source })
+    // The first zone seen stands for all earlier data too (nothing better is known of it).
+    .values({ participant_id: participantId, zone, valid_from: current === undefined ? new Date(0) : validFrom, source })
     .onConflict((oc) => oc.columns(['participant_id', 'valid_from']).doNothing())
     .execute();
   return true;

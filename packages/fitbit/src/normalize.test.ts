@@ -297,3 +297,33 @@ describe('devices', () => {
     ]);
   });
 });
+
+describe('a trip the zone history does not know yet', () => {
+  it('stops placing minutes once the wall clock goes back unexplained, instead of storing them at wrong instants', () => {
+    const body = {
+      'activities-steps-intraday': {
+        dataset: [
+          { time: '12:58:00', value: 5 },
+          { time: '12:59:00', value: 6 },
+          // London → Los Angeles: the watch now shows 05:00 again.
+          { time: '05:00:00', value: 7 },
+          { time: '05:01:00', value: 8 },
+        ],
+      },
+    };
+    const london = [{ zone: 'Europe/London', validFrom: 0 }];
+    const records = normalizeMinuteSeries('steps', '2026-11-04', body, london);
+    expect(records.map((r) => [new Date(r.event.timestamp).toISOString(), r.event.data.value])).toEqual([
+      ['2026-11-04T12:58:00.000Z', 5],
+      ['2026-11-04T12:59:00.000Z', 6],
+    ]);
+    // Once the profile shows the new zone, the same answer places every minute.
+    const known = [...london, { zone: 'America/Los_Angeles', validFrom: Date.parse('2026-11-04T12:59:30Z') }];
+    expect(normalizeMinuteSeries('steps', '2026-11-04', body, known).map((r) => new Date(r.event.timestamp).toISOString())).toEqual([
+      '2026-11-04T12:58:00.000Z',
+      '2026-11-04T12:59:00.000Z',
+      '2026-11-04T13:00:00.000Z',
+      '2026-11-04T13:01:00.000Z',
+    ]);
+  });
+});

@@ -69,6 +69,10 @@ export function normalizeMinuteSeries(
   for (const point of dataset) {
     if (!isObject(point) || typeof point.time !== 'string') continue;
     const instant = localToUtc(`${day}T${point.time}`, zones, previous === undefined ? {} : { notBefore: previous + 1 });
+    // The device's clock went back and no known zone explains it (a trip fitlamp has not seen
+    // in the profile yet): the rest of the series cannot be placed. It is left for the next
+    // fetch of this day, after the zone history has caught up, rather than stored at a wrong instant.
+    if (previous !== undefined && instant < previous) break;
     previous = instant;
     const value = num(point.value);
     if (value === undefined || value <= 0) continue;

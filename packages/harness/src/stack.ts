@@ -244,7 +244,13 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
         .where('day', '>=', from)
         .where('day', '<=', today)
         .where('stream', 'in', dataStreams)
-        .where('status', 'in', ['settled', 'partial', 'empty'])
+        // Final for now: fetched, or nothing to fetch because the watch has not synced that day.
+        .where((eb) =>
+          eb.or([
+            eb('status', 'in', ['settled', 'partial', 'empty']),
+            eb.and([eb('status', '=', 'not_synced'), eb('reason', 'like', 'the device has%')]),
+          ]),
+        )
         .executeTakeFirstOrThrow();
       daysDone += Number(done.n);
     }
@@ -310,7 +316,15 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
         if (streak >= 2) return last;
         await new Promise((r) => setTimeout(r, 1_000));
       }
-      throw new Error(`not caught up within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+      const gaps = await sql<{ participant_id: string; stream: string; status: string; reason: string | null; n: string }>`
+        select participant_id, stream, status, reason, count(*) as n from day_ledger
+        where status not in ('settled', 'partial', 'empty') group by 1, 2, 3, 4 order by 1, 2 limit 20`.execute(db);
+      const connections = await db.selectFrom('provider_connections').select(['participant_id', 'status', 'status_reason', 'last_sync_at']).execute();
+      const unsynced = connections.filter((c) => c.status !== 'connected' || !c.last_sync_at);
+      throw new Error(
+        `not caught up within ${timeoutMs} ms: ${JSON.stringify(last)}; open days: ${JSON.stringify(gaps.rows)}; ` +
+          `connections not synced: ${JSON.stringify(unsynced)}`,
+      );
     },
     async stop({ keepDatabase = false } = {}) {
       if (keepDatabase) cleanup.splice(0, 1);

@@ -1,0 +1,172 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack, type StackParticipant } from '@fitlamp/harness';
+import { addDays, localDayBounds, type ZoneHistory } from '@fitlamp/provider';
+import { dayTruth, findUser, syncUser, viewDay, type WorldUser } from '@fitlamp/simulators';
+
+// The four services as processes against the simulators, with faults injected along the way:
+// provider 5xx and 429, mindLAMP dropping the connection after storing and answering too late, a
+// fetcher killed with SIGKILL mid-job, Redis FLUSHALL mid-run. At the end every expected event is
+// in mindLAMP exactly once at the right UTC instant, no refresh token was used twice, and every
+// day has a status.
+
+// The simulated world runs at this date (ticking), so the week includes New York's DST change
+// on 2026-11-01. 12:59:20 puts the next top of the hour (the 429's reset) a minute away.
+const SIM_START = '2026-11-04T12:59:20Z';
+const DAYS = 7;
+const TRIP_AT = Date.parse(SIM_START) + 30_000;
+
+const presets = ['new-york', 'sydney', 'kolkata', 'new-york'];
+const participants: StackParticipant[] = Array.from({ length: 20 }, (_, i) => ({
+  id: `U${String(i + 1).padStart(10, '0')}`,
+  user:
+    i === 0
+      ? // The traveller connects first, then flies London → Los Angeles during the run (the
+        // watch syncs every minute); fitlamp learns the new zone from the profile.
+        {
+          id: 'TRAVEL',
+          zoneHistory: [
+            { from: '2026-01-01', zone: 'Europe/London' },
+            { from: TRIP_AT, zone: 'America/Los_Angeles' },
+          ],
+          autoSyncMinutes: 1,
+        }
+      : { id: `E2E${String(i + 1).padStart(3, '0')}`, preset: presets[i % presets.length]! },
+}));
+
+const asZones = (user: WorldUser): ZoneHistory => user.zoneHistory.map((z) => ({ zone: z.zone, validFrom: z.from }));
+
+describe('the pipeline end to end, with faults', () => {
+  let stack: Stack;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    stack = await startStack({
+      participants,
+      backfillDays: DAYS,
+      simStartAt: SIM_START,
+      ownRedis: true,
+      fetcherReplicas: 2,
+      writerReplicas: 2,
+      syncIntervalSeconds: 20,
+      schedulerTickSeconds: 1,
+      sweepSeconds: 5,
+      env: { PROFILE_CHECK_SECONDS: '5', LAMP_TIMEOUT_MS: '1500' },
+      seed: 'fitlamp-e2e',
+    });
+    redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 2 });
+  }, 120_000);
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await stack?.stop();
+  });
+
+  it('delivers every participant-week exactly once through 5xx, 429, timeouts, a killed fetcher and a flushed Redis', async () => {
+    const { fitbit, lamp } = stack;
+    // Every watch synced two minutes ago (Kolkata's only syncs when told to).
+    for (const p of participants) syncUser(fitbit.world, findUser(fitbit.world, p.user.id)!, fitbit.clock.now() - 120_000);
+
+    // Provider faults: three 503s on heart rate, one 429 on sleep.
+    fitbit.addFault({ path: '/1/user/-/activities/heart', kind: 'error', status: 503, count: 3 });
+    fitbit.addFault({ path: '/1.2/user/-/sleep', kind: 'error', status: 429, count: 1 });
+    // mindLAMP faults: two POSTs stored then dropped, one answered after the client gave up.
+    lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'store-then-drop' }, times: 2 });
+    lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 2_500 }, times: 1 });
+
+    for (const p of participants.slice(0, 10)) await stack.connect(p);
+    // A fetcher dies mid-job, without a chance to clean up.
+    const victim = stack.processes.fetcher[0]!;
+    await victim.waitForLine(/"msg":"synced"|sync job failed/, 60_000).catch(() => undefined);
+    victim.proc.kill('SIGKILL');
+    expect(await victim.exited).toBe('SIGKILL');
+    for (const p of participants.slice(10)) await stack.connect(p);
+    // Redis loses every job; Postgres still knows what is due and what is undelivered.
+    expect(await redis.flushall()).toBe('OK');
+    await stack.startService('fetcher');
+
+    const final = await stack.waitUntilCaughtUp({ timeoutMs: 240_000 });
+    expect(final.connected).toBe(20);
+
+    // Nothing twice.
+    expect(lamp.findDuplicates().extraCopies).toBe(0);
+    // No refresh token was used twice.
+    expect(fitbit.counters().refreshTokenReuse).toBe(0);
+    // The faults really happened.
+    expect(fitbit.counters().faultsApplied).toBeGreaterThanOrEqual(4);
+
+    // Every window day of every stream has a final status.
+    const ledger = await stack.db.selectFrom('day_ledger').select(['participant_id', 'stream', 'day', 'status', 'reason']).execute();
+    const now = fitbit.clock.now();
+    for (const p of participants) {
+      const user = findUser(fitbit.world, p.user.id)!;
+      const today = '2026-11-04';
+      for (const stream of stack.dataStreams) {
+        for (let i = 0; i < DAYS; i++) {
+          const day = addDays(today, -i);
+          const row = ledger.find((r) => r.participant_id === p.id && r.stream === stream && r.day === day);
+          expect(row?.status, `${p.id} ${stream} ${day}`).toMatch(/^(settled|partial|empty|not_synced)$/);
+          // Not synced only where the watch has not synced that day (Sydney is a day ahead).
+          if (row?.status === 'not_synced') expect(row.reason, `${p.id} ${stream} ${day}`).toMatch(/device has not synced/);
+        }
+      }
+    }
+
+    // Steps and heart rate of every settled day (no more revisions: 48 h after its end) are in
+    // mindLAMP minute by minute at the right UTC instant, including the 25-hour DST day.
+    let checkedDays = 0;
+    for (const p of participants) {
+      const user = findUser(fitbit.world, p.user.id)!;
+      const events = lamp.listEvents({ participantId: p.id });
+      const steps = new Map<number, unknown>();
+      const heart = new Map<number, unknown>();
+      for (const e of events) {
+        if (e.event.sensor === 'lamp.steps') steps.set(Number(e.event.timestamp), (e.event.data as { value: unknown }).value);
+        if (e.event.sensor === 'lamp.heart_rate') heart.set(Number(e.event.timestamp), (e.event.data as { value: unknown }).value);
+      }
+      for (let i = 3; i < DAYS; i++) {
+        const day = addDays('2026-11-04', -i);
+        const view = viewDay(fitbit.world, user, day, now);
+        if (!view.day) continue;
+        const truth = view.day;
+        const expectedSteps = new Map<number, number>();
+        const expectedHeart = new Map<number, number>();
+        truth.steps.forEach((v, m) => v > 0 && expectedSteps.set(truth.start + m * 60_000, v));
+        truth.heartRate.forEach((v, m) => v !== null && expectedHeart.set(truth.start + m * 60_000, v));
+        const inDay = (m: Map<number, unknown>) => new Map([...m].filter(([t]) => t >= truth.start && t < truth.end));
+        expect(inDay(steps), `${p.id} steps ${day}`).toEqual(expectedSteps);
+        expect(inDay(heart), `${p.id} heart rate ${day}`).toEqual(expectedHeart);
+        if (day === '2026-11-01' && user.zoneHistory.at(-1)!.zone === 'America/New_York') {
+          expect(truth.end - truth.start).toBe(25 * 3_600_000);
+        }
+        checkedDays++;
+      }
+    }
+    expect(checkedDays).toBeGreaterThanOrEqual(19 * 4);
+
+    // The traveller: every step event of the trip day sits on a minute that had those steps in
+    // some revision of the world (an 8-hour zone error would put them on other minutes).
+    const traveller = findUser(fitbit.world, 'TRAVEL')!;
+    const tripDay = '2026-11-04';
+    const { start, end } = localDayBounds(tripDay, asZones(traveller));
+    const revisions = Array.from({ length: viewDay(fitbit.world, traveller, tripDay, now).generation + 1 }, (_, g) =>
+      dayTruth(fitbit.world, traveller, tripDay, g),
+    );
+    const tripSteps = lamp
+      .listEvents({ participantId: 'U0000000001', sensor: 'lamp.steps' })
+      .map((e) => ({ t: Number(e.event.timestamp), v: (e.event.data as { value: number }).value }))
+      .filter((e) => e.t >= start && e.t < end);
+    expect(tripSteps.length).toBeGreaterThan(0);
+    for (const { t, v } of tripSteps) {
+      const minute = (t - revisions[0]!.start) / 60_000;
+      expect(revisions.some((r) => r.steps[minute] === v), `trip-day step event at ${new Date(t).toISOString()}`).toBe(true);
+    }
+    const zones = await stack.db
+      .selectFrom('participant_time_zones')
+      .select('zone')
+      .where('participant_id', '=', 'U0000000001')
+      .orderBy('valid_from')
+      .execute();
+    expect(zones.map((z) => z.zone)).toEqual(['Europe/London', 'America/Los_Angeles']);
+  }, 420_000);
+});
