@@ -10,7 +10,7 @@
  * schema. A database ahead of the image (newer migrations applied, e.g. an old pod restarting
  * mid-rollout) passes. Gives up after WAIT_FOR_SCHEMA_TIMEOUT_SECONDS (default 600) with exit 1,
  * so a forgotten or failed Job shows as Init:Error naming the missing migrations; `--once` checks
- * once (exit 1 if anything is pending).
+ * once (exit 1 if anything is pending). WAIT_FOR_SCHEMA_INTERVAL_SECONDS (default 3) between checks.
  */
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -28,6 +28,7 @@ const expected = Object.keys(migrations).sort();
 const once = process.argv.includes('--once');
 const timeoutMs = Number(process.env.WAIT_FOR_SCHEMA_TIMEOUT_SECONDS ?? 600) * 1000;
 const deadline = Date.now() + timeoutMs;
+const intervalMs = Number(process.env.WAIT_FOR_SCHEMA_INTERVAL_SECONDS ?? 3) * 1000;
 
 function log(msg: string): void {
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), name: 'wait-for-schema', msg })}\n`);
@@ -72,7 +73,7 @@ async function main(): Promise<number> {
       process.stderr.write(`wait-for-schema: ${status}\n`);
       return 1;
     }
-    await sleep(3_000);
+    await sleep(intervalMs);
   }
 }
 
