@@ -1,4 +1,6 @@
 import {
+  LAMP_SENSORS,
+  deviceRecords,
   localDayAt,
   localDayBounds,
   localToUtc,
@@ -33,19 +35,8 @@ function num(v: unknown): number | undefined {
 }
 
 /** The mindLAMP sensor each minute series and daily value goes to (DESIGN.md mapping, docs/mapping.md). */
-export const SENSORS = {
-  steps: 'lamp.steps',
-  heart_rate: 'lamp.heart_rate',
-  resting_heart_rate: 'lamp.resting_heartrate',
-  sleep: 'lamp.sleep',
-  spo2: 'lamp.oxygen_saturation',
-  hrv: 'lamp.heartratevariability_rmssd',
-  breathing_rate: 'lamp.respiratory_rate',
-  skin_temperature: 'lamp.skin_temperature_relative',
-  active_zone_minutes: 'lamp.active_zone_minutes',
-  exercise: 'lamp.segment',
-  device: 'lamp.wearable_device',
-} as const satisfies Record<StreamName, string>;
+/** The mindLAMP sensor of each stream (shared by every provider). */
+export const SENSORS = LAMP_SENSORS;
 
 /**
  * An intraday dataset (`{"time":"HH:mm:ss","value":n}` relative to `day`, fitbit-web-api §3.3)
@@ -284,27 +275,5 @@ export function parseDevices(body: unknown, zones: ZoneHistory): DeviceState[] {
  * gives the same record key, a new sync a new event. Never-synced devices have nothing to say.
  */
 export function normalizeDevices(devices: readonly DeviceState[], zones: ZoneHistory): NormalizedRecord[] {
-  const out: NormalizedRecord[] = [];
-  for (const d of devices) {
-    if (d.lastSyncAt === null) continue;
-    out.push({
-      stream: 'device',
-      day: localDayAt(zones, d.lastSyncAt),
-      event: {
-        timestamp: d.lastSyncAt,
-        sensor: SENSORS.device,
-        data: {
-          value: d.batteryLevel ?? null,
-          unit: '%',
-          ...(d.battery !== undefined ? { battery: d.battery } : {}),
-          device_type: d.type,
-          device_id: d.id,
-          last_sync: new Date(d.lastSyncAt).toISOString(),
-          source: FITBIT_SOURCE,
-        },
-      },
-      distinct: d.id,
-    });
-  }
-  return out;
+  return deviceRecords(devices, zones, FITBIT_SOURCE);
 }

@@ -1,19 +1,7 @@
-import { localToUtc, type NormalizedRecord, type ZoneHistory } from '@fitlamp/provider';
+import { SLEEP_LEVELS, localToUtc, sleepLevel, type NormalizedRecord, type ZoneHistory } from '@fitlamp/provider';
 import { FITBIT_SOURCE, SENSORS } from './normalize.ts';
 
-/**
- * Fitbit sleep levels in HealthKit's numbering and Cortex's representations (mindlamp-api §3.4):
- * stages logs have deep/light/rem/wake, classic logs asleep/restless/awake.
- */
-const LEVELS: Record<string, { value: number; representation: 'in_sleep' | 'in_awake' }> = {
-  light: { value: 3, representation: 'in_sleep' },
-  deep: { value: 4, representation: 'in_sleep' },
-  rem: { value: 5, representation: 'in_sleep' },
-  asleep: { value: 1, representation: 'in_sleep' },
-  wake: { value: 2, representation: 'in_awake' },
-  awake: { value: 2, representation: 'in_awake' },
-  restless: { value: 2, representation: 'in_awake' },
-};
+const LEVELS = SLEEP_LEVELS;
 
 interface Piece {
   start: number;
@@ -90,7 +78,7 @@ export function normalizeSleep(days: readonly string[], logs: readonly unknown[]
     if (typeof log.dateOfSleep !== 'string' || !wanted.has(log.dateOfSleep)) continue;
     if (typeof log.logId !== 'number' && typeof log.logId !== 'string') continue;
     for (const piece of sleepTimeline(log.levels, zones)) {
-      const level = LEVELS[piece.level] ?? { value: 0, representation: 'in_bed' as const };
+      const level = sleepLevel(piece.level);
       const duration = piece.end - piece.start;
       out.push({
         stream: 'sleep',

@@ -1,27 +1,11 @@
-import { localDayAt, localDayBounds, type DeviceState, type NormalizedRecord, type StreamName, type ZoneHistory } from '@fitlamp/provider';
+import { LAMP_SENSORS, deviceRecords, localDayAt, localDayBounds, type DeviceState, type NormalizedRecord, type ZoneHistory } from '@fitlamp/provider';
 import { civilDate, dateString, durationMs, intOrZero, isObject, num, objectAt, stringAt, timestampMs, type Json } from './proto-json.ts';
 
 /** Reverse-DNS `source` on every event fitlamp writes from the Google Health API. */
 export const GOOGLE_SOURCE = 'com.google.health';
 
-/**
- * The mindLAMP sensor of each stream: the same as the legacy Fitbit provider's (docs/mapping.md),
- * so a researcher tells the APIs apart only by `source`. Kept here rather than imported: the
- * provider packages do not depend on each other; `cross-provider.test.ts` holds them equal.
- */
-export const SENSORS = {
-  steps: 'lamp.steps',
-  heart_rate: 'lamp.heart_rate',
-  resting_heart_rate: 'lamp.resting_heartrate',
-  sleep: 'lamp.sleep',
-  spo2: 'lamp.oxygen_saturation',
-  hrv: 'lamp.heartratevariability_rmssd',
-  breathing_rate: 'lamp.respiratory_rate',
-  skin_temperature: 'lamp.skin_temperature_relative',
-  active_zone_minutes: 'lamp.active_zone_minutes',
-  exercise: 'lamp.segment',
-  device: 'lamp.wearable_device',
-} as const satisfies Record<StreamName, string>;
+/** The mindLAMP sensor of each stream (shared by every provider). */
+export const SENSORS = LAMP_SENSORS;
 
 const MINUTE = 60_000;
 
@@ -325,27 +309,5 @@ export function parsePairedDevices(devices: readonly unknown[]): DeviceState[] {
  * Fitbit provider's: re-observing the same sync gives the same key, a new sync a new event.
  */
 export function normalizeDevices(devices: readonly DeviceState[], zones: ZoneHistory): NormalizedRecord[] {
-  const out: NormalizedRecord[] = [];
-  for (const d of devices) {
-    if (d.lastSyncAt === null) continue;
-    out.push({
-      stream: 'device',
-      day: localDayAt(zones, d.lastSyncAt),
-      event: {
-        timestamp: d.lastSyncAt,
-        sensor: SENSORS.device,
-        data: {
-          value: d.batteryLevel ?? null,
-          unit: '%',
-          ...(d.battery !== undefined ? { battery: d.battery } : {}),
-          device_type: d.type,
-          device_id: d.id,
-          last_sync: new Date(d.lastSyncAt).toISOString(),
-          source: GOOGLE_SOURCE,
-        },
-      },
-      distinct: d.id,
-    });
-  }
-  return out;
+  return deviceRecords(devices, zones, GOOGLE_SOURCE);
 }

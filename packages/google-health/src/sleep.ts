@@ -1,23 +1,8 @@
-import { ProviderError, type NormalizedRecord, type ZoneHistory } from '@fitlamp/provider';
+import { ProviderError, SLEEP_LEVELS, type NormalizedRecord, type ZoneHistory } from '@fitlamp/provider';
 import { sessionDay, GOOGLE_SOURCE, SENSORS } from './normalize.ts';
 import { arrayAt, isObject, objectAt, stringAt, timestampMs } from './proto-json.ts';
 
-/**
- * Sleep stages in the legacy API's level names (what the Fitbit provider writes as `stage`) and
- * HealthKit's numbering with Cortex's representations (mindlamp-api §3.4). Stages logs say
- * `wake` for what classic logs call `awake`; Google has one `AWAKE` for both, told apart by the
- * session's `type`.
- */
-const LEVELS: Record<string, { value: number; representation: 'in_sleep' | 'in_awake' | 'in_bed' }> = {
-  light: { value: 3, representation: 'in_sleep' },
-  deep: { value: 4, representation: 'in_sleep' },
-  rem: { value: 5, representation: 'in_sleep' },
-  asleep: { value: 1, representation: 'in_sleep' },
-  wake: { value: 2, representation: 'in_awake' },
-  awake: { value: 2, representation: 'in_awake' },
-  restless: { value: 2, representation: 'in_awake' },
-  unknown: { value: 0, representation: 'in_bed' },
-};
+const LEVELS = SLEEP_LEVELS;
 
 function levelOf(stageType: string | undefined, stagesLog: boolean): string {
   switch (stageType) {

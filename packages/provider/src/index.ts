@@ -33,3 +33,10 @@ export {
   type LocalToUtcOptions,
 } from './time-zones.ts';
 export { recordKey, canonicalJson, eventHash } from './records.ts';
+export {
+  LAMP_SENSORS,
+  SLEEP_LEVELS,
+  sleepLevel,
+  deviceRecords,
+  type SleepRepresentation,
+} from './lamp-mapping.ts';
