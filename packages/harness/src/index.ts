@@ -5,5 +5,6 @@ export {
   type StackParticipant,
   type StackProgress,
   type ServiceName,
+  type ServiceResources,
 } from './stack.ts';
 export { startRedisServer, freePort, type RedisServer } from './redis-server.ts';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdirSync, createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
@@ -60,6 +60,27 @@ export interface StackOptions {
   seed?: string;
   /** Fitbit requests per user per hour (default 150). */
   rateLimitPerHour?: number;
+  /** Extra environment per service, over `env` (e.g. `FETCHER_CONCURRENCY` for the fetchers only). */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /**
+   * Write a V8 CPU profile (`--cpu-prof`) of these services into `cpuProfileDir/<name>-<n>/` when
+   * they exit (after `stop()`).
+   */
+  cpuProfile?: ServiceName[];
+  cpuProfileDir?: string;
+}
+
+/** What the kernel says about one service process (Linux `/proc`); null fields once it has exited. */
+export interface ServiceResources {
+  name: ServiceName;
+  replica: number;
+  pid: number;
+  /** Resident set size now, bytes. */
+  rssBytes: number | null;
+  /** Peak resident set size since start (VmHWM), bytes. */
+  peakRssBytes: number | null;
+  /** CPU time used since start (user + system), ms. */
+  cpuMs: number | null;
 }
 
 export interface StackProgress {
@@ -95,6 +116,8 @@ export interface Stack {
   waitUntilCaughtUp(options?: { timeoutMs?: number; onProgress?: (p: StackProgress) => void }): Promise<StackProgress>;
   /** Starts another replica of a service (e.g. after killing one). */
   startService(name: ServiceName): Promise<ServiceProcess>;
+  /** Memory and CPU of every service process started so far, read from `/proc` (Linux only). */
+  resources(): ServiceResources[];
   stop(options?: { keepDatabase?: boolean }): Promise<void>;
 }
 
@@ -202,7 +225,13 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   if (options.logDir) mkdirSync(options.logDir, { recursive: true });
   const startService = async (name: ServiceName): Promise<ServiceProcess> => {
     const port = name === 'gateway' ? gatewayPort : await freePort();
-    const proc = startProcess(ENTRY[name], { ...common, PORT: String(port) });
+    const env: Record<string, string> = { ...common, ...options.serviceEnv?.[name], PORT: String(port) };
+    if (options.cpuProfile?.includes(name)) {
+      const dir = join(options.cpuProfileDir ?? join(options.logDir ?? '.', 'cpu-profiles'), `${name}-${processes[name].length + 1}`);
+      mkdirSync(dir, { recursive: true });
+      env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim();
+    }
+    const proc = startProcess(ENTRY[name], env);
     if (options.logDir) {
       const file = createWriteStream(join(options.logDir, `${name}-${processes[name].length + 1}.log`));
       logs.push(file);
@@ -287,6 +316,11 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     dataStreams,
     startService,
     progress,
+    resources() {
+      return (Object.entries(processes) as Array<[ServiceName, ServiceProcess[]]>).flatMap(([name, list]) =>
+        list.map((p, i) => ({ name, replica: i + 1, pid: p.proc.pid!, ...readProcResources(p.proc.pid!) })),
+      );
+    },
     async connect(participant) {
       const link = await requestEnrollmentLink(gatewayUrl, adminToken, participant.id);
       const authorize = await startConsent(link);
@@ -332,6 +366,25 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
       cleanup.length = 0;
     },
   };
+}
+
+/** Reads VmRSS, VmHWM and utime+stime of a process; nulls if it is gone or this is not Linux. */
+function readProcResources(pid: number): Pick<ServiceResources, 'rssBytes' | 'peakRssBytes' | 'cpuMs'> {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => {
+      const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+      return m ? Number(m[1]) * 1024 : null;
+    };
+    // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised command name, in clock ticks
+    // (USER_HZ, 100 on Linux).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return { rssBytes: kb('VmRSS'), peakRssBytes: kb('VmHWM'), cpuMs: ticks * 10 };
+  } catch {
+    return { rssBytes: null, peakRssBytes: null, cpuMs: null };
+  }
 }
 
 async function dropDatabase(name: string): Promise<void> {
