@@ -284,6 +284,11 @@ function checkAutoscaling(objs: Obj[]): string[] {
       // Every pod exports the same counts: summing across pods would multiply them.
       if (!/max by \(state\)/.test(q)) problems.push(`${so.metadata.name}: query does not take the max across pods`);
     }
+    // An empty answer must not read as "no work" (and scale the workers to zero): fall back instead.
+    for (const t of so.spec.triggers) {
+      if (t.type === 'prometheus' && t.metadata.ignoreNullValues !== 'false') problems.push(`${so.metadata.name}: trigger ${t.name} reads an empty answer as zero`);
+    }
+    if (!(so.spec.fallback?.replicas > 0)) problems.push(`${so.metadata.name}: no fallback replicas`);
     // From zero, only a worker moves due delayed jobs to waiting: some trigger must see them.
     if (so.spec.minReplicaCount === 0 && !queries.some((q) => q.includes('delayed'))) {
       problems.push(`${so.metadata.name}: scales to zero but no trigger counts delayed jobs, which would then wait forever`);
@@ -478,9 +483,11 @@ describe('deploy/kubernetes', () => {
       find(objs, 'NetworkPolicy', 'fitlamp-gateway-ingress')!.spec.podSelector = { matchLabels: { 'app.kubernetes.io/name': 'fitlamp' } };
       const so = find(objs, 'ScaledObject', 'fitlamp-lamp-writer')!;
       so.spec.triggers = so.spec.triggers.filter((t: any) => t.name !== 'any-work');
+      find(objs, 'ScaledObject', 'fitlamp-fetcher')!.spec.triggers[0].metadata.ignoreNullValues = 'true';
       const problems = allProblems(objs).join('\n');
       expect(problems).toMatch(/fitlamp-fetcher: takes ingress from anywhere/);
       expect(problems).toMatch(/fitlamp-lamp-writer: scales to zero but no trigger counts delayed jobs/);
+      expect(problems).toMatch(/fitlamp-fetcher: trigger queue-depth reads an empty answer as zero/);
     });
   });
 
