@@ -335,8 +335,20 @@ const dockerTargets = new Set(
   [...readFileSync(join(root, 'Dockerfile'), 'utf8').matchAll(/^FROM runtime AS ([a-z-]+)$/gm)].map((m) => m[1]!),
 );
 
+/** Everything lands in one namespace (an object without one would go to the default namespace). */
+function checkNamespace(objs: Obj[]): string[] {
+  const namespaced = objs.filter((o) => o.kind !== 'Namespace');
+  const names = new Set(namespaced.map((o) => o.metadata.namespace));
+  const declared = byKind(objs, 'Namespace').map((n) => n.metadata.name);
+  if (names.size !== 1 || !declared.includes([...names][0] ?? '')) {
+    return namespaced.filter((o) => o.metadata.namespace !== declared[0]).map((o) => `${o.kind}/${o.metadata.name}: namespace ${o.metadata.namespace ?? '(none)'}, not ${declared[0]}`);
+  }
+  return [];
+}
+
 function allProblems(objs: Obj[]): string[] {
   return [
+    ...checkNamespace(objs),
     ...checkContainers(objs),
     ...checkServiceProbes(objs),
     ...checkGracePeriods(objs),
@@ -469,13 +481,15 @@ describe('deploy/kubernetes', () => {
       expect(problems).toMatch(/fitlamp\/sheduler:0.1.0 is not one the Dockerfile builds/);
     });
 
-    it('finds a Deployment that does not wait for the migration, and an autoscaler without a target', () => {
+    it('finds a Deployment that does not wait for the migration, an autoscaler without a target or outside the namespace', () => {
       const objs = production();
       deployment(objs, 'fitlamp-lamp-writer').spec.template.spec.initContainers = [];
       find(objs, 'HorizontalPodAutoscaler', 'fitlamp-fetcher')!.spec.scaleTargetRef.name = 'fitlamp-fetchers';
+      delete find(objs, 'HorizontalPodAutoscaler', 'fitlamp-lamp-writer')!.metadata.namespace;
       const problems = allProblems(objs).join('\n');
       expect(problems).toMatch(/fitlamp-lamp-writer: starts without waiting for the schema/);
       expect(problems).toMatch(/targets Deployment\/fitlamp-fetchers, which is not rendered/);
+      expect(problems).toMatch(/HorizontalPodAutoscaler\/fitlamp-lamp-writer: namespace \(none\), not fitlamp/);
     });
 
     it('finds a worker open to ingress and a ScaledObject that would strand delayed jobs at zero', () => {
