@@ -282,6 +282,26 @@ describe('fetcher sync against the Fitbit simulator', () => {
     expect(perEndpoint['activity-timeseries']).toBeGreaterThan(0);
   });
 
+  it('losing intraday access later never adds daily totals on top of days that hold minutes', async () => {
+    h = await harness();
+    await h.run();
+    const minuteDays = new Set(
+      (await h.t.db.selectFrom('records').select('day').where('stream', '=', 'steps').execute()).map((r) => r.day),
+    );
+    expect(minuteDays.size).toBeGreaterThan(0);
+    h.sim.setIntradayAccess(false);
+    // The watch syncs again: recent days are due, and intraday is now refused.
+    h.sim.clock.advance(30 * 60_000);
+    expect((await h.run()).outcome).toBe('synced');
+    const dailyTotals = await h.t.db
+      .selectFrom('records')
+      .select('day')
+      .where('stream', '=', 'steps')
+      .where('record_key', 'like', '%|day')
+      .execute();
+    expect(dailyTotals.filter((r) => minuteDays.has(r.day))).toEqual([]);
+  });
+
   it('with the hourly budget spent, fetches today first and delays the job until the reset instead of failing it', async () => {
     h = await harness({ rateLimitPerHour: 12, backfillDays: 14 });
     const prefix = uniquePrefix('budget');

@@ -266,8 +266,20 @@ export function createSyncProcessor(deps: SyncDeps) {
               .where('id', '=', connection.id)
               .execute();
             log.info({ stream: request.stream }, 'intraday detail refused (403); falling back to daily resolution');
-            for (const r of provider.planRequests(request.stream, request.days, { intraday: false })) {
-              queue.unshift({ ...r, tier: request.tier });
+            // The stream's other minute-detail requests still queued would fail the same way.
+            const refused = [request, ...queue.filter((r) => r.stream === request.stream && r.intraday)];
+            for (const r of refused.slice(1)) queue.splice(queue.indexOf(r), 1);
+            // Days that already hold minute records keep them: a daily total on top would count
+            // the same steps twice in mindLAMP, where nothing can be deleted.
+            const withMinutes = new Set(
+              [...(ledger.get(request.stream) ?? new Map())]
+                .filter(([, entry]) => entry.status === 'settled' || entry.status === 'partial')
+                .map(([day]) => day),
+            );
+            for (const r of refused) {
+              const daily = r.days.filter((day) => !withMinutes.has(day));
+              if (daily.length === 0) continue;
+              for (const d of provider.planRequests(r.stream, daily, { intraday: false })) queue.unshift({ ...d, tier: r.tier });
             }
             continue;
           }

@@ -97,6 +97,16 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
       if (error instanceof ProviderError && error.code === 'invalid_grant') {
         // We hold the lock and the version we read is the newest: no one else refreshed, so the
         // refresh token itself is dead (revoked, reused, or a Testing-mode token that expired).
+        const refreshExpiresAt = row.refresh_token_expires_at?.getTime();
+        if (refreshExpiresAt !== undefined && refreshExpiresAt <= now) {
+          // The provider cannot tell an expired token from a revoked one ("Token has been expired
+          // or revoked."); the stored expiry can: Google apps in Testing get 7-day refresh tokens
+          // (google-health-api §1.3, §1.5).
+          return new ConnectionLostError(
+            'reconnect_needed',
+            `the ${provider.displayName} refresh token expired on ${new Date(refreshExpiresAt).toISOString()} (an app in Testing mode gets 7-day refresh tokens); the participant must reconnect`,
+          );
+        }
         return new ConnectionLostError(
           'reconnect_needed',
           `${provider.displayName} rejected the refresh token (${error.details.reason ?? error.message}); the participant must reconnect`,
