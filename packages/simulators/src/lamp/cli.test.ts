@@ -48,7 +48,7 @@ function urlOf(run: Run, title: string): Promise<string> {
 
 describe('pnpm sim', () => {
   it('starts the simulators, they answer, and it exits cleanly on SIGTERM', async () => {
-    const run = runCli(['--lamp-port', '0', '--fitbit-port', '0', '--lamp-participants', 'U5000000001:S5', '--seed', 'cli-test']);
+    const run = runCli(['--lamp-port', '0', '--fitbit-port', '0', '--google-port', '0', '--lamp-participants', 'U5000000001:S5', '--seed', 'cli-test']);
     const url = await urlOf(run, 'mindLAMP');
     const fitbitUrl = await urlOf(run, 'Fitbit Web API');
     expect((await fetch(`${fitbitUrl}/_control/clock`)).status).toBe(200);
