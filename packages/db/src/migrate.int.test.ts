@@ -33,16 +33,18 @@ describe('migrations', () => {
   it('go up, all the way down, and up again on an empty database', async () => {
     expect(await tables(t)).toEqual([]);
     expect(await migrateToLatest(t.db)).toEqual(Object.keys(migrations));
-    expect(await tables(t)).toEqual(TABLES);
+    const latest = await tables(t);
+    expect(latest).toEqual(expect.arrayContaining(TABLES));
     // Already at latest: nothing more to apply.
     expect(await migrateToLatest(t.db)).toEqual([]);
     await migrateToNone(t.db);
     expect(await tables(t)).toEqual([]);
     await migrateToLatest(t.db);
-    expect(await tables(t)).toEqual(TABLES);
+    expect(await tables(t)).toEqual(latest);
     const last = Object.keys(migrations).at(-1)!;
     expect(await migrateDown(t.db)).toEqual([last]);
     await migrateToLatest(t.db);
+    expect(await tables(t)).toEqual(latest);
   });
 
   it('enforces one deterministic key per record and one account per participant', async () => {

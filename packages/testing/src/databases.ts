@@ -6,7 +6,12 @@ import type { Kysely } from 'kysely';
 /** Where test databases live: the machine's Postgres unless TEST_DATABASE_URL says otherwise. */
 export const adminDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const testRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const TEMPLATE_DATABASE = 'fitlamp_test_template';
+/**
+ * The migrated template test databases are cloned from. Each test run makes its own (globalSetup
+ * names it in FITLAMP_TEST_TEMPLATE, which the test workers inherit), so two runs on one machine
+ * never drop each other's template.
+ */
+export const TEMPLATE_DATABASE = process.env.FITLAMP_TEST_TEMPLATE ?? 'fitlamp_test_template';
 
 export function databaseUrl(name: string): string {
   const url = new URL(adminDatabaseUrl);
@@ -24,18 +29,23 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** Recreates the migrated template database (vitest globalSetup runs this once per run). */
-export async function prepareTemplateDatabase(): Promise<void> {
+/** Creates a migrated template database (vitest globalSetup runs this once per run). */
+export async function prepareTemplateDatabase(name: string = TEMPLATE_DATABASE): Promise<void> {
   await withAdmin(async (client) => {
-    await client.query(`drop database if exists ${TEMPLATE_DATABASE} with (force)`);
-    await client.query(`create database ${TEMPLATE_DATABASE}`);
+    await client.query(`drop database if exists ${name} with (force)`);
+    await client.query(`create database ${name}`);
   });
-  const db = createDb(databaseUrl(TEMPLATE_DATABASE), { max: 1 });
+  const db = createDb(databaseUrl(name), { max: 1 });
   try {
     await migrateToLatest(db);
   } finally {
     await db.destroy();
   }
+}
+
+/** Drops a template made by {@link prepareTemplateDatabase}. */
+export async function dropTemplateDatabase(name: string): Promise<void> {
+  await withAdmin((client) => client.query(`drop database if exists ${name} with (force)`));
 }
 
 export interface TestDatabase {

@@ -3,6 +3,7 @@ export {
   testRedisUrl,
   databaseUrl,
   prepareTemplateDatabase,
+  dropTemplateDatabase,
   createTestDatabase,
   uniquePrefix,
   TEMPLATE_DATABASE,
