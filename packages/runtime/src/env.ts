@@ -59,7 +59,8 @@ export const baseEnvSchema = z.object({
   DATABASE_URL: envFields.postgresUrl(),
   REDIS_URL: envFields.redisUrl(),
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/).default('fitlamp'),
-  SHUTDOWN_TIMEOUT_MS: envFields.positiveInt(25_000),
+  /** Longer than a provider or mindLAMP request may take (30 s), so a job in flight can finish. */
+  SHUTDOWN_TIMEOUT_MS: envFields.positiveInt(45_000),
 });
 
 /** Token encryption: the active key and, during rotation, the previous one. */

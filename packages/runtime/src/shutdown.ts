@@ -10,14 +10,14 @@ export interface Closer {
 export interface RunningService {
   logger: Logger;
   closers: Closer[];
+  /** How long closers get in total before the process exits anyway (SHUTDOWN_TIMEOUT_MS). */
+  shutdownTimeoutMs?: number;
 }
 
 export interface RunServiceOptions {
   name: string;
   /** Builds and starts the service. Config errors thrown here stop it with exit code 1. */
   start: () => Promise<RunningService>;
-  /** How long closers get in total before the process exits anyway. */
-  timeoutMs?: number;
   /** Injected by tests; defaults to `process`. */
   proc?: Pick<NodeJS.Process, 'once' | 'exit' | 'stderr'>;
 }
@@ -42,7 +42,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     return;
   }
   const { logger, closers } = running;
-  const timeoutMs = options.timeoutMs ?? 25_000;
+  const timeoutMs = running.shutdownTimeoutMs ?? 45_000;
   let stopping = false;
 
   const stop = async (signal: string) => {

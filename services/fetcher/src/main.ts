@@ -16,7 +16,6 @@ import { createFetcherMetrics, startSyncWorker } from './sync.worker.ts';
 
 await runService({
   name: 'fetcher',
-  timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000),
   async start() {
     const env = loadFetcherEnv(process.env);
     const logger = createLogger({ name: 'fetcher', level: env.LOG_LEVEL });
@@ -48,6 +47,7 @@ await runService({
         backfillDays: env.BACKFILL_DAYS,
         refetchDays: env.REFETCH_DAYS,
         syncIntervalMs: env.SYNC_INTERVAL_SECONDS * 1000,
+        webhookPollMultiplier: env.WEBHOOK_POLL_MULTIPLIER,
         budgetReserve: env.RATE_BUDGET_RESERVE,
         profileCheckMs: env.PROFILE_CHECK_SECONDS * 1000,
         ...(env.CLOCK_OFFSET_MS ? { now: () => Date.now() + env.CLOCK_OFFSET_MS } : {}),
@@ -67,6 +67,7 @@ await runService({
     logger.info({ ops: ops.url, providers: Object.keys(providers), streams }, 'fetcher ready');
     return {
       logger,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       closers: [
         // Worker first: close() waits for in-flight syncs to finish their current step.
         { name: 'worker', close: () => worker.close() },

@@ -10,7 +10,6 @@ import { createProviders } from '@fitlamp/providers';
 
 await runService({
   name: 'gateway',
-  timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000),
   async start() {
     const env = loadGatewayEnv(process.env);
     const logger = createLogger({ name: 'gateway', level: env.LOG_LEVEL });
@@ -31,6 +30,7 @@ await runService({
     logger.info({ providers: Object.keys(providers), publicBaseUrl: env.PUBLIC_BASE_URL }, 'gateway listening');
     return {
       logger,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       closers: [
         { name: 'http', close: () => app.close() },
         { name: 'queues', close: () => queues.close() },

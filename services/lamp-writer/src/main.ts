@@ -15,7 +15,6 @@ import { loadLampWriterEnv } from './env.ts';
 
 await runService({
   name: 'lamp-writer',
-  timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000),
   async start() {
     const env = loadLampWriterEnv(process.env);
     const logger = createLogger({ name: 'lamp-writer', level: env.LOG_LEVEL });
@@ -49,6 +48,7 @@ await runService({
     logger.info({ ops: ops.url }, 'lamp-writer ready');
     return {
       logger,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       closers: [
         { name: 'worker', close: () => worker.close() },
         { name: 'queues', close: () => queues.close() },

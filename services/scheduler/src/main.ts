@@ -8,7 +8,6 @@ import { runTick } from './tick.ts';
 
 await runService({
   name: 'scheduler',
-  timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000),
   async start() {
     const env = loadSchedulerEnv(process.env);
     const logger = createLogger({ name: 'scheduler', level: env.LOG_LEVEL });
@@ -65,6 +64,7 @@ await runService({
     logger.info({ ops: ops.url, tickSeconds: env.SCHEDULER_TICK_SECONDS }, 'scheduler ready');
     return {
       logger,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       closers: [
         {
           name: 'ticks',
