@@ -1,5 +1,6 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import * as initial from './migrations/2026-11-26T00-00-00-initial.ts';
+import * as providerWebhooks from './migrations/2026-11-26T02-00-00-provider-webhooks.ts';
 
 /**
  * Every migration, in order. Listed statically (not read from a folder) so that they bundle and
@@ -7,6 +8,7 @@ import * as initial from './migrations/2026-11-26T00-00-00-initial.ts';
  */
 export const migrations: Record<string, Migration> = {
   '2026-11-26T00-00-00-initial': initial,
+  '2026-11-26T02-00-00-provider-webhooks': providerWebhooks,
 };
 
 function createMigrator(db: Kysely<any>): Migrator {

@@ -131,6 +131,14 @@ export interface RecordsTable {
   delivered_at: Timestamp | null;
 }
 
+export interface ProviderWebhooksTable {
+  provider: ProviderName;
+  /** The last notification whose signature verified. */
+  last_verified_at: Timestamp;
+  notifications: Int8;
+  updated_at: Created;
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   participants: ParticipantsTable;
@@ -141,6 +149,7 @@ export interface Database {
   day_ledger: DayLedgerTable;
   delivery_batches: DeliveryBatchesTable;
   records: RecordsTable;
+  provider_webhooks: ProviderWebhooksTable;
 }
 
 export type Participant = Selectable<ParticipantsTable>;

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { createFitbitProvider } from '@fitlamp/fitbit';
+import { createGoogleHealthProvider } from '@fitlamp/google-health';
 import { parseStreams, type Provider, type ProviderName, type StreamName } from '@fitlamp/provider';
 import { ConfigError, type providerEnvSchema } from '@fitlamp/runtime';
 
@@ -25,7 +26,8 @@ export function streamsFromEnv(env: ProviderEnv): StreamName[] {
 /**
  * The providers this deployment serves: each one whose client id is configured. The gateway and
  * the fetcher build theirs here, so both speak to the same URLs with the same scopes and streams.
- * `SYNC_STREAMS` picks the streams (and so the scopes requested); `FITBIT_SCOPES` overrides scopes.
+ * `SYNC_STREAMS` picks the streams (and so the scopes requested); `FITBIT_SCOPES` and
+ * `GOOGLE_SCOPES` override scopes (Google's never include `cloud-platform`: the provider refuses it).
  */
 export function createProviders(env: ProviderEnv, options: { dispatcher?: Dispatcher } = {}): Providers {
   const streams = streamsFromEnv(env);
@@ -41,6 +43,24 @@ export function createProviders(env: ProviderEnv, options: { dispatcher?: Dispat
       ...(scopes ? { scopes } : {}),
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
     });
+  }
+  if (env.GOOGLE_CLIENT_ID && env.GOOGLE_CLIENT_SECRET) {
+    const scopes = parseScopes(env.GOOGLE_SCOPES);
+    try {
+      providers['google-health'] = createGoogleHealthProvider({
+        clientId: env.GOOGLE_CLIENT_ID,
+        clientSecret: env.GOOGLE_CLIENT_SECRET,
+        authorizeUrl: env.GOOGLE_AUTHORIZE_URL,
+        tokenUrl: env.GOOGLE_TOKEN_URL,
+        revokeUrl: env.GOOGLE_REVOKE_URL,
+        apiUrl: env.GOOGLE_HEALTH_API_URL,
+        streams,
+        ...(scopes ? { scopes } : {}),
+        ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+      });
+    } catch (error) {
+      throw new ConfigError('GOOGLE_SCOPES', `GOOGLE_SCOPES is invalid: ${(error as Error).message}`);
+    }
   }
   return providers;
 }

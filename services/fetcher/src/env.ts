@@ -8,6 +8,8 @@ export const fetcherEnvSchema = baseEnvSchema
     PORT: envFields.port(9092),
     HOST: z.string().default('0.0.0.0'),
     SYNC_INTERVAL_SECONDS: envFields.positiveInt(900),
+    /** Poll this many times less often while the provider's webhooks deliver (poll-interval.ts); 1 = off. */
+    WEBHOOK_POLL_MULTIPLIER: envFields.positiveInt(4),
     /** How many days back a new participant's data is fetched. */
     BACKFILL_DAYS: envFields.positiveInt(30),
     /** Recent days fetched again after each device sync, to catch revisions. */

@@ -18,6 +18,7 @@ import { enqueue, queueCatalog, syncPayload, type QueueSet, type SyncPayload } f
 import type { Logger } from '@fitlamp/runtime';
 import { createRateBudget, type RateBudget } from './budget.ts';
 import { planDays, planRequests, type PlannedRequest } from './plan.ts';
+import { pollIntervalMs } from './poll-interval.ts';
 import { loadLedger, markDays, storeDayResults } from './store.ts';
 import { ConnectionLostError, getAccessToken, markConnection, type AccessToken } from './tokens.ts';
 
@@ -32,6 +33,8 @@ export interface SyncDeps {
   backfillDays: number;
   refetchDays: number;
   syncIntervalMs: number;
+  /** Poll this many times less often while the provider's webhooks are healthy [4]; 1 turns it off. */
+  webhookPollMultiplier?: number;
   budgetReserve: number;
   /** Re-read the account's zone at most this often (one extra request). */
   profileCheckMs: number;
@@ -423,7 +426,10 @@ async function upsertCursorState(db: Kysely<Database>, participantId: string, st
 
 /** Records the sync's end: connection freshness and each stream's next due time, with jitter. */
 async function finishSync(deps: SyncDeps, connection: ProviderConnection, participantId: string, success: boolean, at: number) {
-  const jitter = () => deps.syncIntervalMs * (0.9 + Math.random() * 0.2);
+  const interval = success
+    ? await pollIntervalMs(deps.db, connection.provider, { baseMs: deps.syncIntervalMs, multiplier: deps.webhookPollMultiplier ?? 4 })
+    : deps.syncIntervalMs;
+  const jitter = () => interval * (0.9 + Math.random() * 0.2);
   if (success) {
     await deps.db
       .updateTable('provider_connections')

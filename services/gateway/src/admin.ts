@@ -12,6 +12,7 @@ import { ProviderError, type ProviderName } from '@fitlamp/provider';
 import { jobIdFor } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
+import { bulkEnrollmentBody, isBulkEnrollment, issueReconsentLinks, migrationStates, sendBulkResult } from './migration.ts';
 
 const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
 const STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent', 'revoked', 'disconnected'] as const satisfies readonly ConnectionStatus[];
@@ -24,6 +25,8 @@ const enrollmentBody = z.strictObject({
 const participantsQuery = z.strictObject({
   status: z.enum([...STATUSES, 'not_connected']).optional(),
   provider: z.enum(PROVIDERS).optional(),
+  /** Where participants stand in the move from the legacy API (see migration.ts). */
+  migration: z.enum(['legacy_only', 'waiting', 'migrated']).optional(),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
   offset: z.coerce.number().int().min(0).default(0),
 });
@@ -51,6 +54,20 @@ export function registerAdminRoutes(app: FastifyInstance, deps: GatewayDeps): vo
   const { env, db, logger } = deps;
 
   app.post('/admin/enrollments', async (request, reply) => {
+    if (isBulkEnrollment(request.body)) {
+      // `{provider, status: "needs_reconsent"}`: a link for every participant waiting to re-consent.
+      const bulk = bulkEnrollmentBody.safeParse(request.body);
+      if (!bulk.success) return invalid(reply, bulk.error);
+      if (!deps.providers[bulk.data.provider]) {
+        return reply.code(400).send({ error: 'provider_not_enabled', message: `provider "${bulk.data.provider}" is not configured on this gateway` });
+      }
+      const result = await issueReconsentLinks(
+        { db, lamp: deps.lamp, enrollmentSecret: env.ENROLLMENT_SECRET, publicBaseUrl: env.PUBLIC_BASE_URL, defaultTtlHours: env.ENROLLMENT_TTL_HOURS },
+        { provider: bulk.data.provider, expiresInHours: bulk.data.expiresInHours },
+      );
+      logger.info({ provider: bulk.data.provider, issued: result.links.length, failed: result.failed.length }, 're-consent links issued');
+      return sendBulkResult(reply, result);
+    }
     const parsed = enrollmentBody.safeParse(request.body);
     if (!parsed.success) return invalid(reply, parsed.error);
     const { participantId, provider, expiresInHours } = parsed.data;
@@ -77,13 +94,17 @@ export function registerAdminRoutes(app: FastifyInstance, deps: GatewayDeps): vo
   app.get('/admin/participants', async (request, reply) => {
     const parsed = participantsQuery.safeParse(request.query);
     if (!parsed.success) return invalid(reply, parsed.error);
-    const { status, provider, limit, offset } = parsed.data;
+    const { status, provider, migration, limit, offset } = parsed.data;
     const rows = await listParticipantStatuses(db, {
       ...(status && status !== 'not_connected' ? { status } : {}),
       ...(provider ? { provider } : {}),
       limit,
       offset,
     });
+    // Computed over every connection of each participant, whatever the filters.
+    const migrations = migrationStates(
+      provider || status ? await listParticipantStatuses(db, { limit: 100_000 }) : rows,
+    );
     const participants = rows
       .map((r) => ({
         participantId: r.participantId,
@@ -96,8 +117,10 @@ export function registerAdminRoutes(app: FastifyInstance, deps: GatewayDeps): vo
         disconnectedAt: r.disconnectedAt?.toISOString() ?? null,
         lastSyncAt: r.lastSyncAt ? new Date(r.lastSyncAt).toISOString() : null,
         enrolledAt: r.createdAt.toISOString(),
+        migration: migrations.get(r.participantId) ?? null,
       }))
-      .filter((p) => status !== 'not_connected' || p.status === 'not_connected');
+      .filter((p) => status !== 'not_connected' || p.status === 'not_connected')
+      .filter((p) => !migration || p.migration === migration);
     return { participants };
   });
 

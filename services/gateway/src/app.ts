@@ -21,6 +21,7 @@ import { registerAdminDayRoutes } from './admin-days.ts';
 import { registerAdminDeliveryRoutes } from './admin-deliveries.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerConnectRoutes } from './connect.ts';
+import { registerGoogleHealthWebhooks } from './webhooks.ts';
 import type { GatewayEnv } from './env.ts';
 import { problemPage, sendPage, STYLE_HASH } from './pages.ts';
 
@@ -156,6 +157,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     });
     registerConnectRoutes(pub, deps);
   });
+
+  // Provider webhooks: machine-to-machine, raw bodies (signatures), no pages, no admin token.
+  await registerGoogleHealthWebhooks(app, deps);
 
   // The coordinator's JSON API.
   await app.register(async (admin) => {

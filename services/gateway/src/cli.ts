@@ -7,11 +7,13 @@ import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
+import { findParticipantsNeedingReconsent } from './migration.ts';
 import { createProviders } from '@fitlamp/providers';
 
 export const HELP = `Usage:
   pnpm fitlamp enroll [options] <participant-id>...
   pnpm fitlamp enroll [options] --csv participants.csv
+  pnpm fitlamp enroll --provider google-health --needs-reconsent
 
 Creates an enrollment link for each participant: the same signed, expiring link as
 POST /admin/enrollments. Each participant is first checked in mindLAMP (GET /participant/{id}
@@ -22,6 +24,8 @@ Options:
   --expires-in-hours <n>    how long links stay valid (default: ENROLLMENT_TTL_HOURS, 336 = 14 days)
   --csv <file>              read participant ids from the first column of a CSV file;
                             a header row (participant_id, id, ...) and blank lines are skipped
+  --needs-reconsent         every participant whose legacy Fitbit connection answered 410 Gone
+                            and who has not re-consented yet (use with --provider google-health)
   -h, --help                show this help
 
 It reads the gateway's environment (the same .env: DATABASE_URL, LAMP_API_URL, LAMP_ACCESS_KEY,
@@ -31,8 +35,9 @@ and mindLAMP: the gateway need not be running, but must use the same ENROLLMENT_
 Output: CSV on stdout, one line per participant: participant_id,url,expires_at
 Problems go to stderr, one line per participant; the exit code is 1 if any participant failed.
 
-Example:
+Examples:
   pnpm fitlamp enroll U123 U456 > links.csv
+  pnpm fitlamp enroll --provider google-health --needs-reconsent > reconsent-links.csv
 `;
 
 export interface CliIo {
@@ -70,6 +75,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         provider: { type: 'string', default: 'fitbit' },
         'expires-in-hours': { type: 'string' },
         csv: { type: 'string' },
+        'needs-reconsent': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -107,8 +113,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
   }
+  const bulk = parsed.values['needs-reconsent'] === true;
   const participants = [...new Set(ids)];
-  if (participants.length === 0) {
+  if (participants.length === 0 && !bulk) {
     io.stderr('fitlamp: name at least one participant id, or --csv <file>\n');
     return 2;
   }
@@ -137,6 +144,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const lamp = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 10_000 });
   let failures = 0;
   try {
+    // The participants waiting for re-consent are read from the database (migration.ts).
+    if (bulk) for (const id of await findParticipantsNeedingReconsent(db)) if (!participants.includes(id)) participants.push(id);
     io.stdout('participant_id,url,expires_at\n');
     for (const participantId of participants) {
       try {

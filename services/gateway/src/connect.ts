@@ -24,6 +24,7 @@ import {
   signEnrollment,
   verifyEnrollment,
 } from './enrollment.ts';
+import { retireSupersededConnections } from './migration.ts';
 import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from './pages.ts';
 
 /** OAuth state lives 10 minutes (the brief; Fitbit's codes live as long: fitbit-web-api §1.2). */
@@ -326,6 +327,7 @@ export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): 
       logger.warn({ participantId, err: err instanceof Error ? err.message : String(err) }, 'could not enqueue the initial sync');
     }
     await revokeReplaced(deps, provider, outcome.previous, providerUserId);
+    await retireSupersededConnections(deps, { provider, participantId, account });
     logger.info({ participantId, provider: provider.name, streams: granted, missing }, 'connected');
     return sendPage(
       reply,

@@ -1,5 +1,6 @@
 // Test support (imported only by this service's tests): the real gateway on port 0 with real
 // Postgres and Redis, the Fitbit and mindLAMP simulators in process, and captured log lines.
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
@@ -7,7 +8,16 @@ import { createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlam
 import { createLampClient } from '@fitlamp/lamp';
 import { createQueues, type QueueSet } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
-import { createFitbitSimulator, createLampSimulator, type FitbitSimulator, type LampSimulator, type UserSpec } from '@fitlamp/simulators';
+import {
+  createFitbitSimulator,
+  createGoogleHealthSimulator,
+  createLampSimulator,
+  type FitbitSimulator,
+  type GoogleHealthSimulator,
+  type GoogleHealthSimulatorOptions,
+  type LampSimulator,
+  type UserSpec,
+} from '@fitlamp/simulators';
 import {
   answerProviderConsent,
   createTestDatabase,
@@ -31,6 +41,11 @@ export interface TestGatewayOptions {
   /** Fitbit accounts the simulator knows; the consent page preselects the first unconnected one. */
   fitbitUsers?: UserSpec[];
   env?: Record<string, string | undefined>;
+  /**
+   * Also run the Google Health simulator (same world and clock as the Fitbit one) and enable the
+   * `google-health` provider against it; options are passed to the simulator.
+   */
+  google?: boolean | Partial<GoogleHealthSimulatorOptions>;
 }
 
 export interface TestGateway {
@@ -42,6 +57,9 @@ export interface TestGateway {
   cipher: TokenCipher;
   lampSim: LampSimulator;
   fitbit: FitbitSimulator;
+  /** The Google Health simulator, when `google` was asked for. */
+  google?: GoogleHealthSimulator;
+  googleUrl?: string;
   /** Every log line the gateway wrote, as raw JSON text. */
   logs: string[];
   /** `Authorization` header for the admin API. */
@@ -72,6 +90,32 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     historyDays: 2,
   });
   const fitbitUrl = await fitbit.app.listen({ port: 0, host: '127.0.0.1' });
+  let google: GoogleHealthSimulator | undefined;
+  let googleUrl: string | undefined;
+  let googleEnv: Record<string, string | undefined> = { GOOGLE_CLIENT_ID: undefined, GOOGLE_CLIENT_SECRET: undefined };
+  if (options.google) {
+    google = createGoogleHealthSimulator({
+      clientId: base.GOOGLE_CLIENT_ID!,
+      clientSecret: base.GOOGLE_CLIENT_SECRET!,
+      redirectUris: ['http://127.0.0.1/placeholder'],
+      appName: 'fitlamp test study',
+      world: fitbit.world,
+      clock: fitbit.clock,
+      webhooks: { deliveryIntervalMs: 0 },
+      ...(typeof options.google === 'object' ? options.google : {}),
+    });
+    googleUrl = (await google.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+    googleEnv = {
+      GOOGLE_CLIENT_ID: base.GOOGLE_CLIENT_ID,
+      GOOGLE_CLIENT_SECRET: base.GOOGLE_CLIENT_SECRET,
+      GOOGLE_AUTHORIZE_URL: `${googleUrl}/o/oauth2/v2/auth`,
+      GOOGLE_TOKEN_URL: `${googleUrl}/token`,
+      GOOGLE_REVOKE_URL: `${googleUrl}/revoke`,
+      GOOGLE_HEALTH_API_URL: googleUrl,
+      GOOGLE_HEALTH_WEBHOOK_SECRET: `Bearer ${randomBytes(24).toString('base64url')}`,
+      GOOGLE_HEALTH_WEBHOOK_KEYSET_URL: `${googleUrl}/googlehealthapi/webhooks/webhooks_public_keyset.json`,
+    };
+  }
 
   const env = loadGatewayEnv({
     ...base,
@@ -82,8 +126,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     LAMP_ACCESS_KEY,
     FITBIT_API_URL: fitbitUrl,
     FITBIT_AUTHORIZE_URL: `${fitbitUrl}/oauth2/authorize`,
-    GOOGLE_CLIENT_ID: undefined,
-    GOOGLE_CLIENT_SECRET: undefined,
+    ...googleEnv,
     ...options.env,
   });
   const logs: string[] = [];
@@ -109,6 +152,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   // Redirect URIs hang off PUBLIC_BASE_URL, read per request: point it at the real port.
   env.PUBLIC_BASE_URL = gatewayUrl;
   fitbit.state.client.redirectUris = [`${gatewayUrl}/oauth/fitbit/callback`];
+  if (google) google.state.client.redirectUris = [`${gatewayUrl}/oauth/google-health/callback`];
 
   return {
     env,
@@ -119,6 +163,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     cipher,
     lampSim,
     fitbit,
+    ...(google ? { google, googleUrl: googleUrl! } : {}),
     logs,
     admin: { authorization: `Bearer ${env.ADMIN_TOKEN}` },
     async close() {
@@ -127,6 +172,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       await lamp.close();
       redis.disconnect();
       await fitbit.app.close();
+      await google?.app.close();
       await lampSim.app.close();
       await t.drop();
     },
@@ -155,4 +201,17 @@ export async function connectThroughFitbit(
   const callbackUrl = await answerFitbit(await startConsent(link), answer);
   const res = await fetch(callbackUrl);
   return { status: res.status, text: await res.text(), callbackUrl };
+}
+
+/** The whole Google Health flow without a browser: link → consent page → Google → callback page. */
+export async function connectThroughGoogle(
+  gw: TestGateway,
+  participantId: string,
+  answer: ConsentAnswer = { decision: 'allow' },
+): Promise<{ status: number; text: string; callbackUrl: string; authorizeUrl: string }> {
+  const link = await issueLink(gw, participantId, { provider: 'google-health' });
+  const authorizeUrl = await startConsent(link);
+  const callbackUrl = await answerProviderConsent(authorizeUrl, answer);
+  const res = await fetch(callbackUrl);
+  return { status: res.status, text: await res.text(), callbackUrl, authorizeUrl };
 }

@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
+import { saveConnectedTokens, upsertParticipant } from '@fitlamp/db';
+import { createGoogleHealthProvider } from '@fitlamp/google-health';
+import { STREAMS } from '@fitlamp/provider';
+import { createGoogleHealthSimulator, type GoogleHealthSimulator } from '@fitlamp/simulators';
+import { createTestDatabase, type TestDatabase } from '@fitlamp/testing';
+import { pollIntervalMs } from './poll-interval.ts';
+import { ConnectionLostError, getAccessToken } from './tokens.ts';
+
+// Google Health tokens in the fetcher, against the Google Health simulator and real Postgres:
+// a refresh without refresh_token keeps the stored one; a Testing-mode refresh token past its
+// 7 days marks the participant reconnect_needed, saying why.
+
+const REDIRECT = 'http://127.0.0.1:9/oauth/google-health/callback';
+const P = 'U0000000077';
+
+describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postgres)', () => {
+  let t: TestDatabase | undefined;
+  let sim: GoogleHealthSimulator | undefined;
+  afterEach(async () => {
+    await sim?.app.close();
+    await t?.drop();
+  });
+
+  async function setup() {
+    t = await createTestDatabase();
+    sim = createGoogleHealthSimulator({
+      clientId: 'g.apps.googleusercontent.com',
+      clientSecret: 'g-secret',
+      redirectUris: [REDIRECT],
+      appName: 'fitlamp test',
+      startAt: '2026-11-20T17:00:00Z',
+      testingMode: true,
+      users: [{ id: 'NYC001', preset: 'new-york' }],
+      webhooks: { deliveryIntervalMs: 0 },
+    });
+    const url = (await sim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+    const provider = createGoogleHealthProvider({
+      clientId: 'g.apps.googleusercontent.com',
+      clientSecret: 'g-secret',
+      authorizeUrl: `${url}/o/oauth2/v2/auth`,
+      tokenUrl: `${url}/token`,
+      revokeUrl: `${url}/revoke`,
+      apiUrl: url,
+    });
+    const cipher = createTokenCipher(parseEncryptionKey(`t1:${randomBytes(32).toString('base64')}`));
+    sim.state.autoConsent = { decision: 'allow', userId: 'NYC001', scopes: undefined };
+    const { verifier, challenge } = createPkcePair();
+    const res = await fetch(provider.authorizationUrl({ redirectUri: REDIRECT, state: 'state-state-state', codeChallenge: challenge, scopes: provider.scopesFor(STREAMS) }), { redirect: 'manual' });
+    const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+    // The simulator's clock is frozen at startAt; tokens expire in its time.
+    const now = () => sim!.clock.now();
+    const grant = await provider.exchangeCode({ code, codeVerifier: verifier, redirectUri: REDIRECT });
+    expect(grant.refreshTokenExpiresAt).toBeDefined();
+    await upsertParticipant(t.db, P);
+    const row = await saveConnectedTokens(t.db, {
+      participantId: P,
+      provider: 'google-health',
+      providerUserId: sim.healthUserId('NYC001'),
+      accessTokenEnc: cipher.encrypt(grant.accessToken),
+      refreshTokenEnc: cipher.encrypt(grant.refreshToken!),
+      keyId: cipher.activeKeyId,
+      accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
+      refreshTokenExpiresAt: new Date(grant.refreshTokenExpiresAt!),
+      scopes: grant.scopes,
+    });
+    return { db: t.db, provider, cipher, now, row, grant };
+  }
+
+  it('refreshes without a new refresh token and keeps the stored one', async () => {
+    const h = await setup();
+    const access = await getAccessToken({ db: h.db, cipher: h.cipher, provider: h.provider, now: h.now }, h.row, { force: true });
+    expect(access.version).toBe(2);
+    const row = await h.db.selectFrom('provider_connections').selectAll().executeTakeFirstOrThrow();
+    expect(h.cipher.decrypt(row.refresh_token_enc!)).toBe(h.grant.refreshToken);
+    expect(h.cipher.decrypt(row.access_token_enc!)).toBe(access.accessToken);
+    expect(access.accessToken).not.toBe(h.grant.accessToken);
+    expect(row.status).toBe('connected');
+  });
+
+  it('marks reconnect_needed, naming the 7-day Testing-mode limit, once the refresh token has expired', async () => {
+    const h = await setup();
+    // The provider stamps expiries in real time; the simulator runs at its own date: restate the
+    // stored expiry in the simulator's time (7 days after consent).
+    await h.db.updateTable('provider_connections').set({ refresh_token_expires_at: new Date(h.now() + 7 * 86_400_000 - 1000) }).execute();
+    sim!.clock.advance(8 * 86_400_000);
+    const error = await getAccessToken({ db: h.db, cipher: h.cipher, provider: h.provider, now: h.now }, h.row, { force: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectionLostError);
+    const row = await h.db.selectFrom('provider_connections').select(['status', 'status_reason', 'refresh_token_enc']).executeTakeFirstOrThrow();
+    expect(row.status).toBe('reconnect_needed');
+    expect(row.status_reason).toMatch(/refresh token expired on 2026-11-27T.*Testing mode gets 7-day refresh tokens.*must reconnect/);
+  });
+
+  it('polls less often while webhooks are healthy, and as usual once they fall silent', async () => {
+    const h = await setup();
+    expect(await pollIntervalMs(h.db, 'google-health', { baseMs: 60_000 })).toBe(60_000);
+    await h.db.insertInto('provider_webhooks').values({ provider: 'google-health', last_verified_at: new Date(), notifications: 1 }).execute();
+    expect(await pollIntervalMs(h.db, 'google-health', { baseMs: 60_000 })).toBe(240_000);
+    expect(await pollIntervalMs(h.db, 'fitbit', { baseMs: 60_000 })).toBe(60_000);
+    expect(await pollIntervalMs(h.db, 'google-health', { baseMs: 60_000, multiplier: 1 })).toBe(60_000);
+    await h.db.updateTable('provider_webhooks').set({ last_verified_at: new Date(Date.now() - 2 * 3_600_000) }).execute();
+    expect(await pollIntervalMs(h.db, 'google-health', { baseMs: 60_000 })).toBe(60_000);
+  });
+});
