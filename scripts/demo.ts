@@ -1,7 +1,8 @@
 // `pnpm demo` (or `bash scripts/demo.sh` on a fresh machine): the whole pipeline against the
-// built-in simulators. Starts the Fitbit and mindLAMP simulators and the four services as
-// processes, enrolls and connects simulated participants the way a person would (following the
-// consent redirects), backfills a week, and prints what arrived in mindLAMP.
+// built-in simulators. Starts the Google Health, Fitbit and mindLAMP simulators and the four
+// services as processes, enrolls and connects simulated participants the way a person would
+// (following the consent redirects) through the Google Health API (`--provider fitbit`: the
+// legacy Fitbit Web API), backfills a week, and prints what arrived in mindLAMP.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,28 +14,33 @@ const { values } = parseArgs({
   options: {
     participants: { type: 'string', default: '5' },
     days: { type: 'string', default: '7' },
+    provider: { type: 'string', default: 'google-health' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: pnpm demo [--participants N (1-50, default 5)] [--days D (1-30, default 7)]');
+  console.log('usage: pnpm demo [--participants N (1-50, default 5)] [--days D (1-30, default 7)] [--provider google-health|fitbit (default google-health)]');
   process.exit(0);
 }
 const count = Number(values.participants);
 const days = Number(values.days);
 if (!Number.isInteger(count) || count < 1 || count > 50) throw new Error('--participants must be a whole number from 1 to 50');
 if (!Number.isInteger(days) || days < 1 || days > 30) throw new Error('--days must be a whole number from 1 to 30');
+const provider = values.provider;
+if (provider !== 'google-health' && provider !== 'fitbit') throw new Error('--provider must be google-health or fitbit');
+const accountKind = provider === 'fitbit' ? 'Fitbit' : 'Google Health';
 
 const presets = ['new-york', 'traveler', 'sydney', 'kolkata'];
 const participants: StackParticipant[] = Array.from({ length: count }, (_, i) => ({
   id: `U${String(i + 1).padStart(10, '0')}`,
   user: { id: `FB${String(i + 1).padStart(4, '0')}`, preset: presets[i % presets.length]! },
+  provider,
 }));
 
 const logDir = mkdtempSync(join(tmpdir(), 'fitlamp-demo-'));
 const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
-console.log(`fitlamp demo: ${count} participants, ${days} days of backfill (service logs: ${logDir})`);
+console.log(`fitlamp demo: ${count} participants on ${accountKind}, ${days} days of backfill (service logs: ${logDir})`);
 
 const stack = await startStack({ participants, backfillDays: days, logDir, seed: 'fitlamp-demo' });
 let exitCode = 1;
@@ -45,7 +51,7 @@ try {
   for (const p of participants) syncUser(stack.fitbit.world, findUser(stack.fitbit.world, p.user.id)!, stack.fitbit.clock.now() - 120_000);
   for (const p of participants) {
     await stack.connect(p);
-    console.log(`  connected ${p.id} (simulated Fitbit account ${p.user.id}, ${p.user.preset})`);
+    console.log(`  connected ${p.id} (simulated ${accountKind} account ${p.user.id}, ${p.user.preset})`);
   }
   let lastLine = '';
   const done = await stack.waitUntilCaughtUp({
@@ -62,7 +68,8 @@ try {
   for (const participant of Object.values(counts.participants)) {
     for (const [sensor, n] of Object.entries(participant.sensors)) sensors.set(sensor, (sensors.get(sensor) ?? 0) + n);
   }
-  const requests = Object.values(stack.fitbit.counters().requests).reduce(
+  const providerCounters = provider === 'fitbit' ? stack.fitbit.counters() : stack.google!.counters();
+  const requests = Object.values(providerCounters.requests).reduce(
     (n, perEndpoint) => n + Object.values(perEndpoint).reduce((a, b) => a + b, 0),
     0,
   );
