@@ -7,8 +7,10 @@ import { createDb, migrateToLatest, type Database } from '@fitlamp/db';
 import { STREAMS, addDays, localDayAt, type StreamName } from '@fitlamp/provider';
 import {
   createFitbitSimulator,
+  createGoogleHealthSimulator,
   createLampSimulator,
   type FitbitSimulator,
+  type GoogleHealthSimulator,
   type LampSimulator,
   type UserSpec,
 } from '@fitlamp/simulators';
@@ -36,10 +38,21 @@ export interface StackParticipant {
   id: string;
   /** The simulated Fitbit account this participant connects (give it an `id`). */
   user: UserSpec & { id: string };
+  /**
+   * Which API the participant connects through [fitbit]: `google-health` consents at the Google
+   * Health simulator, which serves the same world (the same person, the same data).
+   */
+  provider?: 'fitbit' | 'google-health';
 }
 
 export interface StackOptions {
   participants: StackParticipant[];
+  /**
+   * Run the Google Health simulator (sharing the Fitbit simulator's world and clock), enable the
+   * `google-health` provider and subscribe the gateway's webhook endpoint. Default: when a
+   * participant's `provider` is `google-health`.
+   */
+  google?: boolean;
   backfillDays: number;
   refetchDays?: number;
   fetcherReplicas?: number;
@@ -105,12 +118,18 @@ export interface Stack {
   adminToken: string;
   fitbit: FitbitSimulator;
   fitbitUrl: string;
+  /** The Google Health simulator, when the stack runs one. */
+  google?: GoogleHealthSimulator;
+  googleUrl?: string;
   lamp: LampSimulator;
   lampUrl: string;
   processes: Record<ServiceName, ServiceProcess[]>;
   dataStreams: StreamName[];
-  /** Enrolls and connects a participant the way a person would, minus the browser. */
-  connect(participant: StackParticipant): Promise<void>;
+  /**
+   * Enrolls and connects a participant the way a person would, minus the browser, through
+   * `provider` (default: the participant's own, else fitbit).
+   */
+  connect(participant: StackParticipant, provider?: 'fitbit' | 'google-health'): Promise<void>;
   progress(): Promise<StackProgress>;
   /** Resolves once every window day is fetched and every record delivered, or throws at the deadline. */
   waitUntilCaughtUp(options?: { timeoutMs?: number; onProgress?: (p: StackProgress) => void }): Promise<StackProgress>;
@@ -190,6 +209,39 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   cleanup.push(() => fitbit.app.close());
   if (options.providerLatencyMs) fitbit.addFault({ path: '/1', kind: 'latency', latencyMs: options.providerLatencyMs });
 
+  const withGoogle = options.google ?? options.participants.some((p) => p.provider === 'google-health');
+  let google: GoogleHealthSimulator | undefined;
+  let googleUrl: string | undefined;
+  let googleEnv: Record<string, string> = {};
+  if (withGoogle) {
+    const googleClientId = 'fitlamp-stack.apps.googleusercontent.com';
+    const googleSecret = randomBytes(16).toString('hex');
+    // The same world and clock as the Fitbit simulator: one person, one set of days, two APIs.
+    google = createGoogleHealthSimulator({
+      clientId: googleClientId,
+      clientSecret: googleSecret,
+      redirectUris: [`${gatewayUrl}/oauth/google-health/callback`],
+      appName: 'fitlamp demo study',
+      world: fitbit.world,
+      clock: fitbit.clock,
+      webhooks: { deliveryIntervalMs: 500 },
+    });
+    googleUrl = (await google.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+    const sim = google;
+    cleanup.push(() => sim.app.close());
+    if (options.providerLatencyMs) google.addFault({ path: '/v4', kind: 'latency', latencyMs: options.providerLatencyMs });
+    googleEnv = {
+      GOOGLE_CLIENT_ID: googleClientId,
+      GOOGLE_CLIENT_SECRET: googleSecret,
+      GOOGLE_AUTHORIZE_URL: `${googleUrl}/o/oauth2/v2/auth`,
+      GOOGLE_TOKEN_URL: `${googleUrl}/token`,
+      GOOGLE_REVOKE_URL: `${googleUrl}/revoke`,
+      GOOGLE_HEALTH_API_URL: googleUrl,
+      GOOGLE_HEALTH_WEBHOOK_SECRET: `Bearer ${randomBytes(24).toString('base64url')}`,
+      GOOGLE_HEALTH_WEBHOOK_KEYSET_URL: `${googleUrl}/googlehealthapi/webhooks/webhooks_public_keyset.json`,
+    };
+  }
+
   const adminToken = randomBytes(24).toString('base64url');
   const common: Record<string, string> = {
     NODE_ENV: 'development',
@@ -210,6 +262,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     FITBIT_CLIENT_SECRET: clientSecret,
     FITBIT_API_URL: fitbitUrl,
     FITBIT_AUTHORIZE_URL: `${fitbitUrl}/oauth2/authorize`,
+    ...googleEnv,
     BACKFILL_DAYS: String(options.backfillDays),
     REFETCH_DAYS: String(options.refetchDays ?? 3),
     SYNC_INTERVAL_SECONDS: String(options.syncIntervalSeconds ?? 60),
@@ -252,6 +305,26 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     ...Array.from({ length: options.fetcherReplicas ?? 1 }, () => startService('fetcher')),
     ...Array.from({ length: options.writerReplicas ?? 1 }, () => startService('lamp-writer')),
   ]);
+
+  if (google) {
+    // Subscribe the gateway's webhook endpoint (AUTOMATIC: every consenting user); the simulator
+    // runs the verification handshake against the gateway first.
+    const res = await fetch(`${googleUrl}/v4/projects/${google.state.webhooks.projectNumber}/subscribers?subscriberId=fitlamp-stack`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${google.state.webhooks.serviceAccountToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        endpointUri: `${gatewayUrl}/webhooks/google-health`,
+        subscriberConfigs: [
+          {
+            dataTypes: ['steps', 'heart-rate', 'daily-resting-heart-rate', 'sleep', 'daily-oxygen-saturation', 'daily-heart-rate-variability', 'daily-respiratory-rate', 'daily-sleep-temperature-derivations', 'active-zone-minutes', 'exercise'],
+            subscriptionCreatePolicy: 'AUTOMATIC',
+          },
+        ],
+        endpointAuthorization: { secret: common.GOOGLE_HEALTH_WEBHOOK_SECRET },
+      }),
+    });
+    if (res.status !== 200) throw new Error(`webhook subscriber not created: ${res.status} ${await res.text()}`);
+  }
 
   const dataStreams = STREAMS.filter((s) => s !== 'device');
 
@@ -310,6 +383,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     adminToken,
     fitbit,
     fitbitUrl,
+    ...(google ? { google, googleUrl: googleUrl! } : {}),
     lamp,
     lampUrl,
     processes,
@@ -321,8 +395,8 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
         list.map((p, i) => ({ name, replica: i + 1, pid: p.proc.pid!, ...readProcResources(p.proc.pid!) })),
       );
     },
-    async connect(participant) {
-      const link = await requestEnrollmentLink(gatewayUrl, adminToken, participant.id);
+    async connect(participant, provider = participant.provider ?? 'fitbit') {
+      const link = await requestEnrollmentLink(gatewayUrl, adminToken, participant.id, { provider });
       const authorize = await startConsent(link);
       const callback = await answerProviderConsent(authorize, { decision: 'allow', user: participant.user.id });
       const page = await fetch(callback);
