@@ -26,7 +26,7 @@ export const gatewayEnvSchema = baseEnvSchema
     GOOGLE_HEALTH_WEBHOOK_SECRET: z.string().min(16).optional(),
     GOOGLE_HEALTH_WEBHOOK_KEYSET_URL: envFields
       .url()
-      .default('https://www.gstatic.com/healthapi/webhook_signing_keyset.json'),
+      .default('https://www.gstatic.com/googlehealthapi/webhooks/webhooks_public_keyset.json'),
     /** Requests per minute per client IP on public pages. */
     PUBLIC_RATE_LIMIT_PER_MINUTE: envFields.positiveInt(60),
     /** How the study is named on participants' pages. */
