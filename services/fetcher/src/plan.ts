@@ -11,7 +11,10 @@ import {
 /** What the ledger knows of one participant × stream × day. */
 export interface LedgerEntry {
   status: DayStatus;
-  /** The device's last sync time when the day was last fetched. */
+  /**
+   * The device's last sync time when the day was last fetched; null when never fetched, or when
+   * a provider notification marked the day changed (webhooks clear it, durably, in Postgres).
+   */
   syncedThrough: number | null;
 }
 
@@ -77,6 +80,8 @@ export function planDays(input: PlanInput): DayPlan {
         entry.status === 'failed' ||
         (newerSync && (entry.status === 'partial' || entry.status === 'not_synced')) ||
         (newerSync && day >= refetchFrom && (entry.status === 'settled' || entry.status === 'empty')) ||
+        // A fetched day whose watermark was cleared: a provider notification said it changed.
+        (entry.syncedThrough === null && entry.status !== 'not_synced') ||
         changed.has(day);
       if (!isDue) continue;
       const tier: Tier = day >= yesterday ? 'fresh' : entry || day >= refetchFrom ? 'catchup' : 'backfill';

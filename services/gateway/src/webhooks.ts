@@ -220,6 +220,19 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
         count('accepted');
       }
       for (const [participantId, entry] of work) {
+        // Durable first: the named days lose their fetch watermark, so the planner fetches them
+        // on the participant's next sync even if a job is already waiting (same job id) or Redis
+        // loses this one.
+        if (entry.days.size > 0) {
+          await db
+            .updateTable('day_ledger')
+            .set({ synced_through: null, reason: 'Google Health notified a change', updated_at: new Date() })
+            .where('participant_id', '=', participantId)
+            .where('stream', 'in', [...entry.streams])
+            .where('day', 'in', [...entry.days])
+            .where('status', 'in', ['settled', 'empty', 'partial'])
+            .execute();
+        }
         try {
           await enqueue(deps.queues, 'sync', { participantId, reason: 'webhook', streams: [...entry.streams], days: [...entry.days].sort() });
         } catch (error) {

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import type { DayRequest, Provider, StreamName } from '@fitlamp/provider';
+import { planDays, planRequests, type LedgerEntry } from './plan.ts';
+
+const NOW = Date.parse('2026-11-20T15:00:00Z');
+const zones = [{ zone: 'UTC', validFrom: 0 }];
+const SYNC = Date.parse('2026-11-20T14:45:00Z');
+
+function ledgerOf(entries: Record<string, LedgerEntry>): Map<string, Map<string, LedgerEntry>> {
+  return new Map([['steps', new Map(Object.entries(entries))]]);
+}
+
+const base = { now: NOW, zones, lastDeviceSync: SYNC, backfillDays: 7, refetchDays: 3, streams: ['steps'] as StreamName[] };
+
+describe('planDays', () => {
+  it('fetches everything once, newest tier first, and nothing past the last device sync', () => {
+    const plan = planDays({ ...base, ledger: new Map() });
+    expect(plan.today).toBe('2026-11-20');
+    expect(plan.due.map((d) => [d.day, d.tier])).toEqual([
+      ['2026-11-20', 'fresh'],
+      ['2026-11-19', 'fresh'],
+      ['2026-11-18', 'catchup'],
+      ['2026-11-17', 'backfill'],
+      ['2026-11-16', 'backfill'],
+      ['2026-11-15', 'backfill'],
+      ['2026-11-14', 'backfill'],
+    ]);
+    const never = planDays({ ...base, lastDeviceSync: null, ledger: new Map() });
+    expect(never.due).toEqual([]);
+    expect(never.notSynced).toHaveLength(7);
+  });
+
+  it('re-fetches only what a newer sync can have changed', () => {
+    const fetchedAt = { syncedThrough: SYNC };
+    const ledger = ledgerOf({
+      '2026-11-20': { status: 'partial', ...fetchedAt },
+      '2026-11-19': { status: 'settled', ...fetchedAt },
+      '2026-11-16': { status: 'settled', syncedThrough: SYNC - 86_400_000 },
+      '2026-11-15': { status: 'failed', ...fetchedAt },
+      '2026-11-14': { status: 'empty', ...fetchedAt },
+      '2026-11-17': { status: 'settled', ...fetchedAt },
+      '2026-11-18': { status: 'settled', ...fetchedAt },
+    });
+    // Same sync as last fetch: only the failed day.
+    expect(planDays({ ...base, ledger }).due.map((d) => d.day)).toEqual(['2026-11-15']);
+    // A newer sync: the partial day, the re-fetch window, the failed day; not old settled ones.
+    const later = planDays({ ...base, lastDeviceSync: SYNC + 900_000, ledger });
+    expect(later.due.map((d) => d.day)).toEqual(['2026-11-20', '2026-11-19', '2026-11-18', '2026-11-15']);
+  });
+
+  it('fetches a settled old day again when a notification cleared its watermark', () => {
+    const ledger = ledgerOf({ '2026-11-15': { status: 'settled', syncedThrough: null } });
+    const due = planDays({ ...base, ledger }).due.map((d) => d.day);
+    expect(due).toContain('2026-11-15');
+  });
+});
+
+describe('planRequests', () => {
+  const rangeProvider = {
+    planRequests: (stream: StreamName, days: readonly string[], options: { intraday: boolean }): DayRequest[] =>
+      stream === 'steps' && options.intraday
+        ? days.map((d) => ({ stream, days: [d], cost: 1, intraday: true }))
+        : [{ stream, days: [...days], cost: 1, intraday: false }],
+  } as unknown as Provider;
+
+  it('keeps per-day requests in tier order and merges a range endpoint across tiers', () => {
+    const due = [
+      { stream: 'steps' as const, day: '2026-11-20', tier: 'fresh' as const },
+      { stream: 'steps' as const, day: '2026-11-10', tier: 'backfill' as const },
+      { stream: 'sleep' as const, day: '2026-11-20', tier: 'fresh' as const },
+      { stream: 'sleep' as const, day: '2026-11-10', tier: 'backfill' as const },
+    ];
+    const requests = planRequests(rangeProvider, due, true);
+    expect(requests.map((r) => [r.stream, r.tier, r.days])).toEqual([
+      ['steps', 'fresh', ['2026-11-20']],
+      ['sleep', 'fresh', ['2026-11-10', '2026-11-20']],
+      ['steps', 'backfill', ['2026-11-10']],
+    ]);
+  });
+});
