@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { applyClockChange, parseInstant } from '../world/clock.ts';
 import type { UserSpec, WorldUser } from '../world/users.ts';
 import { addUser, findUser, lastSync, syncUser } from '../world/world.ts';
 import { addFault, type FaultSpec } from './faults.ts';
@@ -28,15 +29,6 @@ function bad(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(400).send({ error: message });
 }
 
-function parseInstant(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string') {
-    const t = Date.parse(v);
-    if (Number.isFinite(t)) return t;
-  }
-  return undefined;
-}
-
 /** Control API under `/_control` (see the README). No auth; JSON in and out. */
 export function registerControlRoutes(app: FastifyInstance, state: GoogleState): void {
   const wh = state.webhooks;
@@ -59,20 +51,8 @@ export function registerControlRoutes(app: FastifyInstance, state: GoogleState):
   app.get('/_control/clock', async () => clockBody());
 
   app.post('/_control/clock', async (request, reply) => {
-    const body = (request.body ?? {}) as { set?: unknown; advanceMs?: unknown; frozen?: unknown };
-    if (body.set !== undefined) {
-      const t = parseInstant(body.set);
-      if (t === undefined) return bad(reply, 'set must be an ISO instant or epoch ms');
-      state.clock.set(t);
-    }
-    if (body.advanceMs !== undefined) {
-      if (typeof body.advanceMs !== 'number' || !Number.isFinite(body.advanceMs)) return bad(reply, 'advanceMs must be a number');
-      state.clock.advance(body.advanceMs);
-    }
-    if (body.frozen !== undefined) {
-      if (typeof body.frozen !== 'boolean') return bad(reply, 'frozen must be a boolean');
-      state.clock.freeze(body.frozen);
-    }
+    const problem = applyClockChange(state.clock, (request.body ?? {}) as { set?: unknown; advanceMs?: unknown; frozen?: unknown });
+    if (problem) return bad(reply, problem);
     // Automatic syncs the clock moved past now notify subscribers; due retries go out.
     notifySyncs(state);
     await pump(state);

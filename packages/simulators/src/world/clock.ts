@@ -42,3 +42,28 @@ export function createClock(options: { startAt?: number; frozen?: boolean } = {}
     isFrozen: () => frozen,
   };
 }
+
+/** An instant as the control APIs accept it: epoch ms or an ISO string. */
+export function parseInstant(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string') {
+    const t = Date.parse(v);
+    if (Number.isFinite(t)) return t;
+  }
+  return undefined;
+}
+
+/**
+ * Applies a control API clock change (`{set?, advanceMs?, frozen?}`). Answers what is wrong with
+ * the body, or null once applied.
+ */
+export function applyClockChange(clock: Clock, body: { set?: unknown; advanceMs?: unknown; frozen?: unknown }): string | null {
+  const set = body.set === undefined ? undefined : parseInstant(body.set);
+  if (body.set !== undefined && set === undefined) return 'set must be an ISO instant or epoch ms';
+  if (body.advanceMs !== undefined && (typeof body.advanceMs !== 'number' || !Number.isFinite(body.advanceMs))) return 'advanceMs must be a number';
+  if (body.frozen !== undefined && typeof body.frozen !== 'boolean') return 'frozen must be a boolean';
+  if (set !== undefined) clock.set(set);
+  if (typeof body.advanceMs === 'number') clock.advance(body.advanceMs);
+  if (typeof body.frozen === 'boolean') clock.freeze(body.frozen);
+  return null;
+}
