@@ -63,9 +63,11 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(res.status).toBe(201);
       const body = (await res.json()) as { url: string; expiresAt: string };
       expect(body.url).toMatch(new RegExp(`^${gw.base}/connect/fitbit\\?t=[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$`));
-      const days = (Date.parse(body.expiresAt) - before) / 86_400_000;
-      expect(days).toBeGreaterThan(13.99);
-      expect(days).toBeLessThanOrEqual(14);
+      const after = Date.now();
+      // 14 days from the request (the link carries whole seconds).
+      const expiresAt = Date.parse(body.expiresAt);
+      expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 14 * 86_400_000);
+      expect(expiresAt).toBeLessThanOrEqual(after + 14 * 86_400_000);
       expect(await gw.db.selectFrom('participants').select('id').where('id', '=', 'U1001').executeTakeFirst()).toBeDefined();
 
       const short = await fetch(`${gw.base}/admin/enrollments`, {
