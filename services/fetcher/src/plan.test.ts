@@ -55,6 +55,24 @@ describe('planDays', () => {
   });
 });
 
+describe('planDays for nightly values', () => {
+  it('leaves a night that holds its value alone after newer syncs, unless a notification names it', () => {
+    const ledger = new Map([
+      [
+        'hrv',
+        new Map<string, LedgerEntry>([
+          ['2026-11-20', { status: 'partial', syncedThrough: SYNC, records: 1 }],
+          ['2026-11-19', { status: 'empty', syncedThrough: SYNC, records: 0 }],
+          ['2026-11-18', { status: 'settled', syncedThrough: null, records: 1 }],
+        ]),
+      ],
+    ]);
+    const plan = planDays({ ...base, streams: ['hrv'], lastDeviceSync: SYNC + 900_000, ledger });
+    // Today's value is final; the empty night may still get one; the cleared watermark is honoured.
+    expect(plan.due.map((d) => d.day)).toEqual(['2026-11-19', '2026-11-18', '2026-11-17', '2026-11-16', '2026-11-15', '2026-11-14']);
+  });
+});
+
 describe('planRequests', () => {
   const rangeProvider = {
     planRequests: (stream: StreamName, days: readonly string[], options: { intraday: boolean }): DayRequest[] =>

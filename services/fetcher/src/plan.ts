@@ -16,7 +16,18 @@ export interface LedgerEntry {
    * a provider notification marked the day changed (webhooks clear it, durably, in Postgres).
    */
   syncedThrough: number | null;
+  /** Records the last fetch stored for the day (unknown when absent). */
+  records?: number;
 }
+
+/**
+ * One value per night, computed once the night's sleep is processed (fitbit-web-api §3.4: HRV,
+ * breathing rate and skin temperature ~15 min after the sync, SpO2 within an hour). A day that
+ * holds its value is final: later syncs add minutes to today, not a new nightly value, so
+ * re-fetching it after every sync only spends the rate budget (bench: `pnpm bench --sections
+ * efficiency`). A notification naming the day still fetches it again.
+ */
+const NIGHTLY: ReadonlySet<StreamName> = new Set(['spo2', 'hrv', 'breathing_rate', 'skin_temperature']);
 
 export type Tier = 'fresh' | 'catchup' | 'backfill';
 const TIER_ORDER: Record<Tier, number> = { fresh: 0, catchup: 1, backfill: 2 };
@@ -54,7 +65,7 @@ export interface DayPlan {
  * spend requests only on days that changed). A day is due when it was never fetched, failed,
  * or was fetched before the device's latest sync while still incomplete; a complete day inside
  * the re-fetch window is fetched again after a newer sync to catch revisions; older complete
- * days are left alone. Tiers order the work: today and yesterday, then catch-up, then backfill.
+ * days, and nightly values already fetched, are left alone. Tiers order the work: today and yesterday, then catch-up, then backfill.
  */
 export function planDays(input: PlanInput): DayPlan {
   const today = localDayAt(input.zones, input.now);
@@ -74,7 +85,8 @@ export function planDays(input: PlanInput): DayPlan {
         if (!entry) notSynced.push({ stream, day });
         continue;
       }
-      const newerSync = (entry?.syncedThrough ?? -1) < input.lastDeviceSync!;
+      const nightlyFinal = NIGHTLY.has(stream) && (entry?.records ?? 0) > 0 && entry?.status !== 'failed';
+      const newerSync = !nightlyFinal && (entry?.syncedThrough ?? -1) < input.lastDeviceSync!;
       const isDue =
         !entry ||
         entry.status === 'failed' ||

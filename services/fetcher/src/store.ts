@@ -198,7 +198,7 @@ export async function loadLedger(
 ): Promise<Map<string, Map<string, LedgerEntry>>> {
   const rows = await db
     .selectFrom('day_ledger')
-    .select(['stream', 'day', 'status', 'synced_through'])
+    .select(['stream', 'day', 'status', 'synced_through', 'records_fetched'])
     .where('participant_id', '=', participantId)
     .where('day', '>=', fromDay)
     .execute();
@@ -206,7 +206,7 @@ export async function loadLedger(
   for (const r of rows) {
     let m = out.get(r.stream);
     if (!m) out.set(r.stream, (m = new Map()));
-    m.set(r.day, { status: r.status, syncedThrough: r.synced_through?.getTime() ?? null });
+    m.set(r.day, { status: r.status, syncedThrough: r.synced_through?.getTime() ?? null, records: r.records_fetched });
   }
   return out;
 }
