@@ -73,6 +73,34 @@ describe('planDays for nightly values', () => {
   });
 });
 
+describe('planDays for nightly values before the night is over', () => {
+  it('asks again only after the sleep stream brought that night', () => {
+    const later = SYNC + 900_000;
+    const ledger = new Map([
+      [
+        'spo2',
+        new Map<string, LedgerEntry>([
+          ['2026-11-20', { status: 'partial', syncedThrough: SYNC, records: 0 }],
+          ['2026-11-19', { status: 'settled', syncedThrough: SYNC, records: 0 }],
+        ]),
+      ],
+      [
+        'sleep',
+        new Map<string, LedgerEntry>([
+          // Today's night fetched after the value was asked for; yesterday had no sleep.
+          ['2026-11-20', { status: 'partial', syncedThrough: later - 60_000, records: 12 }],
+          ['2026-11-19', { status: 'empty', syncedThrough: later - 60_000, records: 0 }],
+        ]),
+      ],
+    ]);
+    const plan = planDays({ ...base, backfillDays: 2, streams: ['spo2', 'sleep'], lastDeviceSync: later, ledger });
+    expect(plan.due.filter((d) => d.stream === 'spo2').map((d) => d.day)).toEqual(['2026-11-20']);
+    // Without the sleep stream there is nothing to wait for.
+    const alone = planDays({ ...base, backfillDays: 2, streams: ['spo2'], lastDeviceSync: later, ledger });
+    expect(alone.due.map((d) => d.day)).toEqual(['2026-11-20', '2026-11-19']);
+  });
+});
+
 describe('planRequests', () => {
   const rangeProvider = {
     planRequests: (stream: StreamName, days: readonly string[], options: { intraday: boolean }): DayRequest[] =>

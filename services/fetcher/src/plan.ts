@@ -77,6 +77,7 @@ export function planDays(input: PlanInput): DayPlan {
   const due: PlannedDay[] = [];
   const notSynced: DayPlan['notSynced'] = [];
 
+  const sleepEntries = input.ledger.get('sleep');
   for (const stream of input.streams) {
     const entries = input.ledger.get(stream);
     for (let day = today; day >= first; day = addDays(day, -1)) {
@@ -86,7 +87,19 @@ export function planDays(input: PlanInput): DayPlan {
         continue;
       }
       const nightlyFinal = NIGHTLY.has(stream) && (entry?.records ?? 0) > 0 && entry?.status !== 'failed';
-      const newerSync = !nightlyFinal && (entry?.syncedThrough ?? -1) < input.lastDeviceSync!;
+      // A nightly value exists only once the night's sleep is there: while the sleep stream
+      // holds no sleep for the day, or has not been fetched again since the value was asked
+      // for, a newer device sync cannot have brought the value.
+      const sleep = sleepEntries?.get(day);
+      const waitsForSleep =
+        NIGHTLY.has(stream) &&
+        input.streams.includes('sleep') &&
+        entry !== undefined &&
+        (entry.records ?? 0) === 0 &&
+        entry.status !== 'failed' &&
+        entry.syncedThrough !== null &&
+        !((sleep?.records ?? 0) > 0 && (sleep?.syncedThrough ?? Number.POSITIVE_INFINITY) > entry.syncedThrough);
+      const newerSync = !nightlyFinal && !waitsForSleep && (entry?.syncedThrough ?? -1) < input.lastDeviceSync!;
       const isDue =
         !entry ||
         entry.status === 'failed' ||
