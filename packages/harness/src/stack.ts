@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { createDb, migrateToLatest, type Database } from '@fitlamp/db';
@@ -76,7 +77,7 @@ export interface StackOptions {
   /** Extra environment per service, over `env` (e.g. `FETCHER_CONCURRENCY` for the fetchers only). */
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /**
-   * Write a V8 CPU profile (`--cpu-prof`) of these services into `cpuProfileDir/<name>-<n>/` when
+   * Write a V8 CPU profile (`.cpuprofile`, as `--cpu-prof` would) of these services into `cpuProfileDir/<name>-<n>/` when
    * they exit (after `stop()`).
    */
   cpuProfile?: ServiceName[];
@@ -282,7 +283,9 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     if (options.cpuProfile?.includes(name)) {
       const dir = join(options.cpuProfileDir ?? join(options.logDir ?? '.', 'cpu-profiles'), `${name}-${processes[name].length + 1}`);
       mkdirSync(dir, { recursive: true });
-      env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim();
+      // Node 20 refuses --cpu-prof in NODE_OPTIONS; a preload drives the same V8 profiler.
+      env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${fileURLToPath(new URL('./cpu-profile.mjs', import.meta.url))}`.trim();
+      env.FITLAMP_CPU_PROFILE_DIR = dir;
     }
     const proc = startProcess(ENTRY[name], env);
     if (options.logDir) {

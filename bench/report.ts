@@ -1,0 +1,287 @@
+// The printed table and docs/benchmarks.md, from the measured results.
+import type { FreshnessResult } from './freshness.ts';
+import type { RawLimits } from './limits.ts';
+import type { ProfileSummary } from './profile.ts';
+import type { SteadyResult } from './steady.ts';
+import type { ThroughputResult } from './throughput.ts';
+
+export interface BenchResults {
+  machine: {
+    date: string;
+    commit: string;
+    dirty: boolean;
+    node: string;
+    platform: string;
+    cpus: number;
+    cpuModel: string;
+    cpuMhz: number;
+    memoryGb: number;
+    loadBefore: number[];
+    loadAfter: number[];
+    quick: boolean;
+    command: string;
+    seconds?: number;
+  };
+  throughput?: Omit<ThroughputResult, 'stack'>;
+  limits?: RawLimits;
+  profiles?: ProfileSummary[];
+  scaling?: Array<Omit<ThroughputResult, 'stack'>>;
+  efficiency?: SteadyResult;
+  freshness?: FreshnessResult;
+}
+
+const MB = 2 ** 20;
+const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
+const f1 = (n: number) => n.toFixed(1);
+const pct = (n: number) => `${(n * 100).toFixed(0)}%`;
+
+/** The tightest raw limit in events/s and what it is. */
+export function tightestLimit(r: BenchResults): { name: string; eventsPerSecond: number } | undefined {
+  if (!r.limits) return undefined;
+  const l = r.limits;
+  const candidates = [
+    { name: 'Postgres: insert + claim + deliver of the same rows', eventsPerSecond: l.postgresOutboxRowsPerSecond },
+    { name: 'Postgres: insert of the same rows', eventsPerSecond: l.postgresInsertRowsPerSecond },
+    { name: 'mindLAMP simulator accept rate', eventsPerSecond: l.lampAcceptEventsPerSecond },
+  ];
+  // BullMQ carries jobs, not events: at the pipeline's events per participant, two jobs each
+  // (one sync, one delivery) move this many events per second.
+  if (r.throughput && r.throughput.participants > 0) {
+    const perParticipant = r.throughput.events / r.throughput.participants;
+    candidates.push({ name: 'BullMQ round trip (2 jobs per participant)', eventsPerSecond: (l.bullmqJobsPerSecond * perParticipant) / 2 });
+  }
+  return candidates.sort((a, b) => a.eventsPerSecond - b.eventsPerSecond)[0];
+}
+
+interface Target {
+  name: string;
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+export function targets(r: BenchResults): Target[] {
+  const out: Target[] = [];
+  const t = r.throughput;
+  if (t) {
+    out.push({ name: 'Backfill, end to end', target: '≥ 20,000 events/s', measured: `${f0(t.eventsPerSecond)} events/s`, met: t.finished && t.eventsPerSecond >= 20_000 });
+    const tight = tightestLimit(r);
+    if (tight) {
+      const share = t.eventsPerSecond / tight.eventsPerSecond;
+      out.push({ name: 'Backfill vs tightest raw limit', target: '≥ 25%', measured: `${pct(share)} of ${f0(tight.eventsPerSecond)}/s (${tight.name})`, met: share >= 0.25 });
+    }
+    const worst = [...t.services].sort((a, b) => (b.peakRssBytes ?? 0) - (a.peakRssBytes ?? 0))[0];
+    if (worst) {
+      out.push({
+        name: 'Peak RSS, every service',
+        target: '< 250 MB',
+        measured: `max ${f0((worst.peakRssBytes ?? 0) / MB)} MB (${worst.name})`,
+        met: (worst.peakRssBytes ?? 0) < 250 * MB,
+      });
+    }
+  }
+  const e = r.efficiency;
+  if (e) out.push({ name: 'Steady-state provider requests', target: '≤ 1.5 × minimum', measured: `${e.ratio.toFixed(2)} × (${f1(e.requestsPerParticipantDay)} vs ${f1(e.minimumPerParticipantDay)} per participant-day)`, met: e.ratio <= 1.5 });
+  const fr = r.freshness;
+  if (fr) out.push({ name: 'Freshness p95', target: `≤ poll ${fr.pollSeconds} s + 30 s`, measured: `${f1(fr.p95)} s`, met: fr.samples > 0 && fr.p95 <= fr.pollSeconds + 30 });
+  return out;
+}
+
+export function renderTable(r: BenchResults): string {
+  const rows: string[][] = [['measure', 'target', 'measured', '']];
+  for (const t of targets(r)) rows.push([t.name, t.target, t.measured, t.met === undefined ? '' : t.met ? 'met' : 'MISSED']);
+  if (r.throughput) {
+    for (const s of r.throughput.services) {
+      rows.push([`  ${s.name}-${s.replica} peak RSS / CPU`, '', `${f0((s.peakRssBytes ?? 0) / MB)} MB, ${s.cpuCores.toFixed(2)} cores mean, ${s.peakCores.toFixed(2)} peak`, '']);
+    }
+  }
+  if (r.throughput) rows.push(['  Postgres backends CPU', '', `${r.throughput.postgresCores.toFixed(2)} cores mean, ${r.throughput.postgresPeakCores.toFixed(2)} peak`, '']);
+  if (r.limits) {
+    rows.push(['  raw: Postgres insert', '', `${f0(r.limits.postgresInsertRowsPerSecond)} rows/s`, '']);
+    rows.push(['  raw: Postgres insert+claim+deliver', '', `${f0(r.limits.postgresOutboxRowsPerSecond)} rows/s`, '']);
+    rows.push(['  raw: mindLAMP simulator accept', '', `${f0(r.limits.lampAcceptEventsPerSecond)} events/s`, '']);
+    rows.push(['  raw: BullMQ round trip', '', `${f0(r.limits.bullmqJobsPerSecond)} jobs/s, p50 ${f1(r.limits.bullmqRoundTripP50Ms)} ms`, '']);
+  }
+  for (const s of r.scaling ?? []) {
+    rows.push([`  scaling ${s.fetchers}F × ${s.writers}W`, '', `${f0(s.eventsPerSecond)} events/s (steady ${f0(s.steadyEventsPerSecond)})`, '']);
+  }
+  if (r.freshness) rows.push(['  freshness p50 / p99', '', `${f1(r.freshness.p50)} s / ${f1(r.freshness.p99)} s (${r.freshness.samples} syncs)`, '']);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row, j) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ') + (j === 0 ? `\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : '')).join('\n');
+}
+
+const mdTable = (head: string[], rows: Array<Array<string | number>>) =>
+  [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+
+export function renderReport(r: BenchResults, analysis: string): string {
+  const m = r.machine;
+  const parts: string[] = [];
+  parts.push(`# Benchmarks
+
+Generated by \`${m.command}\` (\`bench/run.ts\`); raw figures in [\`bench/results.json\`](../bench/results.json).
+Benchmarks are not tests: they measure this machine at this moment. Re-run them before relying on
+a figure.
+
+## Machine
+
+| | |
+|---|---|
+| date | ${m.date} |
+| commit | ${m.commit}${m.dirty ? ' (with uncommitted changes in the working tree)' : ''} |
+| CPU | ${m.cpus} × ${m.cpuModel}${m.cpuMhz ? ` @ ${m.cpuMhz} MHz` : ''} |
+| memory | ${m.memoryGb.toFixed(1)} GB |
+| OS | ${m.platform} |
+| Node | ${m.node} |
+| load average (1/5/15 min) | before ${m.loadBefore.map((l) => l.toFixed(2)).join(' / ')}, after ${m.loadAfter.map((l) => l.toFixed(2)).join(' / ')} |
+| run time | ${m.seconds ? `${f0(m.seconds)} s` : ''} |
+
+This is a shared 2-core development machine: other sessions' test suites ran during the
+benchmarks (the load averages above), and Postgres, Redis, the simulators and the services all
+share the same two cores. Every figure is a lower bound of what the code does on a quiet machine.
+
+## Targets
+`);
+  parts.push(mdTable(['measure', 'target', 'measured', ''], targets(r).map((t) => [t.name, t.target, t.measured, t.met ? 'met' : '**missed**'])));
+
+  const t = r.throughput;
+  if (t) {
+    parts.push(`
+## 1. Throughput (backfill)
+
+${t.participants} participants × ${t.days} days (1-minute steps and heart rate, sleep stages, the
+daily streams), all four services as processes (1 fetcher, 1 lamp-writer, default concurrency),
+the Fitbit simulator answering every data request after ${t.latencyMs} ms, the mindLAMP simulator
+in the bench process. Measured from the first participant's consent to the last event stored in
+mindLAMP.
+
+| | |
+|---|---|
+| finished | ${t.finished ? 'yes' : '**no** (stopped at the deadline; figures are for what finished)'} |
+| events in mindLAMP | ${f0(t.events)} (duplicates: ${t.duplicates}) |
+| provider requests | ${f0(t.providerRequests)} (${f1(t.providerRequests / t.participants)} per participant) |
+| time | ${f1(t.seconds)} s (enrolment of all participants ${f1(t.connectSeconds)} s, first event after ${f1(t.firstEventSeconds)} s) |
+| **events/s end to end** | **${f0(t.eventsPerSecond)}** |
+| events/s between 10% and 90% of the events | ${f0(t.steadyEventsPerSecond)} |
+| CPU, mean over the run (cores) | fetcher ${t.services.filter((x) => x.name === 'fetcher').reduce((a, x) => a + x.cpuCores, 0).toFixed(2)}, lamp-writer ${t.services.filter((x) => x.name === 'lamp-writer').reduce((a, x) => a + x.cpuCores, 0).toFixed(2)}, this stack's Postgres backends ${t.postgresCores.toFixed(2)} (busiest second ${t.postgresPeakCores.toFixed(2)}), bench process with the simulators ${t.benchProcessCores.toFixed(2)} |
+`);
+  }
+  if (r.limits) {
+    const l = r.limits;
+    const tight = tightestLimit(r);
+    parts.push(`### Raw limits of this machine, same run
+
+The same work without fitlamp around it, over ${f0(l.rows)} of the rows the pipeline stored:
+
+${mdTable(['limit', 'measured', 'pipeline as a share'], [
+  ['Postgres: multi-row INSERT … ON CONFLICT, 2,000 rows per statement, 4 at a time (same driver: pg via Kysely)', `${f0(l.postgresInsertRowsPerSecond)} rows/s`, t ? pct(t.eventsPerSecond / l.postgresInsertRowsPerSecond) : ''],
+  ['Postgres: the outbox life of a row (insert, claim 1,000 at a time, mark delivered)', `${f0(l.postgresOutboxRowsPerSecond)} rows/s`, t ? pct(t.eventsPerSecond / l.postgresOutboxRowsPerSecond) : ''],
+  ['mindLAMP simulator: POSTs of 1,000 events, 4 at a time', `${f0(l.lampAcceptEventsPerSecond)} events/s`, t ? pct(t.eventsPerSecond / l.lampAcceptEventsPerSecond) : ''],
+  ['BullMQ: add → worker (concurrency 8) → completed, 2,000 jobs', `${f0(l.bullmqJobsPerSecond)} jobs/s (p50 ${f1(l.bullmqRoundTripP50Ms)} ms)`, ''],
+])}
+
+Tightest: **${tight?.name}** at ${f0(tight?.eventsPerSecond ?? 0)} events/s; the pipeline reaches
+**${t && tight ? pct(t.eventsPerSecond / tight.eventsPerSecond) : '?'}** of it.
+`);
+  }
+  if (r.profiles?.length) {
+    parts.push(`### CPU profiles (self time, share of busy time)
+`);
+    for (const p of r.profiles) {
+      parts.push(`**${p.file}** — busy ${pct(p.busy)} of ${f0(p.seconds)} s.
+
+${mdTable(['module', 'share'], p.modules.slice(0, 8).map((x) => [`\`${x.name}\``, pct(x.share)]))}
+
+${mdTable(['function', 'share'], p.functions.slice(0, 10).map((x) => [`\`${x.name.replace(/\|/g, '\\|')}\``, pct(x.share)]))}
+`);
+    }
+  }
+  if (t) {
+    parts.push(`## 4. Memory and CPU per service (for Kubernetes requests and limits)
+
+Measured during the throughput run above (the heaviest load a service sees: a ${t.participants}-participant
+backfill). Peak RSS is the kernel's high-water mark (\`VmHWM\`) of the service process, which runs
+TypeScript through tsx exactly as the Docker image does. CPU is the mean over the run and the busiest
+one-second sample; on this 2-core machine the services compete with Postgres and each other, so the
+peaks are what they got, not what they would take.
+
+${mdTable(['service', 'peak RSS', 'RSS at end', 'CPU mean', 'CPU busiest second', 'suggested request', 'suggested limit'], t.services.map((s) => {
+  const peak = (s.peakRssBytes ?? 0) / MB;
+  const memRequest = Math.ceil((peak * 1.1) / 32) * 32;
+  const memLimit = Math.ceil((peak * 1.5) / 64) * 64;
+  const cpuRequest = Math.max(0.05, Math.ceil(s.cpuCores * 20) / 20);
+  return [
+    `${s.name}-${s.replica}`,
+    `${f0(peak)} MB`,
+    `${f0((s.rssBytes ?? 0) / MB)} MB`,
+    `${s.cpuCores.toFixed(2)} cores`,
+    `${s.peakCores.toFixed(2)} cores`,
+    `memory ${memRequest}Mi, cpu ${cpuRequest * 1000}m`,
+    `memory ${memLimit}Mi${s.peakCores > 0.9 ? ', cpu: none (CPU-bound in backfill; throttling only slows it)' : `, cpu ${Math.ceil(s.peakCores * 1.5 * 10) * 100}m`}`,
+  ];
+}))}
+
+Suggested memory request = peak × 1.1, limit = peak × 1.5 (rounded up); CPU request = the mean
+during a backfill. Idle (steady-state) CPU is far lower: a poll every 15 minutes per participant.
+`);
+  }
+  if (r.scaling?.length) {
+    parts.push(`## 5. Scaling (replicas on this 2-core machine)
+
+${r.scaling[0]!.participants} participants × ${r.scaling[0]!.days} days per run, each run on a fresh stack.
+
+${mdTable(['fetchers', 'lamp-writers', 'events/s end to end', 'events/s 10–90%', 'time', 'CPU (cores, mean): fetchers / writers / bench process'], r.scaling.map((s) => [
+  s.fetchers,
+  s.writers,
+  f0(s.eventsPerSecond),
+  f0(s.steadyEventsPerSecond),
+  `${f1(s.seconds)} s${s.finished ? '' : ' (not finished)'}`,
+  `${s.services.filter((x) => x.name === 'fetcher').reduce((a, x) => a + x.cpuCores, 0).toFixed(2)} / ${s.services.filter((x) => x.name === 'lamp-writer').reduce((a, x) => a + x.cpuCores, 0).toFixed(2)} / ${s.benchProcessCores.toFixed(2)}`,
+]))}
+`);
+  }
+  const e = r.efficiency;
+  if (e) {
+    parts.push(`## 2. API efficiency (steady state)
+
+${e.participants} participants (the four presets: watches syncing every 15 min, hourly, every 4 h,
+and when the phone app opens, every 2–4 h), ${e.simDays} simulated days after their backfill, the
+scheduler polling each participant every ${e.pollSeconds} s (\`SYNC_INTERVAL_SECONDS\`, the
+default), ${e.polls} polls. Method: the simulator's clock is frozen and advanced two minutes at a
+time; at each step the scheduler's pass (\`runTick\`) and the fetcher's processor
+(\`createSyncProcessor\` under a real BullMQ worker) run in the bench process with \`now\` = the
+simulator's clock, and the step waits until the sync queue is empty. The services' own processes
+cannot be used here: their clocks follow real time. Requests are the simulator's counters; the
+**minimum** is one request per stream-day whose answer changed between a participant's consecutive
+polls, computed from the simulator's world (visible minutes and their values, sleep logs and their
+state, nightly metrics once processed, resting HR of complete days, finished exercises).
+
+| | |
+|---|---|
+| provider requests | ${f0(e.requests)} (${f1(e.requestsPerParticipantDay)} per participant-day) |
+| minimum | ${f0(e.minimum)} (${f1(e.minimumPerParticipantDay)} per participant-day) |
+| **ratio** | **${e.ratio.toFixed(2)} ×** |
+| 429s | ${e.rateLimited} |
+
+${mdTable(['endpoint', 'requests', 'per participant-day'], Object.entries(e.byEndpoint).sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, f0(n), f1(n / e.participantDays)]))}
+
+Minimum by stream (changed stream-days): ${Object.entries(e.minimumByStream).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}.
+
+${mdTable(['preset', 'participants', 'device syncs/day', 'requests', 'minimum', 'ratio'], Object.entries(e.byPreset).map(([k, p]) => [k, p.participants, p.syncsPerDay, f0(p.requests), f0(p.minimum), `${p.ratio.toFixed(2)} ×`]))}
+`);
+  }
+  const fr = r.freshness;
+  if (fr) {
+    parts.push(`## 3. Freshness
+
+The four services as processes, \`SYNC_INTERVAL_SECONDS=${fr.pollSeconds}\`, scheduler tick ${fr.schedulerTickSeconds} s,
+provider latency ${fr.latencyMs} ms. Watches sync only when the bench says so, at random moments;
+the time runs from the sync to the first event that sync made visible being stored in mindLAMP.
+
+| samples | p50 | p95 | p99 | max | missed (not in mindLAMP within its 90 s round) | sync → fetched, p50 / p95 |
+|---|---|---|---|---|---|---|
+| ${fr.samples} | ${f1(fr.p50)} s | ${f1(fr.p95)} s | ${f1(fr.p99)} s | ${f1(fr.max)} s | ${fr.missed} | ${f1(fr.waitP50)} s / ${f1(fr.waitP95)} s |
+`);
+  }
+  parts.push(`\n${analysis.trim()}\n`);
+  return parts.join('\n');
+}

@@ -1,0 +1,212 @@
+// `pnpm bench`: fitlamp's benchmarks (issue 7). Not tests: they measure, print a table, and write
+// docs/benchmarks.md (with the machine they ran on) and bench/results.json.
+//
+//   pnpm bench                      # the full run (~13 min on a 2-core machine)
+//   pnpm bench --quick              # a small run of every section (~1-2 min), writes nothing unless --write
+//   pnpm bench --sections throughput,limits --participants 100 --days 3
+import { execSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { repoRoot } from '@fitlamp/testing';
+import { runFreshness, type FreshnessResult } from './freshness.ts';
+import { measureRawLimits, type RawLimits } from './limits.ts';
+import { findProfiles, summarizeProfile, type ProfileSummary } from './profile.ts';
+import { renderReport, renderTable, type BenchResults } from './report.ts';
+import { runSteady, type SteadyResult } from './steady.ts';
+import { runThroughput, type ThroughputResult } from './throughput.ts';
+
+const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    sections: { type: 'string' },
+    participants: { type: 'string' },
+    days: { type: 'string' },
+    latency: { type: 'string' },
+    'scaling-participants': { type: 'string' },
+    'scaling-days': { type: 'string' },
+    'steady-participants': { type: 'string' },
+    'steady-days': { type: 'string' },
+    'steady-poll': { type: 'string' },
+    'fresh-participants': { type: 'string' },
+    'fresh-rounds': { type: 'string' },
+    'fresh-poll': { type: 'string' },
+    profile: { type: 'boolean' },
+    write: { type: 'boolean' },
+    render: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(`usage: pnpm bench [--quick] [--sections ${SECTIONS.join(',')}]
+  throughput/limits/memory: --participants N (200; quick 20) --days D (7; quick 2) --latency MS (200) --profile/--no-profile
+  scaling:     --scaling-participants (30; quick 10) --scaling-days (3; quick 2)
+  efficiency:  --steady-participants (12; quick 4) --steady-days (2; quick 1) --steady-poll SECONDS (900)
+  freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-poll SECONDS (30)
+  output:      writes docs/benchmarks.md and bench/results.json for a full run; --write forces, --no-write skips;
+               --render re-renders docs/benchmarks.md from bench/results.json and bench/analysis.md`);
+  process.exit(0);
+}
+
+if (values.render) {
+  // Re-render docs/benchmarks.md from bench/results.json (e.g. after editing bench/analysis.md).
+  const saved = JSON.parse(readFileSync(join(repoRoot, 'bench/results.json'), 'utf8')) as BenchResults;
+  writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(saved, readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8')));
+  console.log(renderTable(saved));
+  console.log('wrote docs/benchmarks.md from bench/results.json');
+  process.exit(0);
+}
+
+const quick = values.quick;
+const num = (v: string | undefined, full: number, small: number) => {
+  const n = v === undefined ? (quick ? small : full) : Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`not a positive number: ${v}`);
+  return n;
+};
+const sections = new Set<Section>(
+  values.sections ? (values.sections.split(',').map((s) => s.trim()) as Section[]) : [...SECTIONS],
+);
+for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`unknown section "${s}" (known: ${SECTIONS.join(', ')})`);
+const N = num(values.participants, 200, 20);
+const D = num(values.days, 7, 2);
+const latencyMs = num(values.latency, 200, 200);
+const write = values['no-write'] ? false : (values.write ?? (!quick && !values.sections && !values.participants && !values.days));
+const logRoot = mkdtempSync(join(os.tmpdir(), 'fitlamp-bench-'));
+const log = (line: string) => console.log(line);
+const started = Date.now();
+
+const git = (cmd: string) => {
+  try {
+    return execSync(`git ${cmd}`, { cwd: repoRoot, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+};
+const results: BenchResults = {
+  machine: {
+    date: new Date().toISOString(),
+    commit: git('rev-parse --short HEAD'),
+    dirty: git('status --porcelain --untracked-files=no -- packages services bench') !== '',
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    cpuMhz: os.cpus()[0]?.speed ?? 0,
+    memoryGb: os.totalmem() / 2 ** 30,
+    loadBefore: os.loadavg(),
+    loadAfter: [],
+    quick,
+    command: `pnpm bench ${process.argv.slice(2).join(' ')}`.trim(),
+  },
+};
+
+console.log(`fitlamp benchmarks: ${[...sections].join(', ')}${quick ? ' (quick)' : ''}; logs and profiles in ${logRoot}`);
+console.log(`  machine: ${results.machine.cpus} × ${results.machine.cpuModel}, ${results.machine.memoryGb.toFixed(1)} GB, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+if (sections.has('throughput') || sections.has('limits')) {
+  const profileDir = values.profile === false ? undefined : join(logRoot, 'profiles');
+  log(`\n[throughput] backfill of ${N} participants × ${D} days, 1 fetcher, 1 lamp-writer, provider latency ${latencyMs} ms`);
+  const t: ThroughputResult = await runThroughput({
+    participants: N,
+    days: D,
+    fetchers: 1,
+    writers: 1,
+    latencyMs,
+    logDir: join(logRoot, 'throughput'),
+    timeoutMs: quick ? 120_000 : 480_000,
+    keepStack: sections.has('limits'),
+    ...(profileDir ? { profileDir } : {}),
+    log,
+  });
+  const { stack, ...throughput } = t;
+  results.throughput = throughput;
+  log(`    ${throughput.events} events in ${throughput.seconds.toFixed(1)} s: ${throughput.eventsPerSecond.toFixed(0)} events/s (${throughput.finished ? 'finished' : 'NOT finished'})`);
+  if (stack) {
+    log('\n[limits] raw limits of this machine for the same work, same run');
+    try {
+      results.limits = await measureRawLimits(stack.db, quick ? 100_000 : 400_000, log);
+    } finally {
+      await stack.stop();
+    }
+  }
+  if (profileDir) {
+    const summaries: ProfileSummary[] = findProfiles(profileDir).map((f) => summarizeProfile(f, repoRoot));
+    results.profiles = summaries;
+    for (const p of summaries) {
+      log(`    profile ${p.file}: busy ${(p.busy * 100).toFixed(0)}% of ${p.seconds.toFixed(0)} s; top: ${p.modules.slice(0, 4).map((m) => `${m.name} ${(m.share * 100).toFixed(0)}%`).join(', ')}`);
+    }
+  }
+}
+
+if (sections.has('scaling')) {
+  const sn = num(values['scaling-participants'], 30, 10);
+  const sd = num(values['scaling-days'], 3, 2);
+  log(`\n[scaling] ${sn} participants × ${sd} days with 1/2/4 fetchers × 1/2 lamp-writers`);
+  results.scaling = [];
+  for (const writers of [1, 2]) {
+    for (const fetchers of [1, 2, 4]) {
+      const r = await runThroughput({
+        participants: sn,
+        days: sd,
+        fetchers,
+        writers,
+        latencyMs,
+        logDir: join(logRoot, `scaling-${fetchers}f-${writers}w`),
+        timeoutMs: 300_000,
+        log: () => {},
+      });
+      const { stack: _unused, ...rest } = r;
+      results.scaling.push(rest);
+      log(`    ${fetchers} fetcher(s), ${writers} writer(s): ${r.eventsPerSecond.toFixed(0)} events/s (steady ${r.steadyEventsPerSecond.toFixed(0)}), ${r.seconds.toFixed(1)} s${r.finished ? '' : ' NOT finished'}`);
+    }
+  }
+}
+
+if (sections.has('efficiency')) {
+  const sp = num(values['steady-participants'], 12, 4);
+  const sd = num(values['steady-days'], 2, 1);
+  const poll = num(values['steady-poll'], 900, 900);
+  log(`\n[efficiency] ${sp} participants, ${sd} simulated days, polling every ${poll} s`);
+  const r: SteadyResult = await runSteady({
+    participants: sp,
+    simDays: sd,
+    pollSeconds: poll,
+    stepSeconds: 120,
+    backfillDays: 7,
+    refetchDays: 3,
+    startAt: '2026-11-20T12:00:00Z',
+    log,
+  });
+  results.efficiency = r;
+  log(`    by endpoint: ${Object.entries(r.byEndpoint).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  log(`    minimum by stream: ${Object.entries(r.minimumByStream).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  log(`    by preset: ${Object.entries(r.byPreset).map(([k, p]) => `${k} ${p.requests}/${p.minimum}`).join(', ')}; 429s ${r.rateLimited}; errors ${JSON.stringify(r.syncErrors)}; outcomes ${JSON.stringify(r.outcomes)}`);
+  log(`    ${r.requestsPerParticipantDay.toFixed(1)} requests per participant-day vs a minimum of ${r.minimumPerParticipantDay.toFixed(1)}: ${r.ratio.toFixed(2)}× (${r.realSeconds.toFixed(0)} s)`);
+}
+
+if (sections.has('freshness')) {
+  const fp = num(values['fresh-participants'], 40, 8);
+  const rounds = num(values['fresh-rounds'], 2, 1);
+  const poll = num(values['fresh-poll'], 30, 30);
+  log(`\n[freshness] ${fp} participants, ${rounds} round(s) of device syncs, polling every ${poll} s`);
+  const r: FreshnessResult = await runFreshness({ participants: fp, rounds, pollSeconds: poll, latencyMs, logDir: join(logRoot, 'freshness'), log });
+  results.freshness = r;
+  log(`    p50 ${r.p50.toFixed(1)} s, p95 ${r.p95.toFixed(1)} s, p99 ${r.p99.toFixed(1)} s over ${r.samples} syncs (${r.missed} missed)`);
+}
+
+results.machine.loadAfter = os.loadavg();
+results.machine.seconds = (Date.now() - started) / 1000;
+console.log(`\n${renderTable(results)}`);
+if (write) {
+  const analysis = readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
+  writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(results, analysis));
+  writeFileSync(join(repoRoot, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log('wrote docs/benchmarks.md and bench/results.json');
+}
+console.log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+process.exit(0);
