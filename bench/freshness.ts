@@ -25,7 +25,10 @@ export interface FreshnessResult {
   p95: number;
   p99: number;
   max: number;
-  /** Seconds from the device sync to the fetcher starting the participant's sync (the sync job's start, from the ledger). */
+  /**
+   * Seconds from the device sync to the participant's newest ledger fetch once the round ended.
+   * Later polls fetch again, so this overstates the wait: kept in results.json, not reported.
+   */
   waitP50: number;
   waitP95: number;
 }

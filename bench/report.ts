@@ -187,7 +187,7 @@ Tightest: **${tight?.name}** at ${f0(tight?.eventsPerSecond ?? 0)} events/s; the
     parts.push(`### CPU profiles (self time, share of busy time)
 `);
     for (const p of r.profiles) {
-      parts.push(`**${p.file}** — busy ${pct(p.busy)} of ${f0(p.seconds)} s.
+      parts.push(`**${p.file.split('/').slice(-2).join('/')}** — busy ${pct(p.busy)} of ${f0(p.seconds)} s.
 
 ${mdTable(['module', 'share'], p.modules.slice(0, 8).map((x) => [`\`${x.name}\``, pct(x.share)]))}
 
@@ -277,9 +277,9 @@ The four services as processes, \`SYNC_INTERVAL_SECONDS=${fr.pollSeconds}\`, sch
 provider latency ${fr.latencyMs} ms. Watches sync only when the bench says so, at random moments;
 the time runs from the sync to the first event that sync made visible being stored in mindLAMP.
 
-| samples | p50 | p95 | p99 | max | missed (not in mindLAMP within its 90 s round) | sync → fetched, p50 / p95 |
-|---|---|---|---|---|---|---|
-| ${fr.samples} | ${f1(fr.p50)} s | ${f1(fr.p95)} s | ${f1(fr.p99)} s | ${f1(fr.max)} s | ${fr.missed} | ${f1(fr.waitP50)} s / ${f1(fr.waitP95)} s |
+| samples | p50 | p95 | p99 | max | missed (not in mindLAMP within its 90 s round) |
+|---|---|---|---|---|---|
+| ${fr.samples} | ${f1(fr.p50)} s | ${f1(fr.p95)} s | ${f1(fr.p99)} s | ${f1(fr.max)} s | ${fr.missed} |
 `);
   }
   parts.push(`\n${analysis.trim()}\n`);
