@@ -72,7 +72,7 @@ describe('the pipeline end to end, with faults', () => {
     fitbit.addFault({ path: '/1.2/user/-/sleep', kind: 'error', status: 429, count: 1 });
     // mindLAMP faults: two POSTs stored then dropped, one answered after the client gave up.
     lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'store-then-drop' }, times: 2 });
-    lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 2_500 }, times: 1 });
+    lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 4_000 }, times: 1 });
 
     for (const p of participants.slice(0, 10)) await stack.connect(p);
     // A fetcher dies mid-job, without a chance to clean up.

@@ -140,11 +140,12 @@ describe('lamp-writer delivery', () => {
     await seed(6);
     const impatient = createLampClient({ baseUrl: simUrl, ...LAMP_DEFAULT_CREDENTIAL, timeoutMs: 300 });
     try {
-      sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 800 }, times: 1 });
+      // undici's header timeout ticks at about one-second resolution: answer well after it.
+      sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 2_500 }, times: 1 });
       await expect(createDeliverProcessor({ ...deps, lamp: impatient })(job())).rejects.toMatchObject({ code: 'outcome_unknown' });
       // The server finishes its write after the client timed out; BullMQ's backoff (>= 5 s)
       // covers that in production, the test waits for it explicitly.
-      for (let i = 0; i < 50 && stored().length < 6; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && stored().length < 6; i++) await new Promise((r) => setTimeout(r, 50));
       expect(await createDeliverProcessor(deps)(job())).toMatchObject({ reconciled: 6, delivered: 0 });
       expect(stored()).toHaveLength(6);
       expect(sim.findDuplicates().extraCopies).toBe(0);
