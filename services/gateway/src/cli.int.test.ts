@@ -53,6 +53,21 @@ describe('pnpm fitlamp enroll', () => {
     expect(await gw.db.selectFrom('participants').select('id').where('id', '=', 'U9999').executeTakeFirst()).toBeUndefined();
   });
 
+  it('--needs-reconsent issues links for every participant whose legacy API answered 410', async () => {
+    await gw.db.insertInto('participants').values([{ id: 'U3002' }, { id: 'U3003' }]).onConflict((oc) => oc.doNothing()).execute();
+    await gw.db
+      .insertInto('provider_connections')
+      .values([
+        { participant_id: 'U3002', provider: 'fitbit', status: 'needs_reconsent', status_reason: '410 Gone' },
+        { participant_id: 'U3003', provider: 'fitbit', status: 'connected' },
+      ])
+      .onConflict((oc) => oc.columns(['participant_id', 'provider']).doUpdateSet((eb) => ({ status: eb.ref('excluded.status') })))
+      .execute();
+    const { code, stdout, stderr } = await run(['enroll', '--provider', 'fitbit', '--needs-reconsent']);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout.trim().split('\n').slice(1).map((l) => l.split(',')[0])).toEqual(['U3002']);
+  });
+
   it('explains usage mistakes without touching anything', async () => {
     expect((await run(['enroll'])).code).toBe(2);
     expect((await run(['enroll', 'U 1'])).stderr).toContain('not a participant id');
