@@ -159,7 +159,7 @@ export function createSyncProcessor(deps: SyncDeps) {
         return await fn(context());
       } catch (error) {
         if (error instanceof ProviderError && error.code === 'token_expired') {
-          access = await getAccessToken({ db: deps.db, cipher: deps.cipher, provider }, connection, {
+          access = await getAccessToken({ db: deps.db, cipher: deps.cipher, provider, now }, connection, {
             force: true,
             seenVersion: access.version,
           });
