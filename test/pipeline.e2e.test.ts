@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack, type StackParticipant } from '@fitlamp/harness';
-import { addDays, localDayBounds, type ZoneHistory } from '@fitlamp/provider';
+import { addDays, daysBetween, localDayBounds, syncWindow, type ZoneHistory } from '@fitlamp/provider';
 import { dayTruth, findUser, syncUser, viewDay, type WorldUser } from '@fitlamp/simulators';
 
 // The four services as processes against the simulators, with faults injected along the way:
@@ -11,7 +11,8 @@ import { dayTruth, findUser, syncUser, viewDay, type WorldUser } from '@fitlamp/
 // day has a status.
 
 // The simulated world runs at this date (ticking), so the week includes New York's DST change
-// on 2026-11-01. 12:59:20 puts the next top of the hour (the 429's reset) a minute away.
+// on 2026-11-01. 12:59:20 puts Sydney's midnight 40 s away: whether a Sydney participant connects before or after it depends
+// on how fast the machine is, and the checks below must hold either way.
 const SIM_START = '2026-11-04T12:59:20Z';
 const DAYS = 7;
 const TRIP_AT = Date.parse(SIM_START) + 30_000;
@@ -67,9 +68,11 @@ describe('the pipeline end to end, with faults', () => {
     // Every watch synced two minutes ago (Kolkata's only syncs when told to).
     for (const p of participants) syncUser(fitbit.world, findUser(fitbit.world, p.user.id)!, fitbit.clock.now() - 120_000);
 
-    // Provider faults: three 503s on heart rate, one 429 on sleep.
+    // Provider faults: three 503s on heart rate, one 429 on sleep. The 429 names its wait
+    // (Retry-After), so how long it holds its participant does not depend on how far the clock
+    // happens to be from the top of the hour (a bare 429 waits for the hourly reset).
     fitbit.addFault({ path: '/1/user/-/activities/heart', kind: 'error', status: 503, count: 3 });
-    fitbit.addFault({ path: '/1.2/user/-/sleep', kind: 'error', status: 429, count: 1 });
+    fitbit.addFault({ path: '/1.2/user/-/sleep', kind: 'error', status: 429, retryAfterSeconds: 20, count: 1 });
     // mindLAMP faults: two POSTs stored then dropped, one answered after the client gave up.
     lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'store-then-drop' }, times: 2 });
     lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 4_000 }, times: 1 });
@@ -95,15 +98,17 @@ describe('the pipeline end to end, with faults', () => {
     // The faults really happened.
     expect(fitbit.counters().faultsApplied).toBeGreaterThanOrEqual(4);
 
-    // Every window day of every stream has a final status.
+    // Every window day of every stream has a final status. The window is each participant's own,
+    // on the clock the services use (the simulators'): wherever that clock is by now, e.g. past
+    // Sydney's midnight, the same rule the fetcher plans by says which days must be there.
     const ledger = await stack.db.selectFrom('day_ledger').select(['participant_id', 'stream', 'day', 'status', 'reason']).execute();
     const now = fitbit.clock.now();
+    const windowOf = (user: WorldUser) => syncWindow(asZones(user), now, DAYS);
     for (const p of participants) {
       const user = findUser(fitbit.world, p.user.id)!;
-      const today = '2026-11-04';
+      const { first, today } = windowOf(user);
       for (const stream of stack.dataStreams) {
-        for (let i = 0; i < DAYS; i++) {
-          const day = addDays(today, -i);
+        for (const day of daysBetween(first, today)) {
           const row = ledger.find((r) => r.participant_id === p.id && r.stream === stream && r.day === day);
           expect(row?.status, `${p.id} ${stream} ${day}`).toMatch(/^(settled|partial|empty|not_synced)$/);
           // Not synced only where the watch has not synced that day (Sydney is a day ahead).
@@ -124,8 +129,8 @@ describe('the pipeline end to end, with faults', () => {
         if (e.event.sensor === 'lamp.steps') steps.set(Number(e.event.timestamp), (e.event.data as { value: unknown }).value);
         if (e.event.sensor === 'lamp.heart_rate') heart.set(Number(e.event.timestamp), (e.event.data as { value: unknown }).value);
       }
-      for (let i = 3; i < DAYS; i++) {
-        const day = addDays('2026-11-04', -i);
+      const { first, today } = windowOf(user);
+      for (let day = addDays(today, -3); day >= first; day = addDays(day, -1)) {
         const view = viewDay(fitbit.world, user, day, now);
         if (!view.day) continue;
         const truth = view.day;

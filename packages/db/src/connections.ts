@@ -123,6 +123,13 @@ export async function endConnection(
 }
 
 /**
+ * "Due now", whatever clock the scheduler keeps: the epoch. A writer that does not schedule by
+ * the provider's clock (the gateway, the scheduler's own repair) must not stamp its wall time
+ * here, or a scheduler whose clock runs elsewhere (a simulation) would wait for it.
+ */
+export const DUE_NOW = new Date(0);
+
+/**
  * Makes exactly `streams` due now for the participant: existing cursors keep their progress and
  * become due, missing ones are created, cursors of other streams (no longer granted) are
  * deleted so the scheduler stops asking for them.
@@ -134,10 +141,10 @@ export async function scheduleStreams(db: Kysely<Database>, participantId: strin
   if (streams.length === 0) return;
   await db
     .insertInto('sync_cursors')
-    .values(streams.map((stream) => ({ participant_id: participantId, stream, next_due_at: sql<Date>`now()` })))
+    .values(streams.map((stream) => ({ participant_id: participantId, stream, next_due_at: DUE_NOW })))
     .onConflict((oc) =>
       oc.columns(['participant_id', 'stream']).doUpdateSet({
-        next_due_at: sql<Date>`now()`,
+        next_due_at: DUE_NOW,
         last_error: null,
         updated_at: sql<Date>`now()`,
       }),

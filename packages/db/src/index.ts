@@ -12,6 +12,7 @@ export {
 } from './participants.ts';
 export {
   ACTIVE_CONNECTION_STATUSES,
+  DUE_NOW,
   findConnection,
   findConnectionsOfParticipant,
   findActiveConnectionByAccount,

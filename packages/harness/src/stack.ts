@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { createDb, migrateToLatest, type Database } from '@fitlamp/db';
-import { STREAMS, addDays, localDayAt, type StreamName } from '@fitlamp/provider';
+import { STREAMS, daysBetween, syncWindow, type StreamName } from '@fitlamp/provider';
 import {
   createFitbitSimulator,
   createGoogleHealthSimulator,
@@ -335,13 +335,13 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     const zones = await db.selectFrom('participant_time_zones').select(['participant_id', 'zone']).orderBy('valid_from').execute();
     const zoneOf = new Map(zones.map((z) => [z.participant_id, z.zone]));
     const connections = await db.selectFrom('provider_connections').select(['participant_id']).where('status', '=', 'connected').execute();
+    // The product's window, on the product's clock (the simulators'): never a fixed date.
     const now = fitbit.clock.now();
     let daysExpected = 0;
     let daysDone = 0;
     for (const { participant_id } of connections) {
-      const today = localDayAt([{ zone: zoneOf.get(participant_id) ?? 'UTC', validFrom: 0 }], now);
-      const from = addDays(today, -(options.backfillDays - 1));
-      daysExpected += dataStreams.length * options.backfillDays;
+      const { first: from, today } = syncWindow([{ zone: zoneOf.get(participant_id) ?? 'UTC', validFrom: 0 }], now, options.backfillDays);
+      daysExpected += dataStreams.length * daysBetween(from, today).length;
       const done = await db
         .selectFrom('day_ledger')
         .select((eb) => eb.fn.countAll<string>().as('n'))

@@ -27,6 +27,7 @@ export {
   localDayBounds,
   addDays,
   daysBetween,
+  syncWindow,
   assertTimeZone,
   type ZoneSpan,
   type ZoneHistory,

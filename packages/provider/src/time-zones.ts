@@ -150,3 +150,14 @@ export function daysBetween(from: string, to: string): string[] {
 export function localDayBounds(day: string, history: ZoneHistory): { start: number; end: number } {
   return { start: localToUtc(day, history), end: localToUtc(addDays(day, 1), history) };
 }
+
+/**
+ * The local days a participant's sync covers at `instant`: today and the `backfillDays` complete
+ * days before it, oldest first. Counting complete days, not "the last N days including today",
+ * is what gives a participant who connects a minute after their local midnight the same history
+ * as one who connects a minute before it (issue: the window must not depend on the hour).
+ */
+export function syncWindow(history: ZoneHistory, instant: number, backfillDays: number): { first: string; today: string } {
+  const today = localDayAt(history, instant);
+  return { first: addDays(today, -backfillDays), today };
+}

@@ -61,6 +61,12 @@ export const baseEnvSchema = z.object({
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/).default('fitlamp'),
   /** Longer than a provider or mindLAMP request may take (30 s), so a job in flight can finish. */
   SHUTDOWN_TIMEOUT_MS: envFields.positiveInt(45_000),
+  /**
+   * Simulations only: shifts the service's idea of "now" for provider time (which days are today
+   * and yesterday, rate-limit windows, when a participant is due) to match a simulator running at
+   * another date. 0 in production.
+   */
+  CLOCK_OFFSET_MS: z.coerce.number().int().default(0),
 });
 
 /** Token encryption: the active key and, during rotation, the previous one. */

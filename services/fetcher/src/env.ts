@@ -10,7 +10,7 @@ export const fetcherEnvSchema = baseEnvSchema
     SYNC_INTERVAL_SECONDS: envFields.positiveInt(900),
     /** Poll this many times less often while the provider's webhooks deliver (poll-interval.ts); 1 = off. */
     WEBHOOK_POLL_MULTIPLIER: envFields.positiveInt(4),
-    /** How many days back a new participant's data is fetched. */
+    /** Complete local days before today fetched for a new participant (the window is today plus these). */
     BACKFILL_DAYS: envFields.positiveInt(30),
     /** Recent days fetched again after each device sync, to catch revisions. */
     REFETCH_DAYS: envFields.positiveInt(3),
@@ -20,11 +20,6 @@ export const fetcherEnvSchema = baseEnvSchema
     RATE_BUDGET_RESERVE: z.coerce.number().int().min(0).default(5),
     /** How often the account's time zone is re-read (one request); hourly, as RADAR-base does. */
     PROFILE_CHECK_SECONDS: envFields.positiveInt(3600),
-    /**
-     * Simulations only: shifts the fetcher's idea of "now" (which days are today and yesterday,
-     * rate-limit windows) to match a simulator running at another date. 0 in production.
-     */
-    CLOCK_OFFSET_MS: z.coerce.number().int().default(0),
   });
 export type FetcherEnv = z.infer<typeof fetcherEnvSchema>;
 

@@ -10,7 +10,8 @@ function ledgerOf(entries: Record<string, LedgerEntry>): Map<string, Map<string,
   return new Map([['steps', new Map(Object.entries(entries))]]);
 }
 
-const base = { now: NOW, zones, lastDeviceSync: SYNC, backfillDays: 7, refetchDays: 3, streams: ['steps'] as StreamName[] };
+// Today and the 6 complete days before it: a 7-day window.
+const base = { now: NOW, zones, lastDeviceSync: SYNC, backfillDays: 6, refetchDays: 3, streams: ['steps'] as StreamName[] };
 
 describe('planDays', () => {
   it('fetches everything once, newest tier first, and nothing past the last device sync', () => {
@@ -93,10 +94,10 @@ describe('planDays for nightly values before the night is over', () => {
         ]),
       ],
     ]);
-    const plan = planDays({ ...base, backfillDays: 2, streams: ['spo2', 'sleep'], lastDeviceSync: later, ledger });
+    const plan = planDays({ ...base, backfillDays: 1, streams: ['spo2', 'sleep'], lastDeviceSync: later, ledger });
     expect(plan.due.filter((d) => d.stream === 'spo2').map((d) => d.day)).toEqual(['2026-11-20']);
     // Without the sleep stream there is nothing to wait for.
-    const alone = planDays({ ...base, backfillDays: 2, streams: ['spo2'], lastDeviceSync: later, ledger });
+    const alone = planDays({ ...base, backfillDays: 1, streams: ['spo2'], lastDeviceSync: later, ledger });
     expect(alone.due.map((d) => d.day)).toEqual(['2026-11-20', '2026-11-19']);
   });
 });
@@ -122,5 +123,24 @@ describe('planRequests', () => {
       ['sleep', 'fresh', ['2026-11-10', '2026-11-20']],
       ['steps', 'backfill', ['2026-11-10']],
     ]);
+  });
+});
+
+describe('the sync window', () => {
+  it('gives a participant who connects just after local midnight as many complete days as one who connects just before it', () => {
+    const sydney = [{ zone: 'Australia/Sydney', validFrom: 0 }];
+    // 12:59:20Z and 13:00:40Z on 2026-11-04 are 23:59:20 and 00:00:40 in Sydney (UTC+11).
+    const before = planDays({ ...base, zones: sydney, now: Date.parse('2026-11-04T12:59:20Z'), lastDeviceSync: Date.parse('2026-11-04T12:57:20Z'), ledger: new Map() });
+    const after = planDays({ ...base, zones: sydney, now: Date.parse('2026-11-04T13:00:40Z'), lastDeviceSync: Date.parse('2026-11-04T12:57:20Z'), ledger: new Map() });
+    const complete = (plan: typeof before) => plan.due.map((d) => d.day).filter((d) => d < plan.today);
+    expect(before.today).toBe('2026-11-04');
+    expect(after.today).toBe('2026-11-05');
+    // Six complete days before today either way; the one who connected after midnight also gets
+    // the day that just ended, so nothing the watch recorded before connecting is left out.
+    expect(complete(before)).toEqual(['2026-11-03', '2026-11-02', '2026-11-01', '2026-10-31', '2026-10-30', '2026-10-29']);
+    expect(complete(after)).toEqual(['2026-11-04', ...complete(before).slice(0, 5)]);
+    expect(after.due.map((d) => d.day)).toContain('2026-11-04');
+    // Today (nothing synced since midnight) has nothing to fetch yet.
+    expect(after.notSynced).toEqual([{ stream: 'steps', day: '2026-11-05' }]);
   });
 });

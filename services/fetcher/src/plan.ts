@@ -2,6 +2,7 @@ import type { DayStatus } from '@fitlamp/db';
 import {
   addDays,
   localDayAt,
+  syncWindow,
   type DayRequest,
   type Provider,
   type StreamName,
@@ -37,6 +38,7 @@ export interface PlanInput {
   zones: ZoneHistory;
   /** Newest `lastSyncTime` of the participant's devices; null if never synced. */
   lastDeviceSync: number | null;
+  /** Complete local days before today in the window (see `syncWindow`). */
   backfillDays: number;
   refetchDays: number;
   /** Data streams to consider (not `device`). */
@@ -68,9 +70,8 @@ export interface DayPlan {
  * days, and nightly values already fetched, are left alone. Tiers order the work: today and yesterday, then catch-up, then backfill.
  */
 export function planDays(input: PlanInput): DayPlan {
-  const today = localDayAt(input.zones, input.now);
+  const { first, today } = syncWindow(input.zones, input.now, input.backfillDays);
   const yesterday = addDays(today, -1);
-  const first = addDays(today, -(input.backfillDays - 1));
   const refetchFrom = addDays(today, -(input.refetchDays - 1));
   const lastSyncDay = input.lastDeviceSync === null ? null : localDayAt(input.zones, input.lastDeviceSync);
   const changed = new Set(input.changedDays ?? []);

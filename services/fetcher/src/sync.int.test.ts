@@ -85,7 +85,8 @@ async function harness(options: { preset?: string; rateLimitPerHour?: number; ba
     queues,
     logger: createLogger({ name: 'fetcher-test', level: 'silent' }),
     streams: STREAMS,
-    backfillDays: options.backfillDays ?? 7,
+    // Today and the 6 complete days before it: a 7-day window.
+    backfillDays: options.backfillDays ?? 6,
     refetchDays: 3,
     syncIntervalMs: 900_000,
     budgetReserve: 5,
@@ -303,7 +304,7 @@ describe('fetcher sync against the Fitbit simulator', () => {
   });
 
   it('with the hourly budget spent, fetches today first and delays the job until the reset instead of failing it', async () => {
-    h = await harness({ rateLimitPerHour: 12, backfillDays: 14 });
+    h = await harness({ rateLimitPerHour: 12, backfillDays: 13 });
     const prefix = uniquePrefix('budget');
     const connection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
     const queue = new Queue<SyncPayload>(queueCatalog.sync.name, { connection: h.redis, prefix });

@@ -5,8 +5,7 @@ import { findZoneHistory, recordTimeZone, type Database, type ProviderConnection
 import type { TokenCipher } from '@fitlamp/crypto';
 import {
   ProviderError,
-  addDays,
-  localDayAt,
+  syncWindow,
   type DayResult,
   type NormalizedRecord,
   type Provider,
@@ -216,8 +215,7 @@ export function createSyncProcessor(deps: SyncDeps) {
 
       const missingScope = new Set(provider.streamsMissingScope(connection.scopes, deps.streams));
       const streams = deps.streams.filter((s) => s !== 'device' && provider.streams.includes(s) && !missingScope.has(s));
-      const firstDay = addDays(localDayAt(zones, now()), -(deps.backfillDays - 1));
-      const ledger = await loadLedger(deps.db, participantId, firstDay);
+      const ledger = await loadLedger(deps.db, participantId, syncWindow(zones, now(), deps.backfillDays).first);
       const plan = planDays({
         now: now(),
         zones,
@@ -326,10 +324,15 @@ export function createSyncProcessor(deps: SyncDeps) {
 
       await finishSync(deps, connection, participantId, failures.length === 0, now());
       if (failures.length > 0) {
+        // Not thrown: a job retried with BullMQ's backoff would hold the participant's job id
+        // for minutes, and no fresh sync could start meanwhile. The job completes; the failed
+        // days stay `failed` in the ledger, and the participant is due again after one poll
+        // interval (finishSync), when the planner asks for exactly those days.
         summary.outcome = 'partial_failure';
         summary.detail = failures.join('; ');
-        // Thrown so BullMQ retries with backoff; the ledger marks only the failed days as due.
-        throw new Error(`sync incomplete: ${summary.detail}`);
+        deps.metrics.syncs.inc({ provider: provider.name, outcome: 'partial_failure' });
+        log.warn({ requests: summary.requests, inserted: summary.inserted, failures: summary.detail }, 'synced with failures; failed days retry at the next poll');
+        return summary;
       }
       deps.metrics.syncs.inc({ provider: provider.name, outcome: 'synced' });
       log.info({ requests: summary.requests, inserted: summary.inserted, changed: summary.changed }, 'synced');

@@ -35,6 +35,8 @@ await runService({
         logger,
         spreadMs: Math.min(tickMs * 4, env.SYNC_INTERVAL_SECONDS * 100),
         sweepAfterMs: env.UNDELIVERED_SWEEP_SECONDS * 1000,
+        // The fetcher schedules in provider time (its clock); so does the comparison.
+        ...(env.CLOCK_OFFSET_MS ? { now: () => Date.now() + env.CLOCK_OFFSET_MS } : {}),
       }).then(
         () => ticks.inc({ outcome: 'ok' }),
         (err: Error) => {

@@ -72,12 +72,13 @@ describe('scheduler tick on real Postgres and Redis', () => {
   it('sweeps records left undelivered and batches left mid-flight into delivery jobs', async () => {
     const prefix = uniquePrefix('sched');
     const deps = depsFor(prefix);
-    const old = new Date(now - 3_600_000);
+    // Outbox rows carry the database's time (the scheduler's own clock may be simulated).
+    const old = new Date(Date.now() - 3_600_000);
     await t.db
       .insertInto('records')
       .values([
         { record_key: 'a', participant_id: 'DUE', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'pending', updated_at: old },
-        { record_key: 'b', participant_id: 'LATER', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'pending', updated_at: new Date(now) },
+        { record_key: 'b', participant_id: 'LATER', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'pending', updated_at: new Date() },
         { record_key: 'c', participant_id: 'GONE', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'delivered', updated_at: old },
       ])
       .execute();

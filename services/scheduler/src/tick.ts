@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database } from '@fitlamp/db';
+import { DUE_NOW, type Database } from '@fitlamp/db';
 import { enqueue, type QueueSet } from '@fitlamp/queues';
 import type { Logger } from '@fitlamp/runtime';
 
@@ -33,7 +33,7 @@ export async function runTick(deps: TickDeps): Promise<TickResult> {
   // A connection with no cursors (e.g. created by an older version, or cursors lost) is due now.
   const created = await sql<{ participant_id: string }>`
     insert into sync_cursors (participant_id, stream, next_due_at)
-    select c.participant_id, 'device', ${now} from provider_connections c
+    select c.participant_id, 'device', ${DUE_NOW} from provider_connections c
     where c.status = 'connected'
       and not exists (select 1 from sync_cursors s where s.participant_id = c.participant_id)
     on conflict do nothing
@@ -57,8 +57,10 @@ export async function runTick(deps: TickDeps): Promise<TickResult> {
   }
 
   // Lost work: records that should have reached mindLAMP by now, and batches left mid-flight by
-  // a crash. Each gets its participant a delivery job (a no-op if one is waiting).
-  const threshold = new Date(now.getTime() - deps.sweepAfterMs);
+  // a crash. Each gets its participant a delivery job (a no-op if one is waiting). Their
+  // `updated_at` is the database's time, so the threshold is too (the scheduler's clock may
+  // follow a simulated provider).
+  const threshold = sql<Date>`now() - make_interval(secs => ${deps.sweepAfterMs / 1000})`;
   const stale = await deps.db
     .selectFrom('records')
     .select('participant_id')

@@ -9,6 +9,8 @@ export interface FaultSpec {
   kind: Fault['kind'];
   status?: number;
   latencyMs?: number;
+  /** For `error`: send this `Retry-After` (seconds) with the answer. */
+  retryAfterSeconds?: number;
   count?: number;
 }
 
@@ -18,6 +20,9 @@ export function addFault(state: FitbitState, spec: FaultSpec): Fault {
   const status = spec.status ?? (spec.kind === 'gone' ? 410 : 503);
   if (spec.kind === 'error' && (!Number.isInteger(status) || status < 400 || status > 599)) throw new Error('status must be 400-599');
   if (spec.count !== undefined && (!Number.isInteger(spec.count) || spec.count < 1)) throw new Error('count must be a positive integer');
+  if (spec.retryAfterSeconds !== undefined && (!Number.isInteger(spec.retryAfterSeconds) || spec.retryAfterSeconds < 0)) {
+    throw new Error('retryAfterSeconds must be a non-negative integer');
+  }
   const fault: Fault = {
     id: state.nextFaultId++,
     path: spec.path ?? '*',
@@ -25,6 +30,7 @@ export function addFault(state: FitbitState, spec: FaultSpec): Fault {
     kind: spec.kind,
     status,
     latencyMs: spec.latencyMs ?? 1000,
+    ...(spec.retryAfterSeconds !== undefined ? { retryAfterSeconds: spec.retryAfterSeconds } : {}),
     remaining: spec.count,
   };
   state.faults.push(fault);
@@ -60,6 +66,7 @@ export async function applyFault(state: FitbitState, request: FastifyRequest, re
       await reply.code(410).type('application/json').send(GONE_BODY);
       return true;
     case 'error':
+      if (fault.retryAfterSeconds !== undefined) reply.header('retry-after', String(fault.retryAfterSeconds));
       await reply
         .code(fault.status)
         .type('application/json')

@@ -58,6 +58,16 @@ describe('faults', () => {
     expect((await control(run.url, 'GET', '/counters')).body.faultsApplied).toBe(2);
   });
 
+  it('an injected 429 can name its own wait in Retry-After; without it there is none', async () => {
+    await control(run.url, 'POST', '/faults', { path: '/1/user/-/profile.json', kind: 'error', status: 429, retryAfterSeconds: 20, count: 1 });
+    await control(run.url, 'POST', '/faults', { path: '/1/user/-/profile.json', kind: 'error', status: 429, count: 1 });
+    const named = await profile();
+    expect([named.status, named.headers.get('retry-after')]).toEqual([429, '20']);
+    const bare = await profile();
+    expect([bare.status, bare.headers.get('retry-after')]).toEqual([429, null]);
+    expect((await control(run.url, 'POST', '/faults', { kind: 'error', status: 429, retryAfterSeconds: -1 })).status).toBe(400);
+  });
+
   it('faults can target the token endpoint and last until cleared', async () => {
     await control(run.url, 'POST', '/faults', { path: '/oauth2/token', kind: 'error', status: 500 });
     for (let i = 0; i < 3; i += 1) expect((await tokenRequest(run.url, { grant_type: 'refresh_token', refresh_token: token.refresh_token })).status).toBe(500);

@@ -96,6 +96,8 @@ export interface Fault {
   kind: 'error' | 'latency' | 'drop' | 'gone';
   status: number;
   latencyMs: number;
+  /** An `error` fault's `Retry-After` header, seconds (e.g. a 429 that names its own wait); none when undefined. */
+  retryAfterSeconds?: number;
   /** Remaining applications; undefined = until cleared. */
   remaining: number | undefined;
 }
