@@ -2,14 +2,25 @@ import { defineConfig } from 'vitest/config';
 
 // One config for the whole workspace. Integration tests get a fresh Postgres database per file
 // (cloned from a migrated template made once in globalSetup) and a unique BullMQ prefix per test.
+//
+// Two groups, run one after the other:
+// - everything but the whole-stack tests, two files at a time;
+// - the whole-stack tests (`test/*.e2e.test.ts`: the four services as processes against the
+//   simulators, which run inside the test process), one at a time, so that two stacks never
+//   compete for the same two cores and each simulator gets the CPU its stack needs.
+const everywhere = ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'test/**/*.test.ts'];
+const stacks = ['test/**/*.e2e.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'test/**/*.test.ts'],
     globalSetup: ['./test/global-setup.ts'],
     pool: 'forks',
-    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    projects: [
+      { extends: true, test: { name: 'unit-int', include: everywhere, exclude: stacks, maxWorkers: 2, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'stack', include: stacks, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

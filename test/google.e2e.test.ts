@@ -50,7 +50,7 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
       env: { PROFILE_CHECK_SECONDS: '3600', WEBHOOK_POLL_MULTIPLIER: '2' },
       seed: 'fitlamp-google-e2e',
     });
-  }, 60_000);
+  }, 300_000);
 
   afterAll(async () => {
     await stack?.stop();
@@ -72,7 +72,7 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     });
 
     for (const p of participants) await stack.connect(p);
-    await stack.waitUntilCaughtUp({ timeoutMs: 60_000 });
+    await stack.waitUntilCaughtUp();
 
     // The legacy API shuts down; the watches sync again (Google notifies its users' changes).
     fitbit.setGone(true);
@@ -86,7 +86,7 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
         const rows = await stack.db.selectFrom('provider_connections').select('participant_id').where('status', '=', 'needs_reconsent').execute();
         return rows.length === legacyParticipants.length;
       },
-      40_000,
+      120_000,
     );
     const listed = (await (await fetch(`${stack.gatewayUrl}/admin/participants?migration=waiting`, { headers: admin })).json()) as {
       participants: Array<{ participantId: string }>;
@@ -120,7 +120,7 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     // Another sync of every watch, notified through webhooks, then everything caught up.
     syncAll(fitbit.clock.now() - 10_000);
     await google.flushWebhooks();
-    const final = await stack.waitUntilCaughtUp({ timeoutMs: 60_000 });
+    const final = await stack.waitUntilCaughtUp();
     expect(final.connected).toBe(participants.length);
     await google.flushWebhooks();
 
@@ -178,5 +178,5 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     const metrics = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
     const ignored = Number(/fitlamp_webhook_notifications_total\{provider="google-health",outcome="duplicate"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     expect(ignored).toBe(duplicates.length);
-  }, 200_000);
+  }, 900_000);
 });

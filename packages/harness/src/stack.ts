@@ -132,8 +132,12 @@ export interface Stack {
    */
   connect(participant: StackParticipant, provider?: 'fitbit' | 'google-health'): Promise<void>;
   progress(): Promise<StackProgress>;
-  /** Resolves once every window day is fetched and every record delivered, or throws at the deadline. */
-  waitUntilCaughtUp(options?: { timeoutMs?: number; onProgress?: (p: StackProgress) => void }): Promise<StackProgress>;
+  /**
+   * Resolves once every window day is fetched and every record delivered. Throws when nothing has
+   * moved for `stallMs` [120 s] (a stuck pipeline, whatever the machine's speed), or at the
+   * `timeoutMs` cap [15 min]. A slow machine only makes the wait longer; a stall fails it.
+   */
+  waitUntilCaughtUp(options?: { stallMs?: number; timeoutMs?: number; onProgress?: (p: StackProgress) => void }): Promise<StackProgress>;
   /** Starts another replica of a service (e.g. after killing one). */
   startService(name: ServiceName): Promise<ServiceProcess>;
   /** Memory and CPU of every service process started so far, read from `/proc` (Linux only). */
@@ -295,7 +299,8 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
       proc.proc.stderr!.pipe(file);
     }
     processes[name].push(proc);
-    await proc.waitForLine(/"msg":"started"/, 30_000);
+    // Generous: on a loaded machine seven processes compile and connect at once.
+    await proc.waitForLine(/"msg":"started"/, 120_000);
     return proc;
   };
   cleanup.push(async () => {
@@ -408,14 +413,22 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
         throw new Error(`connecting ${participant.id} ended on ${page.status}: ${text.slice(0, 300)}`);
       }
     },
-    async waitUntilCaughtUp({ timeoutMs = 300_000, onProgress } = {}) {
+    async waitUntilCaughtUp({ stallMs = 120_000, timeoutMs = 900_000, onProgress } = {}) {
       const deadline = Date.now() + timeoutMs;
       let last: StackProgress | undefined;
+      let lastMove = Date.now();
+      let why = `capped at ${timeoutMs} ms`;
       // Caught up twice in a row, a second apart: a sync finishing between two reads can still
       // enqueue a delivery.
       let streak = 0;
       while (Date.now() < deadline) {
+        const previous = last;
         last = await progress();
+        if (previous === undefined || JSON.stringify(previous) !== JSON.stringify(last)) lastMove = Date.now();
+        if (Date.now() - lastMove > stallMs) {
+          why = `stalled: no progress for ${stallMs} ms`;
+          break;
+        }
         onProgress?.(last);
         const done =
           last.connected === options.participants.length &&
@@ -433,7 +446,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
       const connections = await db.selectFrom('provider_connections').select(['participant_id', 'status', 'status_reason', 'last_sync_at']).execute();
       const unsynced = connections.filter((c) => c.status !== 'connected' || !c.last_sync_at);
       throw new Error(
-        `not caught up within ${timeoutMs} ms: ${JSON.stringify(last)}; open days: ${JSON.stringify(gaps.rows)}; ` +
+        `not caught up (${why}): ${JSON.stringify(last)}; open days: ${JSON.stringify(gaps.rows)}; ` +
           `connections not synced: ${JSON.stringify(unsynced)}`,
       );
     },
