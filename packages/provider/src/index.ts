@@ -18,6 +18,7 @@ export {
   type Provider,
   type ProviderErrorCode,
 } from './provider.ts';
+export { chunkDays } from './day-chunks.ts';
 export {
   offsetAt,
   parseLocal,
