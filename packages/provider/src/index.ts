@@ -18,6 +18,16 @@ export {
   type Provider,
   type ProviderErrorCode,
 } from './provider.ts';
+export {
+  requestJson,
+  headerValue,
+  retryAfterAt,
+  contextCall,
+  type ProviderHttp,
+  type JsonCall,
+  type JsonAnswer,
+  type ResponseHeaders,
+} from './http.ts';
 export { chunkDays } from './day-chunks.ts';
 export {
   offsetAt,
