@@ -17,6 +17,8 @@ export {
   type AuthorizationRequest,
   type Provider,
   type ProviderErrorCode,
+  type ChangeNotification,
+  type NotificationsParse,
 } from './provider.ts';
 export {
   requestJson,
