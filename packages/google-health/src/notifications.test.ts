@@ -63,6 +63,12 @@ describe('parseNotifications', () => {
       [note({ healthUserId: '' }), /healthUserId/],
       [note({ intervals: [physical('yesterday', '2026-11-20T11:00:00Z')] }), /intervals\.0\.physicalTimeInterval\.startTime/],
       [note({ intervals: [civil([2026, 13, 1], [2026, 13, 2])] }), /month/],
+      // Days that do not exist would reach the ledger's date column (and fail there, after the
+      // notification was taken as seen): refused up front.
+      [note({ intervals: [civil([2026, 2, 27], [2026, 2, 31])] }), /intervals\.0\.civilDateTimeInterval\.endDateTime\.date: no such date/],
+      [note({ intervals: [civil([99999, 1, 1], [99999, 1, 2])] }), /year/],
+      [note({ intervals: [iso('2026-02-30T08:00:00', '2026-03-01T00:00:00')] }), /intervals\.0\.civilIso8601TimeInterval\.startTime: no such date/],
+      [note({ intervals: [iso('2026-13-45T08:00:00', '2026-13-46T00:00:00')] }), /no such date/],
       [note({ operation: 'MERGE' }), /operation/],
       [[], /^\(body\): Too small/],
       [Array.from({ length: 1001 }, () => note({})), /^\(body\): Too big.*1000/],

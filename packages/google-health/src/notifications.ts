@@ -12,7 +12,21 @@ import { streamOfDataType } from './data-types.ts';
 /** A notification names at most this many local days per interval (a longer one is clipped to its newest days). */
 const MAX_DAYS_PER_INTERVAL = 62;
 
-const civilDate = z.object({ year: z.number().int(), month: z.number().int().min(1).max(12), day: z.number().int().min(1).max(31) });
+const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+const dateOf = (d: { year: number; month: number; day: number }) => `${pad(d.year, 4)}-${pad(d.month)}-${pad(d.day)}`;
+
+/** Whether `YYYY-MM-DD` is a day of the calendar (not 2026-02-30): days go to the ledger's `date` column. */
+const isCalendarDay = (day: string) => {
+  const at = Date.parse(`${day}T00:00:00Z`);
+  return Number.isFinite(at) && new Date(at).toISOString().slice(0, 10) === day;
+};
+const localDateTime = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T[\d:.]+$/)
+  .refine((t) => isCalendarDay(t.slice(0, 10)), 'no such date');
+const civilDate = z
+  .object({ year: z.number().int().min(1).max(9999), month: z.number().int().min(1).max(12), day: z.number().int().min(1).max(31) })
+  .refine((d) => isCalendarDay(dateOf(d)), 'no such date');
 const civilDateTime = z.object({
   date: civilDate,
   time: z.object({ hours: z.number().int().optional(), minutes: z.number().int().optional(), seconds: z.number().int().optional() }).optional(),
@@ -20,9 +34,7 @@ const civilDateTime = z.object({
 const interval = z.object({
   physicalTimeInterval: z.object({ startTime: z.iso.datetime({ offset: true }), endTime: z.iso.datetime({ offset: true }) }).optional(),
   civilDateTimeInterval: z.object({ startDateTime: civilDateTime, endDateTime: civilDateTime }).optional(),
-  civilIso8601TimeInterval: z
-    .object({ startTime: z.string().regex(/^\d{4}-\d{2}-\d{2}T[\d:.]+$/), endTime: z.string().regex(/^\d{4}-\d{2}-\d{2}T[\d:.]+$/) })
-    .optional(),
+  civilIso8601TimeInterval: z.object({ startTime: localDateTime, endTime: localDateTime }).optional(),
 });
 const notification = z.object({
   data: z.object({
@@ -42,8 +54,6 @@ export type GoogleNotification = z.infer<typeof notification>['data'];
 /** One interval of a notification. */
 export type NotificationInterval = z.infer<typeof interval>;
 
-const pad = (n: number) => String(n).padStart(2, '0');
-const dateOf = (d: z.infer<typeof civilDate>) => `${d.year}-${pad(d.month)}-${pad(d.day)}`;
 const isMidnight = (t: z.infer<typeof civilDateTime>['time']) => !t || ((t.hours ?? 0) === 0 && (t.minutes ?? 0) === 0 && (t.seconds ?? 0) === 0);
 
 /** The days from `first` to `last` (a `last` before `first` counts as `first`), the newest 62 at most. */
