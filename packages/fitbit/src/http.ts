@@ -1,16 +1,5 @@
-import {
-  contextCall,
-  headerValue,
-  ProviderError,
-  requestJson,
-  retryAfterAt,
-  type JsonAnswer,
-  type JsonCall,
-  type ProviderContext,
-  type ProviderHttp,
-  type RateInfo,
-  type ResponseHeaders,
-} from '@fitlamp/provider';
+import { contextCall, headerValue, ProviderError, requestJson, retryAfterAt } from '@fitlamp/provider';
+import type { JsonAnswer, JsonCall, ProviderContext, ProviderHttp, RateInfo, ResponseHeaders } from '@fitlamp/provider';
 
 /** How the Fitbit client reaches the API; built once by `createFitbitProvider`. */
 export type FitbitHttp = ProviderHttp;

@@ -1,15 +1,5 @@
-import {
-  contextCall,
-  ProviderError,
-  requestJson,
-  retryAfterAt,
-  type JsonAnswer,
-  type JsonCall,
-  type ProviderContext,
-  type ProviderHttp,
-  type RateInfo,
-  type ResponseHeaders,
-} from '@fitlamp/provider';
+import { contextCall, ProviderError, requestJson, retryAfterAt } from '@fitlamp/provider';
+import type { JsonAnswer, JsonCall, ProviderContext, ProviderHttp, RateInfo, ResponseHeaders } from '@fitlamp/provider';
 import { arrayAt, isObject, objectAt } from './proto-json.ts';
 
 /**

@@ -1,19 +1,16 @@
 import { MockAgent } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { requestJson, retryAfterAt, type JsonAnswer, type JsonCall, type ProviderHttp } from './http.ts';
 import { ProviderError } from './provider.ts';
 
 const API = 'https://api.provider.test';
-let agent: MockAgent;
-beforeEach(() => {
-  agent = new MockAgent();
+/** A stand-in for the API that refuses anything not intercepted, closed when the test ends. */
+function mockApi(timeoutMs = 5_000): { agent: MockAgent; http: ProviderHttp } {
+  const agent = new MockAgent();
   agent.disableNetConnect();
-});
-afterEach(async () => {
-  await agent.close();
-});
-
-const http = (timeoutMs = 5_000): ProviderHttp => ({ apiUrl: API, timeoutMs, dispatcher: agent });
+  onTestFinished(() => agent.close());
+  return { agent, http: { apiUrl: API, timeoutMs, dispatcher: agent } };
+}
 const call = (over: Partial<JsonCall> = {}): JsonCall => ({
   service: 'Test API',
   method: 'GET',
@@ -34,6 +31,7 @@ async function caught(p: Promise<unknown>): Promise<unknown> {
 
 describe('requestJson', () => {
   it('sends form or JSON bodies, counts the request, and stamps the answer with the caller’s clock', async () => {
+    const { agent, http } = mockApi();
     const seen: Array<{ headers: unknown; body: unknown }> = [];
     agent
       .get(API)
@@ -45,21 +43,22 @@ describe('requestJson', () => {
       .times(2);
     const requests: string[] = [];
     const clock = Date.parse('2031-01-02T03:04:05Z');
-    const answer = await requestJson(http(), call({ method: 'POST', form: { a: '1 2' }, now: () => clock, onRequest: (e) => requests.push(e) }));
+    const answer = await requestJson(http, call({ method: 'POST', form: { a: '1 2' }, now: () => clock, onRequest: (e) => requests.push(e) }));
     expect(answer).toMatchObject({ status: 200, body: { ok: true }, receivedAt: clock });
-    await requestJson(http(), call({ method: 'POST', json: { b: [1] } }));
+    await requestJson(http, call({ method: 'POST', json: { b: [1] } }));
     expect(seen.map((s) => s.body)).toEqual(['a=1+2', '{"b":[1]}']);
     expect(seen.map((s) => (s.headers as Record<string, string>)['content-type'])).toEqual(['application/x-www-form-urlencoded', 'application/json']);
     expect(requests).toEqual(['thing']);
   });
 
   it('reads the rate budget from every answer, errors included, before the provider maps the error', async () => {
+    const { agent, http } = mockApi();
     agent.get(API).intercept({ path: '/v1/thing' }).reply(429, { error: 'slow down' }, { headers: { 'x-left': '0' } });
     const rates: unknown[] = [];
     const seen: JsonAnswer[] = [];
     const err = await caught(
       requestJson(
-        http(),
+        http,
         call({
           now: () => 1_000,
           rateOf: (a) => {
@@ -76,28 +75,32 @@ describe('requestJson', () => {
   });
 
   it('maps a timeout and a refused connection to unavailable, naming the service and endpoint only', async () => {
-    agent.get(API).intercept({ path: '/v1/thing' }).reply(200, {}).delay(500);
-    const timeout = await caught(requestJson(http(50), call({ headers: { authorization: 'Bearer secret-token' } })));
+    const slow = mockApi(50);
+    slow.agent.get(API).intercept({ path: '/v1/thing' }).reply(200, {}).delay(500);
+    const timeout = await caught(requestJson(slow.http, call({ headers: { authorization: 'Bearer secret-token' } })));
     expect(timeout).toMatchObject({ code: 'unavailable', details: { endpoint: 'thing', reason: 'timeout' } });
     expect((timeout as Error).message).toBe('Test API thing: no response (timeout)');
 
+    const { agent, http } = mockApi();
     agent.get(API).intercept({ path: '/v1/thing' }).replyWithError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
-    expect(await caught(requestJson(http(), call()))).toMatchObject({ code: 'unavailable', details: { reason: 'ECONNREFUSED' } });
+    expect(await caught(requestJson(http, call()))).toMatchObject({ code: 'unavailable', details: { reason: 'ECONNREFUSED' } });
   });
 
   it('lets the caller’s own abort through as it is', async () => {
+    const { agent, http } = mockApi();
     agent.get(API).intercept({ path: '/v1/thing' }).reply(200, {}).delay(500);
     const controller = new AbortController();
     const reason = new Error('shutting down');
     setTimeout(() => controller.abort(reason), 20);
-    expect(await caught(requestJson(http(), call({ signal: controller.signal })))).toBe(reason);
+    expect(await caught(requestJson(http, call({ signal: controller.signal })))).toBe(reason);
   });
 
   it('refuses a 2xx that is not JSON; an empty 2xx is fine', async () => {
+    const { agent, http } = mockApi();
     agent.get(API).intercept({ path: '/v1/thing' }).reply(200, '<html>');
-    expect(await caught(requestJson(http(), call()))).toMatchObject({ code: 'bad_response', details: { status: 200, endpoint: 'thing' } });
+    expect(await caught(requestJson(http, call()))).toMatchObject({ code: 'bad_response', details: { status: 200, endpoint: 'thing' } });
     agent.get(API).intercept({ path: '/v1/thing' }).reply(204, '');
-    expect(await requestJson(http(), call())).toMatchObject({ status: 204, body: undefined });
+    expect(await requestJson(http, call())).toMatchObject({ status: 204, body: undefined });
   });
 });
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Queue, Worker } from 'bullmq';
+import { DelayedError, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -134,15 +134,13 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
       now: h.now,
     });
     const queue = new Queue<SyncPayload>(queueCatalog.sync.name, { connection: redis, prefix });
-    const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, processor, { connection, prefix });
+    // Processed by hand, so that the processor's own answer is seen: the job is delayed, not failed.
+    const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, null, { connection, prefix });
     try {
       await queue.add(queueCatalog.sync.jobName, { participantId: P, reason: 'connected' }, { jobId: `sync-${P}` });
-      let job = await queue.getJob(`sync-${P}`);
-      for (let i = 0; i < 200 && !(await job?.isDelayed()); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        job = await queue.getJob(`sync-${P}`);
-      }
-      expect(await job!.isDelayed()).toBe(true);
+      const job = await worker.getNextJob('lock-token');
+      await expect(processor(job!, 'lock-token')).rejects.toBeInstanceOf(DelayedError);
+      expect(await queue.getJobState(`sync-${P}`)).toBe('delayed');
       expect(sim!.counters().rateLimited).toBe(1);
       // Three requests at the frozen instant, then 429 with Retry-After: 60.
       const conn = await h.db.selectFrom('provider_connections').select(['rate_limit_remaining', 'rate_limit_reset_at']).executeTakeFirstOrThrow();
