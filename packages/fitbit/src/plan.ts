@@ -1,4 +1,4 @@
-import { parseLocal, type DayRequest, type StreamName } from '@fitlamp/provider';
+import { chunkDays, type DayRequest, type StreamName } from '@fitlamp/provider';
 
 /**
  * The most days one request may cover, per stream and resolution (fitbit-web-api §3.1, §2
@@ -21,37 +21,20 @@ const MAX_DAYS: Record<StreamName, number> = {
   device: Number.POSITIVE_INFINITY,
 };
 
-const DAY_MS = 86_400_000;
-
 /** Streams with a minute series, fetched one day per request when the app has intraday access. */
 export function usesIntraday(stream: StreamName): boolean {
   return stream === 'steps' || stream === 'heart_rate';
 }
 
 /**
- * Splits `days` into requests, each covering as many days as the endpoint allows. A request
- * spans from its first to its last day (gaps between sparse days cost nothing extra), and lists
- * only the days asked for. Heart rate without intraday access has no daily series to fall back
- * to (the daily HR series holds only resting HR and zones, which other streams carry), so its
- * days come back as one free request whose every day is empty.
+ * Splits `days` into requests, each covering as many days as the endpoint allows. Heart rate
+ * without intraday access has no daily series to fall back to (the daily HR series holds only
+ * resting HR and zones, which other streams carry), so its days come back as one free request
+ * whose every day is empty.
  */
 export function planRequests(stream: StreamName, days: readonly string[], options: { intraday: boolean }): DayRequest[] {
-  const sorted = [...new Set(days)].sort();
-  if (sorted.length === 0) return [];
   const intraday = options.intraday && usesIntraday(stream);
-  if (stream === 'heart_rate' && !intraday) return [{ stream, days: sorted, cost: 0, intraday: false }];
-  const maxDays = intraday ? 1 : MAX_DAYS[stream];
-
-  const out: DayRequest[] = [];
-  let chunk: string[] = [];
-  for (const day of sorted) {
-    const first = chunk[0];
-    if (first !== undefined && (parseLocal(day) - parseLocal(first)) / DAY_MS + 1 > maxDays) {
-      out.push({ stream, days: chunk, cost: 1, intraday });
-      chunk = [];
-    }
-    chunk.push(day);
-  }
-  out.push({ stream, days: chunk, cost: 1, intraday });
-  return out;
+  const free = stream === 'heart_rate' && !intraday;
+  const maxDays = free ? Number.POSITIVE_INFINITY : intraday ? 1 : MAX_DAYS[stream];
+  return chunkDays(days, maxDays).map((chunk) => ({ stream, days: chunk, cost: free ? 0 : 1, intraday }));
 }

@@ -477,6 +477,23 @@ describe('errors', () => {
     expect(withHeader.details.resetAt! - t0).toBeLessThan(18_000);
   });
 
+  it('429 reset instants count on the caller’s clock, not the machine’s', async () => {
+    // A fetcher whose clock runs at another date (a simulator's, a test's) must be told to wait
+    // as long as Google said, measured on that clock: counted on the machine's clock, the wait
+    // would come out days long or zero.
+    const clock = Date.parse('2031-05-06T07:08:09.500Z');
+    reply(429, status(429, 'RESOURCE_EXHAUSTED'), { 'retry-after': '17' });
+    const { ctx, rates } = context({ now: () => clock });
+    const withHeader = await caught(provider().fetch(hrv, ctx));
+    expect(withHeader.code).toBe('rate_limited');
+    expect(withHeader.details.resetAt).toBe(clock + 17_000);
+    expect(rates).toEqual([{ remaining: 0, resetAt: clock + 17_000 }]);
+
+    reply(429, status(429, 'RESOURCE_EXHAUSTED'));
+    const without = await caught(provider().fetch(hrv, context({ now: () => clock }).ctx));
+    expect(without.details.resetAt).toBe(Date.parse('2031-05-06T07:09:00Z'));
+  });
+
   it('5xx and network failures → unavailable; a 2xx that is not JSON → bad_response', async () => {
     reply(503, status(503, 'UNAVAILABLE'));
     expect((await caught(provider().fetch(hrv, context().ctx))).code).toBe('unavailable');

@@ -3,6 +3,7 @@ import { STREAMS, type Provider, type StreamName } from '@fitlamp/provider';
 import { fetchDevices, fetchStream } from './fetch-stream.ts';
 import type { GoogleHttp } from './http.ts';
 import { GOOGLE_SOURCE, normalizeDevices } from './normalize.ts';
+import { parseNotifications } from './notifications.ts';
 import { authorizationUrl, CLOUD_PLATFORM, exchangeCode, fetchAccount, refreshToken, revokeToken, scopesFor, streamsMissingScope } from './oauth.ts';
 import { planRequests } from './plan.ts';
 
@@ -33,6 +34,7 @@ const trim = (url: string) => url.replace(/\/+$/, '');
  * The Google Health API (`health.googleapis.com/v4`) as a fitlamp `Provider`: Google OAuth with
  * PKCE and offline access, the same mindLAMP sensors and `data` as the legacy Fitbit provider
  * (only `source` differs: `com.google.health`), and the same record keys for the same datum.
+ * Webhook notifications are read by `parseNotifications` (the envelope is Google's).
  * Throws a RangeError when `scopes` holds `cloud-platform`: Google refuses every user call of a
  * grant that mixes it with Health scopes.
  */
@@ -67,5 +69,6 @@ export function createGoogleHealthProvider(config: GoogleHealthProviderConfig): 
     normalizeDevices,
     planRequests,
     fetch: (request, ctx) => fetchStream(http, request, ctx),
+    parseNotifications,
   };
 }

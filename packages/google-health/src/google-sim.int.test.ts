@@ -287,7 +287,8 @@ describe('google-health provider against the Google Health simulator', () => {
 });
 
 describe('rate limit against the Google Health simulator', () => {
-  it('answers rate_limited with a reset within the minute, and reports the spent budget', async () => {
+  /** Fetches against a simulator allowing 3 requests a minute until it answers 429. */
+  async function untilRateLimited(options: { retryAfterHeader?: boolean; onSimulatorClock?: boolean } = {}) {
     const sim = createGoogleHealthSimulator({
       clientId: CLIENT_ID,
       clientSecret: CLIENT_SECRET,
@@ -297,13 +298,14 @@ describe('rate limit against the Google Health simulator', () => {
       startAt: NOW,
       users: [{ preset: 'new-york' }],
       rateLimitPerMinute: 3,
+      ...(options.retryAfterHeader ? { retryAfterHeader: true } : {}),
     });
     const url = (await sim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
     try {
       const provider = createGoogleHealthProvider({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, authorizeUrl: `${url}/o/oauth2/v2/auth`, tokenUrl: `${url}/token`, revokeUrl: `${url}/revoke`, apiUrl: url, timeoutMs: 5_000 });
       const g = await connectGoogle(provider);
       const rates: Array<{ remaining: number; resetAt: number }> = [];
-      const ctx = context(g, { onRate: (r) => rates.push(r) });
+      const ctx = context(g, { onRate: (r) => rates.push(r), ...(options.onSimulatorClock ? { now: () => sim.clock.now() } : {}) });
       let err: ProviderError | undefined;
       for (let i = 0; i < 10 && !err; i++) {
         try {
@@ -312,12 +314,26 @@ describe('rate limit against the Google Health simulator', () => {
           err = e as ProviderError;
         }
       }
-      expect(err).toBeInstanceOf(ProviderError);
-      expect(err!.code).toBe('rate_limited');
-      expect(err!.details.resetAt! - Date.now()).toBeLessThanOrEqual(61_000);
-      expect(rates.at(-1)).toEqual({ remaining: 0, resetAt: err!.details.resetAt });
+      return { err, rates };
     } finally {
       await sim.app.close();
     }
+  }
+
+  it('answers rate_limited with a reset within the minute, and reports the spent budget', async () => {
+    const { err, rates } = await untilRateLimited();
+    expect(err).toBeInstanceOf(ProviderError);
+    expect(err!.code).toBe('rate_limited');
+    expect(err!.details.resetAt! - Date.now()).toBeLessThanOrEqual(61_000);
+    expect(rates.at(-1)).toEqual({ remaining: 0, resetAt: err!.details.resetAt });
+  });
+
+  it('counts the reset from Retry-After on the caller’s clock, which runs at the simulator’s date', async () => {
+    const { err, rates } = await untilRateLimited({ retryAfterHeader: true, onSimulatorClock: true });
+    expect(err?.code).toBe('rate_limited');
+    // The simulator's clock is frozen at NOW: its three requests share one instant, so its
+    // rolling minute frees up 60 s later, which it says as Retry-After: 60.
+    expect(err!.details.resetAt).toBe(Date.parse(NOW) + 60_000);
+    expect(rates.at(-1)).toEqual({ remaining: 0, resetAt: Date.parse(NOW) + 60_000 });
   });
 });

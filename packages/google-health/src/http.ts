@@ -1,33 +1,20 @@
-import { request, type Dispatcher } from 'undici';
-import { ProviderError, type ProviderContext, type RateInfo } from '@fitlamp/provider';
+import { contextCall, ProviderError, requestJson, retryAfterAt } from '@fitlamp/provider';
+import type { JsonAnswer, JsonCall, ProviderContext, ProviderHttp, RateInfo, ResponseHeaders } from '@fitlamp/provider';
 import { arrayAt, isObject, objectAt } from './proto-json.ts';
 
-/** How the client reaches Google; built once by `createGoogleHealthProvider`. */
-export interface GoogleHttp {
-  /** `https://health.googleapis.com` or a stand-in; `/v4/…` paths hang off it. */
-  apiUrl: string;
+/**
+ * How the client reaches Google; built once by `createGoogleHealthProvider`. `apiUrl` is
+ * `https://health.googleapis.com` or a stand-in; `/v4/…` paths hang off it.
+ */
+export interface GoogleHttp extends ProviderHttp {
   tokenUrl: string;
   revokeUrl: string;
-  dispatcher?: Dispatcher;
-  timeoutMs: number;
 }
 
-export interface GoogleCall {
-  method: 'GET' | 'POST';
-  /** Absolute URL (token, revoke), or a path appended to `apiUrl`. */
-  url: string;
-  /** A label for accounting and errors, e.g. `steps-reconcile`; never contains a token. */
-  endpoint: string;
+/** A call to Google: the shared request, plus which error body its answers carry. */
+export interface GoogleCall extends Omit<JsonCall, 'service' | 'rateOf' | 'errorOf'> {
   /** `token` calls map RFC 6749 errors (`invalid_grant`); `data` calls map `google.rpc.Status`. */
   kind: 'token' | 'data';
-  headers?: Record<string, string>;
-  /** Form fields, sent `application/x-www-form-urlencoded` (token and revoke endpoints). */
-  form?: Record<string, string>;
-  /** A JSON body (rollups). */
-  json?: unknown;
-  signal?: AbortSignal;
-  onRate?: (rate: RateInfo) => void;
-  onRequest?: (endpoint: string) => void;
 }
 
 /** What a `google.rpc.Status` error body says (google-health-api §5.2). */
@@ -59,113 +46,63 @@ function oauthErrorOf(body: unknown): { error?: string; description?: string; su
   };
 }
 
-function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = headers[name.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 /**
  * When a 429'd participant may call again. The Health API's quota is per user per minute
  * (google-health-api §5.1) and documents no `Retry-After`; one is honoured when sent (seconds or
  * an HTTP date), otherwise the next minute boundary, at least one second away.
  */
-export function rateLimitResetAt(headers: Record<string, string | string[] | undefined>, now: number): number {
-  const retryAfter = header(headers, 'retry-after')?.trim();
-  if (retryAfter) {
-    if (/^\d+$/.test(retryAfter)) return now + Number(retryAfter) * 1000;
-    const at = Date.parse(retryAfter);
-    if (Number.isFinite(at) && at > now) return at;
-  }
-  return Math.max(Math.floor(now / 60_000) * 60_000 + 60_000, now + 1000);
+function rateLimitResetAt(headers: ResponseHeaders, now: number): number {
+  return retryAfterAt(headers, now) ?? Math.max(Math.floor(now / 60_000) * 60_000 + 60_000, now + 1000);
 }
 
-/**
- * The one way fitlamp talks to Google: sends the request, counts it, and turns every failure into
- * a `ProviderError` whose message names the endpoint, the HTTP status and Google's reason, never
- * Google's message text or anything from the request (tokens, codes).
- */
-export async function callGoogle(http: GoogleHttp, call: GoogleCall): Promise<unknown> {
-  const url = /^https?:\/\//.test(call.url) ? call.url : `${http.apiUrl}${call.url}`;
-  const headers: Record<string, string> = { accept: 'application/json', ...call.headers };
-  let body: string | undefined;
-  if (call.form) {
-    headers['content-type'] = 'application/x-www-form-urlencoded';
-    body = new URLSearchParams(call.form).toString();
-  } else if (call.json !== undefined) {
-    headers['content-type'] = 'application/json';
-    body = JSON.stringify(call.json);
-  }
-  call.onRequest?.(call.endpoint);
-
-  const deadline = AbortSignal.timeout(http.timeoutMs);
-  const signal = call.signal ? AbortSignal.any([call.signal, deadline]) : deadline;
-  let response: Dispatcher.ResponseData;
-  let text: string;
-  try {
-    response = await request(url, {
-      method: call.method,
-      headers,
-      ...(body !== undefined ? { body } : {}),
-      ...(http.dispatcher ? { dispatcher: http.dispatcher } : {}),
-      signal,
-    });
-    text = await response.body.text();
-  } catch (err) {
-    // The caller's own abort is not a provider failure: let it through as it is.
-    if (call.signal?.aborted) throw call.signal.reason ?? err;
-    const code = deadline.aborted ? 'timeout' : (err as { code?: unknown }).code;
-    const reason = typeof code === 'string' ? code : 'network';
-    throw new ProviderError('unavailable', `Google Health ${call.endpoint}: no response (${reason})`, { endpoint: call.endpoint, reason });
-  }
-
-  const now = Date.now();
-  const status = response.statusCode;
-  let parsed: unknown;
-  try {
-    parsed = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-
-  if (status >= 200 && status < 300) {
-    if (parsed === undefined && text !== '') {
-      throw new ProviderError('bad_response', `Google Health ${call.endpoint}: answered ${status} with a body that is not JSON`, {
-        status,
-        endpoint: call.endpoint,
-      });
-    }
-    return parsed;
-  }
-
+/** Google's answer to a failed call, as a `ProviderError` (google-health-api §1.4, §5.2). */
+function errorOf(call: GoogleCall, { status, headers, body, receivedAt }: JsonAnswer): ProviderError {
   if (call.kind === 'token') {
-    const oauth = oauthErrorOf(parsed);
+    const oauth = oauthErrorOf(body);
     const details = { status, endpoint: call.endpoint, ...(oauth.error ? { reason: oauth.error } : {}) };
     const what = `Google OAuth ${call.endpoint} answered ${status}${oauth.error ? ` ${oauth.error}` : ''}`;
-    if (oauth.error === 'invalid_grant') throw invalidGrant(call.endpoint, status, oauth);
-    if (status === 429) throw new ProviderError('rate_limited', `${what}: too many token requests`, { ...details, resetAt: rateLimitResetAt(response.headers, now) });
-    if (status >= 500) throw new ProviderError('unavailable', `${what}: Google's token endpoint is unavailable`, details);
-    throw new ProviderError('rejected', what, details);
+    if (oauth.error === 'invalid_grant') return invalidGrant(call.endpoint, status, oauth);
+    if (status === 429) return new ProviderError('rate_limited', `${what}: too many token requests`, { ...details, resetAt: rateLimitResetAt(headers, receivedAt) });
+    if (status >= 500) return new ProviderError('unavailable', `${what}: Google's token endpoint is unavailable`, details);
+    return new ProviderError('rejected', what, details);
   }
 
-  const { status: rpcStatus, reason, mentionsScope } = statusOf(parsed);
+  const { status: rpcStatus, reason, mentionsScope } = statusOf(body);
   const label = reason ?? rpcStatus;
   const details = { status, endpoint: call.endpoint, ...(label ? { reason: label } : {}) };
   const what = `Google Health ${call.endpoint} answered ${status}${rpcStatus ? ` ${rpcStatus}` : ''}${reason ? ` (${reason})` : ''}`;
-  if (status === 401) throw new ProviderError('token_expired', `${what}: access token expired or revoked`, details);
+  if (status === 401) return new ProviderError('token_expired', `${what}: access token expired or revoked`, details);
   if (status === 403 && (reason === 'MISSING_OAUTH_SCOPE' || reason === 'ACCESS_TOKEN_SCOPE_INSUFFICIENT' || (!reason && mentionsScope))) {
-    throw new ProviderError('scope_missing', `${what}: the participant did not grant the scope this data needs`, details);
+    return new ProviderError('scope_missing', `${what}: the participant did not grant the scope this data needs`, details);
   }
   if (status === 403 && reason === 'DISALLOWED_OAUTH_SCOPES') {
     // google-health-api §1.2: a grant mixing cloud-platform with googlehealth.* fails every call.
-    throw new ProviderError('rejected', `${what}: the grant holds a scope Google refuses for user data; the participant must reconnect`, details);
+    return new ProviderError('rejected', `${what}: the grant holds a scope Google refuses for user data; the participant must reconnect`, details);
   }
-  if (status === 429) {
-    const resetAt = rateLimitResetAt(response.headers, now);
-    call.onRate?.({ remaining: 0, resetAt });
-    throw new ProviderError('rate_limited', `${what}: per-user quota spent`, { ...details, resetAt });
-  }
-  if (status >= 500) throw new ProviderError('unavailable', `${what}: Google Health is unavailable`, details);
-  throw new ProviderError('rejected', what, details);
+  if (status === 429) return new ProviderError('rate_limited', `${what}: per-user quota spent`, { ...details, resetAt: rateLimitResetAt(headers, receivedAt) });
+  if (status >= 500) return new ProviderError('unavailable', `${what}: Google Health is unavailable`, details);
+  return new ProviderError('rejected', what, details);
+}
+
+/** A data call that hits the per-user quota has spent the budget until the reset (§5.1). */
+function rateOf({ status, headers, receivedAt }: JsonAnswer): RateInfo | undefined {
+  return status === 429 ? { remaining: 0, resetAt: rateLimitResetAt(headers, receivedAt) } : undefined;
+}
+
+/**
+ * The one way fitlamp talks to Google: the shared request skeleton with Google's error bodies.
+ * Messages name the endpoint, the HTTP status and Google's reason, never Google's message text
+ * or anything from the request (tokens, codes).
+ */
+export async function callGoogle(http: GoogleHttp, call: GoogleCall): Promise<unknown> {
+  const { kind, ...request } = call;
+  const answer = await requestJson(http, {
+    ...request,
+    service: 'Google Health',
+    ...(kind === 'data' ? { rateOf } : {}),
+    errorOf: (a) => errorOf(call, a),
+  });
+  return answer.body;
 }
 
 /**
@@ -194,18 +131,11 @@ export function badResponse(endpoint: string, what: string): ProviderError {
   return new ProviderError('bad_response', `Google Health ${endpoint}: ${what}`, { endpoint });
 }
 
-/** A data call with the participant's access token and the context's signal and callbacks. */
+/** A data call with the participant's access token and the context's signal, callbacks and clock. */
 export function callData(
   http: GoogleHttp,
   ctx: ProviderContext,
   call: { method: 'GET' | 'POST'; url: string; endpoint: string; json?: unknown },
 ): Promise<unknown> {
-  return callGoogle(http, {
-    ...call,
-    kind: 'data',
-    headers: { authorization: `Bearer ${ctx.accessToken}` },
-    ...(ctx.signal ? { signal: ctx.signal } : {}),
-    ...(ctx.onRate ? { onRate: ctx.onRate } : {}),
-    ...(ctx.onRequest ? { onRequest: ctx.onRequest } : {}),
-  });
+  return callGoogle(http, { ...call, kind: 'data', ...contextCall(ctx) });
 }

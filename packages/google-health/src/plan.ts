@@ -1,4 +1,4 @@
-import { parseLocal, type DayRequest, type StreamName } from '@fitlamp/provider';
+import { chunkDays, type DayRequest, type StreamName } from '@fitlamp/provider';
 
 /**
  * How many local days one request may cover, and what it is expected to cost:
@@ -26,7 +26,6 @@ const MAX_DAYS: Record<StreamName, number> = {
 };
 
 const INTRADAY_STEPS_DAYS = 6;
-const DAY_MS = 86_400_000;
 
 /** Streams with a minute series when intraday detail is wanted. */
 export function usesIntraday(stream: StreamName): boolean {
@@ -34,29 +33,14 @@ export function usesIntraday(stream: StreamName): boolean {
 }
 
 /**
- * Splits `days` into requests. A request spans from its first to its last day (gaps between
- * sparse days cost nothing extra) and lists only the days asked for. Like the Fitbit provider,
- * heart rate without intraday detail has no daily form to fall back to (resting HR is its own
- * stream): its days come back as one free request whose every day is empty.
+ * Splits `days` into requests. Like the Fitbit provider, heart rate without intraday detail has
+ * no daily form to fall back to (resting HR is its own stream): its days come back as one free
+ * request whose every day is empty.
  */
 export function planRequests(stream: StreamName, days: readonly string[], options: { intraday: boolean }): DayRequest[] {
-  const sorted = [...new Set(days)].sort();
-  if (sorted.length === 0) return [];
   const intraday = options.intraday && usesIntraday(stream);
-  if (stream === 'heart_rate' && !intraday) return [{ stream, days: sorted, cost: 0, intraday: false }];
-  const maxDays = stream === 'steps' && intraday ? INTRADAY_STEPS_DAYS : MAX_DAYS[stream];
-  const cost = stream === 'heart_rate' ? 2 : 1;
-
-  const out: DayRequest[] = [];
-  let chunk: string[] = [];
-  for (const day of sorted) {
-    const first = chunk[0];
-    if (first !== undefined && (parseLocal(day) - parseLocal(first)) / DAY_MS + 1 > maxDays) {
-      out.push({ stream, days: chunk, cost, intraday });
-      chunk = [];
-    }
-    chunk.push(day);
-  }
-  out.push({ stream, days: chunk, cost, intraday });
-  return out;
+  const free = stream === 'heart_rate' && !intraday;
+  const maxDays = free ? Number.POSITIVE_INFINITY : stream === 'steps' && intraday ? INTRADAY_STEPS_DAYS : MAX_DAYS[stream];
+  const cost = free ? 0 : stream === 'heart_rate' ? 2 : 1;
+  return chunkDays(days, maxDays).map((chunk) => ({ stream, days: chunk, cost, intraday }));
 }

@@ -17,7 +17,20 @@ export {
   type AuthorizationRequest,
   type Provider,
   type ProviderErrorCode,
+  type ChangeNotification,
+  type NotificationsParse,
 } from './provider.ts';
+export {
+  requestJson,
+  headerValue,
+  retryAfterAt,
+  contextCall,
+  type ProviderHttp,
+  type JsonCall,
+  type JsonAnswer,
+  type ResponseHeaders,
+} from './http.ts';
+export { chunkDays } from './day-chunks.ts';
 export {
   offsetAt,
   parseLocal,

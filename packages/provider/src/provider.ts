@@ -130,6 +130,27 @@ export interface AuthorizationRequest {
 }
 
 /**
+ * A provider's notice that a participant's data changed (a webhook notification), in fitlamp's
+ * terms. The data itself is still pulled.
+ */
+export interface ChangeNotification {
+  /** The account it is about, as `AccountInfo.providerUserId` (Google's `healthUserId`). */
+  providerUserId: string;
+  /** The stream whose data changed; `undefined` for data fitlamp does not sync. */
+  stream: StreamName | undefined;
+  /**
+   * The same for every redelivery of this notification and different for any other: a digest,
+   * safe to use as (part of) a key.
+   */
+  dedupKey: string;
+  /** The participant's local days the change touches, oldest first, given their zone history. */
+  days(zones: ZoneHistory): string[];
+}
+
+/** The outcome of reading a webhook body: its notifications, or what is wrong with it. */
+export type NotificationsParse = { ok: true; notifications: ChangeNotification[] } | { ok: false; error: string };
+
+/**
  * A wearable data provider. `fitbit` (legacy Web API) and `google-health` implement it; the
  * fetcher and gateway use only this interface, so a new provider adds files, not branches.
  * Providers know HTTP, OAuth and normalization: never the database or the queues.
@@ -161,6 +182,13 @@ export interface Provider {
   planRequests(stream: StreamName, days: readonly string[], options: { intraday: boolean }): DayRequest[];
   /** Runs one planned request and normalizes the answer; every requested day gets a result. */
   fetch(request: DayRequest, ctx: ProviderContext): Promise<DayResult[]>;
+
+  /**
+   * Reads the parsed JSON body of a webhook delivery (the caller has already verified that the
+   * provider sent it) into change notifications. Only providers that push notifications to
+   * fitlamp's webhook have it; their wire format stays theirs.
+   */
+  parseNotifications?(body: unknown): NotificationsParse;
 }
 
 export type ProviderErrorCode =

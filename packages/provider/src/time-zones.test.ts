@@ -54,7 +54,17 @@ describe('floating local time to UTC', () => {
     expect(addDays('2026-02-28', 1)).toBe('2026-03-01');
     expect(addDays('2026-01-01', -1)).toBe('2025-12-31');
     expect(daysBetween('2026-10-30', '2026-11-02')).toEqual(['2026-10-30', '2026-10-31', '2026-11-01', '2026-11-02']);
+    expect(daysBetween('2026-11-02', '2026-10-30')).toEqual([]);
     expect(offsetAt('Asia/Kolkata', Date.parse('2026-06-01T00:00:00Z'))).toBe(5.5 * 3_600_000);
+  });
+
+  it('caps a day range to its newest days', () => {
+    expect(daysBetween('2026-10-30', '2026-11-02', 2)).toEqual(['2026-11-01', '2026-11-02']);
+    expect(daysBetween('2026-10-30', '2026-11-02', 10)).toEqual(['2026-10-30', '2026-10-31', '2026-11-01', '2026-11-02']);
+    // An absurd range from outside costs no more than the cap.
+    expect(daysBetween('1000-01-01', '9999-12-31', 62)).toHaveLength(62);
+    expect(daysBetween('1000-01-01', '9999-12-31', 62)[0]).toBe('9999-10-31');
+    expect(daysBetween('2026-10-30', '2026-11-02', 0)).toEqual([]);
   });
 
   it('refuses malformed input', () => {

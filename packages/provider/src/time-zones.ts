@@ -139,11 +139,19 @@ export function addDays(day: string, n: number): string {
   return new Date(parseLocal(day) + n * DAY).toISOString().slice(0, 10);
 }
 
-/** Every day from `from` to `to`, inclusive, oldest first. */
-export function daysBetween(from: string, to: string): string[] {
+/**
+ * Every day from `from` to `to`, inclusive, oldest first. With `newest`, at most that many: the
+ * last ones (a range from untrusted input then costs no more than `newest` steps).
+ */
+export function daysBetween(from: string, to: string, newest?: number): string[] {
   const out: string[] = [];
-  for (let d = from; d <= to; d = addDays(d, 1)) out.push(d);
-  return out;
+  if (from > to || (newest !== undefined && newest < 1)) return out;
+  const floor = newest === undefined ? from : addDays(to, 1 - newest);
+  // Stops at `to` without stepping past it (the day after 9999-12-31 is no YYYY-MM-DD).
+  for (let d = floor > from ? floor : from; ; d = addDays(d, 1)) {
+    out.push(d);
+    if (d >= to) return out;
+  }
 }
 
 /** The UTC instants at which a local day starts and ends (the end is the next day's start). */

@@ -1,17 +1,23 @@
 import { randomBytes } from 'node:crypto';
+import { DelayedError, Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { saveConnectedTokens, upsertParticipant } from '@fitlamp/db';
 import { createGoogleHealthProvider } from '@fitlamp/google-health';
 import { STREAMS } from '@fitlamp/provider';
+import { createQueues, queueCatalog, type SyncPayload } from '@fitlamp/queues';
+import { createLogger } from '@fitlamp/runtime';
 import { createGoogleHealthSimulator, type GoogleHealthSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
 import { pollIntervalMs } from './poll-interval.ts';
+import { createFetcherMetrics, createSyncProcessor, type SyncSummary } from './sync.worker.ts';
 import { ConnectionLostError, getAccessToken } from './tokens.ts';
 
-// Google Health tokens in the fetcher, against the Google Health simulator and real Postgres:
+// Google Health in the fetcher, against the Google Health simulator and real Postgres:
 // a refresh without refresh_token keeps the stored one; a Testing-mode refresh token past its
-// 7 days marks the participant reconnect_needed, saying why.
+// 7 days marks the participant reconnect_needed, saying why; a 429 delays the sync job.
 
 const REDIRECT = 'http://127.0.0.1:9/oauth/google-health/callback';
 const P = 'U0000000077';
@@ -24,7 +30,7 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
     await t?.drop();
   });
 
-  async function setup() {
+  async function setup(options: { rateLimitPerMinute?: number; retryAfterHeader?: boolean } = {}) {
     t = await createTestDatabase();
     sim = createGoogleHealthSimulator({
       clientId: 'g.apps.googleusercontent.com',
@@ -35,6 +41,7 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
       testingMode: true,
       users: [{ id: 'NYC001', preset: 'new-york' }],
       webhooks: { deliveryIntervalMs: 0 },
+      ...options,
     });
     const url = (await sim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
     const provider = createGoogleHealthProvider({
@@ -102,5 +109,53 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
     expect(await pollIntervalMs(h.db, 'google-health', { baseMs: 60_000, multiplier: 1 })).toBe(60_000);
     await h.db.updateTable('provider_webhooks').set({ last_verified_at: new Date(Date.now() - 2 * 3_600_000) }).execute();
     expect(await pollIntervalMs(h.db, 'google-health', { baseMs: 60_000 })).toBe(60_000);
+  });
+
+  it('delays the sync job by as long as Google’s Retry-After says, counted on the clock the fetcher runs on', async () => {
+    // The simulator, and so the fetcher's clock, runs at 2026-11-20, not at the machine's date.
+    const h = await setup({ rateLimitPerMinute: 3, retryAfterHeader: true });
+    const prefix = uniquePrefix('google-429');
+    const redis = new Redis(testRedisUrl, { maxRetriesPerRequest: 2 });
+    const connection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
+    const queues = createQueues(redis, prefix);
+    const processor = createSyncProcessor({
+      db: h.db,
+      cipher: h.cipher,
+      providers: { 'google-health': h.provider },
+      queues,
+      logger: createLogger({ name: 'fetcher-test', level: 'silent' }),
+      streams: STREAMS,
+      backfillDays: 6,
+      refetchDays: 3,
+      syncIntervalMs: 900_000,
+      budgetReserve: 5,
+      profileCheckMs: 3_600_000,
+      metrics: createFetcherMetrics(new Registry()),
+      now: h.now,
+    });
+    const queue = new Queue<SyncPayload>(queueCatalog.sync.name, { connection: redis, prefix });
+    // Processed by hand, so that the processor's own answer is seen: the job is delayed, not failed.
+    const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, null, { connection, prefix });
+    try {
+      await queue.add(queueCatalog.sync.jobName, { participantId: P, reason: 'connected' }, { jobId: `sync-${P}` });
+      const job = await worker.getNextJob('lock-token');
+      await expect(processor(job!, 'lock-token')).rejects.toBeInstanceOf(DelayedError);
+      expect(await queue.getJobState(`sync-${P}`)).toBe('delayed');
+      expect(sim!.counters().rateLimited).toBe(1);
+      // Three requests at the frozen instant, then 429 with Retry-After: 60.
+      const conn = await h.db.selectFrom('provider_connections').select(['rate_limit_remaining', 'rate_limit_reset_at']).executeTakeFirstOrThrow();
+      expect(conn.rate_limit_reset_at?.toISOString()).toBe(new Date(h.now() + 60_000).toISOString());
+      // BullMQ keeps the run time (machine time) in the score: 60 s from now, plus at most 7 s of jitter.
+      const score = Number(await redis.zscore(`${prefix}:${queueCatalog.sync.name}:delayed`, `sync-${P}`));
+      const delayedFor = Math.floor(score / 0x1000) - Date.now();
+      expect(delayedFor).toBeGreaterThan(50_000);
+      expect(delayedFor).toBeLessThanOrEqual(67_000);
+    } finally {
+      await worker.close();
+      await queue.close();
+      await queues.close();
+      redis.disconnect();
+      connection.disconnect();
+    }
   });
 });
