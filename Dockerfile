@@ -2,8 +2,9 @@
 #
 #   workspace  the whole pnpm workspace, dev tooling included (lockfile-exact install)
 #   build      `pnpm build` bundles each service with esbuild (workspace packages inlined), then
-#              `pnpm deploy --prod` makes one directory per image: the package.json, its dist/ and
-#              a production-only node_modules (exactly the third-party packages the bundle imports)
+#              `--deploy` runs `pnpm deploy --prod` per image into /out/<target>: the package.json,
+#              its dist/ and a production-only node_modules (exactly the third-party packages the
+#              bundle imports; scripts/build.mjs checks the package.json against the bundle)
 #   runtime    Node 22 and nothing else (no pnpm, no tsx); each service image copies its directory
 #              from `build` and runs `node` on the bundle
 #
@@ -21,12 +22,7 @@ COPY services ./services
 RUN pnpm install --frozen-lockfile
 
 FROM workspace AS build
-RUN pnpm build \
- && pnpm --filter @fitlamp/gateway --prod deploy /out/gateway \
- && pnpm --filter @fitlamp/scheduler --prod deploy /out/scheduler \
- && pnpm --filter @fitlamp/fetcher --prod deploy /out/fetcher \
- && pnpm --filter @fitlamp/lamp-writer --prod deploy /out/lamp-writer \
- && pnpm --filter @fitlamp/db --prod deploy /out/migrate
+RUN pnpm build && node scripts/build.mjs --deploy /out gateway scheduler fetcher lamp-writer migrate
 
 FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production

@@ -6,12 +6,14 @@
 //   node scripts/build.mjs                      # every target
 //   node scripts/build.mjs gateway migrate      # some
 //   node scripts/build.mjs --if-stale gateway   # only when dist/ is missing or its inputs changed
+//   node scripts/build.mjs --deploy /out        # build if stale, then one production install per image: /out/<target>
 //
 // Plain JavaScript (no tsx) so that `pnpm start:*` can check freshness in a few tens of ms.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -161,13 +163,53 @@ export async function buildTarget(name) {
   return { name, ms: performance.now() - started, bytes, inputs: inputs.length, externals: info.externals };
 }
 
+/**
+ * Packages pnpm links into a `--prod` install although nothing imports them at run time: a
+ * devDependency somewhere in the workspace that satisfies a production package's optional peer
+ * (pnpm/pnpm#15344, open in pnpm 12: valibot, under @bull-board/api, has an optional peer on
+ * typescript, 23 MB). Removed from the deploy, with the links to them.
+ */
+const OPTIONAL_PEERS_NOT_SHIPPED = ['typescript'];
+
+/**
+ * What an image gets: `pnpm deploy --prod` of the target's package into `<outRoot>/<name>`, i.e.
+ * its package.json, its dist/ (`files`) and a node_modules with its `dependencies` only, from the
+ * lockfile and the local store (never the network).
+ */
+export function deployTarget(name, outRoot) {
+  const target = TARGETS[name];
+  const pkg = JSON.parse(readFileSync(join(root, target.dir, 'package.json'), 'utf8')).name;
+  const out = resolve(outRoot, name);
+  rmSync(out, { recursive: true, force: true });
+  const r = spawnSync('pnpm', ['--filter', pkg, '--prod', '--offline', 'deploy', out], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`deploy ${name}: pnpm deploy failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+  const store = join(out, 'node_modules/.pnpm');
+  const removed = [];
+  // Each package's own links (.pnpm/<pkg>/node_modules/<peer>) and pnpm's hoisted ones (.pnpm/node_modules/<peer>).
+  for (const entry of ['.', ...readdirSync(store, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)]) {
+    if (OPTIONAL_PEERS_NOT_SHIPPED.some((p) => entry.startsWith(`${p}@`))) {
+      rmSync(join(store, entry), { recursive: true, force: true });
+      removed.push(entry);
+    }
+    for (const peer of OPTIONAL_PEERS_NOT_SHIPPED) {
+      const link = join(store, entry, 'node_modules', peer);
+      if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) rmSync(link);
+    }
+  }
+  return { name, pkg, out, removed };
+}
+
 async function main() {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { 'if-stale': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+    options: {
+      'if-stale': { type: 'boolean', default: false },
+      deploy: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
   });
   if (values.help) {
-    process.stdout.write(`usage: node scripts/build.mjs [--if-stale] [${Object.keys(TARGETS).join('|')}]...\n`);
+    process.stdout.write(`usage: node scripts/build.mjs [--if-stale] [--deploy DIR] [${Object.keys(TARGETS).join('|')}]...\n`);
     return 0;
   }
   const names = positionals.length ? positionals : Object.keys(TARGETS);
@@ -177,7 +219,8 @@ async function main() {
     return 2;
   }
   for (const name of names) {
-    const reason = values['if-stale'] ? staleReason(name) : 'asked';
+    // Deploying packs what is built: it builds only what is missing or stale.
+    const reason = values['if-stale'] || values.deploy ? staleReason(name) : 'asked';
     if (!reason) continue;
     try {
       const r = await buildTarget(name);
@@ -187,6 +230,18 @@ async function main() {
     } catch (error) {
       process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
       return 1;
+    }
+  }
+  if (values.deploy) {
+    for (const name of names) {
+      try {
+        const d = deployTarget(name, values.deploy);
+        const note = d.removed.length ? `; removed ${d.removed.join(', ')} (an optional peer nothing imports)` : '';
+        process.stderr.write(`deploy: ${name} (${d.pkg} --prod) to ${d.out}${note}\n`);
+      } catch (error) {
+        process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+        return 1;
+      }
     }
   }
   return 0;
