@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestDatabase,
+  PRODUCTION_NODE_FLAGS,
   repoRoot,
   serviceTestEnv,
   startProcess,
@@ -211,7 +212,7 @@ describe('pnpm start:* and pnpm db:migrate on a fresh clone', () => {
       // The process that logged "started" is node on the bundle, not tsx.
       pid = (JSON.parse(stdout.split('\n').find((l) => l.includes('"msg":"started"'))!) as { pid: number }).pid;
       expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(1)).toEqual([
-        '--enable-source-maps',
+        ...PRODUCTION_NODE_FLAGS,
         'services/scheduler/dist/main.js',
       ]);
     } finally {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { PRODUCTION_NODE_FLAGS } from '@fitlamp/testing';
 
 // There is no Docker engine here: this reads the Dockerfile and checks what each service image
 // would hold. Each rule is a function returning problems, so the same check runs on the real file
@@ -77,14 +78,14 @@ function checkServiceImages(text: string, manifests: Manifests): string[] {
   if (!/pnpm install --frozen-lockfile/.test(buildRun)) problems.push('build: the workspace is not installed from the lockfile (pnpm install --frozen-lockfile)');
 
   for (const [image, { pkg, dir, entry }] of Object.entries(IMAGES) as Array<[Image, (typeof IMAGES)[Image]]>) {
-    const stages_ = chain(stages, image);
-    if (!stages_.length) {
+    const imageStages = chain(stages, image);
+    if (!imageStages.length) {
       problems.push(`${image}: no such stage`);
       continue;
     }
-    const base = stages_.at(-1)!.from;
+    const base = imageStages.at(-1)!.from;
     if (!/^node:22[\w.-]*$/.test(base)) problems.push(`${image}: built on ${base}, not a Node 22 image`);
-    for (const stage of stages_) {
+    for (const stage of imageStages) {
       for (const { op, args } of stage.body) {
         const where = `${image}: stage ${stage.name}`;
         // Anything installed at image level would be a RUN: the image gets its packages only from the deploy.
@@ -100,18 +101,23 @@ function checkServiceImages(text: string, manifests: Manifests): string[] {
         if (DEV_ONLY.test(args)) problems.push(`${where} mentions development tooling: ${op} ${args}`);
       }
     }
-    const users = stages_.flatMap((s) => s.body.filter((i) => i.op === 'USER'));
+    const users = imageStages.flatMap((s) => s.body.filter((i) => i.op === 'USER'));
     if (!users.length || /^(root|0)(:|$)/.test(users[0]!.args)) problems.push(`${image}: runs as root`);
 
-    const cmd = stages_.flatMap((s) => s.body.filter((i) => i.op === 'CMD' || i.op === 'ENTRYPOINT'))[0];
+    // node on the bundle with the production flags, given on the command line or in NODE_OPTIONS.
+    const cmd = imageStages.flatMap((s) => s.body.filter((i) => i.op === 'CMD' || i.op === 'ENTRYPOINT'))[0];
     let argv: unknown;
     try {
       argv = JSON.parse(cmd?.args ?? '');
     } catch {
       argv = undefined;
     }
-    if (!Array.isArray(argv) || JSON.stringify(argv) !== JSON.stringify(['node', '--enable-source-maps', entry])) {
-      problems.push(`${image}: CMD ${cmd?.args ?? '(none)'} is not ["node", "--enable-source-maps", "${entry}"]`);
+    const nodeOptions = imageStages
+      .flatMap((s) => s.body.filter((i) => i.op === 'ENV'))
+      .flatMap((i) => [...i.args.matchAll(/(?:^|\s)NODE_OPTIONS=("[^"]*"|\S*)/g)].map((m) => m[1]!.replace(/"/g, '')))[0];
+    const flags = Array.isArray(argv) ? [...argv.slice(1, -1), ...(nodeOptions ?? '').split(/\s+/).filter(Boolean)].sort() : [];
+    if (!Array.isArray(argv) || argv[0] !== 'node' || argv.at(-1) !== entry || JSON.stringify(flags) !== JSON.stringify([...PRODUCTION_NODE_FLAGS].sort())) {
+      problems.push(`${image}: CMD ${cmd?.args ?? '(none)'} (NODE_OPTIONS ${nodeOptions ?? 'unset'}) is not node ${PRODUCTION_NODE_FLAGS.join(' ')} ${entry}`);
     }
 
     // What /out/<image> holds: scripts/build.mjs --deploy, i.e. `pnpm deploy --prod` of the
@@ -148,6 +154,27 @@ describe('Dockerfile', () => {
     expect(script).toContain("spawnSync('pnpm', ['--filter', pkg, '--prod', '--offline', 'deploy', out]");
   });
 
+  it('runs the bundles with the same node flags in pnpm start:*, db:migrate and fitlamp as in the images', () => {
+    const { scripts } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const expected: Record<string, [string, string]> = {
+      'start:gateway': ['gateway', 'services/gateway/dist/main.js'],
+      'start:scheduler': ['scheduler', 'services/scheduler/dist/main.js'],
+      'start:fetcher': ['fetcher', 'services/fetcher/dist/main.js'],
+      'start:lamp-writer': ['lamp-writer', 'services/lamp-writer/dist/main.js'],
+      'db:migrate': ['migrate', 'packages/db/dist/migrate-cli.js'],
+      fitlamp: ['gateway', 'services/gateway/dist/cli.js'],
+    };
+    for (const [script, [target, bundle]] of Object.entries(expected)) {
+      expect(scripts[script], script).toBe(`node scripts/build.mjs --if-stale ${target} && node ${PRODUCTION_NODE_FLAGS.join(' ')} ${bundle}`);
+    }
+    for (const name of ['gateway', 'scheduler', 'fetcher', 'lamp-writer']) expect(scripts[`dev:${name}`]).toBe(`tsx watch services/${name}/src/main.ts`);
+  });
+
+  it('lifts the heap limit for the simulators, whose world lives in memory', () => {
+    const env = chain(parseDockerfile(dockerfile), 'simulators')[0]!.body.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+    expect(env).toMatch(/(^|\s)NODE_OPTIONS=(\s|$)/);
+  });
+
   it('keeps a simulators image for the demo profile, the only one with tsx', () => {
     const stages = parseDockerfile(dockerfile);
     const simulators = chain(stages, 'simulators');
@@ -163,7 +190,7 @@ describe('Dockerfile', () => {
       .replace('--deploy /out gateway scheduler fetcher lamp-writer migrate', '--deploy /out gateway scheduler lamp-writer migrate && pnpm --filter @fitlamp/fetcher deploy /out/fetcher')
       .replace(/^USER node$/m, 'RUN npm install -g tsx\nUSER node');
     const problems = checkServiceImages(broken, manifests()).join('\n');
-    expect(problems).toMatch(/gateway: CMD \["node", "--import", "tsx", .*\] is not \["node", "--enable-source-maps", "dist\/main.js"\]/);
+    expect(problems).toMatch(/gateway: CMD \["node", "--import", "tsx", .*\] \(NODE_OPTIONS --max-old-space-size=256\) is not node --enable-source-maps --max-old-space-size=256 dist\/main.js/);
     expect(problems).toMatch(/scheduler: stage scheduler copies something other than its deploy directory \(build:\/out\/scheduler\)/);
     expect(problems).toMatch(/fetcher: \/out\/fetcher is not made by node scripts\/build.mjs --deploy \/out \(pnpm deploy --prod of @fitlamp\/fetcher\)/);
     expect(problems).toMatch(/lamp-writer: stage runtime runs "npm install -g tsx"/);

@@ -5,6 +5,15 @@ import { fileURLToPath } from 'node:url';
 /** The repository root, where `node --import tsx <entry>` runs from. */
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
+/**
+ * How production runs a built bundle: source maps on (stack traces name the TypeScript file and
+ * line), and a fixed heap limit. The limit is what keeps memory small: below ~1 GB V8 grows the
+ * heap by a small factor past the live set, while its default on a big machine (a quarter of the
+ * RAM) lets a busy fetcher collect garbage only every ~130 MiB (docs/benchmarks.md, memory).
+ * The Dockerfile (`NODE_OPTIONS`, `CMD`) and `pnpm start:*` use the same (test/dockerfile.test.ts).
+ */
+export const PRODUCTION_NODE_FLAGS = ['--enable-source-maps', '--max-old-space-size=256'];
+
 /** What `scripts/build.mjs` builds: the four services, and the migration CLI (`packages/db`). */
 export type BuildTarget = 'gateway' | 'scheduler' | 'fetcher' | 'lamp-writer' | 'migrate';
 
@@ -38,11 +47,11 @@ export interface ServiceProcess {
 /**
  * Starts a fitlamp entry point as a real process with exactly the given environment plus PATH,
  * collecting its output line by line. TypeScript source (`services/gateway/src/main.ts`) runs
- * through tsx; built JavaScript (`services/gateway/dist/main.js`) on plain node with source maps,
- * as in production.
+ * through tsx; built JavaScript (`services/gateway/dist/main.js`) on plain node with
+ * {@link PRODUCTION_NODE_FLAGS}, as in production.
  */
 export function startProcess(entry: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
-  const runner = /\.[cm]?ts$/.test(entry) ? ['--import', 'tsx'] : ['--enable-source-maps'];
+  const runner = /\.[cm]?ts$/.test(entry) ? ['--import', 'tsx'] : PRODUCTION_NODE_FLAGS;
   const proc = spawn(process.execPath, [...runner, entry, ...args], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', ...env },
