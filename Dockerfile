@@ -26,7 +26,7 @@ RUN pnpm build && node scripts/build.mjs --deploy /out gateway scheduler fetcher
 
 FROM node:22-bookworm-slim AS runtime
 # A fixed heap limit, not a quarter of the host's RAM: V8 then collects garbage close to the live
-# set (~30-60 MiB), so the fetcher peaks near 160 MiB instead of 260 (docs/benchmarks.md, memory).
+# set (tens of MiB), so the fetcher peaks under 180 MiB instead of 265 (docs/benchmarks.md, memory).
 # Raise it with the memory limit by setting NODE_OPTIONS.
 ENV NODE_ENV=production NODE_OPTIONS=--max-old-space-size=256
 WORKDIR /app

@@ -7,9 +7,9 @@ export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 /**
  * How production runs a built bundle: source maps on (stack traces name the TypeScript file and
- * line), and a fixed heap limit. The limit is what keeps memory small: below ~1 GB V8 grows the
- * heap by a small factor past the live set, while its default on a big machine (a quarter of the
- * RAM) lets a busy fetcher collect garbage only every ~130 MiB (docs/benchmarks.md, memory).
+ * line), and a fixed heap limit. The limit is what keeps memory small: V8 scales how far the heap
+ * may grow past the live set with the limit, and its default on a big machine (4 GiB) lets a busy
+ * fetcher collect garbage only every ~130 MiB (docs/benchmarks.md, memory).
  * The Dockerfile (`NODE_OPTIONS`, `CMD`) and `pnpm start:*` use the same (test/dockerfile.test.ts).
  */
 export const PRODUCTION_NODE_FLAGS = ['--enable-source-maps', '--max-old-space-size=256'];
@@ -18,7 +18,7 @@ export const PRODUCTION_NODE_FLAGS = ['--enable-source-maps', '--max-old-space-s
 export type BuildTarget = 'gateway' | 'scheduler' | 'fetcher' | 'lamp-writer' | 'migrate';
 
 /**
- * Builds the targets whose `dist/` is missing or older than their sources (`scripts/build.mjs
+ * Builds the targets whose `dist/` is missing or whose sources changed (`scripts/build.mjs
  * --if-stale`, the same check `pnpm start:*` makes); returns its report lines, throws with them
  * when the build fails.
  */
