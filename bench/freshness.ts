@@ -12,6 +12,8 @@ export interface FreshnessOptions {
   pollSeconds: number;
   latencyMs: number;
   logDir: string;
+  /** Run the services' built JavaScript, as production does [true]; false: source through tsx. */
+  built?: boolean;
   log: (line: string) => void;
 }
 
@@ -46,6 +48,7 @@ export async function runFreshness(o: FreshnessOptions): Promise<FreshnessResult
     schedulerTickSeconds: tickSeconds,
     logDir: o.logDir,
     seed: 'fitlamp-bench-fresh',
+    built: o.built ?? true,
   });
   try {
     const world = stack.fitbit.world;

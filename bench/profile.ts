@@ -1,11 +1,13 @@
 // Summarizes V8 `.cpuprofile` files: self time per function and per module, as shares of the
 // time the process was busy (idle excluded), so the report names a bottleneck from evidence.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   hitCount?: number;
 }
 interface CpuProfile {
@@ -55,7 +57,29 @@ function moduleOf(url: string, fn: string): string {
   return url.split('/').slice(-2).join('/');
 }
 
+/**
+ * A built service (`dist/main.js`, one file for all workspace packages) is profiled at bundle
+ * positions: its source map (`main.js.map`, written by scripts/build.mjs) turns each back into the
+ * TypeScript file and line, so modules are named as when running from source.
+ */
+function createSourceMapper(): (frame: ProfileNode['callFrame']) => { url: string; lineNumber: number } {
+  const maps = new Map<string, { map: SourceMap; dir: string } | null>();
+  return (frame) => {
+    if (!frame.url.startsWith('file://') || !/\/dist\/[^/]+\.js$/.test(frame.url)) return frame;
+    const file = fileURLToPath(frame.url);
+    if (!maps.has(file)) {
+      maps.set(file, existsSync(`${file}.map`) ? { map: new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8'))), dir: dirname(file) } : null);
+    }
+    const m = maps.get(file);
+    const entry = m?.map.findEntry(frame.lineNumber, frame.columnNumber ?? 0) as { originalSource?: string; originalLine?: number } | undefined;
+    if (!m || !entry?.originalSource) return frame;
+    const source = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : resolve(m.dir, entry.originalSource);
+    return { url: `file://${source}`, lineNumber: entry.originalLine ?? frame.lineNumber };
+  };
+}
+
 export function summarizeProfile(file: string, root: string, top = 12): ProfileSummary {
+  const original = createSourceMapper();
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
@@ -73,7 +97,8 @@ export function summarizeProfile(file: string, root: string, top = 12): ProfileS
   const mods = new Map<string, number>();
   for (const [id, us] of self) {
     const node = byId.get(id)!;
-    const { functionName, url, lineNumber } = node.callFrame;
+    const { functionName } = node.callFrame;
+    const { url, lineNumber } = original(node.callFrame);
     total += us;
     if (functionName === '(idle)') {
       idle += us;

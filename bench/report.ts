@@ -74,8 +74,8 @@ export function targets(r: BenchResults): Target[] {
     if (worst) {
       out.push({
         name: 'Peak RSS, every service',
-        target: '< 250 MB',
-        measured: `max ${f0((worst.peakRssBytes ?? 0) / MB)} MB (${worst.name})`,
+        target: '< 250 MiB',
+        measured: `max ${f0((worst.peakRssBytes ?? 0) / MB)} MiB (${worst.name}${t.built ? '' : ', from source through tsx'})`,
         met: (worst.peakRssBytes ?? 0) < 250 * MB,
       });
     }
@@ -92,7 +92,7 @@ export function renderTable(r: BenchResults): string {
   for (const t of targets(r)) rows.push([t.name, t.target, t.measured, t.met === undefined ? '' : t.met ? 'met' : 'MISSED']);
   if (r.throughput) {
     for (const s of r.throughput.services) {
-      rows.push([`  ${s.name}-${s.replica} peak RSS / CPU`, '', `${f0((s.peakRssBytes ?? 0) / MB)} MB, ${s.cpuCores.toFixed(2)} cores mean, ${s.peakCores.toFixed(2)} peak`, '']);
+      rows.push([`  ${s.name}-${s.replica} peak RSS / CPU`, '', `${f0((s.peakRssBytes ?? 0) / MB)} MiB, ${s.cpuCores.toFixed(2)} cores mean, ${s.peakCores.toFixed(2)} peak`, '']);
     }
   }
   if (r.throughput) rows.push(['  Postgres backends CPU', '', `${r.throughput.postgresCores.toFixed(2)} cores mean, ${r.throughput.postgresPeakCores.toFixed(2)} peak`, '']);
@@ -199,8 +199,8 @@ ${mdTable(['function', 'share'], p.functions.slice(0, 10).map((x) => [`\`${x.nam
     parts.push(`## 4. Memory and CPU per service (for Kubernetes requests and limits)
 
 Measured during the throughput run above (the heaviest load a service sees: a ${t.participants}-participant
-backfill). Peak RSS is the kernel's high-water mark (\`VmHWM\`) of the service process, which runs
-TypeScript through tsx exactly as the Docker image does. CPU is the mean over the run and the busiest
+backfill). Peak RSS is the kernel's high-water mark (\`VmHWM\`) of the service process, in MiB, which
+${t.built ? 'ran its built JavaScript on node (`dist/main.js`), exactly as the Docker image does' : 'ran TypeScript source through tsx, not the built JavaScript the Docker images run'}. CPU is the mean over the run and the busiest
 one-second sample; on this 2-core machine the services compete with Postgres and each other, so the
 peaks are what they got, not what they would take.
 
@@ -211,8 +211,8 @@ ${mdTable(['service', 'peak RSS', 'RSS at end', 'CPU mean', 'CPU busiest second'
   const cpuRequest = Math.max(0.05, Math.ceil(s.cpuCores * 20) / 20);
   return [
     `${s.name}-${s.replica}`,
-    `${f0(peak)} MB`,
-    `${f0((s.rssBytes ?? 0) / MB)} MB`,
+    `${f0(peak)} MiB`,
+    `${f0((s.rssBytes ?? 0) / MB)} MiB`,
     `${s.cpuCores.toFixed(2)} cores`,
     `${s.peakCores.toFixed(2)} cores`,
     `memory ${memRequest}Mi, cpu ${cpuRequest * 1000}m`,

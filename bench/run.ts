@@ -36,6 +36,7 @@ const { values } = parseArgs({
     'fresh-rounds': { type: 'string' },
     'fresh-poll': { type: 'string' },
     profile: { type: 'boolean' },
+    tsx: { type: 'boolean', default: false },
     write: { type: 'boolean' },
     render: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
@@ -45,6 +46,7 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(`usage: pnpm bench [--quick] [--sections ${SECTIONS.join(',')}]
   throughput/limits/memory: --participants N (200; quick 20) --days D (7; quick 2) --latency MS (200) --profile/--no-profile
+               --tsx runs the services' TypeScript source through tsx instead of their built JavaScript (as production)
   scaling:     --scaling-participants (30; quick 10) --scaling-days (3; quick 2)
   efficiency:  --steady-participants (12; quick 4) --steady-days (2; quick 1) --steady-poll SECONDS (900)
   freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-poll SECONDS (30)
@@ -110,7 +112,7 @@ console.log(`  machine: ${results.machine.cpus} × ${results.machine.cpuModel}, 
 
 if (sections.has('throughput') || sections.has('limits')) {
   const profileDir = values.profile === false ? undefined : join(logRoot, 'profiles');
-  log(`\n[throughput] backfill of ${N} participants × ${D} days, 1 fetcher, 1 lamp-writer, provider latency ${latencyMs} ms`);
+  log(`\n[throughput] backfill of ${N} participants × ${D} days, 1 fetcher, 1 lamp-writer, provider latency ${latencyMs} ms, services ${values.tsx ? 'from source through tsx' : 'built (node dist/main.js)'}`);
   const t: ThroughputResult = await runThroughput({
     participants: N,
     days: D,
@@ -121,6 +123,7 @@ if (sections.has('throughput') || sections.has('limits')) {
     timeoutMs: quick ? 120_000 : 480_000,
     keepStack: sections.has('limits'),
     ...(profileDir ? { profileDir } : {}),
+    built: !values.tsx,
     log,
   });
   const { stack, ...throughput } = t;
@@ -158,6 +161,7 @@ if (sections.has('scaling')) {
         latencyMs,
         logDir: join(logRoot, `scaling-${fetchers}f-${writers}w`),
         timeoutMs: 300_000,
+        built: !values.tsx,
         log: () => {},
       });
       const { stack: _unused, ...rest } = r;
@@ -194,7 +198,7 @@ if (sections.has('freshness')) {
   const rounds = num(values['fresh-rounds'], 2, 1);
   const poll = num(values['fresh-poll'], 30, 30);
   log(`\n[freshness] ${fp} participants, ${rounds} round(s) of device syncs, polling every ${poll} s`);
-  const r: FreshnessResult = await runFreshness({ participants: fp, rounds, pollSeconds: poll, latencyMs, logDir: join(logRoot, 'freshness'), log });
+  const r: FreshnessResult = await runFreshness({ participants: fp, rounds, pollSeconds: poll, latencyMs, logDir: join(logRoot, 'freshness'), built: !values.tsx, log });
   results.freshness = r;
   log(`    p50 ${r.p50.toFixed(1)} s, p95 ${r.p95.toFixed(1)} s, p99 ${r.p99.toFixed(1)} s over ${r.samples} syncs (${r.missed} missed)`);
 }

@@ -21,6 +21,8 @@ export interface ThroughputOptions {
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Keep the stack running for the raw-limit measurements (the caller stops it). */
   keepStack?: boolean;
+  /** Run the services' built JavaScript on node, as production does [true]; false: TypeScript source through tsx. */
+  built?: boolean;
   log: (line: string) => void;
 }
 
@@ -30,6 +32,8 @@ export interface ThroughputResult {
   fetchers: number;
   writers: number;
   latencyMs: number;
+  /** The services ran their built JavaScript (`dist/main.js` on node); false: source through tsx. */
+  built: boolean;
   finished: boolean;
   events: number;
   duplicates: number;
@@ -82,6 +86,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     providerLatencyMs: o.latencyMs,
     logDir: o.logDir,
     seed: 'fitlamp-bench',
+    built: o.built ?? true,
     ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
     ...(o.profileDir ? { cpuProfile: profiled, cpuProfileDir: o.profileDir } : {}),
   });
@@ -206,6 +211,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       fetchers: o.fetchers,
       writers: o.writers,
       latencyMs: o.latencyMs,
+      built: o.built ?? true,
       finished,
       events: total,
       duplicates: stack.lamp.findDuplicates().extraCopies,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
@@ -18,7 +18,7 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/Horizo
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import { migrateToLatest, migrations } from '../packages/db/src/migrate.ts';
 import { queueCatalog } from '@fitlamp/queues';
-import { createTestDatabase, serviceTestEnv, startProcess, type TestDatabase } from '@fitlamp/testing';
+import { buildIfStale, createTestDatabase, serviceTestEnv, startProcess, type TestDatabase } from '@fitlamp/testing';
 import { loadGatewayEnv, gatewayEnvSchema } from '../services/gateway/src/env.ts';
 import { loadSchedulerEnv, schedulerEnvSchema } from '../services/scheduler/src/env.ts';
 import { loadFetcherEnv, fetcherEnvSchema } from '../services/fetcher/src/env.ts';
@@ -154,10 +154,10 @@ function checkContainers(objs: Obj[]): string[] {
         problems.push(`${where}: liveness and readiness probes required`);
       }
       if (c.image?.includes('fitlamp/')) {
-        // tsx writes its compile cache under $TMPDIR (/tmp): the one writable place.
+        // The root filesystem is read-only: /tmp (os.tmpdir()) is the one writable place.
         const tmp = c.volumeMounts?.find((m: any) => m.mountPath === '/tmp');
         const vol = tmp && pod.volumes?.find((v: any) => v.name === tmp.name);
-        if (!vol?.emptyDir) problems.push(`${where}: no writable emptyDir at /tmp for tsx's cache`);
+        if (!vol?.emptyDir) problems.push(`${where}: no writable emptyDir at /tmp`);
         if (sc.runAsUser !== 1000) problems.push(`${where}: runAsUser is not the image's node user (1000)`);
       }
     }
@@ -247,15 +247,19 @@ function checkMigrationOrder(objs: Obj[]): string[] {
   }
   for (const d of fitlampDeployments(objs)) {
     const pod = d.spec.template.spec;
-    const wait = pod.initContainers?.find((c: any) => c.command?.join(' ').endsWith('/opt/fitlamp/wait-for-schema.mts'));
+    const wait = pod.initContainers?.find((c: any) => c.command?.join(' ').endsWith('/opt/fitlamp/wait-for-schema.mjs'));
     if (!wait) {
       problems.push(`${d.metadata.name}: starts without waiting for the schema`);
       continue;
     }
+    // The migrate image is built JavaScript and a production install: node, no tsx.
+    if (wait.command[0] !== 'node' || wait.command.some((arg: string) => /tsx/.test(arg))) {
+      problems.push(`${d.metadata.name}: wait-for-schema is not run by plain node (${wait.command.join(' ')})`);
+    }
     const mount = wait.volumeMounts?.find((m: any) => m.mountPath === '/opt/fitlamp');
     const vol = pod.volumes?.find((v: any) => v.name === mount?.name);
     const cm = vol?.configMap && find(objs, 'ConfigMap', vol.configMap.name);
-    if (!cm?.data?.['wait-for-schema.mts']) problems.push(`${d.metadata.name}: wait-for-schema script not mounted`);
+    if (!cm?.data?.['wait-for-schema.mjs']) problems.push(`${d.metadata.name}: wait-for-schema script not mounted`);
     if (!containerEnv(objs, wait).DATABASE_URL) problems.push(`${d.metadata.name}: wait-for-schema has no DATABASE_URL`);
   }
   return problems;
@@ -484,10 +488,12 @@ describe('deploy/kubernetes', () => {
     it('finds a Deployment that does not wait for the migration, an autoscaler without a target or outside the namespace', () => {
       const objs = production();
       deployment(objs, 'fitlamp-lamp-writer').spec.template.spec.initContainers = [];
+      deployment(objs, 'fitlamp-fetcher').spec.template.spec.initContainers[0].command = ['node', '--import', 'tsx', '/opt/fitlamp/wait-for-schema.mjs'];
       find(objs, 'HorizontalPodAutoscaler', 'fitlamp-fetcher')!.spec.scaleTargetRef.name = 'fitlamp-fetchers';
       delete find(objs, 'HorizontalPodAutoscaler', 'fitlamp-lamp-writer')!.metadata.namespace;
       const problems = allProblems(objs).join('\n');
       expect(problems).toMatch(/fitlamp-lamp-writer: starts without waiting for the schema/);
+      expect(problems).toMatch(/fitlamp-fetcher: wait-for-schema is not run by plain node \(node --import tsx/);
       expect(problems).toMatch(/targets Deployment\/fitlamp-fetchers, which is not rendered/);
       expect(problems).toMatch(/HorizontalPodAutoscaler\/fitlamp-lamp-writer: namespace \(none\), not fitlamp/);
     });
@@ -508,6 +514,11 @@ describe('deploy/kubernetes', () => {
   describe('wait-for-schema (the init container)', () => {
     let database: TestDatabase | undefined;
     const dir = mkdtempSync(join(tmpdir(), 'fitlamp-wait-'));
+    // The migrate image's /app: the built dist/migrations.js and pg (packages/db is what it deploys).
+    const image = { FITLAMP_ROOT: join(root, 'packages/db') };
+    beforeAll(() => {
+      buildIfStale(['migrate']);
+    }, 60_000);
     afterAll(async () => {
       await database?.drop();
       rmSync(dir, { recursive: true, force: true });
@@ -516,9 +527,9 @@ describe('deploy/kubernetes', () => {
     it('holds a service back until the migration Job has run, then lets it start', async () => {
       database = await createTestDatabase({ migrated: false });
       // As mounted from the ConfigMap: a lone file, no package.json around it, run from the image's WORKDIR.
-      const script = join(dir, 'wait-for-schema.mts');
-      copyFileSync(join(k8s, 'base/wait-for-schema.mts'), script);
-      const env = { DATABASE_URL: database.url, WAIT_FOR_SCHEMA_INTERVAL_SECONDS: '0.2' };
+      const script = join(dir, 'wait-for-schema.mjs');
+      copyFileSync(join(k8s, 'base/wait-for-schema.mjs'), script);
+      const env = { ...image, DATABASE_URL: database.url, WAIT_FOR_SCHEMA_INTERVAL_SECONDS: '0.2' };
 
       const once = startProcess(script, env, ['--once']);
       expect(await once.exited).toBe(1);
@@ -535,12 +546,12 @@ describe('deploy/kubernetes', () => {
     });
 
     it('fails with one line when it cannot reach Postgres or has no DATABASE_URL', async () => {
-      const script = join(dir, 'wait-for-schema.mts');
-      copyFileSync(join(k8s, 'base/wait-for-schema.mts'), script);
-      const down = startProcess(script, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }, ['--once']);
+      const script = join(dir, 'wait-for-schema.mjs');
+      copyFileSync(join(k8s, 'base/wait-for-schema.mjs'), script);
+      const down = startProcess(script, { ...image, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }, ['--once']);
       expect(await down.exited).toBe(1);
       expect(down.stderr.join('\n')).toMatch(/cannot read the schema version yet: .*ECONNREFUSED/);
-      const unset = startProcess(script, {});
+      const unset = startProcess(script, image);
       expect(await unset.exited).toBe(1);
       expect(unset.stderr).toEqual(['wait-for-schema: configuration error: DATABASE_URL is required but not set']);
     });

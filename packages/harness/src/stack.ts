@@ -18,6 +18,7 @@ import {
 import {
   adminDatabaseUrl,
   answerProviderConsent,
+  buildIfStale,
   databaseUrl,
   requestEnrollmentLink,
   startConsent,
@@ -82,6 +83,11 @@ export interface StackOptions {
    */
   cpuProfile?: ServiceName[];
   cpuProfileDir?: string;
+  /**
+   * Run the services' built JavaScript (`services/<name>/dist/main.js` on plain node, built first
+   * when stale), as production does, instead of their TypeScript source through tsx [false].
+   */
+  built?: boolean;
 }
 
 /** What the kernel says about one service process (Linux `/proc`); null fields once it has exited. */
@@ -145,12 +151,8 @@ export interface Stack {
   stop(options?: { keepDatabase?: boolean }): Promise<void>;
 }
 
-const ENTRY: Record<ServiceName, string> = {
-  gateway: 'services/gateway/src/main.ts',
-  scheduler: 'services/scheduler/src/main.ts',
-  fetcher: 'services/fetcher/src/main.ts',
-  'lamp-writer': 'services/lamp-writer/src/main.ts',
-};
+const SERVICES: ServiceName[] = ['gateway', 'scheduler', 'fetcher', 'lamp-writer'];
+const entry = (name: ServiceName, built: boolean) => (built ? `services/${name}/dist/main.js` : `services/${name}/src/main.ts`);
 
 const CLIENT_ID = 'FITLAMPSTACK';
 
@@ -165,6 +167,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 }
 
 async function build(options: StackOptions, cleanup: Array<() => Promise<unknown>>): Promise<Stack> {
+  if (options.built) buildIfStale(SERVICES);
   const run = randomBytes(4).toString('hex');
   const dbName = `fitlamp_stack_${run}`;
   const admin = new pg.Client({ connectionString: adminDatabaseUrl });
@@ -291,7 +294,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
       env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${fileURLToPath(new URL('./cpu-profile.mjs', import.meta.url))}`.trim();
       env.FITLAMP_CPU_PROFILE_DIR = dir;
     }
-    const proc = startProcess(ENTRY[name], env);
+    const proc = startProcess(entry(name, options.built ?? false), env);
     if (options.logDir) {
       const file = createWriteStream(join(options.logDir, `${name}-${processes[name].length + 1}.log`));
       logs.push(file);

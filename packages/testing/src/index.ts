@@ -10,7 +10,7 @@ export {
   type TestDatabase,
 } from './databases.ts';
 export { serviceTestEnv } from './env.ts';
-export { startProcess, repoRoot, type ServiceProcess } from './processes.ts';
+export { startProcess, buildIfStale, repoRoot, PRODUCTION_NODE_FLAGS, type BuildTarget, type ServiceProcess } from './processes.ts';
 export { launchTestBrowser, chromiumPath, CHROMIUM_ARGS, type TestBrowser } from './browser.ts';
 export {
   requestEnrollmentLink,

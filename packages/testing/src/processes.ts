@@ -1,8 +1,36 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root, where `node --import tsx <entry>` runs from. */
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * How production runs a built bundle: source maps on (stack traces name the TypeScript file and
+ * line), and a fixed heap limit. The limit is what keeps memory small: V8 scales how far the heap
+ * may grow past the live set with the limit, and its default on a big machine (4 GiB) lets a busy
+ * fetcher collect garbage only every ~130 MiB (docs/benchmarks.md, memory).
+ * The Dockerfile (`NODE_OPTIONS`, `CMD`) and `pnpm start:*` use the same (test/dockerfile.test.ts).
+ */
+export const PRODUCTION_NODE_FLAGS = ['--enable-source-maps', '--max-old-space-size=256'];
+
+/** What `scripts/build.mjs` builds: the four services, and the migration CLI (`packages/db`). */
+export type BuildTarget = 'gateway' | 'scheduler' | 'fetcher' | 'lamp-writer' | 'migrate';
+
+/**
+ * Builds the targets whose `dist/` is missing or whose sources changed (`scripts/build.mjs
+ * --if-stale`, the same check `pnpm start:*` makes); returns its report lines, throws with them
+ * when the build fails.
+ */
+export function buildIfStale(targets: BuildTarget[]): string[] {
+  const result = spawnSync(process.execPath, [join(repoRoot, 'scripts/build.mjs'), '--if-stale', ...targets], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
+  const lines = `${result.stdout}${result.stderr}`.split('\n').filter(Boolean);
+  if (result.status !== 0) throw new Error(`build failed (${result.status ?? result.signal}):\n${lines.join('\n')}`);
+  return lines;
+}
 
 export interface ServiceProcess {
   proc: ChildProcess;
@@ -17,11 +45,14 @@ export interface ServiceProcess {
 }
 
 /**
- * Starts a fitlamp entry point (e.g. `services/gateway/src/main.ts`) as a real process with
- * exactly the given environment plus PATH, collecting its output line by line.
+ * Starts a fitlamp entry point as a real process with exactly the given environment plus PATH,
+ * collecting its output line by line. TypeScript source (`services/gateway/src/main.ts`) runs
+ * through tsx; built JavaScript (`services/gateway/dist/main.js`) on plain node with
+ * {@link PRODUCTION_NODE_FLAGS}, as in production.
  */
 export function startProcess(entry: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  const runner = /\.[cm]?ts$/.test(entry) ? ['--import', 'tsx'] : PRODUCTION_NODE_FLAGS;
+  const proc = spawn(process.execPath, [...runner, entry, ...args], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
