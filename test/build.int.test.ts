@@ -170,7 +170,8 @@ describe('the production install (pnpm deploy --prod, as the Dockerfile build st
     expect(await failing.exited).toBe(1);
     const err = JSON.parse(failing.stdout.find((l) => l.includes('"migration failed"'))!) as { err: { stack: string } };
     expect(err.err.stack).toMatch(/at migrateToLatest \(\S*\/src\/migrate\.ts:\d+:\d+\)/);
-  });
+    // Six node processes one after another: on a loaded 2-core machine that can take a minute.
+  }, 120_000);
 });
 
 describe('pnpm start:* and pnpm db:migrate on a fresh clone', () => {
