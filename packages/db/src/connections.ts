@@ -1,12 +1,45 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { ConnectionStatus, Database, ProviderConnection, ProviderName } from './schema.ts';
+
+/**
+ * `provider_connections`: one row per participant and provider, holding the encrypted tokens
+ * and what the fetcher learned about the account. Every write to the table is in this file.
+ *
+ * `status`, and who sets it:
+ * - `connected`: tokens are usable and the fetcher syncs the participant. Set by
+ *   {@link saveConnectedTokens} when the participant consents (gateway), and kept by
+ *   {@link saveRefreshedTokens} on every refresh (fetcher).
+ * - `reconnect_needed`: the provider refused the refresh token (`invalid_grant`: revoked, reused,
+ *   or a Testing-mode token past its 7 days), or rejected a freshly refreshed access token. The
+ *   participant must consent again through a new link. Set by {@link markReconnectNeeded} (fetcher).
+ * - `needs_reconsent`: the legacy Fitbit API answered 410 Gone; the participant must consent
+ *   through its successor, the Google Health API. Set by {@link markNeedsReconsent} (fetcher).
+ * - `revoked`: the participant withdrew access at the provider; tokens deleted. Set by
+ *   {@link endConnection} with `revoked` (no provider tells fitlamp of a withdrawal today: a
+ *   withdrawn grant shows as `reconnect_needed` at the next refresh).
+ * - `disconnected`: an administrator disconnected the participant, or a Google Health connection
+ *   retired this legacy one (`status_reason` starts with "migrated to Google Health"); tokens
+ *   deleted. Set by {@link endConnection} (gateway admin API and re-consent).
+ *
+ * `status_reason` says why, for the coordinator. The other columns:
+ * - `token_version`: bumped by every grant, refresh and end; the compare-and-set guard that makes
+ *   a single-use refresh token be spent once ({@link lockConnectionForRefresh}).
+ * - `intraday_access`: `null` unknown, `false` the provider refused minute detail (403), so the
+ *   fetcher asks for daily series ({@link setIntradayRefused}); a new grant makes it unknown again.
+ * - `rate_limit_remaining`, `rate_limit_reset_at`: the participant's provider budget as last
+ *   counted by the fetcher ({@link saveRateBudget}).
+ * - `device_last_sync_at`: the newest device sync the provider reported ({@link recordDeviceSync}).
+ * - `profile_checked_at`: when the fetcher last read the account's profile for its time zone
+ *   ({@link recordProfileCheck}), on the fetcher's clock.
+ * - `last_sync_at`: when a sync of this connection last completed without failures ({@link markSynced}).
+ */
 
 /** Statuses in which a connection still holds (or should hold) tokens and owns its provider account. */
 export const ACTIVE_CONNECTION_STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent'] as const satisfies readonly ConnectionStatus[];
 
 /** A participant's connection to one provider, if any. */
 export async function findConnection(
-  db: Kysely<Database>,
+  db: Kysely<Database> | Transaction<Database>,
   participantId: string,
   provider: ProviderName,
 ): Promise<ProviderConnection | undefined> {
@@ -23,12 +56,24 @@ export async function findConnectionsOfParticipant(db: Kysely<Database>, partici
   return db.selectFrom('provider_connections').selectAll().where('participant_id', '=', participantId).orderBy('provider').execute();
 }
 
+/** The participant's connection the fetcher syncs: the newest `connected` one, if any. */
+export async function findSyncableConnection(db: Kysely<Database>, participantId: string): Promise<ProviderConnection | undefined> {
+  return db
+    .selectFrom('provider_connections')
+    .selectAll()
+    .where('participant_id', '=', participantId)
+    .where('status', '=', 'connected')
+    .orderBy('connected_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
 /**
  * The active connection that owns a provider account, if any: one provider account may feed only
  * one participant (the `provider_connections_account_key` index enforces it).
  */
 export async function findActiveConnectionByAccount(
-  db: Kysely<Database>,
+  db: Kysely<Database> | Transaction<Database>,
   provider: ProviderName,
   providerUserId: string,
 ): Promise<ProviderConnection | undefined> {
@@ -39,6 +84,67 @@ export async function findActiveConnectionByAccount(
     .where('provider_user_id', '=', providerUserId)
     .where('status', 'in', ACTIVE_CONNECTION_STATUSES)
     .executeTakeFirst();
+}
+
+/**
+ * Which participant each of these provider accounts feeds, for the active connections among
+ * them (a webhook names accounts, not participants). Accounts no one holds are absent.
+ */
+export async function findParticipantsByAccounts(
+  db: Kysely<Database>,
+  provider: ProviderName,
+  providerUserIds: readonly string[],
+): Promise<Map<string, string>> {
+  if (providerUserIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('provider_connections')
+    .select(['participant_id', 'provider_user_id'])
+    .where('provider', '=', provider)
+    .where('provider_user_id', 'in', [...providerUserIds])
+    .where('status', 'in', ACTIVE_CONNECTION_STATUSES)
+    .execute();
+  return new Map(rows.map((r) => [r.provider_user_id!, r.participant_id]));
+}
+
+/**
+ * Connections of `provider` that a new connection of the participant supersedes: the
+ * participant's own, and the one of the provider account `providerUserId` (the legacy Fitbit
+ * user id a Google identity maps to), as long as they are active or still hold tokens.
+ */
+export async function findSupersededConnections(
+  db: Kysely<Database>,
+  provider: ProviderName,
+  match: { participantId: string; providerUserId?: string | null | undefined },
+): Promise<ProviderConnection[]> {
+  const { participantId, providerUserId } = match;
+  return db
+    .selectFrom('provider_connections')
+    .selectAll()
+    .where('provider', '=', provider)
+    .where((eb) =>
+      eb.or([eb('participant_id', '=', participantId), ...(providerUserId ? [eb('provider_user_id', '=', providerUserId)] : [])]),
+    )
+    .where((eb) =>
+      eb.or([
+        eb('status', 'in', ACTIVE_CONNECTION_STATUSES),
+        eb('refresh_token_enc', 'is not', null),
+        eb('access_token_enc', 'is not', null),
+      ]),
+    )
+    .orderBy('id')
+    .execute();
+}
+
+/** Participants with a connection in `needs_reconsent` (the legacy API answered 410), by id. */
+export async function findParticipantsNeedingReconsent(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db
+    .selectFrom('provider_connections')
+    .select('participant_id')
+    .distinct()
+    .where('status', '=', 'needs_reconsent')
+    .orderBy('participant_id')
+    .execute();
+  return rows.map((r) => r.participant_id);
 }
 
 /** Tokens from a completed consent, already encrypted. */
@@ -60,7 +166,10 @@ export interface ConnectedTokens {
  * `connected`, `token_version` bumped so any refresh in flight for the old tokens loses its
  * compare-and-set, intraday access unknown again. Answers the row as stored.
  */
-export async function saveConnectedTokens(db: Kysely<Database>, tokens: ConnectedTokens): Promise<ProviderConnection> {
+export async function saveConnectedTokens(
+  db: Kysely<Database> | Transaction<Database>,
+  tokens: ConnectedTokens,
+): Promise<ProviderConnection> {
   const values = {
     status: 'connected' as const,
     status_reason: null,
@@ -88,6 +197,97 @@ export async function saveConnectedTokens(db: Kysely<Database>, tokens: Connecte
     )
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+/**
+ * Locks the connection row (`FOR UPDATE`) for a token refresh and answers it: racing fetchers
+ * queue on the lock, and whoever gets it second sees the newer `token_version`. Run inside the
+ * transaction that stores the refreshed tokens ({@link saveRefreshedTokens}).
+ */
+export async function lockConnectionForRefresh(
+  trx: Transaction<Database>,
+  connectionId: string,
+): Promise<ProviderConnection | undefined> {
+  return trx.selectFrom('provider_connections').selectAll().where('id', '=', connectionId).forUpdate().executeTakeFirst();
+}
+
+/** A refreshed grant, encrypted. Absent fields keep what is stored (Google omits the refresh token on refresh). */
+export interface RefreshedTokens {
+  accessTokenEnc: string;
+  refreshTokenEnc?: string | undefined;
+  keyId: string;
+  tokenVersion: number;
+  accessTokenExpiresAt: Date;
+  refreshTokenExpiresAt?: Date | undefined;
+  scopes?: readonly string[] | undefined;
+}
+
+/** Stores a refreshed grant under the lock taken by {@link lockConnectionForRefresh}. */
+export async function saveRefreshedTokens(trx: Transaction<Database>, connectionId: string, tokens: RefreshedTokens): Promise<void> {
+  await trx
+    .updateTable('provider_connections')
+    .set({
+      access_token_enc: tokens.accessTokenEnc,
+      ...(tokens.refreshTokenEnc ? { refresh_token_enc: tokens.refreshTokenEnc } : {}),
+      key_id: tokens.keyId,
+      token_version: tokens.tokenVersion,
+      access_token_expires_at: tokens.accessTokenExpiresAt,
+      ...(tokens.refreshTokenExpiresAt ? { refresh_token_expires_at: tokens.refreshTokenExpiresAt } : {}),
+      ...(tokens.scopes?.length ? { scopes: [...tokens.scopes] } : {}),
+      updated_at: new Date(),
+    })
+    .where('id', '=', connectionId)
+    .execute();
+}
+
+/**
+ * Only if the row still holds this token generation and is `connected`: a reconnect (which bumps
+ * the version) made after the failure was judged wins over it.
+ */
+export interface LostConnectionGuard {
+  tokenVersion: number;
+}
+
+async function markLost(
+  db: Kysely<Database>,
+  connectionId: string,
+  status: Extract<ConnectionStatus, 'reconnect_needed' | 'needs_reconsent'>,
+  reason: string,
+  guard: LostConnectionGuard | undefined,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('provider_connections')
+    .set({ status, status_reason: reason, updated_at: new Date() })
+    .where('id', '=', connectionId)
+    .$if(guard !== undefined, (qb) => qb.where('token_version', '=', guard!.tokenVersion).where('status', '=', 'connected'))
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/**
+ * Sets `reconnect_needed` with the reason shown to the coordinator: the participant must
+ * consent again. Answers whether the row changed.
+ */
+export async function markReconnectNeeded(
+  db: Kysely<Database>,
+  connectionId: string,
+  reason: string,
+  guard?: LostConnectionGuard,
+): Promise<boolean> {
+  return markLost(db, connectionId, 'reconnect_needed', reason, guard);
+}
+
+/**
+ * Sets `needs_reconsent` (the provider's API answered 410 Gone) with the reason shown to the
+ * coordinator. Answers whether the row changed.
+ */
+export async function markNeedsReconsent(
+  db: Kysely<Database>,
+  connectionId: string,
+  reason: string,
+  guard?: LostConnectionGuard,
+): Promise<boolean> {
+  return markLost(db, connectionId, 'needs_reconsent', reason, guard);
 }
 
 /**
@@ -122,38 +322,38 @@ export async function endConnection(
     .executeTakeFirst();
 }
 
-/**
- * "Due now", whatever clock the scheduler keeps: the epoch. A writer that does not schedule by
- * the provider's clock (the gateway, the scheduler's own repair) must not stamp its wall time
- * here, or a scheduler whose clock runs elsewhere (a simulation) would wait for it.
- */
-export const DUE_NOW = new Date(0);
-
-/**
- * Makes exactly `streams` due now for the participant: existing cursors keep their progress and
- * become due, missing ones are created, cursors of other streams (no longer granted) are
- * deleted so the scheduler stops asking for them.
- */
-export async function scheduleStreams(db: Kysely<Database>, participantId: string, streams: readonly string[]): Promise<void> {
-  let del = db.deleteFrom('sync_cursors').where('participant_id', '=', participantId);
-  if (streams.length > 0) del = del.where('stream', 'not in', [...streams]);
-  await del.execute();
-  if (streams.length === 0) return;
+/** Stores the participant's provider budget as the fetcher counted it (`resetAt` in epoch ms). */
+export async function saveRateBudget(
+  db: Kysely<Database>,
+  connectionId: string,
+  budget: { remaining: number | null; resetAt: number | null },
+): Promise<void> {
   await db
-    .insertInto('sync_cursors')
-    .values(streams.map((stream) => ({ participant_id: participantId, stream, next_due_at: DUE_NOW })))
-    .onConflict((oc) =>
-      oc.columns(['participant_id', 'stream']).doUpdateSet({
-        next_due_at: DUE_NOW,
-        last_error: null,
-        updated_at: sql<Date>`now()`,
-      }),
-    )
+    .updateTable('provider_connections')
+    .set({
+      rate_limit_remaining: budget.remaining,
+      rate_limit_reset_at: budget.resetAt === null ? null : new Date(budget.resetAt),
+    })
+    .where('id', '=', connectionId)
     .execute();
 }
 
-/** Deletes the participant's sync cursors: nothing is due for them any more. */
-export async function unscheduleStreams(db: Kysely<Database>, participantId: string): Promise<number> {
-  const result = await db.deleteFrom('sync_cursors').where('participant_id', '=', participantId).executeTakeFirst();
-  return Number(result.numDeletedRows);
+/** Remembers that the provider refused intraday detail (403) for this connection: daily series from now on. */
+export async function setIntradayRefused(db: Kysely<Database>, connectionId: string): Promise<void> {
+  await db.updateTable('provider_connections').set({ intraday_access: false }).where('id', '=', connectionId).execute();
+}
+
+/** Stores the newest device sync time the provider reported. */
+export async function recordDeviceSync(db: Kysely<Database>, connectionId: string, at: Date): Promise<void> {
+  await db.updateTable('provider_connections').set({ device_last_sync_at: at }).where('id', '=', connectionId).execute();
+}
+
+/** Stores when the fetcher read the account's profile (its time zone), on the fetcher's clock. */
+export async function recordProfileCheck(db: Kysely<Database>, connectionId: string, at: Date): Promise<void> {
+  await db.updateTable('provider_connections').set({ profile_checked_at: at }).where('id', '=', connectionId).execute();
+}
+
+/** Marks a sync of the connection complete at `at` (the fetcher's clock). */
+export async function markSynced(db: Kysely<Database>, connectionId: string, at: Date): Promise<void> {
+  await db.updateTable('provider_connections').set({ last_sync_at: at, updated_at: at }).where('id', '=', connectionId).execute();
 }

@@ -1,33 +1,76 @@
-export { createDb, type DbOptions } from './db.ts';
+// `@fitlamp/db` owns every table: one module per table or aggregate, each a set of plain
+// `(db, …)` functions, each saying at its top what its statuses and columns mean.
+export { createDb, pingDatabase, type DbOptions } from './db.ts';
 export { migrateToLatest, migrateDown, migrateToNone, migrations } from './migrate.ts';
 export * from './schema.ts';
-export {
-  upsertParticipant,
-  participantExists,
-  findCurrentTimeZone,
-  findZoneHistory,
-  recordTimeZone,
-  listParticipantStatuses,
-  type ParticipantStatusRow,
-} from './participants.ts';
+export { upsertParticipant, participantExists, listParticipantStatuses, type ParticipantStatusRow } from './participants.ts';
+export { findCurrentTimeZone, findZoneHistory, recordTimeZone } from './time-zones.ts';
 export {
   ACTIVE_CONNECTION_STATUSES,
-  DUE_NOW,
   findConnection,
   findConnectionsOfParticipant,
+  findSyncableConnection,
   findActiveConnectionByAccount,
+  findParticipantsByAccounts,
+  findSupersededConnections,
+  findParticipantsNeedingReconsent,
   saveConnectedTokens,
+  lockConnectionForRefresh,
+  saveRefreshedTokens,
+  markReconnectNeeded,
+  markNeedsReconsent,
   endConnection,
-  scheduleStreams,
-  unscheduleStreams,
+  saveRateBudget,
+  setIntradayRefused,
+  recordDeviceSync,
+  recordProfileCheck,
+  markSynced,
   type ConnectedTokens,
+  type RefreshedTokens,
+  type LostConnectionGuard,
 } from './connections.ts';
 export { insertOauthState, consumeOauthState, deleteExpiredOauthStates, type NewOauthState } from './oauth-states.ts';
 export {
-  findLedgerDays,
+  DUE_NOW,
+  scheduleStreams,
+  unscheduleStreams,
   findScheduledStreams,
+  findDueParticipants,
+  scheduleNextSync,
+  postponeSync,
+} from './sync-cursors.ts';
+export {
+  markDaysNotSynced,
+  markDaysFailed,
+  invalidateLedgerDays,
+  findLedgerSince,
+  findLedgerDays,
+  type UnfetchedDays,
+  type LedgerFetchState,
+  type LedgerDay,
+} from './day-ledger.ts';
+export {
+  toSensorEvent,
+  storeFetchedDays,
+  findBatchRecords,
+  type OutboxRecord,
+  type FetchedRecord,
+  type FetchedDay,
+  type FetchedDaysOutcome,
+} from './outbox.ts';
+export {
+  claimBatch,
+  markBatchDelivered,
+  settleReconciledBatch,
+  abandonBatch,
+  parkBatch,
+  markBatchUnknown,
+  findOpenBatches,
+  findParticipantsWithLostDeliveries,
   listDeliveryBatches,
   requeueParkedBatch,
-  type LedgerDay,
+  type ClaimedBatch,
   type RequeueOutcome,
-} from './ledger.ts';
+} from './delivery-batches.ts';
+export { recordWebhookVerified, findWebhookLastVerified } from './provider-webhooks.ts';
+export { lockProviderAccount, withSchedulerLock, type LockedRun } from './locks.ts';

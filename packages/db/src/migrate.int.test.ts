@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { Migrator, sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@fitlamp/testing';
 import { migrateDown, migrateToLatest, migrateToNone, migrations } from './index.ts';
@@ -76,5 +76,57 @@ describe('migrations', () => {
         .values({ ...connection, participant_id: 'U2', provider_user_id: 'OTHER', status: 'bogus' as never })
         .execute(),
     ).rejects.toThrow(/check constraint/);
+  });
+});
+
+describe('migration 2026-11-27T00-00-00-profile-checked-at', () => {
+  let t: TestDatabase;
+  const migrator = () => new Migrator({ db: t.db, provider: { getMigrations: async () => migrations } });
+  beforeAll(async () => {
+    t = await createTestDatabase({ migrated: false });
+  });
+  afterAll(async () => {
+    await t.drop();
+  });
+
+  it('moves the profile-check time out of the device cursor into the connection, and back down', async () => {
+    expect((await migrator().migrateTo('2026-11-26T02-00-00-provider-webhooks')).error).toBeUndefined();
+    const db = t.db as unknown as Kysely<any>;
+    await db.insertInto('participants').values([{ id: 'U1' }, { id: 'U2' }]).execute();
+    await db
+      .insertInto('provider_connections')
+      .values([
+        { participant_id: 'U1', provider: 'fitbit', status: 'connected' },
+        { participant_id: 'U2', provider: 'fitbit', status: 'connected' },
+      ])
+      .execute();
+    const checkedAt = Date.parse('2026-11-20T08:30:00.123Z');
+    await db
+      .insertInto('sync_cursors')
+      .values([
+        { participant_id: 'U1', stream: 'device', state: JSON.stringify({ profileCheckedAt: checkedAt, other: 1 }) },
+        { participant_id: 'U1', stream: 'steps', state: JSON.stringify({}) },
+        { participant_id: 'U2', stream: 'device', state: JSON.stringify({}) },
+      ])
+      .execute();
+
+    expect((await migrator().migrateTo('2026-11-27T00-00-00-profile-checked-at')).error).toBeUndefined();
+    const connections = await t.db.selectFrom('provider_connections').select(['participant_id', 'profile_checked_at']).orderBy('participant_id').execute();
+    expect(connections).toEqual([
+      { participant_id: 'U1', profile_checked_at: new Date(checkedAt) },
+      { participant_id: 'U2', profile_checked_at: null },
+    ]);
+    const device = await t.db.selectFrom('sync_cursors').select(['participant_id', 'state']).where('stream', '=', 'device').orderBy('participant_id').execute();
+    expect(device).toEqual([
+      { participant_id: 'U1', state: { other: 1 } },
+      { participant_id: 'U2', state: {} },
+    ]);
+
+    expect((await migrator().migrateTo('2026-11-26T02-00-00-provider-webhooks')).error).toBeUndefined();
+    const restored = await db.selectFrom('sync_cursors').select(['participant_id', 'state']).where('stream', '=', 'device').orderBy('participant_id').execute();
+    expect(restored).toEqual([
+      { participant_id: 'U1', state: { other: 1, profileCheckedAt: checkedAt } },
+      { participant_id: 'U2', state: {} },
+    ]);
   });
 });

@@ -1,6 +1,15 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database, OauthState, ProviderName } from './schema.ts';
 
+/**
+ * `oauth_states`: consents in progress, one row per "Connect" press (gateway). Keyed by
+ * `state_hash`, the SHA-256 of the OAuth `state` (the value itself lives only in the participant's
+ * browser); `code_verifier_enc` is the PKCE verifier, encrypted; `scopes_requested` what the
+ * consent asked for. A state works once, before `expires_at`: {@link consumeOauthState} sets
+ * `used_at` as it answers it. Rows are written by {@link insertOauthState} and cleared a day after
+ * they expire ({@link deleteExpiredOauthStates}).
+ */
+
 /** What an OAuth consent in progress needs: stored under the SHA-256 of the state, never the state itself. */
 export interface NewOauthState {
   stateHash: string;

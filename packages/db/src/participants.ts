@@ -1,8 +1,18 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { ConnectionStatus, Database, ProviderName } from './schema.ts';
 
+/**
+ * `participants`: one row per person, keyed by their mindLAMP participant id. A participant is
+ * recorded when an enrollment link is issued or consent starts ({@link upsertParticipant}); their
+ * connections, cursors, ledger and outbox rows hang off it (deleted with it).
+ */
+
 /** Records a participant (its id is the mindLAMP participant id); a known one is left as is. */
-export async function upsertParticipant(db: Kysely<Database>, participantId: string, studyId: string | null = null): Promise<void> {
+export async function upsertParticipant(
+  db: Kysely<Database> | Transaction<Database>,
+  participantId: string,
+  studyId: string | null = null,
+): Promise<void> {
   await db
     .insertInto('participants')
     .values({ id: participantId, study_id: studyId })
@@ -18,54 +28,6 @@ export async function upsertParticipant(db: Kysely<Database>, participantId: str
 export async function participantExists(db: Kysely<Database>, participantId: string): Promise<boolean> {
   const row = await db.selectFrom('participants').select('id').where('id', '=', participantId).executeTakeFirst();
   return row !== undefined;
-}
-
-/** The participant's zone now (the newest entry of the zone history), if any. */
-export async function findCurrentTimeZone(db: Kysely<Database>, participantId: string): Promise<string | undefined> {
-  const row = await db
-    .selectFrom('participant_time_zones')
-    .select('zone')
-    .where('participant_id', '=', participantId)
-    .orderBy('valid_from', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return row?.zone;
-}
-
-/** The participant's zone history, oldest first: `validFrom` in UTC epoch ms. */
-export async function findZoneHistory(
-  db: Kysely<Database>,
-  participantId: string,
-): Promise<Array<{ zone: string; validFrom: number }>> {
-  const rows = await db
-    .selectFrom('participant_time_zones')
-    .select(['zone', 'valid_from'])
-    .where('participant_id', '=', participantId)
-    .orderBy('valid_from')
-    .execute();
-  return rows.map((r) => ({ zone: r.zone, validFrom: r.valid_from.getTime() }));
-}
-
-/**
- * Appends `zone` to the participant's zone history from `validFrom` on, unless it is already
- * the current zone. Answers whether a row was added.
- */
-export async function recordTimeZone(
-  db: Kysely<Database>,
-  participantId: string,
-  zone: string,
-  source: string,
-  validFrom: Date = new Date(),
-): Promise<boolean> {
-  const current = await findCurrentTimeZone(db, participantId);
-  if (current === zone) return false;
-  await db
-    .insertInto('participant_time_zones')
-    // The first zone seen stands for all earlier data too (nothing better is known of it).
-    .values({ participant_id: participantId, zone, valid_from: current === undefined ? new Date(0) : validFrom, source })
-    .onConflict((oc) => oc.columns(['participant_id', 'valid_from']).doNothing())
-    .execute();
-  return true;
 }
 
 /** One row of the coordinator's participant list: a participant and one provider connection (if any). */

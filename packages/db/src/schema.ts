@@ -40,6 +40,8 @@ export interface ProviderConnectionsTable {
   scopes: ColumnType<string[], string[] | undefined, string[]>;
   intraday_access: boolean | null;
   device_last_sync_at: Timestamp | null;
+  /** When the fetcher last read the account's profile (time zone), on its clock. */
+  profile_checked_at: Timestamp | null;
   rate_limit_remaining: number | null;
   rate_limit_reset_at: Timestamp | null;
   connected_at: Timestamp | null;

@@ -23,9 +23,10 @@ export interface RedisServer {
 /**
  * A private redis-server for a run that must be free to FLUSHALL or restart Redis without
  * touching anyone else's queues. Needs the `redis-server` binary (Debian's redis-server package).
+ * `port`: listen there (a restart after `stop()`, for clients to reconnect to); a free one else.
  */
-export async function startRedisServer(): Promise<RedisServer> {
-  const port = await freePort();
+export async function startRedisServer(options: { port?: number } = {}): Promise<RedisServer> {
+  const port = options.port ?? (await freePort());
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

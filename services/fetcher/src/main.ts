@@ -1,7 +1,6 @@
-import { sql } from 'kysely';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { createDb } from '@fitlamp/db';
+import { createDb, pingDatabase } from '@fitlamp/db';
 import { createProviders, streamsFromEnv } from '@fitlamp/providers';
 import { createQueues, registerQueueMetrics } from '@fitlamp/queues';
 import {
@@ -60,7 +59,7 @@ await runService({
       port: env.PORT,
       registry,
       checks: [
-        { name: 'postgres', check: () => sql`select 1`.execute(db) },
+        { name: 'postgres', check: () => pingDatabase(db) },
         { name: 'redis', check: () => producer.ping() },
       ],
     });

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Database, ProviderName } from '@fitlamp/db';
+import { findWebhookLastVerified, type Database, type ProviderName } from '@fitlamp/db';
 
 /**
  * How long until a participant is polled again. Polling is the safety net under webhooks: while
@@ -21,9 +21,9 @@ export async function pollIntervalMs(db: Kysely<Database>, provider: ProviderNam
   const multiplier = options.multiplier ?? 4;
   if (multiplier <= 1) return options.baseMs;
   try {
-    const row = await db.selectFrom('provider_webhooks').select('last_verified_at').where('provider', '=', provider).executeTakeFirst();
+    const lastVerified = await findWebhookLastVerified(db, provider);
     // Real time on both sides: the gateway stamps with Postgres now(), never a simulated clock.
-    const healthy = row !== undefined && Date.now() - row.last_verified_at.getTime() <= (options.healthyWindowMs ?? 3_600_000);
+    const healthy = lastVerified !== undefined && Date.now() - lastVerified.getTime() <= (options.healthyWindowMs ?? 3_600_000);
     return healthy ? options.baseMs * multiplier : options.baseMs;
   } catch {
     return options.baseMs;

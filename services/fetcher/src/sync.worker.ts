@@ -1,7 +1,26 @@
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
-import { findZoneHistory, recordTimeZone, type Database, type ProviderConnection, type ProviderName } from '@fitlamp/db';
+import {
+  findLedgerSince,
+  findSyncableConnection,
+  findZoneHistory,
+  markDaysFailed,
+  markDaysNotSynced,
+  markNeedsReconsent,
+  markReconnectNeeded,
+  markSynced,
+  postponeSync,
+  recordDeviceSync,
+  recordProfileCheck,
+  recordTimeZone,
+  saveRateBudget,
+  scheduleNextSync,
+  setIntradayRefused,
+  type Database,
+  type ProviderConnection,
+  type ProviderName,
+} from '@fitlamp/db';
 import type { TokenCipher } from '@fitlamp/crypto';
 import {
   ProviderError,
@@ -18,8 +37,8 @@ import type { Logger } from '@fitlamp/runtime';
 import { createRateBudget, type RateBudget } from './budget.ts';
 import { planDays, planRequests, type PlannedRequest } from './plan.ts';
 import { pollIntervalMs } from './poll-interval.ts';
-import { loadLedger, markDays, storeDayResults } from './store.ts';
-import { ConnectionLostError, getAccessToken, markConnection, type AccessToken } from './tokens.ts';
+import { storeDayResults } from './store.ts';
+import { ConnectionLostError, getAccessToken, type AccessToken } from './tokens.ts';
 
 export interface SyncDeps {
   db: Kysely<Database>;
@@ -85,18 +104,6 @@ class BudgetSpent extends Error {
   }
 }
 
-/** Finds the participant's connection that can sync: the newest connected one. */
-async function findActiveConnection(db: Kysely<Database>, participantId: string): Promise<ProviderConnection | undefined> {
-  return db
-    .selectFrom('provider_connections')
-    .selectAll()
-    .where('participant_id', '=', participantId)
-    .where('status', '=', 'connected')
-    .orderBy('connected_at', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-}
-
 /**
  * The fetcher's processor: one participant per job (the job id is per participant, so one sync
  * at a time). Refreshes tokens, plans within the rate budget from the day ledger, fetches,
@@ -110,7 +117,7 @@ export function createSyncProcessor(deps: SyncDeps) {
     const payload = syncPayload.parse(job.data);
     const { participantId } = payload;
     const log = deps.logger.child({ participantId, jobId: job.id });
-    const connection = await findActiveConnection(deps.db, participantId);
+    const connection = await findSyncableConnection(deps.db, participantId);
     if (!connection) return { participantId, outcome: 'skipped', requests: 0, inserted: 0, changed: 0, detail: 'not connected' };
     const provider = deps.providers[connection.provider];
     if (!provider) {
@@ -128,15 +135,7 @@ export function createSyncProcessor(deps: SyncDeps) {
     let needDelivery = false;
     const failures: string[] = [];
 
-    const saveBudget = () =>
-      deps.db
-        .updateTable('provider_connections')
-        .set({
-          rate_limit_remaining: budget.remaining,
-          rate_limit_reset_at: budget.resetAt === null ? null : new Date(budget.resetAt),
-        })
-        .where('id', '=', connection.id)
-        .execute();
+    const saveBudget = () => saveRateBudget(deps.db, connection.id, { remaining: budget.remaining, resetAt: budget.resetAt });
 
     const context = (): ProviderContext => ({
       accessToken: access.accessToken,
@@ -167,7 +166,7 @@ export function createSyncProcessor(deps: SyncDeps) {
           } catch (retryError) {
             if (retryError instanceof ProviderError && retryError.code === 'token_expired') {
               const reason = `${provider.displayName} rejected a freshly refreshed token; the participant must reconnect`;
-              await markConnection(deps.db, connection.id, 'reconnect_needed', reason);
+              await markReconnectNeeded(deps.db, connection.id, reason);
               throw new ConnectionLostError('reconnect_needed', reason);
             }
             throw retryError;
@@ -181,19 +180,13 @@ export function createSyncProcessor(deps: SyncDeps) {
       if (!budget.allows(1, 'fresh', now())) throw new BudgetSpent(budget.resetAt!);
       access = await getAccessToken({ db: deps.db, cipher: deps.cipher, provider, now }, connection);
 
-      const deviceCursor = await deps.db
-        .selectFrom('sync_cursors')
-        .select('state')
-        .where('participant_id', '=', participantId)
-        .where('stream', '=', 'device')
-        .executeTakeFirst();
-      const profileCheckedAt = Number(deviceCursor?.state?.profileCheckedAt ?? 0);
+      const profileCheckedAt = connection.profile_checked_at?.getTime() ?? 0;
       if (zones.length === 0 || now() - profileCheckedAt > deps.profileCheckMs) {
         const account = await call((ctx) => provider.fetchAccount(ctx));
         if (account.timeZone && (await recordTimeZone(deps.db, participantId, account.timeZone, provider.name, new Date(now())))) {
           zones = await findZoneHistory(deps.db, participantId);
         }
-        await upsertCursorState(deps.db, participantId, 'device', { profileCheckedAt: now() });
+        await recordProfileCheck(deps.db, connection.id, new Date(now()));
       }
       if (zones.length === 0) zones = [{ zone: 'UTC', validFrom: 0 }];
 
@@ -201,11 +194,7 @@ export function createSyncProcessor(deps: SyncDeps) {
       const syncTimes = devices.map((d) => d.lastSyncAt).filter((t): t is number => t !== null);
       const lastDeviceSync = syncTimes.length ? Math.max(...syncTimes) : null;
       if (lastDeviceSync !== null) {
-        await deps.db
-          .updateTable('provider_connections')
-          .set({ device_last_sync_at: new Date(lastDeviceSync) })
-          .where('id', '=', connection.id)
-          .execute();
+        await recordDeviceSync(deps.db, connection.id, new Date(lastDeviceSync));
       }
       if (deps.streams.includes('device') && lastDeviceSync !== null) {
         const outcome = await storeRecords(deps, participantId, provider.name, 'device', provider.normalizeDevices(devices, zones), lastDeviceSync, zones);
@@ -215,7 +204,7 @@ export function createSyncProcessor(deps: SyncDeps) {
 
       const missingScope = new Set(provider.streamsMissingScope(connection.scopes, deps.streams));
       const streams = deps.streams.filter((s) => s !== 'device' && provider.streams.includes(s) && !missingScope.has(s));
-      const ledger = await loadLedger(deps.db, participantId, syncWindow(zones, now(), deps.backfillDays).first);
+      const ledger = await findLedgerSince(deps.db, participantId, syncWindow(zones, now(), deps.backfillDays).first);
       const plan = planDays({
         now: now(),
         zones,
@@ -226,16 +215,14 @@ export function createSyncProcessor(deps: SyncDeps) {
         ledger,
         changedDays: payload.days,
       });
-      await markDays(deps.db, {
+      await markDaysNotSynced(deps.db, {
         participantId,
         provider: provider.name,
         days: plan.notSynced,
-        status: 'not_synced',
         reason:
           lastDeviceSync === null
             ? 'the device has never synced'
             : `the device has not synced this day yet (last sync ${new Date(lastDeviceSync).toISOString()})`,
-        onlyNew: true,
       });
 
       const queue: PlannedRequest[] = planRequests(provider, plan.due, connection.intraday_access !== false);
@@ -243,13 +230,11 @@ export function createSyncProcessor(deps: SyncDeps) {
         const request = queue.shift()!;
         if (!budget.allows(request.cost, request.tier, now())) {
           const waiting = [request, ...queue].flatMap((r) => r.days.map((day) => ({ stream: r.stream, day })));
-          await markDays(deps.db, {
+          await markDaysNotSynced(deps.db, {
             participantId,
             provider: provider.name,
             days: waiting,
-            status: 'not_synced',
             reason: `rate limited: waiting for the ${provider.displayName} budget to reset at ${new Date(budget.resetAt!).toISOString()}`,
-            onlyNew: true,
           });
           throw new BudgetSpent(budget.resetAt!);
         }
@@ -261,11 +246,7 @@ export function createSyncProcessor(deps: SyncDeps) {
           if (error.code === 'intraday_forbidden') {
             // Remember it: this app has no intraday access for this participant; use daily series.
             connection.intraday_access = false;
-            await deps.db
-              .updateTable('provider_connections')
-              .set({ intraday_access: false })
-              .where('id', '=', connection.id)
-              .execute();
+            await setIntradayRefused(deps.db, connection.id);
             log.info({ stream: request.stream }, 'intraday detail refused (403); falling back to daily resolution');
             // The stream's other minute-detail requests still queued would fail the same way.
             const refused = [request, ...queue.filter((r) => r.stream === request.stream && r.intraday)];
@@ -285,22 +266,20 @@ export function createSyncProcessor(deps: SyncDeps) {
             continue;
           }
           if (error.code === 'scope_missing') {
-            await markDays(deps.db, {
+            await markDaysFailed(deps.db, {
               participantId,
               provider: provider.name,
               days: request.days.map((day) => ({ stream: request.stream, day })),
-              status: 'failed',
               reason: `the participant did not grant access to ${request.stream}`,
             });
             continue;
           }
           if (error.code === 'unavailable' || error.code === 'bad_response' || error.code === 'rejected') {
             failures.push(`${request.stream}: ${error.message}`);
-            await markDays(deps.db, {
+            await markDaysFailed(deps.db, {
               participantId,
               provider: provider.name,
               days: request.days.map((day) => ({ stream: request.stream, day })),
-              status: 'failed',
               reason: `${provider.displayName} ${error.details.status ?? ''} ${error.code}: will retry`.replace(/\s+/g, ' '),
             });
             continue;
@@ -348,7 +327,7 @@ export function createSyncProcessor(deps: SyncDeps) {
       }
       if (error instanceof ProviderError && error.code === 'gone') {
         const reason = `${provider.displayName} API answered 410 Gone: the participant must consent again through the successor API`;
-        await markConnection(deps.db, connection.id, 'needs_reconsent', reason);
+        await markNeedsReconsent(deps.db, connection.id, reason);
         deps.metrics.syncs.inc({ provider: provider.name, outcome: 'connection_lost' });
         log.warn({ status: 'needs_reconsent' }, reason);
         return { ...summary, outcome: 'connection_lost', detail: reason };
@@ -361,12 +340,11 @@ export function createSyncProcessor(deps: SyncDeps) {
       deps.metrics.syncs.inc({ provider: provider.name, outcome: 'error' });
       // BullMQ retries with backoff; should every attempt fail, the scheduler tries again later,
       // not on its next tick.
-      await deps.db
-        .updateTable('sync_cursors')
-        .set({ next_due_at: new Date(now() + 5 * 60_000), last_error: error instanceof Error ? error.message : String(error) })
-        .where('participant_id', '=', participantId)
-        .execute()
-        .catch(() => {});
+      await postponeSync(deps.db, participantId, {
+        streams: deps.streams,
+        until: new Date(now() + 5 * 60_000),
+        error: error instanceof Error ? error.message : String(error),
+      }).catch(() => {});
       throw error;
     } finally {
       await saveBudget().catch(() => {});
@@ -414,53 +392,14 @@ async function storeRecords(
   });
 }
 
-async function upsertCursorState(db: Kysely<Database>, participantId: string, stream: string, state: Record<string, unknown>) {
-  await db
-    .insertInto('sync_cursors')
-    .values({ participant_id: participantId, stream, state: JSON.stringify(state) })
-    .onConflict((oc) =>
-      oc.columns(['participant_id', 'stream']).doUpdateSet({
-        state: JSON.stringify(state),
-        updated_at: new Date(),
-      }),
-    )
-    .execute();
-}
-
 /** Records the sync's end: connection freshness and each stream's next due time, with jitter. */
 async function finishSync(deps: SyncDeps, connection: ProviderConnection, participantId: string, success: boolean, at: number) {
   const interval = success
     ? await pollIntervalMs(deps.db, connection.provider, { baseMs: deps.syncIntervalMs, multiplier: deps.webhookPollMultiplier ?? 4 })
     : deps.syncIntervalMs;
   const jitter = () => interval * (0.9 + Math.random() * 0.2);
-  if (success) {
-    await deps.db
-      .updateTable('provider_connections')
-      .set({ last_sync_at: new Date(at), updated_at: new Date(at) })
-      .where('id', '=', connection.id)
-      .execute();
-  }
-  const next = new Date(at + jitter());
-  for (const stream of deps.streams) {
-    await deps.db
-      .insertInto('sync_cursors')
-      .values({
-        participant_id: participantId,
-        stream,
-        next_due_at: next,
-        last_attempt_at: new Date(at),
-        last_success_at: success ? new Date(at) : null,
-      })
-      .onConflict((oc) =>
-        oc.columns(['participant_id', 'stream']).doUpdateSet({
-          next_due_at: next,
-          last_attempt_at: new Date(at),
-          ...(success ? { last_success_at: new Date(at), last_error: null } : {}),
-          updated_at: new Date(at),
-        }),
-      )
-      .execute();
-  }
+  if (success) await markSynced(deps.db, connection.id, new Date(at));
+  await scheduleNextSync(deps.db, participantId, { streams: deps.streams, at: new Date(at), nextDueAt: new Date(at + jitter()), success });
 }
 
 export interface StartSyncWorkerOptions {

@@ -1,5 +1,12 @@
 import type { Kysely } from 'kysely';
-import type { Database, ProviderConnection } from '@fitlamp/db';
+import {
+  lockConnectionForRefresh,
+  markNeedsReconsent,
+  markReconnectNeeded,
+  saveRefreshedTokens,
+  type Database,
+  type ProviderConnection,
+} from '@fitlamp/db';
 import type { TokenCipher } from '@fitlamp/crypto';
 import { ProviderError, type Provider } from '@fitlamp/provider';
 
@@ -30,20 +37,6 @@ export interface TokenDeps {
   now?: () => number;
 }
 
-/** Marks a connection unusable, with the reason shown to admins. */
-export async function markConnection(
-  db: Kysely<Database>,
-  connectionId: string,
-  status: ConnectionLostError['status'],
-  reason: string,
-): Promise<void> {
-  await db
-    .updateTable('provider_connections')
-    .set({ status, status_reason: reason, updated_at: new Date() })
-    .where('id', '=', connectionId)
-    .execute();
-}
-
 /**
  * A usable access token: the stored one while it has more than {@link REFRESH_MARGIN_MS} left,
  * else a refreshed one. `force` refreshes after a 401 even if the expiry says otherwise.
@@ -72,12 +65,7 @@ export async function getAccessToken(
 async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersion: number): Promise<AccessToken> {
   const { db, cipher, provider } = deps;
   const outcome = await db.transaction().execute(async (trx): Promise<AccessToken | ConnectionLostError> => {
-    const row = await trx
-      .selectFrom('provider_connections')
-      .selectAll()
-      .where('id', '=', connectionId)
-      .forUpdate()
-      .executeTakeFirst();
+    const row = await lockConnectionForRefresh(trx, connectionId);
     if (!row || row.status !== 'connected' || !row.refresh_token_enc) {
       return new ConnectionLostError(
         (row?.status as ConnectionLostError['status'] | undefined) ?? 'disconnected',
@@ -121,35 +109,24 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
       throw error;
     }
     const version = row.token_version + 1;
-    await trx
-      .updateTable('provider_connections')
-      .set({
-        access_token_enc: cipher.encrypt(grant.accessToken),
-        // Google omits refresh_token on refresh: keep the stored one.
-        ...(grant.refreshToken ? { refresh_token_enc: cipher.encrypt(grant.refreshToken) } : {}),
-        key_id: cipher.activeKeyId,
-        token_version: version,
-        access_token_expires_at: new Date(grant.accessTokenExpiresAt),
-        ...(grant.refreshTokenExpiresAt ? { refresh_token_expires_at: new Date(grant.refreshTokenExpiresAt) } : {}),
-        ...(grant.scopes.length ? { scopes: grant.scopes } : {}),
-        updated_at: new Date(),
-      })
-      .where('id', '=', connectionId)
-      .execute();
+    await saveRefreshedTokens(trx, connectionId, {
+      accessTokenEnc: cipher.encrypt(grant.accessToken),
+      // Google omits refresh_token on refresh: the stored one stays.
+      refreshTokenEnc: grant.refreshToken ? cipher.encrypt(grant.refreshToken) : undefined,
+      keyId: cipher.activeKeyId,
+      tokenVersion: version,
+      accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
+      refreshTokenExpiresAt: grant.refreshTokenExpiresAt ? new Date(grant.refreshTokenExpiresAt) : undefined,
+      scopes: grant.scopes,
+    });
     return { accessToken: grant.accessToken, version };
   });
   if (outcome instanceof ConnectionLostError) {
     // Recorded after the lock's transaction ends (a throw inside it would roll this back), and
     // only if the row still holds the generation we judged: a reconnect meanwhile wins.
-    if (outcome.status === 'reconnect_needed' || outcome.status === 'needs_reconsent') {
-      await db
-        .updateTable('provider_connections')
-        .set({ status: outcome.status, status_reason: outcome.reason, updated_at: new Date() })
-        .where('id', '=', connectionId)
-        .where('token_version', '=', seenVersion)
-        .where('status', '=', 'connected')
-        .execute();
-    }
+    const guard = { tokenVersion: seenVersion };
+    if (outcome.status === 'reconnect_needed') await markReconnectNeeded(db, connectionId, outcome.reason, guard);
+    if (outcome.status === 'needs_reconsent') await markNeedsReconsent(db, connectionId, outcome.reason, guard);
     throw outcome;
   }
   return outcome;

@@ -1,6 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
 import type { Redis } from 'ioredis';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { createBullBoard } from '@bull-board/api';
@@ -10,7 +9,7 @@ import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { TokenCipher } from '@fitlamp/crypto';
-import type { Database } from '@fitlamp/db';
+import { pingDatabase, type Database } from '@fitlamp/db';
 import type { LampClient } from '@fitlamp/lamp';
 import type { Provider, ProviderName } from '@fitlamp/provider';
 import { registerQueueMetrics, type QueueSet } from '@fitlamp/queues';
@@ -87,7 +86,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   });
 
   const readinessChecks: ReadinessCheck[] = [
-    { name: 'postgres', check: () => sql`select 1`.execute(deps.db) },
+    { name: 'postgres', check: () => pingDatabase(deps.db) },
     { name: 'redis', check: () => deps.redis.ping() },
   ];
 

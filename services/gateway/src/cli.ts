@@ -2,12 +2,11 @@
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createDb } from '@fitlamp/db';
+import { createDb, findParticipantsNeedingReconsent } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
-import { findParticipantsNeedingReconsent } from './migration.ts';
 import { createProviders } from '@fitlamp/providers';
 
 export const HELP = `Usage:

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { createPkcePair, randomToken, sha256Hex } from '@fitlamp/crypto';
 import {
@@ -7,6 +6,7 @@ import {
   findActiveConnectionByAccount,
   findConnection,
   insertOauthState,
+  lockProviderAccount,
   recordTimeZone,
   saveConnectedTokens,
   scheduleStreams,
@@ -371,7 +371,7 @@ async function storeGrant(
     scopes: input.scopes,
   };
   return deps.db.transaction().execute(async (trx) => {
-    await sql`select pg_advisory_xact_lock(hashtextextended(${`connect:${provider.name}:${providerUserId}`}, 0))`.execute(trx);
+    await lockProviderAccount(trx, provider.name, providerUserId);
     const owner = await findActiveConnectionByAccount(trx, provider.name, providerUserId);
     if (owner && owner.participant_id !== participantId) {
       // The provider keeps one live grant per account and app (Fitbit: one refresh token per

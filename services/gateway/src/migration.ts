@@ -1,7 +1,13 @@
 import type { FastifyReply } from 'fastify';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { ACTIVE_CONNECTION_STATUSES, endConnection, type Database, type ParticipantStatusRow, type ProviderConnection } from '@fitlamp/db';
+import {
+  ACTIVE_CONNECTION_STATUSES,
+  endConnection,
+  findParticipantsNeedingReconsent,
+  findSupersededConnections,
+  type ParticipantStatusRow,
+  type ProviderConnection,
+} from '@fitlamp/db';
 import { ProviderError, type AccountInfo, type Provider, type ProviderName } from '@fitlamp/provider';
 import type { GatewayDeps } from './app.ts';
 import { EnrollmentError, issueEnrollment, type IssueEnrollmentDeps } from './enrollment.ts';
@@ -45,16 +51,7 @@ export async function retireSupersededConnections(
   const legacyUserId = input.account?.legacyUserId;
   const retired: RetiredLegacyConnection[] = [];
   try {
-    let query = deps.db.selectFrom('provider_connections').selectAll().where('provider', '=', legacy);
-    query = query.where((eb) =>
-      eb.or([
-        eb('participant_id', '=', input.participantId),
-        ...(legacyUserId ? [eb('provider_user_id', '=', legacyUserId)] : []),
-      ]),
-    );
-    const candidates = (await query.execute()).filter(
-      (c) => (ACTIVE_CONNECTION_STATUSES as readonly string[]).includes(c.status) || c.refresh_token_enc !== null || c.access_token_enc !== null,
-    );
+    const candidates = await findSupersededConnections(deps.db, legacy, { participantId: input.participantId, providerUserId: legacyUserId });
     for (const connection of candidates) {
       const revokedAtProvider = await revokeLegacy(deps, connection);
       const reason = `${MIGRATED_REASON_PREFIX} on ${new Date().toISOString().slice(0, 10)}${
@@ -129,18 +126,6 @@ export type BulkEnrollment = z.infer<typeof bulkEnrollmentBody>;
 /** Whether an enrollment request body asks for links by status rather than for one participant. */
 export function isBulkEnrollment(body: unknown): boolean {
   return typeof body === 'object' && body !== null && 'status' in body && !('participantId' in body);
-}
-
-/** Participants with a legacy connection in `needs_reconsent` (the API answered 410), by id. */
-export async function findParticipantsNeedingReconsent(db: Kysely<Database>): Promise<string[]> {
-  const rows = await db
-    .selectFrom('provider_connections')
-    .select('participant_id')
-    .distinct()
-    .where('status', '=', 'needs_reconsent')
-    .orderBy('participant_id')
-    .execute();
-  return rows.map((r) => r.participant_id);
 }
 
 export interface BulkEnrollmentResult {

@@ -1,8 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { sql } from 'kysely';
 import { Counter } from 'prom-client';
-import { ACTIVE_CONNECTION_STATUSES, findZoneHistory } from '@fitlamp/db';
+import { findParticipantsByAccounts, findZoneHistory, invalidateLedgerDays, recordWebhookVerified } from '@fitlamp/db';
 import type { StreamName, ZoneHistory } from '@fitlamp/provider';
 import { enqueue } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
@@ -102,14 +101,7 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
       const list = parsed.notifications;
 
       const users = [...new Set(list.map((n) => n.providerUserId))];
-      const owners = await db
-        .selectFrom('provider_connections')
-        .select(['participant_id', 'provider_user_id'])
-        .where('provider', '=', 'google-health')
-        .where('provider_user_id', 'in', users)
-        .where('status', 'in', ACTIVE_CONNECTION_STATUSES)
-        .execute();
-      const participantOf = new Map(owners.map((o) => [o.provider_user_id!, o.participant_id]));
+      const participantOf = await findParticipantsByAccounts(db, 'google-health', users);
       const known = list.filter((n) => participantOf.has(n.providerUserId));
       if (known.length === 0) {
         count('unknown_user', list.length);
@@ -118,17 +110,7 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
       }
       if (known.length < list.length) count('unknown_user', list.length - known.length);
 
-      await db
-        .insertInto('provider_webhooks')
-        .values({ provider: 'google-health', last_verified_at: sql<Date>`now()`, notifications: list.length })
-        .onConflict((oc) =>
-          oc.column('provider').doUpdateSet({
-            last_verified_at: sql<Date>`now()`,
-            notifications: sql<string>`provider_webhooks.notifications + ${list.length}`,
-            updated_at: sql<Date>`now()`,
-          }),
-        )
-        .execute();
+      await recordWebhookVerified(db, 'google-health', list.length);
 
       // Targeted syncs, merged per participant.
       const work = new Map<string, { streams: Set<StreamName>; days: Set<string>; keys: string[] }>();
@@ -158,16 +140,11 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
         // Durable first: the named days lose their fetch watermark, so the planner fetches them
         // on the participant's next sync even if a job is already waiting (same job id) or Redis
         // loses this one.
-        if (entry.days.size > 0) {
-          await db
-            .updateTable('day_ledger')
-            .set({ synced_through: null, reason: 'Google Health notified a change', updated_at: new Date() })
-            .where('participant_id', '=', participantId)
-            .where('stream', 'in', [...entry.streams])
-            .where('day', 'in', [...entry.days])
-            .where('status', 'in', ['settled', 'empty', 'partial'])
-            .execute();
-        }
+        await invalidateLedgerDays(db, participantId, {
+          streams: [...entry.streams],
+          days: [...entry.days],
+          reason: 'Google Health notified a change',
+        });
         try {
           await enqueue(deps.queues, 'sync', { participantId, reason: 'webhook', streams: [...entry.streams], days: [...entry.days].sort() });
         } catch (error) {

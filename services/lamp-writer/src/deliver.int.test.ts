@@ -1,13 +1,13 @@
 import type { Job } from 'bullmq';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { claimBatch, toSensorEvent } from '@fitlamp/db';
 import { createLampClient, type LampClient } from '@fitlamp/lamp';
 import type { DeliverPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createLampSimulator, LAMP_DEFAULT_CREDENTIAL, type LampSimulator } from '@fitlamp/simulators';
 import { createTestDatabase, type TestDatabase } from '@fitlamp/testing';
 import { createDeliverProcessor, createWriterMetrics, type DeliverDeps } from './deliver.worker.ts';
-import { claimBatch, toSensorEvent } from './outbox.ts';
 
 const P = 'U1000000001';
 const BASE = Date.parse('2026-11-20T08:00:00Z');

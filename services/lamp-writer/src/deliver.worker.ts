@@ -1,23 +1,24 @@
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
-import type { Database, DeliveryBatch } from '@fitlamp/db';
-import { LampError, type LampClient } from '@fitlamp/lamp';
-import { canonicalJson } from '@fitlamp/provider';
-import { deliverPayload, queueCatalog, type DeliverPayload } from '@fitlamp/queues';
-import type { Logger } from '@fitlamp/runtime';
 import {
   abandonBatch,
   claimBatch,
+  findBatchRecords,
   findOpenBatches,
-  loadBatchRecords,
   markBatchDelivered,
   markBatchUnknown,
   parkBatch,
   settleReconciledBatch,
   toSensorEvent,
-  type ClaimedRecord,
-} from './outbox.ts';
+  type Database,
+  type DeliveryBatch,
+  type OutboxRecord,
+} from '@fitlamp/db';
+import { LampError, type LampClient } from '@fitlamp/lamp';
+import { canonicalJson } from '@fitlamp/provider';
+import { deliverPayload, queueCatalog, type DeliverPayload } from '@fitlamp/queues';
+import type { Logger } from '@fitlamp/runtime';
 
 export interface DeliverDeps {
   db: Kysely<Database>;
@@ -70,8 +71,8 @@ const matchKey = (timestamp: number, data: unknown) => `${timestamp}|${canonical
  * anything twice (DESIGN.md principle 2).
  */
 export async function reconcileBatch(deps: DeliverDeps, batch: DeliveryBatch): Promise<{ found: number; missing: number }> {
-  const records = await loadBatchRecords(deps.db, batch.id);
-  const bySensor = new Map<string, ClaimedRecord[]>();
+  const records = await findBatchRecords(deps.db, batch.id);
+  const bySensor = new Map<string, OutboxRecord[]>();
   for (const r of records) bySensor.set(r.sensor, [...(bySensor.get(r.sensor) ?? []), r]);
   const found: string[] = [];
   for (const [sensor, list] of bySensor) {

@@ -1,6 +1,5 @@
-import { sql } from 'kysely';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { createDb } from '@fitlamp/db';
+import { createDb, pingDatabase } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { createQueues, registerQueueMetrics } from '@fitlamp/queues';
 import {
@@ -41,7 +40,7 @@ await runService({
       port: env.PORT,
       registry,
       checks: [
-        { name: 'postgres', check: () => sql`select 1`.execute(db) },
+        { name: 'postgres', check: () => pingDatabase(db) },
         { name: 'redis', check: () => producer.ping() },
       ],
     });

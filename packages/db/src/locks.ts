@@ -1,0 +1,35 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from './schema.ts';
+
+/**
+ * Postgres advisory locks: mutual exclusion between replicas that share nothing but the
+ * database. Every lock fitlamp takes is here, each keyed by a string in its own namespace
+ * (`hashtextextended` of `<namespace>:<name>`), so two features never contend by accident.
+ */
+
+/**
+ * Serializes connects of one provider account until the caller's transaction ends, so two
+ * participants consenting with the same account at once cannot both claim it (gateway).
+ */
+export async function lockProviderAccount(trx: Transaction<Database>, provider: string, providerUserId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${`connect:${provider}:${providerUserId}`}, 0))`.execute(trx);
+}
+
+/** What {@link withSchedulerLock} did. */
+export type LockedRun<T> = { acquired: true; value: T } | { acquired: false };
+
+/**
+ * Runs `fn` only if no other scheduler replica holds the scheduler lock, holding it until `fn`
+ * settles; answers `{ acquired: false }` at once (without running `fn`) if another one does.
+ * The lock is transaction-scoped: whatever happens to this process or its connection, Postgres
+ * releases it when the transaction ends. The transaction holds no row locks and no snapshot
+ * between statements, so keeping it open while `fn` waits costs one pooled connection.
+ */
+export async function withSchedulerLock<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<LockedRun<T>> {
+  return db.transaction().execute(async (trx): Promise<LockedRun<T>> => {
+    const { rows } = await sql<{ acquired: boolean }>`
+      select pg_try_advisory_xact_lock(hashtextextended('scheduler:tick', 0)) as acquired`.execute(trx);
+    if (!rows[0]?.acquired) return { acquired: false };
+    return { acquired: true, value: await fn() };
+  });
+}
