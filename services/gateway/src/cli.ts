@@ -7,7 +7,7 @@ import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
-import { createProviders } from '@fitlamp/providers';
+import { createProviders } from '@fitlamp/provider-registry';
 
 export const HELP = `Usage:
   pnpm fitlamp enroll [options] <participant-id>...

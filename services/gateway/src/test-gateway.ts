@@ -31,7 +31,7 @@ import {
 } from '@fitlamp/testing';
 import { buildGateway } from './app.ts';
 import { loadGatewayEnv, type GatewayEnv } from './env.ts';
-import { createProviders } from '@fitlamp/providers';
+import { createProviders } from '@fitlamp/provider-registry';
 
 export const LAMP_ACCESS_KEY = 'researcher@fitlamp.test';
 
