@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedBatch, seedLedger, seedParticipant } from './test-ledger.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { seedBatch, seedLedger, seedParticipant } from '@fitlamp/testing';
+import { startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 interface StreamDay {
   status: string;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { jobIdFor } from '@fitlamp/queues';
-import { batchStatus, recordsOf, seedBatch, seedParticipant } from './test-ledger.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { batchStatus, recordsOf, seedBatch, seedParticipant } from '@fitlamp/testing';
+import { startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 interface Delivery {
   batchId: string;

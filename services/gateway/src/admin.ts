@@ -12,7 +12,7 @@ import { ProviderError, type ProviderName } from '@fitlamp/provider';
 import { jobIdFor } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
-import { bulkEnrollmentBody, isBulkEnrollment, issueReconsentLinks, migrationStates, sendBulkResult } from './migration.ts';
+import { bulkEnrollmentBody, isBulkEnrollment, issueReconsentLinks, migrationStates, sendBulkResult } from './reconsent.ts';
 
 const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
 const STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent', 'revoked', 'disconnected'] as const satisfies readonly ConnectionStatus[];
@@ -25,7 +25,7 @@ const enrollmentBody = z.strictObject({
 const participantsQuery = z.strictObject({
   status: z.enum([...STATUSES, 'not_connected']).optional(),
   provider: z.enum(PROVIDERS).optional(),
-  /** Where participants stand in the move from the legacy API (see migration.ts). */
+  /** Where participants stand in the move from the legacy API (see reconsent.ts). */
   migration: z.enum(['legacy_only', 'waiting', 'migrated']).optional(),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
   offset: z.coerce.number().int().min(0).default(0),

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { launchTestBrowser, type TestBrowser } from '@fitlamp/testing';
 import { signEnrollment, enrollmentUrl } from './enrollment.ts';
-import { issueLink, startTestGateway, type TestGateway } from './test-gateway.ts';
+import { issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 // A participant's view: headless Chromium against the real gateway (port 0), the Fitbit
 // simulator's consent screen and the mindLAMP simulator, on real Postgres and Redis.

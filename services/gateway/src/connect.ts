@@ -24,7 +24,7 @@ import {
   signEnrollment,
   verifyEnrollment,
 } from './enrollment.ts';
-import { retireSupersededConnections } from './migration.ts';
+import { retireSupersededConnections } from './reconsent.ts';
 import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from './pages.ts';
 
 /** OAuth state lives 10 minutes (the brief; Fitbit's codes live as long: fitbit-web-api §1.2). */

@@ -2,9 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { addDays } from '@fitlamp/provider';
 import { jobIdFor } from '@fitlamp/queues';
-import { launchTestBrowser, type TestBrowser } from '@fitlamp/testing';
-import { batchStatus, recordsOf, seedBatch, seedLedger, seedParticipant } from './test-ledger.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { batchStatus, launchTestBrowser, recordsOf, seedBatch, seedLedger, seedParticipant, type TestBrowser } from '@fitlamp/testing';
+import { startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 /** The one browser global used here (the workspace compiles without the DOM library). */
 interface BrowserWindow {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays } from '@fitlamp/provider';
-import { seedBatch, seedLedger, seedParticipant } from './test-ledger.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { seedBatch, seedLedger, seedParticipant } from '@fitlamp/testing';
+import { startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 // The coordinator's pages as a browser receives them, over real HTTP on real Postgres.
 describe('coordinator dashboard pages', () => {

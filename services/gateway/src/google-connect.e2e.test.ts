@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { launchTestBrowser, type TestBrowser } from '@fitlamp/testing';
 import { enrollmentUrl, signEnrollment } from './enrollment.ts';
-import { issueLink, startTestGateway, type TestGateway } from './test-gateway.ts';
+import { issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 // A participant's view of the Google Health flow: headless Chromium against the real gateway,
 // the Google Health simulator's consent screen and the mindLAMP simulator, on Postgres and Redis.

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createFitbitSimulator, type FitbitSimulator, type FitbitSimulatorOptions } from './app.ts';
+// Fixtures for the Fitbit simulator tests: start, consent through the HTML page, call the API.
+import { createFitbitSimulator, type FitbitSimulator, type FitbitSimulatorOptions } from '../src/fitbit/app.ts';
+import { connectWithPkce, submitConsent, type ConsentChoice } from './client.ts';
 
-/** Test fixtures for the Fitbit simulator tests: start, consent through the HTML page, call the API. */
+export { control, pkce } from './client.ts';
 
 export const CLIENT_ID = 'TESTAPP';
 export const CLIENT_SECRET = 'test-secret';
@@ -33,12 +34,6 @@ export function basicAuth(id = CLIENT_ID, secret = CLIENT_SECRET): string {
   return `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 }
 
-/** A PKCE verifier and its S256 challenge. */
-export function pkce(): { verifier: string; challenge: string } {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
-}
-
 /** The authorize URL with sensible defaults. */
 export function authorizeUrl(url: string, params: Record<string, string | undefined> = {}): string {
   const q = new URLSearchParams();
@@ -54,23 +49,9 @@ export function authorizeUrl(url: string, params: Record<string, string | undefi
   return `${url}/oauth2/authorize?${q.toString()}`;
 }
 
-/** Loads the consent page and submits it; returns the redirect Location. */
-export async function consent(
-  url: string,
-  opts: { user?: string; scopes?: string[]; decision?: 'allow' | 'deny'; params?: Record<string, string | undefined> } = {},
-): Promise<URL> {
-  const page = await fetch(authorizeUrl(url, opts.params));
-  const html = await page.text();
-  const tx = /name="transaction_id" value="([^"]+)"/.exec(html)?.[1];
-  const selected = /<option value="([^"]+)" selected/.exec(html)?.[1];
-  if (!tx || !selected) throw new Error(`no consent form: ${html}`);
-  const form = new URLSearchParams({ transaction_id: tx, user: opts.user ?? selected, decision: opts.decision ?? 'allow' });
-  const requested = (opts.params?.scope ?? EVERY_DATA_SCOPE.join(' ')).split(' ');
-  for (const s of opts.scopes ?? requested) form.append('scope', s);
-  const res = await fetch(`${url}/oauth2/authorize`, { method: 'POST', body: form, redirect: 'manual' });
-  const location = res.headers.get('location');
-  if (res.status !== 302 || !location) throw new Error(`expected a redirect, got ${res.status}`);
-  return new URL(location);
+/** Loads the consent page (the authorize URL with `params` over the defaults) and answers it; returns the redirect. */
+export function consent(url: string, opts: ConsentChoice & { params?: Record<string, string | undefined> } = {}): Promise<URL> {
+  return submitConsent(authorizeUrl(url, opts.params), opts);
 }
 
 /** POSTs a form to the token endpoint with the client's Basic auth. */
@@ -81,12 +62,7 @@ export async function tokenRequest(url: string, form: Record<string, string>, au
 
 /** Consents (PKCE S256) and exchanges the code; returns the token response. */
 export async function connectUser(url: string, opts: { user?: string; scopes?: string[] } = {}): Promise<{ access_token: string; refresh_token: string; user_id: string; scope: string }> {
-  const { verifier, challenge } = pkce();
-  const location = await consent(url, { ...opts, params: { code_challenge: challenge, code_challenge_method: 'S256' } });
-  const code = location.searchParams.get('code') ?? '';
-  const res = await tokenRequest(url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier });
-  if (res.status !== 200) throw new Error(`token exchange failed: ${JSON.stringify(res.body)}`);
-  return res.body;
+  return connectWithPkce((params) => consent(url, { ...opts, params }), (form) => tokenRequest(url, form), REDIRECT_URI);
 }
 
 /** GETs a data path with a bearer token. */
@@ -94,13 +70,4 @@ export async function api(url: string, token: string, path: string, headers: Rec
   const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
-}
-
-/** Calls the control API. */
-export async function control(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${url}/_control${path}`, {
-    method,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: await res.json() };
 }
