@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import {
@@ -184,26 +185,18 @@ const daysQuery = z
       ctx.addIssue({ code: 'custom', path: ['to'], message: `must not be before from (${q.from})` });
       return;
     }
-    const span = daysBetweenCount(q.from, q.to);
+    const span = countDays(q.from, q.to);
     if (span > MAX_RANGE_DAYS) {
       ctx.addIssue({ code: 'custom', path: ['to'], message: `the range covers ${span} days; ask for at most ${MAX_RANGE_DAYS} at a time` });
     }
   });
 
-function daysBetweenCount(from: string, to: string): number {
+/** How many days `from`…`to` covers, both included (arithmetic: a range may be refused for its length). */
+function countDays(from: string, to: string): number {
   return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000) + 1;
 }
 
 const participantParams = z.object({ id: z.string().regex(PARTICIPANT_ID, 'a mindLAMP participant id: letters, digits, ".", "_" or "-", up to 128') });
-
-/** The 400 body of every admin route: what is wrong, field by field (same shape as admin.ts). */
-export function sendInvalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
-  return reply.code(400).send({
-    error: 'invalid_request',
-    message: error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '),
-    issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-  });
-}
 
 /** The participant's connections, as the coordinator needs them next to its days. */
 export async function loadConnectionSummaries(db: Kysely<Database>, participantId: string) {
@@ -220,21 +213,18 @@ export async function loadConnectionSummaries(db: Kysely<Database>, participantI
 }
 
 /** `GET /admin/participants/:id/days?from&to[&stream]`: the participant's day ledger (behind the admin guard). */
-export function registerAdminDayRoutes(app: FastifyInstance, deps: Pick<GatewayDeps, 'db'>): void {
+export function registerAdminDayRoutes(scope: FastifyInstance, deps: Pick<GatewayDeps, 'db'>): void {
+  const app = scope.withTypeProvider<ZodTypeProvider>();
   const { db } = deps;
-  app.get('/admin/participants/:id/days', async (request, reply) => {
-    const params = participantParams.safeParse(request.params);
-    if (!params.success) return sendInvalid(reply, params.error);
-    const query = daysQuery.safeParse(request.query);
-    if (!query.success) return sendInvalid(reply, query.error);
-    const participantId = params.data.id;
+  app.get('/admin/participants/:id/days', { schema: { params: participantParams, querystring: daysQuery } }, async (request, reply) => {
+    const participantId = request.params.id;
     if (!(await participantExists(db, participantId))) {
       return reply.code(404).send({
         error: 'participant_not_found',
         message: `fitlamp knows no participant "${participantId}"; check the id, or issue an enrollment link first (POST /admin/enrollments)`,
       });
     }
-    const { from, to, stream } = query.data;
+    const { from, to, stream } = request.query;
     const [view, connections] = await Promise.all([
       loadDayLedger(db, participantId, { from, to, ...(stream ? { only: stream } : {}) }),
       loadConnectionSummaries(db, participantId),

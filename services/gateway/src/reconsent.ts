@@ -1,5 +1,3 @@
-import type { FastifyReply } from 'fastify';
-import { z } from 'zod';
 import {
   ACTIVE_CONNECTION_STATUSES,
   endConnection,
@@ -115,19 +113,6 @@ export function migrationStates(rows: readonly ParticipantStatusRow[]): Map<stri
   return states;
 }
 
-/** `POST /admin/enrollments` for everyone in a state: `{provider, status: "needs_reconsent"}`. */
-export const bulkEnrollmentBody = z.strictObject({
-  provider: z.enum(['fitbit', 'google-health']),
-  status: z.literal('needs_reconsent'),
-  expiresInHours: z.number().int().min(1).max(24 * 365).optional(),
-});
-export type BulkEnrollment = z.infer<typeof bulkEnrollmentBody>;
-
-/** Whether an enrollment request body asks for links by status rather than for one participant. */
-export function isBulkEnrollment(body: unknown): boolean {
-  return typeof body === 'object' && body !== null && 'status' in body && !('participantId' in body);
-}
-
 export interface BulkEnrollmentResult {
   links: Array<{ participantId: string; url: string; expiresAt: string }>;
   failed: Array<{ participantId: string; error: string; message: string }>;
@@ -149,9 +134,4 @@ export async function issueReconsentLinks(
     }
   }
   return result;
-}
-
-/** Sends the bulk answer: 201 with every link (and any participant that got none). */
-export function sendBulkResult(reply: FastifyReply, result: BulkEnrollmentResult): FastifyReply {
-  return reply.code(201).send(result);
 }
