@@ -44,6 +44,8 @@ export type InjectRequest = (path: string, init?: { method?: string; headers?: R
 
 /** What every gateway under test offers. */
 export interface GatewayUnderTest {
+  /** Its origin: where it listens, or (not listening) the `Host` that `inject` sends. */
+  base: string;
   env: GatewayEnv;
   app: FastifyInstance;
   db: Kysely<Database>;
@@ -61,12 +63,15 @@ export interface GatewayUnderTest {
 /** Statuses whose responses have no body (the fetch `Response` refuses one). */
 const NO_BODY = new Set([101, 204, 205, 304]);
 
-function injector(app: FastifyInstance): InjectRequest {
+/** The origin of a gateway that does not listen: what `Host` and same-origin checks see. */
+const INJECT_BASE = 'http://gateway.test';
+
+function injector(app: FastifyInstance, base: string): InjectRequest {
   return async (path, init = {}) => {
     const res = await app.inject({
       method: (init.method ?? 'GET') as 'GET',
       url: path,
-      headers: init.headers ?? {},
+      headers: { host: new URL(base).host, ...init.headers },
       ...(init.body !== undefined ? { payload: init.body } : {}),
     });
     const headers = new Headers();
@@ -78,7 +83,7 @@ function injector(app: FastifyInstance): InjectRequest {
 }
 
 /** Builds the gateway on `env` with its own Redis connection and captured logs; `close` closes what it opened. */
-async function assemble(env: GatewayEnv, db: Kysely<Database>, redisUrl: string): Promise<Omit<GatewayUnderTest, 'close'> & { close(): Promise<void> }> {
+async function assemble(env: GatewayEnv, db: Kysely<Database>, redisUrl: string): Promise<Omit<GatewayUnderTest, 'base' | 'inject'>> {
   const logs: string[] = [];
   const logger = createLogger({ name: 'gateway', level: 'debug', destination: { write: (line: string) => void logs.push(line) } });
   // Commands fail at once while Redis is unreachable instead of queueing: readiness says so.
@@ -97,7 +102,6 @@ async function assemble(env: GatewayEnv, db: Kysely<Database>, redisUrl: string)
     cipher,
     logs,
     admin: { authorization: `Bearer ${env.ADMIN_TOKEN}` },
-    inject: injector(app),
     async close() {
       await app.close();
       await queues.close();
@@ -121,11 +125,13 @@ export interface BuildTestGatewayOptions {
  */
 export async function buildTestGateway(options: BuildTestGatewayOptions = {}): Promise<GatewayUnderTest> {
   const t = options.db ? undefined : await createTestDatabase();
-  const env = loadGatewayEnv(serviceTestEnv({ DATABASE_URL: t?.url, QUEUE_PREFIX: uniquePrefix('gw'), LOG_LEVEL: 'debug', ...options.env }));
+  const env = loadGatewayEnv(serviceTestEnv({ ...(t ? { DATABASE_URL: t.url } : {}), QUEUE_PREFIX: uniquePrefix('gw'), LOG_LEVEL: 'debug', ...options.env }));
   const gateway = await assemble(env, options.db ?? t!.db, options.redisUrl ?? testRedisUrl);
   await gateway.app.ready();
   return {
     ...gateway,
+    base: INJECT_BASE,
+    inject: injector(gateway.app, INJECT_BASE),
     async close() {
       await gateway.close();
       await t?.drop();
@@ -147,7 +153,6 @@ export interface TestGatewayOptions {
 }
 
 export interface TestGateway extends GatewayUnderTest {
-  base: string;
   lampSim: LampSimulator;
   fitbit: FitbitSimulator;
   /** The Google Health simulator, when `google` was asked for. */
@@ -221,6 +226,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   return {
     ...gateway,
     base: gatewayUrl,
+    inject: injector(gateway.app, gatewayUrl),
     lampSim,
     fitbit,
     ...(google ? { google, googleUrl: googleUrl! } : {}),
