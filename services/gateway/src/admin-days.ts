@@ -17,17 +17,17 @@ import type { GatewayDeps } from './app.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 
 /** The longest range one request may ask for, in days (inclusive). */
-export const MAX_RANGE_DAYS = 366;
+const MAX_RANGE_DAYS = 366;
 
 /** What the coordinator sees for a day no sync has written yet. */
-export const NOT_FETCHED_REASON = 'not fetched yet';
+const NOT_FETCHED_REASON = 'not fetched yet';
 
 /**
  * How bad each status is, for a day's rollup (the worst stream wins): a failure needs action,
  * a day the device has not synced has nothing yet, an empty day means the device was not worn,
  * a partial day is still arriving, a settled day is done.
  */
-export const STATUS_SEVERITY: Record<DayStatus, number> = { settled: 0, partial: 1, empty: 2, not_synced: 3, failed: 4 };
+const STATUS_SEVERITY: Record<DayStatus, number> = { settled: 0, partial: 1, empty: 2, not_synced: 3, failed: 4 };
 export const DAY_STATUSES = (Object.keys(STATUS_SEVERITY) as DayStatus[]).sort((a, b) => STATUS_SEVERITY[a] - STATUS_SEVERITY[b]);
 
 /** One stream on one day, as the API answers it. */
@@ -71,7 +71,7 @@ function zeroCounts(): Record<DayStatus, number> {
 }
 
 /** Streams in the catalog's order (steps first), anything unknown after them by name. */
-export function orderStreams(streams: Iterable<string>): string[] {
+function orderStreams(streams: Iterable<string>): string[] {
   const known = STREAMS as readonly string[];
   return [...new Set(streams)].sort((a, b) => {
     const ia = known.indexOf(a);
@@ -86,7 +86,7 @@ export function orderStreams(streams: Iterable<string>): string[] {
  * ledger has no row, and each day rolls up to the worst status of its streams. A day with no
  * stream at all (nothing scheduled, nothing fetched) is `not_synced` too.
  */
-export function buildDayLedger(input: { from: string; to: string; streams: readonly string[]; rows: readonly LedgerDay[] }): DayLedgerView {
+function buildDayLedger(input: { from: string; to: string; streams: readonly string[]; rows: readonly LedgerDay[] }): DayLedgerView {
   const byKey = new Map(input.rows.map((r) => [`${r.stream}/${r.day}`, r]));
   const streams = orderStreams(input.streams);
   const summary = zeroCounts();
@@ -199,7 +199,7 @@ function countDays(from: string, to: string): number {
 const participantParams = z.object({ id: z.string().regex(PARTICIPANT_ID, 'a mindLAMP participant id: letters, digits, ".", "_" or "-", up to 128') });
 
 /** The participant's connections, as the coordinator needs them next to its days. */
-export async function loadConnectionSummaries(db: Kysely<Database>, participantId: string) {
+async function loadConnectionSummaries(db: Kysely<Database>, participantId: string) {
   const connections = await findConnectionsOfParticipant(db, participantId);
   return connections.map((c) => ({
     provider: c.provider,

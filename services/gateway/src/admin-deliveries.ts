@@ -19,7 +19,7 @@ const deliveriesQuery = z.strictObject({
   offset: z.coerce.number().int().min(0).default(0),
 });
 /** bigserial ids: digits only, short enough to stay a Postgres bigint. */
-export const batchIdSchema = z.string().regex(/^[1-9][0-9]{0,17}$/, 'a delivery batch id: a positive whole number');
+const batchIdSchema = z.string().regex(/^[1-9][0-9]{0,17}$/, 'a delivery batch id: a positive whole number');
 const batchParams = z.object({ batchId: batchIdSchema });
 /** Where the dashboard's Retry form may send the coordinator back to: dashboard pages only. */
 const returnTo = z
@@ -30,7 +30,7 @@ const returnTo = z
 const retryBody = z.preprocess((body) => body ?? {}, z.object({ returnTo }));
 
 /** A delivery batch as the admin API shows it. */
-export function batchView(batch: DeliveryBatch) {
+function batchView(batch: DeliveryBatch) {
   return {
     batchId: batch.id,
     participantId: batch.participant_id,

@@ -9,7 +9,7 @@ import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.t
 import { loadGatewayEnv } from './env.ts';
 import { createProviders } from '@fitlamp/provider-registry';
 
-export const HELP = `Usage:
+const HELP = `Usage:
   pnpm fitlamp enroll [options] <participant-id>...
   pnpm fitlamp enroll [options] --csv participants.csv
   pnpm fitlamp enroll --provider google-health --needs-reconsent

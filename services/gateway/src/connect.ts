@@ -29,7 +29,7 @@ import { retireSupersededConnections } from './reconsent.ts';
 import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from './pages.ts';
 
 /** OAuth state lives 10 minutes (the brief; Fitbit's codes live as long: fitbit-web-api §1.2). */
-export const OAUTH_STATE_TTL_MS = 10 * 60_000;
+const OAUTH_STATE_TTL_MS = 10 * 60_000;
 /** A "try again" link made on the participant's behalf lives one hour. */
 const RETRY_LINK_TTL_MS = 60 * 60_000;
 
@@ -357,7 +357,8 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
   );
 }
 
-type StoreOutcome = { kind: 'connected'; previous: ProviderConnection | undefined } | { kind: 'taken'; ownerParticipantId: string };
+/** What storing a grant came to: connected (with the connection it replaced), or the account is another participant's. */
+type ConnectOutcome = { kind: 'connected'; previous: ProviderConnection | undefined } | { kind: 'taken'; ownerParticipantId: string };
 
 /**
  * Stores a fresh grant in one transaction: participant, connection (tokens encrypted, version
@@ -375,7 +376,7 @@ async function storeGrant(
     account: AccountInfo | undefined;
     streams: readonly StreamName[];
   },
-): Promise<StoreOutcome> {
+): Promise<ConnectOutcome> {
   const { cipher } = deps;
   const { provider, participantId, providerUserId, grant } = input;
   const tokens = {

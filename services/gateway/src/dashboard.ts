@@ -46,10 +46,10 @@ nav a{margin-right:1rem}
 `.trim();
 
 /** The CSP `style-src` source that allows the dashboard's extra stylesheet. */
-export const DASHBOARD_STYLE_HASH = `'sha256-${createHash('sha256').update(DASHBOARD_STYLE).digest('base64')}'`;
+const DASHBOARD_STYLE_HASH = `'sha256-${createHash('sha256').update(DASHBOARD_STYLE).digest('base64')}'`;
 
 /** The dashboard's Content-Security-Policy: no scripts, the two stylesheets, forms to itself only. */
-export const DASHBOARD_CSP = [
+const DASHBOARD_CSP = [
   "default-src 'none'",
   `style-src ${STYLE_HASH} ${DASHBOARD_STYLE_HASH}`,
   "img-src 'self' data:",
@@ -84,7 +84,7 @@ const STATUS_MEANINGS: Record<DayStatus, string> = {
 };
 
 /** Days of the participant page's grid. */
-export const GRID_DAYS = 14;
+const GRID_DAYS = 14;
 
 function when(value: Date | string | null | undefined): string {
   if (!value) return '—';

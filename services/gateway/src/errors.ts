@@ -42,7 +42,7 @@ export function sendError(reply: FastifyReply, status: number, error: string, me
 }
 
 /** 400 `invalid_request`: every issue, and a message naming each field. */
-export function sendInvalid(reply: FastifyReply, issues: readonly Issue[]): FastifyReply {
+function sendInvalid(reply: FastifyReply, issues: readonly Issue[]): FastifyReply {
   return sendError(reply, 400, 'invalid_request', issues.map((i) => `${i.path || '(body)'}: ${i.message}`).join('; '), issues);
 }
 

@@ -25,12 +25,6 @@ export const MIGRATED_REASON_PREFIX = 'migrated to Google Health';
 /** Where a participant stands in the move from the legacy API. */
 export type MigrationState = 'legacy_only' | 'waiting' | 'migrated';
 
-export interface RetiredLegacyConnection {
-  participantId: string;
-  matchedBy: 'participant' | 'legacy_user_id';
-  revokedAtProvider: boolean;
-}
-
 /**
  * After a successful connect: when the new provider supersedes another (Google Health → legacy
  * Fitbit), finds the old connection (the same participant's, or the one whose Fitbit user id is
@@ -43,11 +37,10 @@ export interface RetiredLegacyConnection {
 export async function retireSupersededConnections(
   deps: Pick<GatewayDeps, 'db' | 'providers' | 'cipher' | 'logger'>,
   input: { provider: Provider; participantId: string; account: AccountInfo | undefined },
-): Promise<RetiredLegacyConnection[]> {
+): Promise<void> {
   const legacy = SUPERSEDES[input.provider.name];
-  if (!legacy) return [];
+  if (!legacy) return;
   const legacyUserId = input.account?.legacyUserId;
-  const retired: RetiredLegacyConnection[] = [];
   try {
     const candidates = await findSupersededConnections(deps.db, legacy, { participantId: input.participantId, providerUserId: legacyUserId });
     for (const connection of candidates) {
@@ -57,7 +50,6 @@ export async function retireSupersededConnections(
       }; legacy tokens ${revokedAtProvider ? 'revoked and ' : ''}deleted`;
       await endConnection(deps.db, connection.participant_id, legacy, 'disconnected', reason);
       const matchedBy = connection.participant_id === input.participantId ? 'participant' : 'legacy_user_id';
-      retired.push({ participantId: connection.participant_id, matchedBy, revokedAtProvider });
       deps.logger.info(
         { participantId: input.participantId, legacyParticipantId: connection.participant_id, matchedBy, revokedAtProvider },
         'legacy connection retired after re-consent',
@@ -66,7 +58,6 @@ export async function retireSupersededConnections(
   } catch (error) {
     deps.logger.warn({ participantId: input.participantId, err: error instanceof Error ? error.message : String(error) }, 'could not retire the legacy connection');
   }
-  return retired;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { StreamName, ZoneHistory } from '@fitlamp/provider';
 import { enqueue } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
 import { sendError } from './errors.ts';
-import { createKeysetVerifier, type KeysetVerifier } from './webhook-keyset.ts';
+import { createKeysetVerifier } from './webhook-keyset.ts';
 
 /**
  * `POST /webhooks/google-health` (google-health-api §4): the endpoint verification handshake,
@@ -27,21 +27,16 @@ function sameSecret(given: string | undefined, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-export interface WebhookOptions {
-  /** Tests: a verifier with its own keyset source. */
-  verifier?: KeysetVerifier;
-}
-
 /**
  * Registers `POST /webhooks/google-health` when the Google Health provider and
  * `GOOGLE_HEALTH_WEBHOOK_SECRET` are configured; without them the route does not exist (404).
  */
-export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: GatewayDeps, options: WebhookOptions = {}): Promise<void> {
+export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const secret = deps.env.GOOGLE_HEALTH_WEBHOOK_SECRET;
   const parseNotifications = deps.providers['google-health']?.parseNotifications;
   if (!secret || !parseNotifications) return;
   const { db, redis, logger } = deps;
-  const verifier = options.verifier ?? createKeysetVerifier({ url: deps.env.GOOGLE_HEALTH_WEBHOOK_KEYSET_URL });
+  const verifier = createKeysetVerifier({ url: deps.env.GOOGLE_HEALTH_WEBHOOK_KEYSET_URL });
   const notifications = new Counter({
     name: 'fitlamp_webhook_notifications_total',
     help: 'Webhook notifications received, by outcome (accepted, duplicate, unknown_user, ignored_type, bad_signature, malformed)',
