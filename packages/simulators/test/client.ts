@@ -6,6 +6,21 @@ import { createHash, randomBytes } from 'node:crypto';
  * never from fitlamp's provider clients.
  */
 
+/**
+ * What every simulator fixture starts with: the registered client (its redirect URI and one
+ * other), a fixed seed, and a clock frozen at 2026-11-03T15:00Z.
+ */
+export function fixtureOptions(client: { id: string; secret: string; redirectUri: string }) {
+  return {
+    clientId: client.id,
+    clientSecret: client.secret,
+    redirectUris: [client.redirectUri, 'http://127.0.0.1:9/other'],
+    appName: 'Study App',
+    seed: 'test-seed',
+    startAt: '2026-11-03T15:00:00Z',
+  };
+}
+
 /** A PKCE verifier and its S256 challenge. */
 export function pkce(): { verifier: string; challenge: string } {
   const verifier = randomBytes(32).toString('base64url');

@@ -1,6 +1,6 @@
 // Fixtures for the Fitbit simulator tests: start, consent through the HTML page, call the API.
 import { createFitbitSimulator, type FitbitSimulator, type FitbitSimulatorOptions } from '../src/fitbit/app.ts';
-import { connectWithPkce, submitConsent, type ConsentChoice } from './client.ts';
+import { connectWithPkce, fixtureOptions, submitConsent, type ConsentChoice } from './client.ts';
 
 export { control, pkce } from './client.ts';
 
@@ -17,12 +17,7 @@ export interface Running {
 /** Starts a simulator on a free port with a frozen clock (2026-11-03T15:00Z unless given). */
 export async function startSimulator(options: Partial<FitbitSimulatorOptions> = {}): Promise<Running> {
   const sim = createFitbitSimulator({
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    redirectUris: [REDIRECT_URI, 'http://127.0.0.1:9/other'],
-    appName: 'Study App',
-    seed: 'test-seed',
-    startAt: '2026-11-03T15:00:00Z',
+    ...fixtureOptions({ id: CLIENT_ID, secret: CLIENT_SECRET, redirectUri: REDIRECT_URI }),
     ...options,
   });
   const url = await sim.app.listen({ port: 0, host: '127.0.0.1' });

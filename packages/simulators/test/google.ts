@@ -1,7 +1,7 @@
 // Fixtures for the Google Health simulator tests: start, consent through the HTML page, call the API.
 import { createGoogleHealthSimulator, type GoogleHealthSimulator, type GoogleHealthSimulatorOptions } from '../src/google/app.ts';
 import { SCOPES } from '../src/google/catalogue.ts';
-import { connectWithPkce, submitConsent, type ConsentChoice } from './client.ts';
+import { connectWithPkce, fixtureOptions, submitConsent, type ConsentChoice } from './client.ts';
 
 export { control, pkce } from './client.ts';
 
@@ -18,12 +18,7 @@ export interface Running {
 /** Starts a simulator on a free port with a frozen clock (2026-11-03T15:00Z unless given) and no delivery timer. */
 export async function startSimulator(options: Partial<GoogleHealthSimulatorOptions> = {}): Promise<Running> {
   const sim = createGoogleHealthSimulator({
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    redirectUris: [REDIRECT_URI, 'http://127.0.0.1:9/other'],
-    appName: 'Study App',
-    seed: 'test-seed',
-    startAt: '2026-11-03T15:00:00Z',
+    ...fixtureOptions({ id: CLIENT_ID, secret: CLIENT_SECRET, redirectUri: REDIRECT_URI }),
     ...options,
     webhooks: { deliveryIntervalMs: 0, timeoutMs: 2000, ...options.webhooks },
   });

@@ -11,7 +11,7 @@ export {
 } from './databases.ts';
 export { serviceTestEnv, googleSimulatorEnv } from './env.ts';
 export { startProcess, buildIfStale, repoRoot, PRODUCTION_NODE_FLAGS, type BuildTarget, type ServiceProcess } from './processes.ts';
-export { launchTestBrowser, chromiumPath, CHROMIUM_ARGS, type TestBrowser } from './browser.ts';
+export { launchTestBrowser, watchPage, chromiumPath, CHROMIUM_ARGS, type TestBrowser } from './browser.ts';
 export {
   requestEnrollmentLink,
   hiddenFields,
