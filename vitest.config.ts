@@ -8,7 +8,9 @@ import { defineConfig } from 'vitest/config';
 // - the whole-stack tests (`test/*.e2e.test.ts`: the four services as processes against the
 //   simulators, which run inside the test process), one at a time, so that two stacks never
 //   compete for the same two cores and each simulator gets the CPU its stack needs.
-const everywhere = ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'test/**/*.test.ts'];
+// Tests sit beside what they test (`src/`); a package's or service's `test/` folder holds its test
+// helpers, and any test placed there runs too.
+const everywhere = ['{packages,services}/*/{src,test}/**/*.test.ts', 'test/**/*.test.ts'];
 const stacks = ['test/**/*.e2e.test.ts'];
 
 export default defineConfig({

@@ -1,3 +1,3 @@
 export { createFitbitProvider, type FitbitProviderConfig } from './fitbit-provider.ts';
-export { FITBIT_SOURCE, SENSORS as FITBIT_SENSORS } from './normalize.ts';
+export { SENSORS as FITBIT_SENSORS } from './normalize.ts';
 export { STREAM_SCOPES } from './oauth.ts';

@@ -4,7 +4,7 @@ import type { StreamName } from '@fitlamp/provider';
  * The Google Health data types a webhook notification can name (google-health-api §3.6, §4.4),
  * mapped to the fitlamp stream they feed. Types fitlamp does not sync are absent.
  */
-export const DATA_TYPE_STREAMS: Readonly<Record<string, StreamName>> = {
+const DATA_TYPE_STREAMS: Readonly<Record<string, StreamName>> = {
   steps: 'steps',
   'heart-rate': 'heart_rate',
   'daily-resting-heart-rate': 'resting_heart_rate',

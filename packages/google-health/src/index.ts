@@ -1,3 +1,3 @@
 export { createGoogleHealthProvider, type GoogleHealthProviderConfig } from './google-health-provider.ts';
-export { GOOGLE_SOURCE, SENSORS as GOOGLE_SENSORS } from './normalize.ts';
+export { SENSORS as GOOGLE_SENSORS } from './normalize.ts';
 export { SCOPES as GOOGLE_HEALTH_SCOPES, STREAM_SCOPES } from './oauth.ts';

@@ -18,12 +18,12 @@ const MAX_PAGES = 60;
 const DAY = 86_400_000;
 
 /** RFC 3339 in UTC, without a `.000` fraction (the form the docs' examples use). */
-export function rfc3339(ms: number): string {
+function rfc3339(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
 /** A civil literal: `YYYY-MM-DD` at midnight, else `YYYY-MM-DDTHH:mm:ss` (discovery `list.filter`). */
-export function civilLiteral(wall: number): string {
+function civilLiteral(wall: number): string {
   const iso = new Date(wall).toISOString();
   return wall % DAY === 0 ? iso.slice(0, 10) : iso.slice(0, 19);
 }
@@ -33,7 +33,7 @@ export function civilLiteral(wall: number): string {
  * quoted (google-health-api §3.3), e.g.
  * `steps.interval.start_time >= "2026-03-08T05:00:00Z" AND steps.interval.start_time < "2026-03-09T04:00:00Z"`.
  */
-export function rangeFilter(field: string, from: string, to: string): string {
+function rangeFilter(field: string, from: string, to: string): string {
   return `${field} >= "${from}" AND ${field} < "${to}"`;
 }
 
@@ -156,7 +156,7 @@ export async function collectPhysicalRange(
  * range until one page suffices"). Civil sub-ranges partition the points exactly whatever the
  * order and the DST folds, so nothing is lost or repeated.
  */
-export async function collectCivilRange(
+async function collectCivilRange(
   http: GoogleHttp,
   ctx: ProviderContext,
   q: PointsQuery & { timeLiterals: boolean },

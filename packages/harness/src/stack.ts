@@ -20,6 +20,7 @@ import {
   answerProviderConsent,
   buildIfStale,
   databaseUrl,
+  googleSimulatorEnv,
   requestEnrollmentLink,
   startConsent,
   startProcess,
@@ -238,16 +239,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     const sim = google;
     cleanup.push(() => sim.app.close());
     if (options.providerLatencyMs) google.addFault({ path: '/v4', kind: 'latency', latencyMs: options.providerLatencyMs });
-    googleEnv = {
-      GOOGLE_CLIENT_ID: googleClientId,
-      GOOGLE_CLIENT_SECRET: googleSecret,
-      GOOGLE_AUTHORIZE_URL: `${googleUrl}/o/oauth2/v2/auth`,
-      GOOGLE_TOKEN_URL: `${googleUrl}/token`,
-      GOOGLE_REVOKE_URL: `${googleUrl}/revoke`,
-      GOOGLE_HEALTH_API_URL: googleUrl,
-      GOOGLE_HEALTH_WEBHOOK_SECRET: `Bearer ${randomBytes(24).toString('base64url')}`,
-      GOOGLE_HEALTH_WEBHOOK_KEYSET_URL: `${googleUrl}/googlehealthapi/webhooks/webhooks_public_keyset.json`,
-    };
+    googleEnv = googleSimulatorEnv(googleUrl, { id: googleClientId, secret: googleSecret });
   }
 
   const adminToken = randomBytes(24).toString('base64url');

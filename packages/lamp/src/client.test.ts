@@ -69,7 +69,6 @@ describe('mindLAMP client (MockAgent)', () => {
       // Raw server messages stay out of ours (they can echo what was sent).
       expect(error.message).not.toContain('E11000');
     }
-    expect((await rejection(Promise.reject(new LampError('rejected', 'x', 429)))).retryable).toBe(true);
   });
 
   it('tells "never sent" from "sent, outcome unknown"', async () => {
@@ -87,7 +86,6 @@ describe('mindLAMP client (MockAgent)', () => {
       pool.intercept({ path: '/participant/U1/sensor_event', method: 'POST' }).replyWithError(failure);
       const e = await rejection(client.postSensorEvents('U1', [event(1)]));
       expect(e.code).toBe('outcome_unknown');
-      expect(e.retryable).toBe(true);
     }
   });
 

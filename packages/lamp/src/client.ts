@@ -35,16 +35,6 @@ export class LampError extends Error {
     super(message);
     this.name = 'LampError';
   }
-
-  /** Whether trying again later can succeed (after reconciling, for `outcome_unknown` and a POST's `server_error`). */
-  get retryable(): boolean {
-    return (
-      this.code === 'server_error' ||
-      this.code === 'outcome_unknown' ||
-      this.code === 'unavailable' ||
-      this.status === 429
-    );
-  }
 }
 
 /** One sensor event as mindLAMP stores it (reference §1.2). */
@@ -136,7 +126,7 @@ function errorCodes(error: unknown): string[] {
  * Classifies a transport failure. Anything not positively known to happen before sending counts
  * as `outcome_unknown`: wrongly calling a sent request unsent would let a retry duplicate events.
  */
-export function classifyTransportError(error: unknown): 'unavailable' | 'outcome_unknown' {
+function classifyTransportError(error: unknown): 'unavailable' | 'outcome_unknown' {
   const codes = errorCodes(error);
   return codes.length > 0 && codes.every((c) => NOT_SENT_CODES.has(c)) ? 'unavailable' : 'outcome_unknown';
 }

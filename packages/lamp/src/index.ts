@@ -1,6 +1,5 @@
 export {
   createLampClient,
-  classifyTransportError,
   LampError,
   type LampClient,
   type LampClientOptions,

@@ -36,11 +36,6 @@ function formatterFor(zone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** Throws a RangeError for a name the runtime's time-zone database does not know. */
-export function assertTimeZone(zone: string): void {
-  formatterFor(zone);
-}
-
 /**
  * The zone's UTC offset (ms) at an instant. Real-world transitions fall on quarter hours, so the
  * offset is constant within a quarter hour and cached per quarter hour.
@@ -122,7 +117,7 @@ export function localToUtc(local: string | number, history: ZoneHistory, options
 }
 
 /** The zone a participant was in at an instant. */
-export function zoneAtInstant(history: ZoneHistory, instant: number): string {
+function zoneAtInstant(history: ZoneHistory, instant: number): string {
   if (history.length === 0) throw new RangeError('zone history is empty');
   for (let i = history.length - 1; i > 0; i--) if (instant >= history[i]!.validFrom) return history[i]!.zone;
   return history[0]!.zone;

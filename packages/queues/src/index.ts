@@ -1,12 +1,10 @@
 export {
   queueCatalog,
-  queueKinds,
   syncPayload,
   deliverPayload,
   createQueues,
   enqueue,
   jobIdFor,
-  encodeIdPart,
   type QueueKind,
   type QueueSet,
   type PayloadOf,

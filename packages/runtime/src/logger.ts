@@ -6,7 +6,7 @@ export type { Logger } from 'pino';
  * Field names whose values never reach a log line, at any depth pino can address. Tokens, OAuth
  * codes, PKCE verifiers, secrets and authorization headers are replaced with "[redacted]".
  */
-export const REDACTED_KEYS = [
+const REDACTED_KEYS = [
   'authorization',
   'Authorization',
   'cookie',

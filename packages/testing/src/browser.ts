@@ -56,3 +56,16 @@ export async function launchTestBrowser(options: { viewport?: { width: number; h
     },
   };
 }
+
+/**
+ * Collects the page's console errors (CSP refusals show up there) into `into`, except those
+ * containing `expected` (a favicon's 404, the Basic challenge's 401), and gives it the tests'
+ * default timeout.
+ */
+export function watchPage(page: Page, into: string[], expected: string): Page {
+  page.setDefaultTimeout(8_000);
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().includes(expected)) into.push(message.text());
+  });
+  return page;
+}

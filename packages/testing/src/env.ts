@@ -31,3 +31,20 @@ export function serviceTestEnv(overrides: Record<string, string | undefined> = {
   };
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
+
+/**
+ * The Google Health settings of a service that talks to the Google Health simulator at
+ * `simulatorUrl` (no trailing slash), with a fresh webhook secret.
+ */
+export function googleSimulatorEnv(simulatorUrl: string, client: { id: string; secret: string }): Record<string, string> {
+  return {
+    GOOGLE_CLIENT_ID: client.id,
+    GOOGLE_CLIENT_SECRET: client.secret,
+    GOOGLE_AUTHORIZE_URL: `${simulatorUrl}/o/oauth2/v2/auth`,
+    GOOGLE_TOKEN_URL: `${simulatorUrl}/token`,
+    GOOGLE_REVOKE_URL: `${simulatorUrl}/revoke`,
+    GOOGLE_HEALTH_API_URL: simulatorUrl,
+    GOOGLE_HEALTH_WEBHOOK_SECRET: `Bearer ${randomBytes(24).toString('base64url')}`,
+    GOOGLE_HEALTH_WEBHOOK_KEYSET_URL: `${simulatorUrl}/googlehealthapi/webhooks/webhooks_public_keyset.json`,
+  };
+}

@@ -9,9 +9,9 @@ export {
   TEMPLATE_DATABASE,
   type TestDatabase,
 } from './databases.ts';
-export { serviceTestEnv } from './env.ts';
+export { serviceTestEnv, googleSimulatorEnv } from './env.ts';
 export { startProcess, buildIfStale, repoRoot, PRODUCTION_NODE_FLAGS, type BuildTarget, type ServiceProcess } from './processes.ts';
-export { launchTestBrowser, chromiumPath, CHROMIUM_ARGS, type TestBrowser } from './browser.ts';
+export { launchTestBrowser, watchPage, chromiumPath, CHROMIUM_ARGS, type TestBrowser } from './browser.ts';
 export {
   requestEnrollmentLink,
   hiddenFields,
@@ -19,3 +19,13 @@ export {
   answerProviderConsent,
   type ConsentAnswer,
 } from './consent.ts';
+export {
+  seedParticipant,
+  seedLedger,
+  seedBatch,
+  recordsOf,
+  batchStatus,
+  SEEDED_CONNECTED_AT,
+  type SeedParticipantOptions,
+  type SeedDay,
+} from './seed.ts';

@@ -1,7 +1,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb, pingDatabase } from '@fitlamp/db';
-import { createProviders, streamsFromEnv } from '@fitlamp/providers';
+import { createProviders, streamsFromEnv } from '@fitlamp/provider-registry';
 import { createQueues, registerQueueMetrics } from '@fitlamp/queues';
 import {
   createLogger,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedBatch, seedLedger, seedParticipant } from './test-ledger.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { seedBatch, seedLedger, seedParticipant } from '@fitlamp/testing';
+import { buildTestGateway, type GatewayUnderTest } from '../test/gateway.ts';
 
 interface StreamDay {
   status: string;
@@ -35,13 +35,13 @@ interface ErrorBody {
   issues?: Array<{ path: string; message: string }>;
 }
 
-// The day ledger API over real HTTP, on real Postgres, with rows as the fetcher writes them.
+// The day ledger API through app.inject, on real Postgres, with rows as the fetcher writes them.
 describe('GET /admin/participants/:id/days', () => {
-  let gw: TestGateway;
-  const get = (path: string, headers: Record<string, string> = gw.admin) => fetch(`${gw.base}${path}`, { headers });
+  let gw: GatewayUnderTest;
+  const get = (path: string, headers: Record<string, string> = gw.admin) => gw.inject(path, { headers });
 
   beforeAll(async () => {
-    gw = await startTestGateway();
+    gw = await buildTestGateway();
     // P1: connected, three data streams scheduled (and device, which has no days of its own).
     await seedParticipant(gw.db, 'P1', { status: 'connected', streams: ['steps', 'heart_rate', 'sleep', 'device'] });
     await seedLedger(gw.db, 'P1', [

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import {
@@ -16,17 +17,17 @@ import type { GatewayDeps } from './app.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 
 /** The longest range one request may ask for, in days (inclusive). */
-export const MAX_RANGE_DAYS = 366;
+const MAX_RANGE_DAYS = 366;
 
 /** What the coordinator sees for a day no sync has written yet. */
-export const NOT_FETCHED_REASON = 'not fetched yet';
+const NOT_FETCHED_REASON = 'not fetched yet';
 
 /**
  * How bad each status is, for a day's rollup (the worst stream wins): a failure needs action,
  * a day the device has not synced has nothing yet, an empty day means the device was not worn,
  * a partial day is still arriving, a settled day is done.
  */
-export const STATUS_SEVERITY: Record<DayStatus, number> = { settled: 0, partial: 1, empty: 2, not_synced: 3, failed: 4 };
+const STATUS_SEVERITY: Record<DayStatus, number> = { settled: 0, partial: 1, empty: 2, not_synced: 3, failed: 4 };
 export const DAY_STATUSES = (Object.keys(STATUS_SEVERITY) as DayStatus[]).sort((a, b) => STATUS_SEVERITY[a] - STATUS_SEVERITY[b]);
 
 /** One stream on one day, as the API answers it. */
@@ -70,7 +71,7 @@ function zeroCounts(): Record<DayStatus, number> {
 }
 
 /** Streams in the catalog's order (steps first), anything unknown after them by name. */
-export function orderStreams(streams: Iterable<string>): string[] {
+function orderStreams(streams: Iterable<string>): string[] {
   const known = STREAMS as readonly string[];
   return [...new Set(streams)].sort((a, b) => {
     const ia = known.indexOf(a);
@@ -85,7 +86,7 @@ export function orderStreams(streams: Iterable<string>): string[] {
  * ledger has no row, and each day rolls up to the worst status of its streams. A day with no
  * stream at all (nothing scheduled, nothing fetched) is `not_synced` too.
  */
-export function buildDayLedger(input: { from: string; to: string; streams: readonly string[]; rows: readonly LedgerDay[] }): DayLedgerView {
+function buildDayLedger(input: { from: string; to: string; streams: readonly string[]; rows: readonly LedgerDay[] }): DayLedgerView {
   const byKey = new Map(input.rows.map((r) => [`${r.stream}/${r.day}`, r]));
   const streams = orderStreams(input.streams);
   const summary = zeroCounts();
@@ -184,29 +185,21 @@ const daysQuery = z
       ctx.addIssue({ code: 'custom', path: ['to'], message: `must not be before from (${q.from})` });
       return;
     }
-    const span = daysBetweenCount(q.from, q.to);
+    const span = countDays(q.from, q.to);
     if (span > MAX_RANGE_DAYS) {
       ctx.addIssue({ code: 'custom', path: ['to'], message: `the range covers ${span} days; ask for at most ${MAX_RANGE_DAYS} at a time` });
     }
   });
 
-function daysBetweenCount(from: string, to: string): number {
+/** How many days `from`…`to` covers, both included (arithmetic: a range may be refused for its length). */
+function countDays(from: string, to: string): number {
   return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000) + 1;
 }
 
 const participantParams = z.object({ id: z.string().regex(PARTICIPANT_ID, 'a mindLAMP participant id: letters, digits, ".", "_" or "-", up to 128') });
 
-/** The 400 body of every admin route: what is wrong, field by field (same shape as admin.ts). */
-export function sendInvalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
-  return reply.code(400).send({
-    error: 'invalid_request',
-    message: error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '),
-    issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-  });
-}
-
 /** The participant's connections, as the coordinator needs them next to its days. */
-export async function loadConnectionSummaries(db: Kysely<Database>, participantId: string) {
+async function loadConnectionSummaries(db: Kysely<Database>, participantId: string) {
   const connections = await findConnectionsOfParticipant(db, participantId);
   return connections.map((c) => ({
     provider: c.provider,
@@ -220,21 +213,18 @@ export async function loadConnectionSummaries(db: Kysely<Database>, participantI
 }
 
 /** `GET /admin/participants/:id/days?from&to[&stream]`: the participant's day ledger (behind the admin guard). */
-export function registerAdminDayRoutes(app: FastifyInstance, deps: Pick<GatewayDeps, 'db'>): void {
+export function registerAdminDayRoutes(scope: FastifyInstance, deps: Pick<GatewayDeps, 'db'>): void {
+  const app = scope.withTypeProvider<ZodTypeProvider>();
   const { db } = deps;
-  app.get('/admin/participants/:id/days', async (request, reply) => {
-    const params = participantParams.safeParse(request.params);
-    if (!params.success) return sendInvalid(reply, params.error);
-    const query = daysQuery.safeParse(request.query);
-    if (!query.success) return sendInvalid(reply, query.error);
-    const participantId = params.data.id;
+  app.get('/admin/participants/:id/days', { schema: { params: participantParams, querystring: daysQuery } }, async (request, reply) => {
+    const participantId = request.params.id;
     if (!(await participantExists(db, participantId))) {
       return reply.code(404).send({
         error: 'participant_not_found',
         message: `fitlamp knows no participant "${participantId}"; check the id, or issue an enrollment link first (POST /admin/enrollments)`,
       });
     }
-    const { from, to, stream } = query.data;
+    const { from, to, stream } = request.query;
     const [view, connections] = await Promise.all([
       loadDayLedger(db, participantId, { from, to, ...(stream ? { only: stream } : {}) }),
       loadConnectionSummaries(db, participantId),

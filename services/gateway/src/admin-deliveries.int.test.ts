@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { jobIdFor } from '@fitlamp/queues';
-import { batchStatus, recordsOf, seedBatch, seedParticipant } from './test-ledger.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { batchStatus, recordsOf, seedBatch, seedParticipant } from '@fitlamp/testing';
+import { buildTestGateway, type GatewayUnderTest } from '../test/gateway.ts';
 
 interface Delivery {
   batchId: string;
@@ -22,16 +22,15 @@ interface ErrorBody {
   issues?: Array<{ path: string; message: string }>;
 }
 
-// Parked deliveries and their retry over real HTTP, on real Postgres and Redis.
+// Parked deliveries and their retry through app.inject, on real Postgres and Redis.
 describe('parked deliveries', () => {
-  let gw: TestGateway;
-  const get = (path: string) => fetch(`${gw.base}${path}`, { headers: gw.admin });
+  let gw: GatewayUnderTest;
+  const get = (path: string) => gw.inject(path, { headers: gw.admin });
   const retry = (batchId: string, init: { headers?: Record<string, string>; body?: string } = {}) =>
-    fetch(`${gw.base}/admin/deliveries/${batchId}/retry`, {
+    gw.inject(`/admin/deliveries/${batchId}/retry`, {
       method: 'POST',
       headers: { ...gw.admin, ...init.headers },
       ...(init.body !== undefined ? { body: init.body } : {}),
-      redirect: 'manual',
     });
   const form = (fields: Record<string, string>) => ({
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -39,7 +38,7 @@ describe('parked deliveries', () => {
   });
 
   beforeAll(async () => {
-    gw = await startTestGateway();
+    gw = await buildTestGateway();
     await seedParticipant(gw.db, 'D1', { status: 'connected' });
     await seedParticipant(gw.db, 'D2', { status: 'connected' });
   });
@@ -104,7 +103,7 @@ describe('parked deliveries', () => {
     });
 
     it('needs the admin token', async () => {
-      expect((await fetch(`${gw.base}/admin/deliveries?status=parked`)).status).toBe(401);
+      expect((await gw.inject('/admin/deliveries?status=parked')).status).toBe(401);
     });
   });
 
@@ -184,7 +183,7 @@ describe('parked deliveries', () => {
 
     it('needs the admin token', async () => {
       const { batchId, recordIds } = await seedBatch(gw.db, 'D1', { status: 'parked', count: 1 });
-      const res = await fetch(`${gw.base}/admin/deliveries/${batchId}/retry`, { method: 'POST' });
+      const res = await gw.inject(`/admin/deliveries/${batchId}/retry`, { method: 'POST' });
       expect(res.status).toBe(401);
       expect((await recordsOf(gw.db, recordIds))[0]!.status).toBe('parked');
     });

@@ -1,13 +1,14 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { listDeliveryBatches, requeueParkedBatch, type BatchStatus, type DeliveryBatch } from '@fitlamp/db';
 import { enqueue } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
-import { sendInvalid } from './admin-days.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 import { html, problemPage, type SafeHtml } from './pages.ts';
 import { sendDashboardPage } from './dashboard.ts';
+import { sendError } from './errors.ts';
 
 const BATCH_STATUSES = ['sending', 'delivered', 'unknown', 'parked', 'abandoned'] as const satisfies readonly BatchStatus[];
 
@@ -18,17 +19,18 @@ const deliveriesQuery = z.strictObject({
   offset: z.coerce.number().int().min(0).default(0),
 });
 /** bigserial ids: digits only, short enough to stay a Postgres bigint. */
-export const batchIdSchema = z.string().regex(/^[1-9][0-9]{0,17}$/, 'a delivery batch id: a positive whole number');
+const batchIdSchema = z.string().regex(/^[1-9][0-9]{0,17}$/, 'a delivery batch id: a positive whole number');
 const batchParams = z.object({ batchId: batchIdSchema });
 /** Where the dashboard's Retry form may send the coordinator back to: dashboard pages only. */
 const returnTo = z
   .string()
   .regex(/^\/admin(\/participants\/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$/, 'a dashboard page')
   .default('/admin');
-const retryForm = z.object({ returnTo });
+/** The dashboard's form; a JSON client sends no body. */
+const retryBody = z.preprocess((body) => body ?? {}, z.object({ returnTo }));
 
 /** A delivery batch as the admin API shows it. */
-export function batchView(batch: DeliveryBatch) {
+function batchView(batch: DeliveryBatch) {
   return {
     batchId: batch.id,
     participantId: batch.participant_id,
@@ -68,10 +70,6 @@ function isCrossSite(request: FastifyRequest): boolean {
   }
 }
 
-function sendProblem(reply: FastifyReply, status: number, title: string, body: SafeHtml): FastifyReply {
-  return sendDashboardPage(reply, status, title, body);
-}
-
 function backLink(to: string): SafeHtml {
   return html`<p><a href="${to}" id="back">Back to the dashboard</a></p>`;
 }
@@ -80,93 +78,103 @@ function backLink(to: string): SafeHtml {
  * `GET /admin/deliveries?status=parked` and `POST /admin/deliveries/:batchId/retry` (JSON, or
  * the dashboard's form, answered with a redirect back). Register behind the admin guard.
  */
-export async function registerAdminDeliveryRoutes(app: FastifyInstance, deps: Pick<GatewayDeps, 'db' | 'queues' | 'logger'>): Promise<void> {
+export async function registerAdminDeliveryRoutes(scope: FastifyInstance, deps: Pick<GatewayDeps, 'db' | 'queues' | 'logger'>): Promise<void> {
+  const app = scope.withTypeProvider<ZodTypeProvider>();
   const { db, queues, logger } = deps;
 
-  app.get('/admin/deliveries', async (request, reply) => {
-    const parsed = deliveriesQuery.safeParse(request.query);
-    if (!parsed.success) return sendInvalid(reply, parsed.error);
-    const { status, participantId, limit, offset } = parsed.data;
+  app.get('/admin/deliveries', { schema: { querystring: deliveriesQuery } }, async (request) => {
+    const { status, participantId, limit, offset } = request.query;
     const { batches, total } = await listDeliveryBatches(db, { status, limit, offset, ...(participantId ? { participantId } : {}) });
     return { status, total, limit, offset, deliveries: batches.map(batchView) };
   });
 
-  // The dashboard's Retry button posts a form: parse it here only, so the rest of the JSON API
-  // keeps refusing form bodies.
-  await app.register(async (scope) => {
-    await scope.register(formbody, { bodyLimit: 4 * 1024 });
-
-    scope.post('/admin/deliveries/:batchId/retry', async (request, reply) => {
-      const form = isForm(request);
-      if (isCrossSite(request)) {
-        const message = 'This retry came from another site, so it was refused. Open the dashboard at /admin and press Retry there.';
-        return form
-          ? sendProblem(reply, 403, 'Retry refused', html`${problemPage('Retry refused', 'The request did not come from the fitlamp dashboard.', 'Open the dashboard and press Retry there.')}${backLink('/admin')}`)
-          : reply.code(403).send({ error: 'cross_site', message });
-      }
-      const params = batchParams.safeParse(request.params);
-      const body = form ? retryForm.safeParse(request.body ?? {}) : retryForm.safeParse({});
-      const back = body.success ? body.data.returnTo : '/admin';
-      if (!params.success || !body.success) {
-        if (!form) return sendInvalid(reply, (params.error ?? body.error)!);
-        return sendProblem(
+  /** Before anything else, a retry another site made the browser send is refused. */
+  const refuseCrossSite = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!isCrossSite(request)) return;
+    if (isForm(request)) {
+      return sendDashboardPage(
+        reply,
+        403,
+        'Retry refused',
+        html`${problemPage('Retry refused', 'The request did not come from the fitlamp dashboard.', 'Open the dashboard and press Retry there.')}${backLink('/admin')}`,
+      );
+    }
+    return sendError(reply, 403, 'cross_site', 'This retry came from another site, so it was refused. Open the dashboard at /admin and press Retry there.');
+  };
+  /** The dashboard's form gets a page; a JSON client the JSON 400. */
+  const retryNotUnderstood = (request: FastifyRequest, reply: FastifyReply) =>
+    isForm(request)
+      ? sendDashboardPage(
           reply,
           400,
           'Retry not understood',
           html`${problemPage('That retry was not understood', 'The batch id or the page to return to is malformed.', 'Go back to the dashboard and press Retry on the batch again.')}${backLink('/admin')}`,
-        );
-      }
-      const batchId = params.data.batchId;
-      const outcome = await requeueParkedBatch(db, batchId);
-      if (outcome.kind === 'not_found') {
-        const message = `there is no delivery batch ${batchId}; list parked batches with GET /admin/deliveries?status=parked`;
-        if (!form) return reply.code(404).send({ error: 'batch_not_found', message });
-        return sendProblem(
-          reply,
-          404,
-          'Batch not found',
-          html`${problemPage(`There is no delivery batch ${batchId}`, 'It may have been removed, or the link is wrong.', 'Reload the dashboard to see the batches that are parked now.')}${backLink(back)}`,
-        );
-      }
-      if (outcome.kind === 'not_parked') {
-        const message = `delivery batch ${batchId} is ${outcome.status}, not parked: only a parked batch can be retried`;
-        if (!form) return reply.code(409).send({ error: 'batch_not_parked', status: outcome.status, message });
-        return sendProblem(
-          reply,
-          409,
-          'Batch not parked',
-          html`${problemPage(
-            `Batch ${batchId} is not parked any more`,
-            `Its status is "${outcome.status}": it was probably retried already, so its records are back on their way to mindLAMP.`,
-            'Reload the dashboard; nothing else needs doing.',
-          )}${backLink(back)}`,
-        );
-      }
+        )
+      : undefined;
 
-      let jobId: string | null = null;
-      try {
-        jobId = await enqueue(queues, 'deliver', { participantId: outcome.batch.participant_id, reason: 'manual' });
-      } catch (error) {
-        // The records are pending in Postgres already: the scheduler's undelivered sweep will
-        // create the delivery job if Redis cannot take it now.
-        logger.warn({ batchId, err: error instanceof Error ? error.message : String(error) }, 'could not enqueue delivery after a retry');
-      }
-      logger.info({ batchId, participantId: outcome.batch.participant_id, records: outcome.records, queued: jobId !== null }, 'parked batch retried by an administrator');
-      if (form) {
-        return reply.code(303).header('location', `${back}?retried=${batchId}`).send();
-      }
-      return reply.code(202).send({
-        batchId,
-        participantId: outcome.batch.participant_id,
-        status: outcome.batch.status,
-        recordsRequeued: outcome.records,
-        queued: jobId !== null,
-        jobId,
-        message:
-          jobId !== null
-            ? `${outcome.records} records are pending again and a delivery job is queued`
-            : `${outcome.records} records are pending again; the queue could not be reached, so the scheduler's sweep will deliver them`,
-      });
-    });
+  // The dashboard's Retry button posts a form: parse it here only, so the rest of the JSON API
+  // keeps refusing form bodies.
+  await app.register(async (formScope) => {
+    await formScope.register(formbody, { bodyLimit: 4 * 1024 });
+
+    formScope.withTypeProvider<ZodTypeProvider>().post(
+      '/admin/deliveries/:batchId/retry',
+      { schema: { params: batchParams, body: retryBody }, preValidation: refuseCrossSite, config: { answerInvalidInput: retryNotUnderstood } },
+      async (request, reply) => {
+        const form = isForm(request);
+        const batchId = request.params.batchId;
+        const back = request.body.returnTo;
+        const outcome = await requeueParkedBatch(db, batchId);
+        if (outcome.kind === 'not_found') {
+          const message = `there is no delivery batch ${batchId}; list parked batches with GET /admin/deliveries?status=parked`;
+          if (!form) return sendError(reply, 404, 'batch_not_found', message);
+          return sendDashboardPage(
+            reply,
+            404,
+            'Batch not found',
+            html`${problemPage(`There is no delivery batch ${batchId}`, 'It may have been removed, or the link is wrong.', 'Reload the dashboard to see the batches that are parked now.')}${backLink(back)}`,
+          );
+        }
+        if (outcome.kind === 'not_parked') {
+          const message = `delivery batch ${batchId} is ${outcome.status}, not parked: only a parked batch can be retried`;
+          if (!form) return reply.code(409).send({ error: 'batch_not_parked', status: outcome.status, message });
+          return sendDashboardPage(
+            reply,
+            409,
+            'Batch not parked',
+            html`${problemPage(
+              `Batch ${batchId} is not parked any more`,
+              `Its status is "${outcome.status}": it was probably retried already, so its records are back on their way to mindLAMP.`,
+              'Reload the dashboard; nothing else needs doing.',
+            )}${backLink(back)}`,
+          );
+        }
+
+        let jobId: string | null = null;
+        try {
+          jobId = await enqueue(queues, 'deliver', { participantId: outcome.batch.participant_id, reason: 'manual' });
+        } catch (error) {
+          // The records are pending in Postgres already: the scheduler's undelivered sweep will
+          // create the delivery job if Redis cannot take it now.
+          logger.warn({ batchId, err: error instanceof Error ? error.message : String(error) }, 'could not enqueue delivery after a retry');
+        }
+        logger.info({ batchId, participantId: outcome.batch.participant_id, records: outcome.records, queued: jobId !== null }, 'parked batch retried by an administrator');
+        if (form) {
+          return reply.code(303).header('location', `${back}?retried=${batchId}`).send();
+        }
+        return reply.code(202).send({
+          batchId,
+          participantId: outcome.batch.participant_id,
+          status: outcome.batch.status,
+          recordsRequeued: outcome.records,
+          queued: jobId !== null,
+          jobId,
+          message:
+            jobId !== null
+              ? `${outcome.records} records are pending again and a delivery job is queued`
+              : `${outcome.records} records are pending again; the queue could not be reached, so the scheduler's sweep will deliver them`,
+        });
+      },
+    );
   });
 }

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
   ACTIVE_CONNECTION_STATUSES,
@@ -12,20 +13,34 @@ import { ProviderError, type ProviderName } from '@fitlamp/provider';
 import { jobIdFor } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
-import { bulkEnrollmentBody, isBulkEnrollment, issueReconsentLinks, migrationStates, sendBulkResult } from './migration.ts';
+import { sendError } from './errors.ts';
+import { issueReconsentLinks, migrationStates } from './reconsent.ts';
 
 const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
 const STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent', 'revoked', 'disconnected'] as const satisfies readonly ConnectionStatus[];
 
-const enrollmentBody = z.strictObject({
-  participantId: z.string().regex(PARTICIPANT_ID, 'a mindLAMP participant id: letters, digits, ".", "_" or "-", up to 128'),
-  provider: z.enum(PROVIDERS),
-  expiresInHours: z.number().int().min(1).max(24 * 365).optional(),
-});
+const expiresInHours = z.number().int().min(1).max(24 * 365).optional();
+/**
+ * `POST /admin/enrollments`: a link for one participant, or (`status: "needs_reconsent"`) a link
+ * for every participant waiting to re-consent.
+ */
+const enrollmentBody = z.discriminatedUnion(
+  'status',
+  [
+    z.strictObject({
+      participantId: z.string().regex(PARTICIPANT_ID, 'a mindLAMP participant id: letters, digits, ".", "_" or "-", up to 128'),
+      provider: z.enum(PROVIDERS),
+      expiresInHours,
+      status: z.undefined().optional(),
+    }),
+    z.strictObject({ provider: z.enum(PROVIDERS), status: z.literal('needs_reconsent'), expiresInHours }),
+  ],
+  { error: 'either a participantId, or status "needs_reconsent" for a link to everyone waiting to re-consent' },
+);
 const participantsQuery = z.strictObject({
   status: z.enum([...STATUSES, 'not_connected']).optional(),
   provider: z.enum(PROVIDERS).optional(),
-  /** Where participants stand in the move from the legacy API (see migration.ts). */
+  /** Where participants stand in the move from the legacy API (see reconsent.ts). */
   migration: z.enum(['legacy_only', 'waiting', 'migrated']).optional(),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
   offset: z.coerce.number().int().min(0).default(0),
@@ -37,51 +52,31 @@ const disconnectQuery = z.strictObject({
   force: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
 });
 
-/** The 400 body every admin route answers for bad input: what is wrong, field by field. */
-function invalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
-  return reply.code(400).send({
-    error: 'invalid_request',
-    message: error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '),
-    issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-  });
-}
-
 /**
  * The coordinator's API, behind `ADMIN_TOKEN` (the caller registers the guard):
  * `POST /admin/enrollments`, `GET /admin/participants`, `DELETE /admin/participants/:id/connection`.
  */
-export function registerAdminRoutes(app: FastifyInstance, deps: GatewayDeps): void {
+export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): void {
+  const app = scope.withTypeProvider<ZodTypeProvider>();
   const { env, db, logger } = deps;
+  // Per request: the links hang off PUBLIC_BASE_URL as it is now (tests move it to their port).
+  const enrollmentDeps = () => ({ db, lamp: deps.lamp, enrollmentSecret: env.ENROLLMENT_SECRET, publicBaseUrl: env.PUBLIC_BASE_URL, defaultTtlHours: env.ENROLLMENT_TTL_HOURS });
 
-  app.post('/admin/enrollments', async (request, reply) => {
-    if (isBulkEnrollment(request.body)) {
-      // `{provider, status: "needs_reconsent"}`: a link for every participant waiting to re-consent.
-      const bulk = bulkEnrollmentBody.safeParse(request.body);
-      if (!bulk.success) return invalid(reply, bulk.error);
-      if (!deps.providers[bulk.data.provider]) {
-        return reply.code(400).send({ error: 'provider_not_enabled', message: `provider "${bulk.data.provider}" is not configured on this gateway` });
-      }
-      const result = await issueReconsentLinks(
-        { db, lamp: deps.lamp, enrollmentSecret: env.ENROLLMENT_SECRET, publicBaseUrl: env.PUBLIC_BASE_URL, defaultTtlHours: env.ENROLLMENT_TTL_HOURS },
-        { provider: bulk.data.provider, expiresInHours: bulk.data.expiresInHours },
-      );
-      logger.info({ provider: bulk.data.provider, issued: result.links.length, failed: result.failed.length }, 're-consent links issued');
-      return sendBulkResult(reply, result);
+  app.post('/admin/enrollments', { schema: { body: enrollmentBody } }, async (request, reply) => {
+    const body = request.body;
+    if (!deps.providers[body.provider]) {
+      const message = `provider "${body.provider}" is not configured on this gateway (enabled: ${Object.keys(deps.providers).join(', ') || 'none'})`;
+      return sendError(reply, 400, 'provider_not_enabled', message, [{ path: 'provider', message }]);
     }
-    const parsed = enrollmentBody.safeParse(request.body);
-    if (!parsed.success) return invalid(reply, parsed.error);
-    const { participantId, provider, expiresInHours } = parsed.data;
-    if (!deps.providers[provider]) {
-      return reply.code(400).send({
-        error: 'provider_not_enabled',
-        message: `provider "${provider}" is not configured on this gateway (enabled: ${Object.keys(deps.providers).join(', ') || 'none'})`,
-      });
+    if (body.status === 'needs_reconsent') {
+      const result = await issueReconsentLinks(enrollmentDeps(), { provider: body.provider, expiresInHours: body.expiresInHours });
+      logger.info({ provider: body.provider, issued: result.links.length, failed: result.failed.length }, 're-consent links issued');
+      // Every link made, and every participant that got none.
+      return reply.code(201).send(result);
     }
+    const { participantId, provider, expiresInHours } = body;
     try {
-      const issued = await issueEnrollment(
-        { db, lamp: deps.lamp, enrollmentSecret: env.ENROLLMENT_SECRET, publicBaseUrl: env.PUBLIC_BASE_URL, defaultTtlHours: env.ENROLLMENT_TTL_HOURS },
-        { participantId, provider, expiresInHours },
-      );
+      const issued = await issueEnrollment(enrollmentDeps(), { participantId, provider, expiresInHours });
       logger.info({ participantId, provider, expiresAt: issued.expiresAt }, 'enrollment link issued');
       return reply.code(201).send({ url: issued.url, expiresAt: issued.expiresAt });
     } catch (error) {
@@ -91,10 +86,8 @@ export function registerAdminRoutes(app: FastifyInstance, deps: GatewayDeps): vo
     }
   });
 
-  app.get('/admin/participants', async (request, reply) => {
-    const parsed = participantsQuery.safeParse(request.query);
-    if (!parsed.success) return invalid(reply, parsed.error);
-    const { status, provider, migration, limit, offset } = parsed.data;
+  app.get('/admin/participants', { schema: { querystring: participantsQuery } }, async (request) => {
+    const { status, provider, migration, limit, offset } = request.query;
     const rows = await listParticipantStatuses(db, {
       ...(status && status !== 'not_connected' ? { status } : {}),
       ...(provider ? { provider } : {}),
@@ -124,13 +117,9 @@ export function registerAdminRoutes(app: FastifyInstance, deps: GatewayDeps): vo
     return { participants };
   });
 
-  app.delete('/admin/participants/:id/connection', async (request, reply) => {
-    const params = participantParams.safeParse(request.params);
-    if (!params.success) return invalid(reply, params.error);
-    const query = disconnectQuery.safeParse(request.query);
-    if (!query.success) return invalid(reply, query.error);
-    const participantId = params.data.id;
-    const { provider: only, force } = query.data;
+  app.delete('/admin/participants/:id/connection', { schema: { params: participantParams, querystring: disconnectQuery } }, async (request, reply) => {
+    const participantId = request.params.id;
+    const { provider: only, force } = request.query;
     const connections = (await findConnectionsOfParticipant(db, participantId)).filter((c) => !only || c.provider === only);
     if (connections.length === 0) {
       return reply.code(404).send({ error: 'not_connected', message: `participant "${participantId}" has no ${only ?? 'provider'} connection` });

@@ -3,11 +3,13 @@ import type { Kysely } from 'kysely';
 import type { Redis } from 'ioredis';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { createBullBoard } from '@bull-board/api';
+import type { HTTPStatus } from '@bull-board/api/typings/app';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { TokenCipher } from '@fitlamp/crypto';
 import { pingDatabase, type Database } from '@fitlamp/db';
 import type { LampClient } from '@fitlamp/lamp';
@@ -22,6 +24,7 @@ import { registerDashboard } from './dashboard.ts';
 import { registerConnectRoutes } from './connect.ts';
 import { registerGoogleHealthWebhooks } from './webhooks.ts';
 import type { GatewayEnv } from './env.ts';
+import { createErrorHandler, INTERNAL_ERROR_MESSAGE } from './errors.ts';
 import { problemPage, sendPage, STYLE_HASH } from './pages.ts';
 
 export interface GatewayDeps {
@@ -58,6 +61,10 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     // Query strings carry OAuth codes and states: request logs show the path only.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  // Route schemas are zod schemas; what they refuse, and every failure, goes to one error handler
+  // (errors.ts): JSON here, the page scopes below answer with pages.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(createErrorHandler());
   const requireAdmin = createAdminGuard(deps.env.ADMIN_TOKEN);
 
   const httpRequests = new Counter({
@@ -128,32 +135,31 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       errorResponseBuilder: (_request, context) => ({ statusCode: 429, code: 'rate_limited', message: `retry after ${context.after}` }),
     });
     await pub.register(formbody, { bodyLimit: 8 * 1024 });
-    pub.setErrorHandler(async (error, request, reply) => {
-      const status = (error as { statusCode?: number }).statusCode ?? 500;
-      if (status === 429) {
-        return sendPage(
-          reply,
-          429,
-          'Too many requests',
-          problemPage('Too many requests', 'This page was opened too many times in a short while.', 'Please wait a minute, then try again.'),
-        );
-      }
-      if (status >= 400 && status < 500) {
-        return sendPage(
-          reply,
-          status === 413 ? 413 : 400,
-          'Request not understood',
-          problemPage('We could not understand that request', 'Something in the request was malformed.', 'Please open the link from the study team again.'),
-        );
-      }
-      request.log.error({ err: { type: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'page failed');
-      return sendPage(
-        reply,
-        500,
-        'Something went wrong',
-        problemPage('Something went wrong on our side', 'Your request could not be completed.', 'Please try again in a few minutes. If it keeps happening, contact the study team.'),
-      );
-    });
+    pub.setErrorHandler(
+      createErrorHandler({
+        badRequest: (reply, status) =>
+          sendPage(
+            reply,
+            status,
+            'Request not understood',
+            problemPage('We could not understand that request', 'Something in the request was malformed.', 'Please open the link from the study team again.'),
+          ),
+        tooManyRequests: (reply) =>
+          sendPage(
+            reply,
+            429,
+            'Too many requests',
+            problemPage('Too many requests', 'This page was opened too many times in a short while.', 'Please wait a minute, then try again.'),
+          ),
+        internal: (reply) =>
+          sendPage(
+            reply,
+            500,
+            'Something went wrong',
+            problemPage('Something went wrong on our side', 'Your request could not be completed.', 'Please try again in a few minutes. If it keeps happening, contact the study team.'),
+          ),
+      }),
+    );
     registerConnectRoutes(pub, deps);
   });
 
@@ -164,14 +170,6 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   await app.register(async (admin) => {
     await admin.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
     admin.addHook('onRequest', requireAdmin);
-    admin.setErrorHandler(async (error, request, reply) => {
-      const status = (error as { statusCode?: number }).statusCode ?? 500;
-      if (status >= 400 && status < 500) {
-        return reply.code(status).send({ error: 'invalid_request', message: (error as Error).message });
-      }
-      request.log.error({ err: { type: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'admin request failed');
-      return reply.code(500).send({ error: 'internal', message: 'the request failed; see the gateway log' });
-    });
     registerAdminRoutes(admin, deps);
     registerAdminDayRoutes(admin, deps);
     await registerAdminDeliveryRoutes(admin, deps);
@@ -187,6 +185,13 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       queues: deps.queues.all.map((queue) => new BullMQAdapter(queue)),
       serverAdapter,
       options: { uiConfig: { boardTitle: 'fitlamp queues' } },
+    });
+    // Bull Board answers a failure with its message (a Redis error's text, say): a 5xx says where
+    // to look instead, as everywhere else in the gateway.
+    serverAdapter.setErrorHandler((error: Error & { statusCode?: number }) => {
+      const status = (error.statusCode ?? 500) as HTTPStatus;
+      if (status >= 500) deps.logger.error({ err: { type: error.name, message: error.message, stack: error.stack } }, 'queue dashboard request failed');
+      return { status, body: { error: { key: 'ERRORS.INTERNAL_SERVER_ERROR' }, message: status >= 500 ? INTERNAL_ERROR_MESSAGE : error.message } };
     });
     serverAdapter.setBasePath('/admin/queues');
     await admin.register(serverAdapter.registerPlugin(), { prefix: '/admin/queues' });

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@fitlamp/testing';
 import { participantIdsFromCsv, runCli } from './cli.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 describe('pnpm fitlamp enroll', () => {
   let gw: TestGateway;

@@ -7,9 +7,9 @@ import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
-import { createProviders } from '@fitlamp/providers';
+import { createProviders } from '@fitlamp/provider-registry';
 
-export const HELP = `Usage:
+const HELP = `Usage:
   pnpm fitlamp enroll [options] <participant-id>...
   pnpm fitlamp enroll [options] --csv participants.csv
   pnpm fitlamp enroll --provider google-health --needs-reconsent
@@ -143,7 +143,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const lamp = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 10_000 });
   let failures = 0;
   try {
-    // The participants waiting for re-consent are read from the database (migration.ts).
+    // The participants waiting for re-consent are read from the database (reconsent.ts).
     if (bulk) for (const id of await findParticipantsNeedingReconsent(db)) if (!participants.includes(id)) participants.push(id);
     io.stdout('participant_id,url,expires_at\n');
     for (const participantId of participants) {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { launchTestBrowser, type TestBrowser } from '@fitlamp/testing';
+import { launchTestBrowser, watchPage, type TestBrowser } from '@fitlamp/testing';
 import { signEnrollment, enrollmentUrl } from './enrollment.ts';
-import { issueLink, startTestGateway, type TestGateway } from './test-gateway.ts';
+import { issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 // A participant's view: headless Chromium against the real gateway (port 0), the Fitbit
 // simulator's consent screen and the mindLAMP simulator, on real Postgres and Redis.
@@ -14,12 +14,8 @@ describe('participant connects in a real browser', () => {
 
   beforeAll(async () => {
     [gw, browser] = await Promise.all([startTestGateway({ participants: ['U2001', 'U2002', 'U2003'] }), launchTestBrowser()]);
-    page = await browser.newPage();
-    page.setDefaultTimeout(8_000);
-    page.on('console', (message) => {
-      // Favicon 404s (the simulator has none) are noise; CSP refusals are what this watches for.
-      if (message.type() === 'error' && !message.text().includes('404')) consoleErrors.push(message.text());
-    });
+    // Favicon 404s (the simulator has none) are noise; CSP refusals are what this watches for.
+    page = watchPage(await browser.newPage(), consoleErrors, '404');
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,16 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@fitlamp/runtime';
-import { serviceTestEnv } from '@fitlamp/testing';
+import { answerProviderConsent, serviceTestEnv, startConsent } from '@fitlamp/testing';
 import { signEnrollment } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
-import {
-  answerFitbit,
-  connectThroughFitbit,
-  issueLink,
-  startConsent,
-  startTestGateway,
-  type TestGateway,
-} from './test-gateway.ts';
+import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 const ALL_STREAMS = [
   'active_zone_minutes',
@@ -197,7 +190,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
 
   describe('callback', () => {
     it('connects: tokens encrypted with key id and version, scopes, account, time zone, due cursors, one sync job', async () => {
-      const result = await connectThroughFitbit(gw, 'U1002', { decision: 'allow', user: 'AAAAA1' });
+      const result = await connectThrough(gw, 'fitbit', 'U1002', { decision: 'allow', user: 'AAAAA1' });
       expect(result.status).toBe(200);
       expect(result.text).toContain('Fitbit connected — you can close this window.');
       expect(result.text).not.toContain('id="missing"');
@@ -218,7 +211,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     });
 
     it('answers a replayed, unknown or expired state with a 400 page and stores nothing', async () => {
-      const again = await connectThroughFitbit(gw, 'U1002', { decision: 'allow', user: 'AAAAA1' });
+      const again = await connectThrough(gw, 'fitbit', 'U1002', { decision: 'allow', user: 'AAAAA1' });
       expect(again.status).toBe(200);
       const before = (await connection(gw, 'U1002'))!;
       const replay = await fetch(again.callbackUrl);
@@ -232,13 +225,13 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
 
       const authorize = await startConsent(await issueLink(gw, 'U1003'));
       await gw.db.updateTable('oauth_states').set({ expires_at: new Date(Date.now() - 1000) }).where('participant_id', '=', 'U1003').execute();
-      const expired = await fetch(await answerFitbit(authorize, { decision: 'allow', user: 'BBBBB2' }));
+      const expired = await fetch(await answerProviderConsent(authorize, { decision: 'allow', user: 'BBBBB2' }));
       expect(expired.status).toBe(400);
       expect(await connection(gw, 'U1003')).toBeUndefined();
     });
 
     it('answers Deny with a friendly page and a working way to try again', async () => {
-      const result = await connectThroughFitbit(gw, 'U1003', { decision: 'deny' });
+      const result = await connectThrough(gw, 'fitbit', 'U1003', { decision: 'deny' });
       expect(result.status).toBe(200);
       expect(result.text).toContain('Fitbit was not connected');
       expect(result.text).toContain('nothing was shared');
@@ -253,7 +246,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
 
     it('says which data will not be collected when the participant unticked scopes', async () => {
       const scopes = ['profile', 'activity', 'oxygen_saturation', 'respiratory_rate', 'settings', 'temperature'];
-      const result = await connectThroughFitbit(gw, 'U1003', { decision: 'allow', user: 'BBBBB2', scopes });
+      const result = await connectThrough(gw, 'fitbit', 'U1003', { decision: 'allow', user: 'BBBBB2', scopes });
       expect(result.status).toBe(200);
       expect(result.text).toContain('Fitbit connected — you can close this window.');
       const missing = /<div class="box warn" id="missing">([\s\S]*?)<\/div>/.exec(result.text)![1]!;
@@ -268,12 +261,12 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
 
   describe('lifecycle', () => {
     it('reconnecting with another account replaces the tokens and revokes the old ones at Fitbit', async () => {
-      expect((await connectThroughFitbit(gw, 'U1004', { decision: 'allow', user: 'CCCCC3' })).status).toBe(200);
+      expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'CCCCC3' })).status).toBe(200);
       const first = (await connection(gw, 'U1004'))!;
       const oldRefresh = gw.cipher.decrypt(first.refresh_token_enc!);
       expect(gw.fitbit.state.refreshTokens.get(oldRefresh)?.status).toBe('active');
 
-      expect((await connectThroughFitbit(gw, 'U1004', { decision: 'allow', user: 'DDDDD4' })).status).toBe(200);
+      expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'DDDDD4' })).status).toBe(200);
       const moved = (await connection(gw, 'U1004'))!;
       expect(moved).toMatchObject({ provider_user_id: 'DDDDD4', token_version: 2, status: 'connected' });
       expect(gw.fitbit.state.refreshTokens.get(oldRefresh)?.status).toBe('revoked');
@@ -283,7 +276,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
 
     it('reconnecting the same account keeps the new grant alive', async () => {
       const before = (await connection(gw, 'U1004'))!;
-      expect((await connectThroughFitbit(gw, 'U1004', { decision: 'allow', user: 'DDDDD4' })).status).toBe(200);
+      expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'DDDDD4' })).status).toBe(200);
       const after = (await connection(gw, 'U1004'))!;
       expect(after.token_version).toBe(before.token_version + 1);
       const refresh = gw.cipher.decrypt(after.refresh_token_enc!);
@@ -292,7 +285,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     });
 
     it('refuses one Fitbit account for a second participant, with a clear message', async () => {
-      const result = await connectThroughFitbit(gw, 'U1005', { decision: 'allow', user: 'DDDDD4' });
+      const result = await connectThrough(gw, 'fitbit', 'U1005', { decision: 'allow', user: 'DDDDD4' });
       expect(result.status).toBe(409);
       expect(result.text).toContain('This Fitbit account is already connected to another participant');
       expect(await connection(gw, 'U1005')).toBeUndefined();
@@ -355,7 +348,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       gw.logs.length = 0;
       const link = await issueLink(gw, 'U1006');
       const authorize = await startConsent(link);
-      const callback = await answerFitbit(authorize, { decision: 'allow', user: 'CCCCC3' });
+      const callback = await answerProviderConsent(authorize, { decision: 'allow', user: 'CCCCC3' });
       const res = await fetch(callback);
       expect(res.status).toBe(200);
       await fetch(callback); // a replay, logged as a warning

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createPkcePair, randomToken, sha256Hex } from '@fitlamp/crypto';
 import {
@@ -24,24 +25,13 @@ import {
   signEnrollment,
   verifyEnrollment,
 } from './enrollment.ts';
-import { retireSupersededConnections } from './migration.ts';
+import { retireSupersededConnections } from './reconsent.ts';
 import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from './pages.ts';
 
 /** OAuth state lives 10 minutes (the brief; Fitbit's codes live as long: fitbit-web-api §1.2). */
-export const OAUTH_STATE_TTL_MS = 10 * 60_000;
+const OAUTH_STATE_TTL_MS = 10 * 60_000;
 /** A "try again" link made on the participant's behalf lives one hour. */
 const RETRY_LINK_TTL_MS = 60 * 60_000;
-
-const providerParams = z.object({ provider: z.string().max(40) });
-const enrollmentInput = z.object({
-  t: z.string().min(1).max(1024).optional(),
-  user_id: z.string().regex(PARTICIPANT_ID).optional(),
-});
-const callbackQuery = z.object({
-  state: z.string().min(16).max(512),
-  code: z.string().min(1).max(4096).optional(),
-  error: z.string().max(200).optional(),
-});
 
 function first(value: unknown): unknown {
   return Array.isArray(value) ? value[0] : value;
@@ -53,11 +43,31 @@ function singles(input: unknown): Record<string, unknown> {
   return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, first(v)]));
 }
 
+/** Any name: an unknown provider is answered by the route (404), before the other schemas. */
+const providerParams = z.object({ provider: z.string() });
+/** Who a link is for: signed (`t`), or the prototype's `user_id` where a study allows it. */
+const enrollmentInput = z.preprocess(
+  singles,
+  z.object({
+    t: z.string().min(1).max(1024).optional(),
+    user_id: z.string().regex(PARTICIPANT_ID).optional(),
+  }),
+);
+const callbackQuery = z.preprocess(
+  singles,
+  z.object({
+    state: z.string().min(16).max(512),
+    code: z.string().min(1).max(4096).optional(),
+    error: z.string().max(200).optional(),
+  }),
+);
+
 /**
  * The participant-facing routes, provider-generic: `/connect/:provider` (the page an enrollment
  * link opens, and its form that starts consent) and `/oauth/:provider/callback`.
  */
-export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): void {
+export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps): void {
+  const app = scope.withTypeProvider<ZodTypeProvider>();
   const { env, db, cipher, lamp, logger } = deps;
   const studyName = env.STUDY_NAME;
   const redirectUriFor = (provider: ProviderName) => `${env.PUBLIC_BASE_URL.replace(/\/+$/, '')}/oauth/${provider}/callback`;
@@ -68,12 +78,10 @@ export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): 
       signEnrollment(env.ENROLLMENT_SECRET, { participantId, provider, expiresAt: Date.now() + RETRY_LINK_TTL_MS }),
     );
 
-  function providerOf(request: FastifyRequest): Provider | undefined {
-    const parsed = providerParams.safeParse(request.params);
-    if (!parsed.success) return undefined;
-    const name = parsed.data.provider;
-    return Object.hasOwn(deps.providers, name) ? deps.providers[name as ProviderName] : undefined;
-  }
+  const providerNamed = (name: string): Provider | undefined =>
+    Object.hasOwn(deps.providers, name) ? deps.providers[name as ProviderName] : undefined;
+  /** The route's provider; {@link knownProvider} has answered 404 for any other. */
+  const providerOf = (request: FastifyRequest): Provider => providerNamed((request.params as { provider: string }).provider)!;
 
   const notAProvider = (reply: FastifyReply) =>
     sendPage(
@@ -82,30 +90,42 @@ export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): 
       'Link not recognised',
       problemPage('This link is not recognised', 'The address does not match any service this study uses.', 'Please use the link the study team sent you.'),
     );
+  /** Before validation: a link to a provider this study does not use is not recognised, whatever else it carries. */
+  const knownProvider = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!providerNamed((request.params as { provider: string }).provider)) return notAProvider(reply);
+  };
+
+  const linkNotValid = (reply: FastifyReply) =>
+    sendPage(
+      reply,
+      400,
+      'Link not valid',
+      problemPage(
+        'This link is not valid',
+        'The link is incomplete or has been changed, so we cannot tell who it is for.',
+        'Open the link from the study team exactly as you received it, or ask them for a new one.',
+      ),
+    );
+  /** An OAuth answer that matches no connection in progress. */
+  const signInExpired = (reply: FastifyReply, provider: Provider) =>
+    sendPage(
+      reply,
+      400,
+      'Link expired',
+      problemPage(
+        'This sign-in has expired or was already used',
+        `We could not match this answer from ${provider.displayName} to a connection in progress. Each attempt works once, for 10 minutes.`,
+        'Open the link from the study team again to start over.',
+      ),
+    );
 
   /** Resolves who a link is for; sends the problem page and answers `undefined` when it can't. */
   async function participantFromLink(
     provider: Provider,
-    input: Record<string, unknown>,
+    input: { t?: string | undefined; user_id?: string | undefined },
     reply: FastifyReply,
   ): Promise<{ participantId: string; fields: Record<string, string> } | undefined> {
-    const parsed = enrollmentInput.safeParse(input);
-    const invalid = () =>
-      sendPage(
-        reply,
-        400,
-        'Link not valid',
-        problemPage(
-          'This link is not valid',
-          'The link is incomplete or has been changed, so we cannot tell who it is for.',
-          'Open the link from the study team exactly as you received it, or ask them for a new one.',
-        ),
-      );
-    if (!parsed.success) {
-      await invalid();
-      return undefined;
-    }
-    const { t, user_id: unsignedId } = parsed.data;
+    const { t, user_id: unsignedId } = input;
     let participantId: string;
     let fields: Record<string, string>;
     if (t !== undefined) {
@@ -123,7 +143,7 @@ export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): 
             ),
           );
         } else {
-          await invalid();
+          await linkNotValid(reply);
         }
         return undefined;
       }
@@ -134,7 +154,7 @@ export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): 
       participantId = unsignedId;
       fields = { user_id: unsignedId };
     } else {
-      await invalid();
+      await linkNotValid(reply);
       return undefined;
     }
     try {
@@ -170,10 +190,15 @@ export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): 
     return { participantId, fields };
   }
 
-  app.get('/connect/:provider', async (request, reply) => {
+  /** What both enrollment-link routes check before their handler. */
+  const linkChecks = {
+    preValidation: knownProvider,
+    config: { answerInvalidInput: (_request: FastifyRequest, reply: FastifyReply) => linkNotValid(reply) },
+  };
+
+  app.get('/connect/:provider', { schema: { params: providerParams, querystring: enrollmentInput }, ...linkChecks }, async (request, reply) => {
     const provider = providerOf(request);
-    if (!provider) return notAProvider(reply);
-    const who = await participantFromLink(provider, singles(request.query), reply);
+    const who = await participantFromLink(provider, request.query, reply);
     if (!who) return reply;
     return sendPage(
       reply,
@@ -190,10 +215,9 @@ export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): 
     );
   });
 
-  app.post('/connect/:provider', async (request, reply) => {
+  app.post('/connect/:provider', { schema: { params: providerParams, body: enrollmentInput }, ...linkChecks }, async (request, reply) => {
     const provider = providerOf(request);
-    if (!provider) return notAProvider(reply);
-    const who = await participantFromLink(provider, singles(request.body), reply);
+    const who = await participantFromLink(provider, request.body, reply);
     if (!who) return reply;
     const state = randomToken(32);
     const { verifier, challenge } = createPkcePair();
@@ -212,133 +236,129 @@ export function registerConnectRoutes(app: FastifyInstance, deps: GatewayDeps): 
     return reply.header('cache-control', 'no-store').redirect(target, 303);
   });
 
-  app.get('/oauth/:provider/callback', async (request, reply) => {
-    const provider = providerOf(request);
-    if (!provider) return notAProvider(reply);
-    const parsed = callbackQuery.safeParse(singles(request.query));
-    const badState = () =>
-      sendPage(
-        reply,
-        400,
-        'Link expired',
-        problemPage(
-          'This sign-in has expired or was already used',
-          `We could not match this answer from ${provider.displayName} to a connection in progress. Each attempt works once, for 10 minutes.`,
-          'Open the link from the study team again to start over.',
-        ),
-      );
-    if (!parsed.success) return badState();
-    const stateRow = await consumeOauthState(db, sha256Hex(parsed.data.state), provider.name);
-    if (!stateRow) {
-      logger.warn({ provider: provider.name }, 'oauth callback with unknown, expired or used state');
-      return badState();
-    }
-    const participantId = stateRow.participant_id;
-    const retryUrl = retryLink(provider.name, participantId);
-    const { code, error } = parsed.data;
-
-    if (error !== undefined || code === undefined) {
-      if (error === 'access_denied') {
-        logger.info({ participantId, provider: provider.name }, 'consent denied by participant');
-        return sendPage(reply, 200, `${provider.displayName} not connected`, deniedPage(provider.displayName, retryUrl));
+  app.get(
+    '/oauth/:provider/callback',
+    {
+      schema: { params: providerParams, querystring: callbackQuery },
+      preValidation: knownProvider,
+      config: { answerInvalidInput: (request: FastifyRequest, reply: FastifyReply) => signInExpired(reply, providerOf(request)) },
+    },
+    async (request, reply) => {
+      const provider = providerOf(request);
+      const query = request.query;
+      const stateRow = await consumeOauthState(db, sha256Hex(query.state), provider.name);
+      if (!stateRow) {
+        logger.warn({ provider: provider.name }, 'oauth callback with unknown, expired or used state');
+        return signInExpired(reply, provider);
       }
-      logger.warn({ participantId, provider: provider.name, providerError: error ?? 'no_code' }, 'consent failed at provider');
-      return sendPage(
-        reply,
-        400,
-        'Connection failed',
-        problemPage(
-          `${provider.displayName} could not complete the connection`,
-          `${provider.displayName} reported a problem${error ? ` (${error})` : ''}, so nothing was connected.`,
-          'You can try again. If it keeps failing, contact the study team.',
-          retryUrl,
-        ),
-      );
-    }
+      const participantId = stateRow.participant_id;
+      const retryUrl = retryLink(provider.name, participantId);
+      const { code, error } = query;
 
-    const failed = (what: string, err: unknown) => {
-      const details = err instanceof ProviderError ? { code: err.code, status: err.details.status } : { code: 'unexpected' };
-      logger.warn({ participantId, provider: provider.name, step: what, ...details }, 'connection failed');
-      return sendPage(
-        reply,
-        502,
-        'Connection failed',
-        problemPage(
-          `${provider.displayName} could not complete the connection`,
-          `We could not finish connecting your ${provider.displayName} account, so nothing was stored.`,
-          'Please try again in a minute. If it keeps failing, contact the study team.',
-          retryUrl,
-        ),
-      );
-    };
+      if (error !== undefined || code === undefined) {
+        if (error === 'access_denied') {
+          logger.info({ participantId, provider: provider.name }, 'consent denied by participant');
+          return sendPage(reply, 200, `${provider.displayName} not connected`, deniedPage(provider.displayName, retryUrl));
+        }
+        logger.warn({ participantId, provider: provider.name, providerError: error ?? 'no_code' }, 'consent failed at provider');
+        return sendPage(
+          reply,
+          400,
+          'Connection failed',
+          problemPage(
+            `${provider.displayName} could not complete the connection`,
+            `${provider.displayName} reported a problem${error ? ` (${error})` : ''}, so nothing was connected.`,
+            'You can try again. If it keeps failing, contact the study team.',
+            retryUrl,
+          ),
+        );
+      }
 
-    let grant: TokenGrant;
-    try {
-      grant = await provider.exchangeCode({
-        code,
-        codeVerifier: cipher.decrypt(stateRow.code_verifier_enc),
-        redirectUri: redirectUriFor(provider.name),
+      const failed = (what: string, err: unknown) => {
+        const details = err instanceof ProviderError ? { code: err.code, status: err.details.status } : { code: 'unexpected' };
+        logger.warn({ participantId, provider: provider.name, step: what, ...details }, 'connection failed');
+        return sendPage(
+          reply,
+          502,
+          'Connection failed',
+          problemPage(
+            `${provider.displayName} could not complete the connection`,
+            `We could not finish connecting your ${provider.displayName} account, so nothing was stored.`,
+            'Please try again in a minute. If it keeps failing, contact the study team.',
+            retryUrl,
+          ),
+        );
+      };
+
+      let grant: TokenGrant;
+      try {
+        grant = await provider.exchangeCode({
+          code,
+          codeVerifier: cipher.decrypt(stateRow.code_verifier_enc),
+          redirectUri: redirectUriFor(provider.name),
+        });
+      } catch (err) {
+        return failed('exchange', err);
+      }
+      const scopes = grant.scopes.length > 0 ? grant.scopes : stateRow.scopes_requested;
+      let account: AccountInfo | undefined;
+      try {
+        account = await provider.fetchAccount({ accessToken: grant.accessToken, zones: [], scopes, intraday: false });
+      } catch (err) {
+        // Without the profile the time zone stays unknown; the fetcher asks again later.
+        if (!grant.providerUserId) return failed('account', err);
+        logger.warn({ participantId, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' }, 'profile unavailable at connect');
+      }
+      const providerUserId = account?.providerUserId ?? grant.providerUserId!;
+      const missing = provider.streamsMissingScope(scopes, provider.streams);
+      const granted = provider.streams.filter((s) => !missing.includes(s));
+
+      const outcome = await storeGrant(deps, {
+        provider,
+        participantId,
+        providerUserId,
+        grant,
+        scopes,
+        account,
+        streams: granted,
       });
-    } catch (err) {
-      return failed('exchange', err);
-    }
-    const scopes = grant.scopes.length > 0 ? grant.scopes : stateRow.scopes_requested;
-    let account: AccountInfo | undefined;
-    try {
-      account = await provider.fetchAccount({ accessToken: grant.accessToken, zones: [], scopes, intraday: false });
-    } catch (err) {
-      // Without the profile the time zone stays unknown; the fetcher asks again later.
-      if (!grant.providerUserId) return failed('account', err);
-      logger.warn({ participantId, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' }, 'profile unavailable at connect');
-    }
-    const providerUserId = account?.providerUserId ?? grant.providerUserId!;
-    const missing = provider.streamsMissingScope(scopes, provider.streams);
-    const granted = provider.streams.filter((s) => !missing.includes(s));
 
-    const outcome = await storeGrant(deps, {
-      provider,
-      participantId,
-      providerUserId,
-      grant,
-      scopes,
-      account,
-      streams: granted,
-    });
+      if (outcome.kind === 'taken') {
+        logger.warn({ participantId, provider: provider.name, owner: outcome.ownerParticipantId }, 'account already connected to another participant');
+        return sendPage(
+          reply,
+          409,
+          'Account already in use',
+          problemPage(
+            `This ${provider.displayName} account is already connected to another participant`,
+            `Each ${provider.displayName} account can send data for one participant only, so it was not connected to participant "${participantId}".`,
+            `If you have another ${provider.displayName} account, sign in with that one. Otherwise, please contact the study team.`,
+            retryUrl,
+          ),
+        );
+      }
 
-    if (outcome.kind === 'taken') {
-      logger.warn({ participantId, provider: provider.name, owner: outcome.ownerParticipantId }, 'account already connected to another participant');
+      try {
+        await enqueue(deps.queues, 'sync', { participantId, reason: 'connected' });
+      } catch (err) {
+        // The cursors are due now: the scheduler's next sweep starts the sync anyway.
+        logger.warn({ participantId, err: err instanceof Error ? err.message : String(err) }, 'could not enqueue the initial sync');
+      }
+      await revokeReplaced(deps, provider, outcome.previous, providerUserId);
+      await retireSupersededConnections(deps, { provider, participantId, account });
+      logger.info({ participantId, provider: provider.name, streams: granted, missing }, 'connected');
       return sendPage(
         reply,
-        409,
-        'Account already in use',
-        problemPage(
-          `This ${provider.displayName} account is already connected to another participant`,
-          `Each ${provider.displayName} account can send data for one participant only, so it was not connected to participant "${participantId}".`,
-          `If you have another ${provider.displayName} account, sign in with that one. Otherwise, please contact the study team.`,
-          retryUrl,
-        ),
+        200,
+        `${provider.displayName} connected`,
+        connectedPage(provider.displayName, missing, missing.length > 0 ? retryUrl : undefined),
       );
-    }
-
-    try {
-      await enqueue(deps.queues, 'sync', { participantId, reason: 'connected' });
-    } catch (err) {
-      // The cursors are due now: the scheduler's next sweep starts the sync anyway.
-      logger.warn({ participantId, err: err instanceof Error ? err.message : String(err) }, 'could not enqueue the initial sync');
-    }
-    await revokeReplaced(deps, provider, outcome.previous, providerUserId);
-    await retireSupersededConnections(deps, { provider, participantId, account });
-    logger.info({ participantId, provider: provider.name, streams: granted, missing }, 'connected');
-    return sendPage(
-      reply,
-      200,
-      `${provider.displayName} connected`,
-      connectedPage(provider.displayName, missing, missing.length > 0 ? retryUrl : undefined),
-    );
-  });
+    },
+  );
 }
 
-type StoreOutcome = { kind: 'connected'; previous: ProviderConnection | undefined } | { kind: 'taken'; ownerParticipantId: string };
+/** What storing a grant came to: connected (with the connection it replaced), or the account is another participant's. */
+type ConnectOutcome = { kind: 'connected'; previous: ProviderConnection | undefined } | { kind: 'taken'; ownerParticipantId: string };
 
 /**
  * Stores a fresh grant in one transaction: participant, connection (tokens encrypted, version
@@ -356,7 +376,7 @@ async function storeGrant(
     account: AccountInfo | undefined;
     streams: readonly StreamName[];
   },
-): Promise<StoreOutcome> {
+): Promise<ConnectOutcome> {
   const { cipher } = deps;
   const { provider, participantId, providerUserId, grant } = input;
   const tokens = {

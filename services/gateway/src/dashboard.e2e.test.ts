@@ -2,9 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { addDays } from '@fitlamp/provider';
 import { jobIdFor } from '@fitlamp/queues';
-import { launchTestBrowser, type TestBrowser } from '@fitlamp/testing';
-import { batchStatus, recordsOf, seedBatch, seedLedger, seedParticipant } from './test-ledger.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { batchStatus, launchTestBrowser, recordsOf, seedBatch, seedLedger, seedParticipant, watchPage, type TestBrowser } from '@fitlamp/testing';
+import { startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 /** The one browser global used here (the workspace compiles without the DOM library). */
 interface BrowserWindow {
@@ -33,13 +32,9 @@ describe('coordinator uses the dashboard in a real browser', () => {
       { stream: 'sleep', day: addDays(today, -1), status: 'failed', reason: 'the participant did not grant access to sleep' },
     ]);
     batch = await seedBatch(gw.db, 'C1001', { status: 'parked', count: 7, day: today, reason: '403 forbidden: the researcher key may not write to C1001' });
-    page = await browser.newPage();
-    page.setDefaultTimeout(8_000);
-    page.on('console', (message) => {
-      // The first request of a page meets the Basic challenge (401) before Chromium answers it;
-      // CSP refusals are what this watches for.
-      if (message.type() === 'error' && !message.text().includes('status of 401')) consoleErrors.push(message.text());
-    });
+    // The first request of a page meets the Basic challenge (401) before Chromium answers it;
+    // CSP refusals are what this watches for.
+    page = watchPage(await browser.newPage(), consoleErrors, 'status of 401');
   });
   afterAll(async () => {
     await browser?.close();

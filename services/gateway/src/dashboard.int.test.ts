@@ -1,19 +1,19 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays } from '@fitlamp/provider';
-import { seedBatch, seedLedger, seedParticipant } from './test-ledger.ts';
-import { startTestGateway, type TestGateway } from './test-gateway.ts';
+import { seedBatch, seedLedger, seedParticipant } from '@fitlamp/testing';
+import { buildTestGateway, type GatewayUnderTest } from '../test/gateway.ts';
 
-// The coordinator's pages as a browser receives them, over real HTTP on real Postgres.
+// The coordinator's pages as a browser receives them, through app.inject on real Postgres.
 describe('coordinator dashboard pages', () => {
-  let gw: TestGateway;
+  let gw: GatewayUnderTest;
   let basic: { authorization: string };
   let parkedId: string;
   const today = new Date().toISOString().slice(0, 10);
-  const page = (path: string, headers: Record<string, string> = basic) => fetch(`${gw.base}${path}`, { headers });
+  const page = (path: string, headers: Record<string, string> = basic) => gw.inject(path, { headers });
 
   beforeAll(async () => {
-    gw = await startTestGateway();
+    gw = await buildTestGateway();
     basic = { authorization: `Basic ${Buffer.from(`coordinator:${gw.env.ADMIN_TOKEN}`).toString('base64')}` };
     await seedParticipant(gw.db, 'H1', { status: 'connected', streams: ['steps', 'sleep'], lastSyncAt: new Date('2026-03-05T10:15:00Z') });
     await seedParticipant(gw.db, 'H2', { status: 'needs_reconsent', statusReason: 'Fitbit answered 410 Gone <script>alert(1)</script>' });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import helmet from '@fastify/helmet';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
   findConnectionsOfParticipant,
@@ -16,6 +17,7 @@ import { addDays, localDayAt } from '@fitlamp/provider';
 import type { GatewayDeps } from './app.ts';
 import { DAY_STATUSES, loadDayLedger, type DayRollup, type StreamDay } from './admin-days.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
+import { createErrorHandler } from './errors.ts';
 import { html, layout, problemPage, STYLE_HASH, type SafeHtml } from './pages.ts';
 
 /**
@@ -44,10 +46,10 @@ nav a{margin-right:1rem}
 `.trim();
 
 /** The CSP `style-src` source that allows the dashboard's extra stylesheet. */
-export const DASHBOARD_STYLE_HASH = `'sha256-${createHash('sha256').update(DASHBOARD_STYLE).digest('base64')}'`;
+const DASHBOARD_STYLE_HASH = `'sha256-${createHash('sha256').update(DASHBOARD_STYLE).digest('base64')}'`;
 
 /** The dashboard's Content-Security-Policy: no scripts, the two stylesheets, forms to itself only. */
-export const DASHBOARD_CSP = [
+const DASHBOARD_CSP = [
   "default-src 'none'",
   `style-src ${STYLE_HASH} ${DASHBOARD_STYLE_HASH}`,
   "img-src 'self' data:",
@@ -82,7 +84,7 @@ const STATUS_MEANINGS: Record<DayStatus, string> = {
 };
 
 /** Days of the participant page's grid. */
-export const GRID_DAYS = 14;
+const GRID_DAYS = 14;
 
 function when(value: Date | string | null | undefined): string {
   if (!value) return '—';
@@ -159,14 +161,11 @@ function ledgerGrid(streams: readonly string[], days: readonly DayRollup[]): Saf
 ${DAY_STATUSES.map((s) => html`<br><strong>${STATUS_LABELS[s]}</strong>: ${STATUS_MEANINGS[s]}`)}</p>`;
 }
 
-const dashboardQuery = z.object({ retried: z.string().regex(/^[1-9][0-9]{0,17}$/).optional() });
+/** The notice after a retry: a malformed batch id is only ignored (it changes nothing and shows nothing). */
+const dashboardQuery = z.object({ retried: z.string().regex(/^[1-9][0-9]{0,17}$/).optional().catch(undefined) });
 const participantParams = z.object({ id: z.string().regex(PARTICIPANT_ID) });
 
-function retriedFrom(request: FastifyRequest): string | undefined {
-  // A malformed notice parameter is only ignored: it changes nothing and shows nothing.
-  const parsed = dashboardQuery.safeParse(request.query);
-  return parsed.success ? parsed.data.retried : undefined;
-}
+const backToDashboard = html`<p><a href="/admin">Back to the dashboard</a></p>`;
 
 /** How many participants the overview lists; more are reachable through the JSON API. */
 const OVERVIEW_LIMIT = 1000;
@@ -181,7 +180,8 @@ export async function registerDashboard(
   requireAdmin: (request: FastifyRequest, reply: FastifyReply) => Promise<void>,
 ): Promise<void> {
   const { db } = deps;
-  await app.register(async (dash) => {
+  await app.register(async (scope) => {
+    const dash = scope.withTypeProvider<ZodTypeProvider>();
     await dash.register(helmet, {
       contentSecurityPolicy: {
         useDefaults: false,
@@ -212,26 +212,26 @@ export async function registerDashboard(
         )}`,
       );
     });
-    dash.setErrorHandler(async (error, request, reply) => {
-      const status = (error as { statusCode?: number }).statusCode ?? 500;
-      if (status >= 400 && status < 500) {
-        return sendDashboardPage(
-          reply,
-          400,
-          'Request not understood',
-          html`${problemPage('That request was not understood', 'Something in the address or the form was malformed.', 'Go back to the dashboard and try again from there.')}<p><a href="/admin">Back to the dashboard</a></p>`,
-        );
-      }
-      request.log.error({ err: { type: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'dashboard page failed');
-      return sendDashboardPage(
-        reply,
-        500,
-        'Something went wrong',
-        html`${problemPage('The dashboard could not load', 'Something failed on the server (the gateway log has the details).', 'Reload in a minute; if it keeps failing, check that Postgres is reachable (GET /readyz).')}`,
-      );
-    });
+    dash.setErrorHandler(
+      createErrorHandler({
+        badRequest: (reply, status) =>
+          sendDashboardPage(
+            reply,
+            status,
+            'Request not understood',
+            html`${problemPage('That request was not understood', 'Something in the address or the form was malformed.', 'Go back to the dashboard and try again from there.')}${backToDashboard}`,
+          ),
+        internal: (reply) =>
+          sendDashboardPage(
+            reply,
+            500,
+            'Something went wrong',
+            html`${problemPage('The dashboard could not load', 'Something failed on the server (the gateway log has the details).', 'Reload in a minute; if it keeps failing, check that Postgres is reachable (GET /readyz).')}`,
+          ),
+      }),
+    );
 
-    const overview = async (request: FastifyRequest, reply: FastifyReply) => {
+    const overview = async (request: FastifyRequest<{ Querystring: z.output<typeof dashboardQuery> }>, reply: FastifyReply) => {
       const [participants, parked] = await Promise.all([
         listParticipantStatuses(db, { limit: OVERVIEW_LIMIT + 1 }),
         listDeliveryBatches(db, { status: 'parked', limit: 200 }),
@@ -243,7 +243,7 @@ export async function registerDashboard(
         'fitlamp — coordinator dashboard',
         html`${nav()}
 <h1>Coordinator dashboard</h1>
-${retriedNotice(retriedFrom(request))}
+${retriedNotice(request.query.retried)}
 <h2>Participants</h2>
 ${participantsTable(shown)}
 ${participants.length > OVERVIEW_LIMIT ? html`<p class="note">Showing the first ${OVERVIEW_LIMIT}; page through all of them with <code>GET /admin/participants?offset=…</code>.</p>` : html``}
@@ -252,64 +252,66 @@ ${parkedTable(parked.batches, '/admin', true)}
 ${parked.total > parked.batches.length ? html`<p class="note">Showing the newest ${parked.batches.length}; list all with <code>GET /admin/deliveries?status=parked</code>.</p>` : html``}`,
       );
     };
-    dash.get('/admin', overview);
-    dash.get('/admin/', overview);
+    dash.get('/admin', { schema: { querystring: dashboardQuery } }, overview);
+    dash.get('/admin/', { schema: { querystring: dashboardQuery } }, overview);
 
-    dash.get('/admin/participants/:id', async (request, reply) => {
-      const params = participantParams.safeParse(request.params);
-      if (!params.success) {
-        return sendDashboardPage(
-          reply,
-          400,
-          'Not a participant id',
-          html`${problemPage('That is not a participant id', 'Participant ids are mindLAMP ids: letters, digits, ".", "_" or "-".', 'Pick the participant from the dashboard list.')}<p><a href="/admin">Back to the dashboard</a></p>`,
-        );
-      }
-      const participantId = params.data.id;
-      if (!(await participantExists(db, participantId))) {
-        return sendDashboardPage(
-          reply,
-          404,
-          'Participant not found',
-          html`${problemPage(`fitlamp knows no participant "${participantId}"`, 'No enrollment link was ever issued for this id.', 'Check the id against mindLAMP, or create an enrollment link for it first.')}<p><a href="/admin">Back to the dashboard</a></p>`,
-        );
-      }
-      const zones = await findZoneHistory(db, participantId);
-      const history = zones.length > 0 ? zones : [{ zone: 'UTC', validFrom: 0 }];
-      const to = localDayAt(history, Date.now());
-      const from = addDays(to, -(GRID_DAYS - 1));
-      const [ledger, connections, parked] = await Promise.all([
-        loadDayLedger(db, participantId, { from, to }),
-        findConnectionsOfParticipant(db, participantId),
-        listDeliveryBatches(db, { status: 'parked', participantId, limit: 200 }),
-      ]);
-      const zone = history[history.length - 1]!.zone;
-      const self = participantLink(participantId);
-      return sendDashboardPage(
+    const notAParticipantId = (_request: FastifyRequest, reply: FastifyReply) =>
+      sendDashboardPage(
         reply,
-        200,
-        `Participant ${participantId} — fitlamp`,
-        html`${nav()}
-<h1>Participant <span id="participant">${participantId}</span></h1>
-${retriedNotice(retriedFrom(request))}
-<h2>Connection</h2>
-${
-  connections.length === 0
-    ? html`<p id="no-connection">Not connected yet: the participant has not completed consent. Send them an enrollment link.</p>`
-    : html`<div class="scroll"><table id="connections"><thead><tr><th>Provider</th><th>Status</th><th>Connected at</th><th>Last sync</th><th>Device last synced</th></tr></thead>
-<tbody>${connections.map(
-        (c) => html`<tr><td>${c.provider}</td><td>${c.status}${c.status_reason ? html`<br><small>${c.status_reason}</small>` : html``}</td>
-<td>${when(c.connected_at)}</td><td>${when(c.last_sync_at)}</td><td>${when(c.device_last_sync_at)}</td></tr>`,
-      )}</tbody></table></div>`
-}
-<h2>Last ${GRID_DAYS} days</h2>
-<p class="note">The participant's local days (${zone}), newest first. As JSON:
-<code>GET /admin/participants/${participantId}/days?from=${from}&amp;to=${to}</code></p>
-${ledger.streams.length === 0 ? html`<p id="no-streams">No streams are scheduled for this participant and nothing was fetched in these days.</p>` : html``}
-${ledgerGrid(ledger.streams, ledger.days)}
-<h2>Parked deliveries (${parked.total})</h2>
-${parkedTable(parked.batches, self, false)}`,
+        400,
+        'Not a participant id',
+        html`${problemPage('That is not a participant id', 'Participant ids are mindLAMP ids: letters, digits, ".", "_" or "-".', 'Pick the participant from the dashboard list.')}${backToDashboard}`,
       );
-    });
+    dash.get(
+      '/admin/participants/:id',
+      { schema: { params: participantParams, querystring: dashboardQuery }, config: { answerInvalidInput: notAParticipantId } },
+      async (request, reply) => {
+        const participantId = request.params.id;
+        if (!(await participantExists(db, participantId))) {
+          return sendDashboardPage(
+            reply,
+            404,
+            'Participant not found',
+            html`${problemPage(`fitlamp knows no participant "${participantId}"`, 'No enrollment link was ever issued for this id.', 'Check the id against mindLAMP, or create an enrollment link for it first.')}${backToDashboard}`,
+          );
+        }
+        const zones = await findZoneHistory(db, participantId);
+        const history = zones.length > 0 ? zones : [{ zone: 'UTC', validFrom: 0 }];
+        const to = localDayAt(history, Date.now());
+        const from = addDays(to, -(GRID_DAYS - 1));
+        const [ledger, connections, parked] = await Promise.all([
+          loadDayLedger(db, participantId, { from, to }),
+          findConnectionsOfParticipant(db, participantId),
+          listDeliveryBatches(db, { status: 'parked', participantId, limit: 200 }),
+        ]);
+        const zone = history[history.length - 1]!.zone;
+        const self = participantLink(participantId);
+        return sendDashboardPage(
+          reply,
+          200,
+          `Participant ${participantId} — fitlamp`,
+          html`${nav()}
+  <h1>Participant <span id="participant">${participantId}</span></h1>
+  ${retriedNotice(request.query.retried)}
+  <h2>Connection</h2>
+  ${
+    connections.length === 0
+      ? html`<p id="no-connection">Not connected yet: the participant has not completed consent. Send them an enrollment link.</p>`
+      : html`<div class="scroll"><table id="connections"><thead><tr><th>Provider</th><th>Status</th><th>Connected at</th><th>Last sync</th><th>Device last synced</th></tr></thead>
+  <tbody>${connections.map(
+          (c) => html`<tr><td>${c.provider}</td><td>${c.status}${c.status_reason ? html`<br><small>${c.status_reason}</small>` : html``}</td>
+  <td>${when(c.connected_at)}</td><td>${when(c.last_sync_at)}</td><td>${when(c.device_last_sync_at)}</td></tr>`,
+        )}</tbody></table></div>`
+  }
+  <h2>Last ${GRID_DAYS} days</h2>
+  <p class="note">The participant's local days (${zone}), newest first. As JSON:
+  <code>GET /admin/participants/${participantId}/days?from=${from}&amp;to=${to}</code></p>
+  ${ledger.streams.length === 0 ? html`<p id="no-streams">No streams are scheduled for this participant and nothing was fetched in these days.</p>` : html``}
+  ${ledgerGrid(ledger.streams, ledger.days)}
+  <h2>Parked deliveries (${parked.total})</h2>
+  ${parkedTable(parked.batches, self, false)}`,
+        );
+      },
+    );
   });
 }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { launchTestBrowser, type TestBrowser } from '@fitlamp/testing';
+import { launchTestBrowser, watchPage, type TestBrowser } from '@fitlamp/testing';
 import { enrollmentUrl, signEnrollment } from './enrollment.ts';
-import { issueLink, startTestGateway, type TestGateway } from './test-gateway.ts';
+import { issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 // A participant's view of the Google Health flow: headless Chromium against the real gateway,
 // the Google Health simulator's consent screen and the mindLAMP simulator, on Postgres and Redis.
@@ -15,11 +15,7 @@ describe('participant connects Google Health in a real browser', () => {
 
   beforeAll(async () => {
     [gw, browser] = await Promise.all([startTestGateway({ participants: ['U4001', 'U4002', 'U4003', 'U4004'], google: true }), launchTestBrowser()]);
-    page = await browser.newPage();
-    page.setDefaultTimeout(8_000);
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.text().includes('404')) consoleErrors.push(message.text());
-    });
+    page = watchPage(await browser.newPage(), consoleErrors, '404');
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { testRedisUrl } from '@fitlamp/testing';
-import { MIGRATED_REASON_PREFIX } from './migration.ts';
-import { connectThroughFitbit, connectThroughGoogle, issueLink, startConsent, startTestGateway, type TestGateway } from './test-gateway.ts';
+import { answerProviderConsent, startConsent, testRedisUrl } from '@fitlamp/testing';
+import { MIGRATED_REASON_PREFIX } from './reconsent.ts';
+import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
 // Google Health through the gateway: consent and callback, migration from the legacy API, and
 // webhooks, against the Google Health and Fitbit simulators (one shared world), Postgres, Redis.
@@ -76,7 +76,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
     });
 
     it('connects: identity (healthUserId, legacy Fitbit id) and zone stored, tokens encrypted, cursors due, one sync job', async () => {
-      const result = await connectThroughGoogle(gw, 'G1', { decision: 'allow', user: 'AAAAA1' });
+      const result = await connectThrough(gw, 'google-health', 'G1', { decision: 'allow', user: 'AAAAA1' });
       expect(result.status).toBe(200);
       expect(result.text).toContain('Google Health connected — you can close this window.');
       expect(result.text).not.toContain('id="missing"');
@@ -94,7 +94,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
 
     it('reports partial consent on the success page and schedules only what was granted', async () => {
       const scopes = [`${G}activity_and_fitness.readonly`, `${G}settings.readonly`];
-      const result = await connectThroughGoogle(gw, 'G2', { decision: 'allow', user: 'BBBBB2', scopes });
+      const result = await connectThrough(gw, 'google-health', 'G2', { decision: 'allow', user: 'BBBBB2', scopes });
       expect(result.status).toBe(200);
       expect(result.text).toContain('Google Health connected');
       const missing = /<div class="box warn" id="missing">([\s\S]*?)<\/div>/.exec(result.text)![1]!;
@@ -108,7 +108,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
     });
 
     it('answers Cancel with the friendly page, a replayed callback with 400, and a Fitbit link does not open the Google flow', async () => {
-      const denied = await connectThroughGoogle(gw, 'G3', { decision: 'deny' });
+      const denied = await connectThrough(gw, 'google-health', 'G3', { decision: 'deny' });
       expect(denied.status).toBe(200);
       expect(denied.text).toContain('Google Health was not connected');
       expect(await connectionOf(gw, 'G3', 'google-health')).toBeUndefined();
@@ -124,7 +124,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
     it('links for everyone waiting, matched by participant or legacyUserId, legacy tokens revoked and deleted, states listed', async () => {
       // G4 and G5 are legacy participants; G6 stays on the legacy API (still working for them).
       for (const [p, user] of [['G4', 'CCCCC3'], ['G5', 'DDDDD4'], ['G6', 'EEEEE5']] as const) {
-        expect((await connectThroughFitbit(gw, p, { decision: 'allow', user })).status).toBe(200);
+        expect((await connectThrough(gw, 'fitbit', p, { decision: 'allow', user })).status).toBe(200);
       }
       // The fetcher marks a participant whose calls answer 410 (tested in the fetcher); here by hand.
       await gw.db
@@ -165,7 +165,6 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       try {
         // G4 re-consents with their own Google account (same person, same participant).
         const g4 = links.find((l) => l.participantId === 'G4')!;
-        const { answerProviderConsent } = await import('@fitlamp/testing');
         const page = await fetch(await answerProviderConsent(await startConsent(g4.url), { decision: 'allow', user: 'CCCCC3' }));
         expect(page.status).toBe(200);
         const legacy4 = (await connectionOf(gw, 'G4', 'fitbit'))!;
@@ -175,7 +174,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
         expect((await connectionOf(gw, 'G4', 'google-health'))!.status).toBe('connected');
 
         // G7 (a new link) signs in with the Google account whose legacyUserId is G5's Fitbit user.
-        const g7 = await connectThroughGoogle(gw, 'G7', { decision: 'allow', user: 'DDDDD4' });
+        const g7 = await connectThrough(gw, 'google-health', 'G7', { decision: 'allow', user: 'DDDDD4' });
         expect(g7.status).toBe(200);
         const legacy5 = (await connectionOf(gw, 'G5', 'fitbit'))!;
         expect(legacy5.status).toBe('disconnected');
@@ -193,7 +192,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
     it('revokes a legacy grant that still works', async () => {
       const before = gw.fitbit.state.activeRefresh.get('EEEEE5');
       expect(before).toBeDefined();
-      expect((await connectThroughGoogle(gw, 'G6', { decision: 'allow', user: 'EEEEE5' })).status).toBe(200);
+      expect((await connectThrough(gw, 'google-health', 'G6', { decision: 'allow', user: 'EEEEE5' })).status).toBe(200);
       const legacy = (await connectionOf(gw, 'G6', 'fitbit'))!;
       expect(legacy.status_reason).toMatch(/legacy tokens revoked and deleted$/);
       expect(gw.fitbit.state.activeRefresh.get('EEEEE5')).toBeUndefined();

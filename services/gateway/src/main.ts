@@ -6,7 +6,7 @@ import { createQueues } from '@fitlamp/queues';
 import { createLogger, createProducerConnection, runService } from '@fitlamp/runtime';
 import { buildGateway } from './app.ts';
 import { loadGatewayEnv } from './env.ts';
-import { createProviders } from '@fitlamp/providers';
+import { createProviders } from '@fitlamp/provider-registry';
 
 await runService({
   name: 'gateway',

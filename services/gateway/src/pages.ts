@@ -76,7 +76,7 @@ export function sendPage(reply: FastifyReply, status: number, title: string, bod
 }
 
 /** What each stream means to a participant. */
-export const STREAM_LABELS: Record<StreamName, string> = {
+const STREAM_LABELS: Record<StreamName, string> = {
   steps: 'Steps, minute by minute',
   heart_rate: 'Heart rate',
   resting_heart_rate: 'Resting heart rate',

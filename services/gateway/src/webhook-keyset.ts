@@ -72,7 +72,7 @@ function coordinate(bytes: Buffer): Buffer {
 }
 
 /** Parses a Tink JSON keyset into its enabled ECDSA P-256 public keys by key id. Throws on a malformed keyset. */
-export function parseTinkKeyset(json: unknown): Map<number, KeyObject> {
+function parseTinkKeyset(json: unknown): Map<number, KeyObject> {
   const keys = new Map<number, KeyObject>();
   const list = (json as { key?: unknown })?.key;
   if (!Array.isArray(list)) throw new Error('keyset has no "key" list');
@@ -93,7 +93,7 @@ export function parseTinkKeyset(json: unknown): Map<number, KeyObject> {
 }
 
 /** Splits a Tink signature header into key id and DER signature; `undefined` if malformed. */
-export function parseTinkSignature(header: string): { keyId: number; der: Buffer } | undefined {
+function parseTinkSignature(header: string): { keyId: number; der: Buffer } | undefined {
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(header.trim())) return undefined;
   const raw = Buffer.from(header.trim(), 'base64');
   if (raw.length < 5 + 8 || raw[0] !== TINK_PREFIX) return undefined;

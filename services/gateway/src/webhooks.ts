@@ -1,11 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { findParticipantsByAccounts, findZoneHistory, invalidateLedgerDays, recordWebhookVerified } from '@fitlamp/db';
 import type { StreamName, ZoneHistory } from '@fitlamp/provider';
 import { enqueue } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
-import { createKeysetVerifier, type KeysetVerifier } from './webhook-keyset.ts';
+import { sendError } from './errors.ts';
+import { createKeysetVerifier } from './webhook-keyset.ts';
 
 /**
  * `POST /webhooks/google-health` (google-health-api §4): the endpoint verification handshake,
@@ -26,21 +27,16 @@ function sameSecret(given: string | undefined, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-export interface WebhookOptions {
-  /** Tests: a verifier with its own keyset source. */
-  verifier?: KeysetVerifier;
-}
-
 /**
  * Registers `POST /webhooks/google-health` when the Google Health provider and
  * `GOOGLE_HEALTH_WEBHOOK_SECRET` are configured; without them the route does not exist (404).
  */
-export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: GatewayDeps, options: WebhookOptions = {}): Promise<void> {
+export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const secret = deps.env.GOOGLE_HEALTH_WEBHOOK_SECRET;
   const parseNotifications = deps.providers['google-health']?.parseNotifications;
   if (!secret || !parseNotifications) return;
   const { db, redis, logger } = deps;
-  const verifier = options.verifier ?? createKeysetVerifier({ url: deps.env.GOOGLE_HEALTH_WEBHOOK_KEYSET_URL });
+  const verifier = createKeysetVerifier({ url: deps.env.GOOGLE_HEALTH_WEBHOOK_KEYSET_URL });
   const notifications = new Counter({
     name: 'fitlamp_webhook_notifications_total',
     help: 'Webhook notifications received, by outcome (accepted, duplicate, unknown_user, ignored_type, bad_signature, malformed)',
@@ -48,7 +44,6 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
     registers: [deps.registry],
   });
   const count = (outcome: string, n = 1) => notifications.inc({ provider: 'google-health', outcome }, n);
-  const refuse = (reply: FastifyReply, status: number, error: string, message: string) => reply.code(status).send({ error, message });
 
   await app.register(async (scope) => {
     // The signature covers the exact bytes: keep the body raw, parse it here.
@@ -62,13 +57,13 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
         body = JSON.parse(raw.toString('utf8'));
       } catch {
         count('malformed');
-        return refuse(reply, 400, 'malformed', 'the body is not JSON');
+        return sendError(reply, 400, 'malformed', 'the body is not JSON');
       }
       const authorization = request.headers.authorization;
 
       // §4.2: with the exact secret → 201, without (or wrong) → 401.
       if (typeof body === 'object' && body !== null && !Array.isArray(body) && (body as { type?: unknown }).type === 'verification') {
-        if (!sameSecret(authorization, secret)) return refuse(reply, 401, 'unauthorized', 'missing or wrong Authorization');
+        if (!sameSecret(authorization, secret)) return sendError(reply, 401, 'unauthorized', 'missing or wrong Authorization');
         logger.info({ provider: 'google-health' }, 'webhook endpoint verified');
         return reply.code(201).send({});
       }
@@ -77,7 +72,7 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
       // so the signature is what counts; a wrong Authorization is refused all the same.
       if (authorization !== undefined && !sameSecret(authorization, secret)) {
         count('bad_signature');
-        return refuse(reply, 401, 'unauthorized', 'wrong Authorization');
+        return sendError(reply, 401, 'unauthorized', 'wrong Authorization');
       }
       const header = request.headers['x-healthapi-signature'] ?? request.headers['google-health-api-signature'];
       const signature = Array.isArray(header) ? header[0] : header;
@@ -86,17 +81,17 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
         valid = signature !== undefined && (await verifier.verify(raw, signature));
       } catch (error) {
         logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'webhook keyset unavailable');
-        return refuse(reply, 503, 'keyset_unavailable', 'cannot verify signatures right now; retry later');
+        return sendError(reply, 503, 'keyset_unavailable', 'cannot verify signatures right now; retry later');
       }
       if (!valid) {
         count('bad_signature');
         logger.warn({ provider: 'google-health', hasSignature: signature !== undefined }, 'webhook notification with a missing or bad signature refused');
-        return refuse(reply, 401, 'bad_signature', 'the signature does not verify against the published keyset');
+        return sendError(reply, 401, 'bad_signature', 'the signature does not verify against the published keyset');
       }
       const parsed = parseNotifications(body);
       if (!parsed.ok) {
         count('malformed');
-        return refuse(reply, 400, 'malformed', parsed.error);
+        return sendError(reply, 400, 'malformed', parsed.error);
       }
       const list = parsed.notifications;
 
@@ -106,7 +101,7 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
       if (known.length === 0) {
         count('unknown_user', list.length);
         logger.warn({ provider: 'google-health', notifications: list.length }, 'webhook notification for unknown users refused');
-        return refuse(reply, 404, 'unknown_user', 'no participant is connected with this healthUserId');
+        return sendError(reply, 404, 'unknown_user', 'no participant is connected with this healthUserId');
       }
       if (known.length < list.length) count('unknown_user', list.length - known.length);
 
@@ -151,7 +146,7 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
           // Not enqueued: forget the notification so Google's retry is not taken for a duplicate.
           await redis.del(...entry.keys).catch(() => {});
           logger.warn({ participantId, err: error instanceof Error ? error.message : String(error) }, 'could not enqueue a webhook sync');
-          return refuse(reply, 503, 'unavailable', 'could not queue the work; retry later');
+          return sendError(reply, 503, 'unavailable', 'could not queue the work; retry later');
         }
       }
       logger.info({ provider: 'google-health', notifications: list.length, participants: work.size }, 'webhook notifications accepted');

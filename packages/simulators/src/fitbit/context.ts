@@ -1,6 +1,6 @@
 import type { WorldUser } from '../world/users.ts';
 import { viewDay, type DayView } from '../world/world.ts';
-import { addDays, daysBetween, isDate, localDateOf } from '../world/zones.ts';
+import { addDays, dayDistance, isDate, localDateOf } from '../world/zones.ts';
 import type { FitbitState } from './state.ts';
 import type { Frame } from './wire-time.ts';
 
@@ -60,7 +60,7 @@ export function parseRange(ctx: DataContext, first: string, second: string, maxD
     start = parseDate(ctx, first, 'startDate');
     end = parseDate(ctx, second, 'endDate');
   }
-  const span = daysBetween(start, end) + 1;
+  const span = dayDistance(start, end) + 1;
   if (span < 1) throw new RequestError(400, 'validation', 'The end date must be on or after the start date.', 'endDate');
   if (span > maxDays) throw new RequestError(400, 'validation', `The date range must not exceed ${maxDays} days.`, 'endDate');
   return Array.from({ length: span }, (_, i) => addDays(start, i));

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dayTruth, nightTruth, findUser } from '../world/world.ts';
 import { wearOn } from '../world/sleep.ts';
 import { addDays } from '../world/zones.ts';
-import { api, connectUser, control, startSimulator, type Running } from './test-support.ts';
+import { api, connectUser, control, startSimulator, type Running } from '../../test/fitbit.ts';
 
 // Expected local strings are computed here with Intl, independently of the simulator's own zone code.
 function localString(zone: string, t: number): string {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { api, authorizeUrl, basicAuth, connectUser, control, startSimulator, tokenRequest, type Running } from './test-support.ts';
+import { api, authorizeUrl, basicAuth, connectUser, control, startSimulator, tokenRequest, type Running } from '../../test/fitbit.ts';
 
 let run: Running;
 let token: { access_token: string; refresh_token: string; user_id: string };

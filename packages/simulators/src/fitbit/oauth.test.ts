@@ -12,7 +12,7 @@ import {
   startSimulator,
   tokenRequest,
   type Running,
-} from './test-support.ts';
+} from '../../test/fitbit.ts';
 
 let run: Running;
 beforeEach(async () => {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WorldUser } from '../world/users.ts';
 import { findUser, viewDay, viewDevices } from '../world/world.ts';
-import { addDays, daysBetween, isDate, localDateOf, offsetMs, zoneAt } from '../world/zones.ts';
+import { addDays, dayDistance, isDate, localDateOf, offsetMs, zoneAt } from '../world/zones.ts';
 import { CLOUD_PLATFORM, DATA_METHOD_SCOPES, IDENTITY_SCOPES, RENDERED_TYPES, SCOPES, findDataType, rollupMaxDays, type DataTypeInfo, type Operation } from './catalogue.ts';
 import { ApiError, invalid, sendApiError } from './errors.ts';
 import { matches, parseFilter, physicalSpan } from './filter.ts';
@@ -231,7 +231,7 @@ function dailyRollUp(call: Call, typeRaw: string, body: unknown): object {
   const window = req.windowSizeDays === undefined ? 1 : req.windowSizeDays;
   if (!Number.isInteger(window) || (window as number) < 1) throw invalid('INVALID_ROLLUP_WINDOW', 'windowSizeDays must be a positive integer.');
   if (!start.midnight) throw invalid('INVALID_ROLLUP_WINDOW', 'The start time must be aligned with the aggregation window.');
-  const days = daysBetween(start.date, end.date) + (end.midnight ? 0 : 1);
+  const days = dayDistance(start.date, end.date) + (end.midnight ? 0 : 1);
   if (days <= 0) throw invalid('INVALID_TIME_RANGE', 'range.end must be after range.start.');
   const maxDays = rollupMaxDays(type.path);
   if (days > maxDays) throw invalid('INVALID_ROLLUP_QUERY_DURATION', `The maximum range for ${type.path} is ${maxDays} days.`);

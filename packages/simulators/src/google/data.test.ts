@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createFitbitSimulator, type FitbitSimulator } from '../fitbit/app.ts';
 import { SCOPES } from './catalogue.ts';
-import { api, connectUser, control, listPath, startSimulator, type Running } from './test-support.ts';
+import { api, connectUser, control, listPath, startSimulator, type Running } from '../../test/google.ts';
 
 const USERS = [
   { preset: 'new-york', id: 'NYC001', since: '2026-09-01', autoSyncMinutes: 0 },

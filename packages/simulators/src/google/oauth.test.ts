@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SCOPES } from './catalogue.ts';
-import { CLIENT_ID, CLIENT_SECRET, READ_SCOPES, REDIRECT_URI, api, authorizeUrl, connectUser, consent, control, pkce, startSimulator, tokenRequest, type Running } from './test-support.ts';
+import { CLIENT_ID, CLIENT_SECRET, READ_SCOPES, REDIRECT_URI, api, authorizeUrl, connectUser, consent, control, pkce, startSimulator, tokenRequest, type Running } from '../../test/google.ts';
 
 let run: Running;
 beforeEach(async () => {

@@ -2,7 +2,7 @@ import { createPublicKey, verify } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connectUser, control, startSimulator, type Running } from './test-support.ts';
+import { connectUser, control, startSimulator, type Running } from '../../test/google.ts';
 
 const SECRET = 'Bearer webhook-secret-123';
 

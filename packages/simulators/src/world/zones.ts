@@ -125,7 +125,7 @@ export function addDays(date: string, n: number): string {
 }
 
 /** Whole calendar days from `a` to `b` (negative when b is earlier). */
-export function daysBetween(a: string, b: string): number {
+export function dayDistance(a: string, b: string): number {
   return Math.round((Date.parse(`${b}T00:00:00Z`) - Date.parse(`${a}T00:00:00Z`)) / DAY);
 }
 

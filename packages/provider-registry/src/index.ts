@@ -9,7 +9,7 @@ export type ProviderEnv = z.infer<typeof providerEnvSchema>;
 export type Providers = Partial<Record<ProviderName, Provider>>;
 
 /** `FITBIT_SCOPES="activity heartrate"` or `"activity,heartrate"`; unset: what the streams need. */
-export function parseScopes(setting: string | undefined): string[] | undefined {
+function parseScopes(setting: string | undefined): string[] | undefined {
   const scopes = (setting ?? '').split(/[\s,]+/).filter(Boolean);
   return scopes.length > 0 ? scopes : undefined;
 }

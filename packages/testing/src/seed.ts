@@ -1,34 +1,67 @@
-// Test support (imported only by this service's tests): participants, ledger rows and delivery
-// batches written straight into Postgres, as the fetcher and the lamp-writer would leave them.
+// Rows as the fetcher and the lamp-writer leave them, for the tests of what reads them (the
+// gateway's admin API and dashboard). Participants, connections and cursors are written through
+// `@fitlamp/db`, the way the services write them. The day ledger, the records outbox and delivery
+// batches are written here directly: no production path stores an arbitrary status and count, and
+// their storage is being redesigned, so every test that seeds them does it through this one file.
 import type { Kysely } from 'kysely';
-import { upsertParticipant, type BatchStatus, type ConnectionStatus, type Database, type DayStatus, type ProviderName } from '@fitlamp/db';
+import {
+  endConnection,
+  markNeedsReconsent,
+  markReconnectNeeded,
+  markSynced,
+  saveConnectedTokens,
+  scheduleStreams,
+  upsertParticipant,
+  type BatchStatus,
+  type ConnectionStatus,
+  type Database,
+  type DayStatus,
+  type ProviderName,
+} from '@fitlamp/db';
 
-export async function seedParticipant(
-  db: Kysely<Database>,
-  participantId: string,
-  options: { provider?: ProviderName; status?: ConnectionStatus; statusReason?: string; streams?: string[]; lastSyncAt?: Date } = {},
-): Promise<void> {
+/** When every seeded connection was made: the pages show it, so it must not move. */
+export const SEEDED_CONNECTED_AT = new Date('2026-03-01T09:30:00Z');
+
+export interface SeedParticipantOptions {
+  provider?: ProviderName;
+  /** A connection in this status (none if absent), provider user id `FB<participant id>`. */
+  status?: ConnectionStatus;
+  /** Why the connection is in `status` (not for `connected`). */
+  statusReason?: string;
+  /** Streams scheduled for the participant. */
+  streams?: string[];
+  lastSyncAt?: Date;
+}
+
+/**
+ * A participant of study S1, with a connection when `status` is given. The connection goes
+ * through the statuses as the services move it (connected, then lost or ended); its tokens are
+ * placeholders that no cipher decrypts.
+ */
+export async function seedParticipant(db: Kysely<Database>, participantId: string, options: SeedParticipantOptions = {}): Promise<void> {
   await upsertParticipant(db, participantId, 'S1');
   if (options.status) {
-    await db
-      .insertInto('provider_connections')
-      .values({
-        participant_id: participantId,
-        provider: options.provider ?? 'fitbit',
-        status: options.status,
-        status_reason: options.statusReason ?? null,
-        provider_user_id: `FB${participantId}`,
-        connected_at: new Date('2026-03-01T09:30:00Z'),
-        last_sync_at: options.lastSyncAt ?? null,
-      })
-      .execute();
+    const provider = options.provider ?? 'fitbit';
+    const reason = options.statusReason ?? null;
+    const connection = await saveConnectedTokens(db, {
+      participantId,
+      provider,
+      providerUserId: `FB${participantId}`,
+      accessTokenEnc: 'seeded-not-a-token',
+      refreshTokenEnc: null,
+      keyId: 'seed',
+      accessTokenExpiresAt: new Date(SEEDED_CONNECTED_AT.getTime() + 8 * 3_600_000),
+      refreshTokenExpiresAt: null,
+      scopes: [],
+    });
+    if (options.status === 'reconnect_needed') await markReconnectNeeded(db, connection.id, reason ?? 'seeded');
+    if (options.status === 'needs_reconsent') await markNeedsReconsent(db, connection.id, reason ?? 'seeded');
+    if (options.status === 'disconnected' || options.status === 'revoked') await endConnection(db, participantId, provider, options.status, reason);
+    if (options.lastSyncAt) await markSynced(db, connection.id, options.lastSyncAt);
+    // No function backdates a connection; the pages show when it was made.
+    await db.updateTable('provider_connections').set({ connected_at: SEEDED_CONNECTED_AT }).where('id', '=', connection.id).execute();
   }
-  if (options.streams?.length) {
-    await db
-      .insertInto('sync_cursors')
-      .values(options.streams.map((stream) => ({ participant_id: participantId, stream })))
-      .execute();
-  }
+  if (options.streams?.length) await scheduleStreams(db, participantId, options.streams);
 }
 
 export interface SeedDay {
@@ -38,10 +71,12 @@ export interface SeedDay {
   reason?: string | null;
   fetched?: number;
   delivered?: number;
+  /** When the day was fetched; 23:00 UTC that day if absent, never if `null`. */
   fetchedAt?: Date | null;
   provider?: ProviderName;
 }
 
+/** Day ledger rows, as the fetcher and the lamp-writer would have left them. */
 export async function seedLedger(db: Kysely<Database>, participantId: string, days: readonly SeedDay[]): Promise<void> {
   await db
     .insertInto('day_ledger')
@@ -112,6 +147,7 @@ export async function seedBatch(
   return { batchId: batch.id, recordIds: records.map((r) => r.id) };
 }
 
+/** The outbox state of records by id: status and batch. */
 export async function recordsOf(db: Kysely<Database>, ids: readonly string[]) {
   return db.selectFrom('records').select(['id', 'status', 'batch_id']).where('id', 'in', [...ids]).orderBy('id').execute();
 }

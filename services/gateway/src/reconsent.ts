@@ -1,5 +1,3 @@
-import type { FastifyReply } from 'fastify';
-import { z } from 'zod';
 import {
   ACTIVE_CONNECTION_STATUSES,
   endConnection,
@@ -27,12 +25,6 @@ export const MIGRATED_REASON_PREFIX = 'migrated to Google Health';
 /** Where a participant stands in the move from the legacy API. */
 export type MigrationState = 'legacy_only' | 'waiting' | 'migrated';
 
-export interface RetiredLegacyConnection {
-  participantId: string;
-  matchedBy: 'participant' | 'legacy_user_id';
-  revokedAtProvider: boolean;
-}
-
 /**
  * After a successful connect: when the new provider supersedes another (Google Health → legacy
  * Fitbit), finds the old connection (the same participant's, or the one whose Fitbit user id is
@@ -45,11 +37,10 @@ export interface RetiredLegacyConnection {
 export async function retireSupersededConnections(
   deps: Pick<GatewayDeps, 'db' | 'providers' | 'cipher' | 'logger'>,
   input: { provider: Provider; participantId: string; account: AccountInfo | undefined },
-): Promise<RetiredLegacyConnection[]> {
+): Promise<void> {
   const legacy = SUPERSEDES[input.provider.name];
-  if (!legacy) return [];
+  if (!legacy) return;
   const legacyUserId = input.account?.legacyUserId;
-  const retired: RetiredLegacyConnection[] = [];
   try {
     const candidates = await findSupersededConnections(deps.db, legacy, { participantId: input.participantId, providerUserId: legacyUserId });
     for (const connection of candidates) {
@@ -59,7 +50,6 @@ export async function retireSupersededConnections(
       }; legacy tokens ${revokedAtProvider ? 'revoked and ' : ''}deleted`;
       await endConnection(deps.db, connection.participant_id, legacy, 'disconnected', reason);
       const matchedBy = connection.participant_id === input.participantId ? 'participant' : 'legacy_user_id';
-      retired.push({ participantId: connection.participant_id, matchedBy, revokedAtProvider });
       deps.logger.info(
         { participantId: input.participantId, legacyParticipantId: connection.participant_id, matchedBy, revokedAtProvider },
         'legacy connection retired after re-consent',
@@ -68,7 +58,6 @@ export async function retireSupersededConnections(
   } catch (error) {
     deps.logger.warn({ participantId: input.participantId, err: error instanceof Error ? error.message : String(error) }, 'could not retire the legacy connection');
   }
-  return retired;
 }
 
 /**
@@ -115,19 +104,6 @@ export function migrationStates(rows: readonly ParticipantStatusRow[]): Map<stri
   return states;
 }
 
-/** `POST /admin/enrollments` for everyone in a state: `{provider, status: "needs_reconsent"}`. */
-export const bulkEnrollmentBody = z.strictObject({
-  provider: z.enum(['fitbit', 'google-health']),
-  status: z.literal('needs_reconsent'),
-  expiresInHours: z.number().int().min(1).max(24 * 365).optional(),
-});
-export type BulkEnrollment = z.infer<typeof bulkEnrollmentBody>;
-
-/** Whether an enrollment request body asks for links by status rather than for one participant. */
-export function isBulkEnrollment(body: unknown): boolean {
-  return typeof body === 'object' && body !== null && 'status' in body && !('participantId' in body);
-}
-
 export interface BulkEnrollmentResult {
   links: Array<{ participantId: string; url: string; expiresAt: string }>;
   failed: Array<{ participantId: string; error: string; message: string }>;
@@ -149,9 +125,4 @@ export async function issueReconsentLinks(
     }
   }
   return result;
-}
-
-/** Sends the bulk answer: 201 with every link (and any participant that got none). */
-export function sendBulkResult(reply: FastifyReply, result: BulkEnrollmentResult): FastifyReply {
-  return reply.code(201).send(result);
 }

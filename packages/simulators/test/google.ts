@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createGoogleHealthSimulator, type GoogleHealthSimulator, type GoogleHealthSimulatorOptions } from './app.ts';
-import { SCOPES } from './catalogue.ts';
+// Fixtures for the Google Health simulator tests: start, consent through the HTML page, call the API.
+import { createGoogleHealthSimulator, type GoogleHealthSimulator, type GoogleHealthSimulatorOptions } from '../src/google/app.ts';
+import { SCOPES } from '../src/google/catalogue.ts';
+import { connectWithPkce, fixtureOptions, submitConsent, type ConsentChoice } from './client.ts';
 
-/** Fixtures for the Google Health simulator tests: start, consent through the HTML page, call the API. */
+export { control, pkce } from './client.ts';
 
 export const CLIENT_ID = '123-sim.apps.googleusercontent.com';
 export const CLIENT_SECRET = 'GOCSPX-test-secret';
@@ -17,23 +18,12 @@ export interface Running {
 /** Starts a simulator on a free port with a frozen clock (2026-11-03T15:00Z unless given) and no delivery timer. */
 export async function startSimulator(options: Partial<GoogleHealthSimulatorOptions> = {}): Promise<Running> {
   const sim = createGoogleHealthSimulator({
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    redirectUris: [REDIRECT_URI, 'http://127.0.0.1:9/other'],
-    appName: 'Study App',
-    seed: 'test-seed',
-    startAt: '2026-11-03T15:00:00Z',
+    ...fixtureOptions({ id: CLIENT_ID, secret: CLIENT_SECRET, redirectUri: REDIRECT_URI }),
     ...options,
     webhooks: { deliveryIntervalMs: 0, timeoutMs: 2000, ...options.webhooks },
   });
   const url = await sim.app.listen({ port: 0, host: '127.0.0.1' });
   return { sim, url };
-}
-
-/** A PKCE verifier and its S256 challenge. */
-export function pkce(): { verifier: string; challenge: string } {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
 export function authorizeUrl(url: string, params: Record<string, string | undefined> = {}): string {
@@ -52,23 +42,9 @@ export function authorizeUrl(url: string, params: Record<string, string | undefi
   return `${url}/o/oauth2/v2/auth?${q.toString()}`;
 }
 
-/** Loads the consent page, ticks `scopes` (default: all offered), submits; returns the redirect. */
-export async function consent(
-  url: string,
-  opts: { user?: string; scopes?: string[]; decision?: 'allow' | 'deny'; params?: Record<string, string | undefined> } = {},
-): Promise<URL> {
-  const page = await fetch(authorizeUrl(url, opts.params));
-  const html = await page.text();
-  const tx = /name="transaction_id" value="([^"]+)"/.exec(html)?.[1];
-  const selected = /<option value="([^"]+)" selected/.exec(html)?.[1];
-  if (!tx || !selected) throw new Error(`no consent form (${page.status}): ${html}`);
-  const offered = [...html.matchAll(/name="scope" value="([^"]+)"/g)].map((m) => m[1] ?? '');
-  const form = new URLSearchParams({ transaction_id: tx, user: opts.user ?? selected, decision: opts.decision ?? 'allow' });
-  for (const s of opts.scopes ?? offered) form.append('scope', s);
-  const res = await fetch(`${url}/o/oauth2/v2/auth`, { method: 'POST', body: form, redirect: 'manual' });
-  const location = res.headers.get('location');
-  if (res.status !== 302 || !location) throw new Error(`expected a redirect, got ${res.status}`);
-  return new URL(location);
+/** Loads the consent page (the authorize URL with `params` over the defaults) and answers it; returns the redirect. */
+export function consent(url: string, opts: ConsentChoice & { params?: Record<string, string | undefined> } = {}): Promise<URL> {
+  return submitConsent(authorizeUrl(url, opts.params), opts);
 }
 
 export async function tokenRequest(url: string, form: Record<string, string>): Promise<{ status: number; body: any }> {
@@ -78,12 +54,7 @@ export async function tokenRequest(url: string, form: Record<string, string>): P
 
 /** Consents (PKCE S256, offline) and exchanges the code. */
 export async function connectUser(url: string, opts: { user?: string; scopes?: string[] } = {}): Promise<{ access_token: string; refresh_token?: string; scope: string; expires_in: number }> {
-  const { verifier, challenge } = pkce();
-  const location = await consent(url, { ...opts, params: { code_challenge: challenge, code_challenge_method: 'S256' } });
-  const code = location.searchParams.get('code') ?? '';
-  const res = await tokenRequest(url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier });
-  if (res.status !== 200) throw new Error(`token exchange failed: ${JSON.stringify(res.body)}`);
-  return res.body;
+  return connectWithPkce((params) => consent(url, { ...opts, params }), (form) => tokenRequest(url, form), REDIRECT_URI);
 }
 
 export async function api(url: string, token: string, path: string, init: { method?: string; body?: unknown; rawBody?: string } = {}): Promise<{ status: number; headers: Headers; body: any }> {
@@ -95,14 +66,6 @@ export async function api(url: string, token: string, path: string, init: { meth
   });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
-}
-
-export async function control(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${url}/_control${path}`, {
-    method,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: await res.json() };
 }
 
 /** `list` path with a filter. */
