@@ -1,8 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack, type StackParticipant } from '@fitlamp/harness';
-import { addDays, daysBetween, localDayBounds, syncWindow, type ZoneHistory } from '@fitlamp/provider';
-import { dayTruth, findUser, syncUser, viewDay, type WorldUser } from '@fitlamp/simulators';
+import { addDays, daysBetween, localDayAt, localDayBounds, syncWindow, type ZoneHistory } from '@fitlamp/provider';
+import { dayTruth, findUser, moveUser, syncUser, viewDay, type DayTruth, type WorldUser } from '@fitlamp/simulators';
 
 // The four services as processes against the simulators, with faults injected along the way:
 // provider 5xx and 429, mindLAMP dropping the connection after storing and answering too late, a
@@ -15,23 +16,16 @@ import { dayTruth, findUser, syncUser, viewDay, type WorldUser } from '@fitlamp/
 // on how fast the machine is, and the checks below must hold either way.
 const SIM_START = '2026-11-04T12:59:20Z';
 const DAYS = 7;
-const TRIP_AT = Date.parse(SIM_START) + 30_000;
 
 const presets = ['new-york', 'sydney', 'kolkata', 'new-york'];
 const participants: StackParticipant[] = Array.from({ length: 20 }, (_, i) => ({
   id: `U${String(i + 1).padStart(10, '0')}`,
   user:
     i === 0
-      ? // The traveller connects first, then flies London → Los Angeles during the run (the
-        // watch syncs every minute); fitlamp learns the new zone from the profile.
-        {
-          id: 'TRAVEL',
-          zoneHistory: [
-            { from: '2026-01-01', zone: 'Europe/London' },
-            { from: TRIP_AT, zone: 'America/Los_Angeles' },
-          ],
-          autoSyncMinutes: 1,
-        }
+      ? // The traveller connects first, in London, then flies to Los Angeles during the run (the
+        // watch syncs every minute); fitlamp learns the new zone from the profile. The trip is
+        // booked once fitlamp has recorded London, however long connecting took.
+        { id: 'TRAVEL', zone: 'Europe/London', autoSyncMinutes: 1 }
       : { id: `E2E${String(i + 1).padStart(3, '0')}`, preset: presets[i % presets.length]! },
 }));
 
@@ -78,6 +72,23 @@ describe('the pipeline end to end, with faults', () => {
     lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 4_000 }, times: 1 });
 
     for (const p of participants.slice(0, 10)) await stack.connect(p);
+    const traveller = findUser(fitbit.world, 'TRAVEL')!;
+    const zonesOf = (id: string) =>
+      stack.db.selectFrom('participant_time_zones').select('zone').where('participant_id', '=', id).orderBy('valid_from').execute();
+    // Recorded at connect from the profile (or, had that call failed, at the fetcher's next check).
+    for (let waited = 0; (await zonesOf('U0000000001')).length === 0 && waited < 120_000; waited += 250) await sleep(250);
+    expect((await zonesOf('U0000000001')).map((z) => z.zone)).toEqual(['Europe/London']);
+    const tripAt = fitbit.clock.now() + 30_000;
+    const tripDay = localDayAt(asZones(traveller), tripAt);
+    // The simulator makes the booked day anew (it is now 32 hours long), so the minutes fitlamp
+    // may already have fetched of it come from the world as it was before the booking: those
+    // versions count as revisions of the world too.
+    const truthsOfTripDay = (): DayTruth[] =>
+      Array.from({ length: viewDay(fitbit.world, traveller, tripDay, fitbit.clock.now()).generation + 1 }, (_, g) =>
+        dayTruth(fitbit.world, traveller, tripDay, g),
+      );
+    const beforeBooking = truthsOfTripDay();
+    moveUser(fitbit.world, traveller, 'America/Los_Angeles', tripAt);
     // A fetcher dies mid-job, without a chance to clean up.
     const victim = stack.processes.fetcher[0]!;
     await victim.waitForLine(/"msg":"synced"|sync job failed/, 60_000).catch(() => undefined);
@@ -151,27 +162,16 @@ describe('the pipeline end to end, with faults', () => {
 
     // The traveller: every step event of the trip day sits on a minute that had those steps in
     // some revision of the world (an 8-hour zone error would put them on other minutes).
-    const traveller = findUser(fitbit.world, 'TRAVEL')!;
-    const tripDay = '2026-11-04';
     const { start, end } = localDayBounds(tripDay, asZones(traveller));
-    const revisions = Array.from({ length: viewDay(fitbit.world, traveller, tripDay, now).generation + 1 }, (_, g) =>
-      dayTruth(fitbit.world, traveller, tripDay, g),
-    );
+    const revisions = [...beforeBooking, ...truthsOfTripDay()];
     const tripSteps = lamp
       .listEvents({ participantId: 'U0000000001', sensor: 'lamp.steps' })
       .map((e) => ({ t: Number(e.event.timestamp), v: (e.event.data as { value: number }).value }))
       .filter((e) => e.t >= start && e.t < end);
     expect(tripSteps.length).toBeGreaterThan(0);
     for (const { t, v } of tripSteps) {
-      const minute = (t - revisions[0]!.start) / 60_000;
-      expect(revisions.some((r) => r.steps[minute] === v), `trip-day step event at ${new Date(t).toISOString()}`).toBe(true);
+      expect(revisions.some((r) => r.steps[(t - r.start) / 60_000] === v), `trip-day step event at ${new Date(t).toISOString()}`).toBe(true);
     }
-    const zones = await stack.db
-      .selectFrom('participant_time_zones')
-      .select('zone')
-      .where('participant_id', '=', 'U0000000001')
-      .orderBy('valid_from')
-      .execute();
-    expect(zones.map((z) => z.zone)).toEqual(['Europe/London', 'America/Los_Angeles']);
+    expect((await zonesOf('U0000000001')).map((z) => z.zone)).toEqual(['Europe/London', 'America/Los_Angeles']);
   }, 900_000);
 });

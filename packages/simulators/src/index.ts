@@ -24,6 +24,7 @@ export {
   dayTruth,
   findUser,
   lastSync,
+  moveUser,
   nightTruth,
   syncUser,
   viewDay,
