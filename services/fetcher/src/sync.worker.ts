@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
@@ -411,6 +412,8 @@ export interface StartSyncWorkerOptions {
 /** Starts the BullMQ worker for the sync queue. Close it first at shutdown. */
 export function startSyncWorker(deps: SyncDeps, options: StartSyncWorkerOptions): Worker<SyncPayload, SyncSummary> {
   const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, createSyncProcessor(deps), {
+    // Stored on each job it takes (`processedBy`): which replica holds a job, in Bull Board and in tests.
+    name: `fetcher-${hostname()}-${process.pid}`,
     connection: options.connection,
     prefix: options.prefix,
     concurrency: options.concurrency,
