@@ -5,6 +5,7 @@ export {
   DEFAULT_CREDENTIAL as LAMP_DEFAULT_CREDENTIAL,
   DEFAULT_RESEARCHER_ID as LAMP_DEFAULT_RESEARCHER_ID,
   type DuplicateReport,
+  type RepeatReport,
   type EventCounts,
   type LampCredential,
   type LampParticipantInput,
