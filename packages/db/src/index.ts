@@ -53,6 +53,9 @@ export {
   toSensorEvent,
   storeFetchedDays,
   findBatchRecords,
+  compactDeliveredEvents,
+  type CompactionOutcome,
+  type Revision,
   type OutboxRecord,
   type FetchedRecord,
   type FetchedDay,
@@ -73,4 +76,5 @@ export {
   type RequeueOutcome,
 } from './delivery-batches.ts';
 export { recordWebhookVerified, findWebhookLastVerified } from './provider-webhooks.ts';
-export { lockProviderAccount, withSchedulerLock, type LockedRun } from './locks.ts';
+export { lockProviderAccount, lockParticipantEvents, withSchedulerLock, type LockedRun } from './locks.ts';
+export { findDayTotals, dayTotalOf, type DayTotals } from './day-totals.ts';

@@ -10,7 +10,7 @@ import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createFitbitSimulator, findUser, viewDay, type FitbitSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, outboxEvents, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
 import { createFetcherMetrics, createSyncProcessor, type SyncDeps, type SyncSummary } from './sync.worker.ts';
 import { getAccessToken } from './tokens.ts';
 
@@ -136,13 +136,7 @@ describe('fetcher sync against the Fitbit simulator', () => {
       const day = addDays(today, -i);
       const truth = viewDay(h.sim.world, user, day, h.sim.clock.now());
       const expected = truth.day!.steps.reduce((a, b) => a + b, 0);
-      const rows = await h.t.db
-        .selectFrom('records')
-        .select(['timestamp', 'data'])
-        .where('participant_id', '=', P)
-        .where('stream', '=', 'steps')
-        .where('day', '=', day)
-        .execute();
+      const rows = (await outboxEvents(h.t.db, P)).filter((e) => e.stream === 'steps' && e.day === day);
       expect(rows.reduce((n, r) => n + Number(r.data.value), 0), day).toBe(expected);
       for (const r of rows) {
         expect(Number(r.timestamp)).toBeGreaterThanOrEqual(truth.start);
@@ -253,7 +247,8 @@ describe('fetcher sync against the Fitbit simulator', () => {
   it('marks a participant whose API answers 410 Gone as needs_reconsent and keeps what was stored', async () => {
     h = await harness();
     await h.run();
-    const stored = await h.t.db.selectFrom('records').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    const stored = (await outboxEvents(h.t.db)).length;
+    expect(stored).toBeGreaterThan(0);
     h.sim.setGone(true);
     h.sim.clock.advance(3_600_000);
     const summary = await h.run();
@@ -261,8 +256,7 @@ describe('fetcher sync against the Fitbit simulator', () => {
     const row = await h.t.db.selectFrom('provider_connections').select(['status', 'status_reason']).executeTakeFirstOrThrow();
     expect(row.status).toBe('needs_reconsent');
     expect(row.status_reason).toMatch(/410/);
-    const after = await h.t.db.selectFrom('records').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-    expect(after.n).toBe(stored.n);
+    expect((await outboxEvents(h.t.db)).length).toBe(stored);
   });
 
   it('falls back to daily resolution when intraday is refused, and remembers it', async () => {
@@ -272,7 +266,7 @@ describe('fetcher sync against the Fitbit simulator', () => {
     expect(summary.outcome).toBe('synced');
     const row = await h.t.db.selectFrom('provider_connections').select('intraday_access').executeTakeFirstOrThrow();
     expect(row.intraday_access).toBe(false);
-    const steps = await h.t.db.selectFrom('records').select(['duration']).where('stream', '=', 'steps').execute();
+    const steps = (await outboxEvents(h.t.db)).filter((e) => e.stream === 'steps');
     expect(steps.length).toBeGreaterThan(0);
     // Daily totals span the day.
     expect(steps.every((s) => Number(s.duration) >= 23 * 3_600_000)).toBe(true);
@@ -287,19 +281,14 @@ describe('fetcher sync against the Fitbit simulator', () => {
     h = await harness();
     await h.run();
     const minuteDays = new Set(
-      (await h.t.db.selectFrom('records').select('day').where('stream', '=', 'steps').execute()).map((r) => r.day),
+      (await outboxEvents(h.t.db)).filter((e) => e.stream === 'steps').map((r) => r.day),
     );
     expect(minuteDays.size).toBeGreaterThan(0);
     h.sim.setIntradayAccess(false);
     // The watch syncs again: recent days are due, and intraday is now refused.
     h.sim.clock.advance(30 * 60_000);
     expect((await h.run()).outcome).toBe('synced');
-    const dailyTotals = await h.t.db
-      .selectFrom('records')
-      .select('day')
-      .where('stream', '=', 'steps')
-      .where('record_key', 'like', '%|day')
-      .execute();
+    const dailyTotals = (await outboxEvents(h.t.db)).filter((e) => e.stream === 'steps' && e.key.endsWith('|day'));
     expect(dailyTotals.filter((r) => minuteDays.has(r.day))).toEqual([]);
   });
 

@@ -6,7 +6,7 @@ import { createLampClient, type LampClient } from '@fitlamp/lamp';
 import type { DeliverPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createLampSimulator, LAMP_DEFAULT_CREDENTIAL, type LampSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, outboxEvents, seedChunk, type TestDatabase } from '@fitlamp/testing';
 import { createDeliverProcessor, createWriterMetrics, type DeliverDeps } from './deliver.worker.ts';
 
 const P = 'U1000000001';
@@ -34,7 +34,7 @@ describe('lamp-writer delivery', () => {
   });
   beforeEach(async () => {
     sim.reset();
-    await t.db.deleteFrom('records').execute();
+    await t.db.deleteFrom('event_chunks').execute();
     await t.db.deleteFrom('delivery_batches').execute();
     await t.db.deleteFrom('day_ledger').execute();
     await t.db.deleteFrom('participants').execute();
@@ -51,19 +51,14 @@ describe('lamp-writer delivery', () => {
   afterEach(() => sim.clearFaults());
 
   async function seed(count: number, participantId = P) {
-    // Inserted newest first: delivery must still be in time order.
-    const rows = Array.from({ length: count }, (_, i) => count - 1 - i).map((i) => ({
-      record_key: `${participantId}|lamp.steps|${BASE + i * 60_000}|`,
-      participant_id: participantId,
-      stream: 'steps',
-      day: '2026-11-20',
-      sensor: 'lamp.steps',
+    // Seeded newest first: delivery must still be in time order.
+    const events = Array.from({ length: count }, (_, i) => count - 1 - i).map((i) => ({
+      key: `${participantId}|lamp.steps|${BASE + i * 60_000}|`,
       timestamp: BASE + i * 60_000,
-      data: JSON.stringify({ value: i + 1, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' }),
-      data_hash: `h${i}`,
-      status: 'pending' as const,
+      data: { value: i + 1, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' },
+      hash: `h${i}`,
     }));
-    await t.db.insertInto('records').values(rows).execute();
+    await seedChunk(t.db, { participantId, stream: 'steps', day: '2026-11-20', status: 'pending', events });
     await t.db
       .insertInto('day_ledger')
       .values({ participant_id: participantId, stream: 'steps', day: '2026-11-20', status: 'settled', records_fetched: count })
@@ -71,8 +66,7 @@ describe('lamp-writer delivery', () => {
       .execute();
   }
 
-  const statuses = async () =>
-    (await t.db.selectFrom('records').select('status').where('participant_id', '=', P).execute()).map((r) => r.status);
+  const statuses = async () => (await outboxEvents(t.db, P)).map((r) => r.status);
   const stored = () => sim.listEvents({ participantId: P, sensor: 'lamp.steps' });
 
   it('posts pending records in time order, in batches, and marks them delivered', async () => {
