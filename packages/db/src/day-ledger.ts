@@ -32,6 +32,9 @@ import type { Database, DayStatus, ProviderName } from './schema.ts';
  *   and `revised_events`: how many of the day's delivered events the last fetch found changed.
  *   The ledger, like `day_summaries`, outlives the day's events (retention, outbox.ts), so the
  *   coordinator's grid reads the same for days whose events have left Postgres.
+ * - `events_compacted_at`: when retention deleted the day's delivered events
+ *   ({@link markEventsCompacted}); a later fetch of the day updates the ledger and totals but
+ *   stores no events, since nothing is left to tell new events from delivered ones.
  */
 
 /** Rows per INSERT: 7 parameters each stays far below Postgres' 65,535-parameter limit. */
@@ -283,4 +286,17 @@ export async function findLedgerDays(
     recordsParked: parked.get(`${r.stream}/${r.day}`) ?? 0,
     fetchedAt: r.fetched_at,
   }));
+}
+
+/** Retention deleted these days' delivered events: noted on their ledger rows, in its transaction. */
+export async function markEventsCompacted(
+  trx: Transaction<Database>,
+  participantId: string,
+  days: ReadonlyArray<{ stream: string; day: string }>,
+): Promise<void> {
+  if (days.length === 0) return;
+  await sql`
+    update day_ledger l set events_compacted_at = now(), updated_at = now()
+    from unnest(${sql.val(days.map((d) => d.stream))}::text[], ${sql.val(days.map((d) => d.day))}::date[]) as c(stream, day)
+    where l.participant_id = ${participantId} and l.stream = c.stream and l.day = c.day`.execute(trx);
 }

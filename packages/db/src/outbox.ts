@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { recordFetchedDay } from './day-ledger.ts';
+import { markEventsCompacted, recordFetchedDay } from './day-ledger.ts';
 import { dayTotalOf, findDaysWithoutTotal, saveDayTotal } from './day-totals.ts';
 import { lockParticipantEvents } from './locks.ts';
 import type { ChunkEvent, Database, ProviderName, RecordStatus } from './schema.ts';
@@ -98,6 +98,12 @@ export interface FetchedDaysOutcome {
   revisions: Revision[];
   /** Days the content-hash shortcut found unchanged: nothing was written for their events. */
   unchangedDays: number;
+  /**
+   * Changed days whose delivered events retention had already deleted: their ledger and totals
+   * are updated, their events not stored (they could not be told apart from delivered ones, and
+   * mindLAMP cannot deduplicate). EVENT_RETENTION_DAYS bounds how late a change is still stored.
+   */
+  compactedDays: number;
 }
 
 const toChunkEvent = (r: FetchedRecord): ChunkEvent => ({ k: r.key, t: r.timestamp, s: r.sensor, d: r.duration, v: r.data, h: r.hash });
@@ -178,13 +184,13 @@ export async function storeFetchedDays(
     keepVanished?: boolean;
   },
 ): Promise<FetchedDaysOutcome> {
-  const outcome: FetchedDaysOutcome = { inserted: 0, changed: 0, changedAfterDelivery: 0, revisions: [], unchangedDays: 0 };
+  const outcome: FetchedDaysOutcome = { inserted: 0, changed: 0, changedAfterDelivery: 0, revisions: [], unchangedDays: 0, compactedDays: 0 };
   if (input.days.length === 0) return outcome;
   await db.transaction().execute(async (trx) => {
     await lockParticipantEvents(trx, input.participantId);
     const ledger = await trx
       .selectFrom('day_ledger')
-      .select(['day', 'content_hash', 'day_total', 'revised_events'])
+      .select(['day', 'content_hash', 'day_total', 'revised_events', 'events_compacted_at'])
       .where('participant_id', '=', input.participantId)
       .where('stream', '=', input.stream)
       .where('day', 'in', input.days.map((d) => d.day))
@@ -207,7 +213,9 @@ export async function storeFetchedDays(
         await recordFetchedDay(trx, { ...entry, dayTotal: before.day_total, revisedEvents: before.revised_events });
         continue;
       }
-      const revised = await storeDayEvents(trx, input.participantId, input.stream, fetched, input.keepVanished ?? false, outcome);
+      let revised = before?.revised_events ?? 0;
+      if (before?.events_compacted_at) outcome.compactedDays++;
+      else revised = await storeDayEvents(trx, input.participantId, input.stream, fetched, input.keepVanished ?? false, outcome);
       const total = dayTotalOf(
         input.stream,
         fetched.records.map((r) => ({ d: r.duration, v: r.data })),
@@ -553,6 +561,7 @@ export async function compactDeliveredEvents(
       }
     }
     if (old.length > 0) {
+      await markEventsCompacted(trx, participantId, old);
       const deleted = await trx
         .deleteFrom('event_chunks')
         .where('participant_id', '=', participantId)

@@ -99,6 +99,8 @@ export interface DayLedgerTable {
   day_total: number | null;
   /** Events of the day whose value changed after mindLAMP received them (last fetch). */
   revised_events: Generated<number>;
+  /** When retention deleted the day's delivered events (outbox.ts). */
+  events_compacted_at: Timestamp | null;
   updated_at: Created;
 }
 

@@ -88,6 +88,7 @@ async function harness(options: { preset?: string; rateLimitPerHour?: number; ba
     // Today and the 6 complete days before it: a 7-day window.
     backfillDays: options.backfillDays ?? 6,
     refetchDays: 3,
+    eventRetentionDays: 7,
     syncIntervalMs: 900_000,
     budgetReserve: 5,
     profileCheckMs: 3_600_000,

@@ -11,7 +11,8 @@ const KEEP_DELIVERED_DAYS = 7;
  *   one lz4-compressed jsonb array, with one status for all of them. Delivered chunks leave once
  *   their day is older than the retention window (packages/db/src/outbox.ts).
  * - `day_summaries`: per participant-day totals (wear minutes, steps, sleep minutes), kept forever.
- * - `day_ledger` gains `day_total` (the stream's total for the day) and `revised_events`.
+ * - `day_ledger` gains `day_total` (the stream's total for the day), `revised_events` and
+ *   `events_compacted_at`.
  * Existing `records` become chunks (undelivered ones, and delivered ones of the last
  * {@link KEEP_DELIVERED_DAYS} days), fill the summaries, and the table goes.
  */
@@ -54,6 +55,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .alterTable('day_ledger')
     .addColumn('day_total', 'double precision')
     .addColumn('revised_events', 'integer', (c) => c.notNull().defaultTo(0))
+    // When retention deleted the day's delivered events: a later fetch can no longer diff it.
+    .addColumn('events_compacted_at', 'timestamptz')
     .execute();
 
   // Per-stream day totals and summaries from every record, delivered or not, old or recent.
@@ -78,6 +81,12 @@ export async function up(db: Kysely<any>): Promise<void> {
       round(max(day_total) filter (where stream = 'sleep'))::int
     from day_ledger where stream in ('heart_rate', 'steps', 'sleep') and day_total is not null
     group by participant_id, day`.execute(db);
+
+  await sql`
+    update day_ledger l set events_compacted_at = now()
+    from (select distinct participant_id, stream, day from records
+          where status = 'delivered' and day < current_date - ${KEEP_DELIVERED_DAYS}::int) r
+    where l.participant_id = r.participant_id and l.stream = r.stream and l.day = r.day`.execute(db);
 
   // One chunk per participant × stream × day × status × batch, of the records kept.
   await sql`
@@ -131,5 +140,5 @@ export async function down(db: Kysely<any>): Promise<void> {
     on conflict (record_key) do nothing`.execute(db);
   await db.schema.dropTable('event_chunks').execute();
   await db.schema.dropTable('day_summaries').execute();
-  await db.schema.alterTable('day_ledger').dropColumn('day_total').dropColumn('revised_events').execute();
+  await db.schema.alterTable('day_ledger').dropColumn('day_total').dropColumn('revised_events').dropColumn('events_compacted_at').execute();
 }
