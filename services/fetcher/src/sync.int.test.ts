@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
-import { recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { findDayTotals, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
@@ -59,7 +59,7 @@ async function connect(h: Pick<Harness, 't' | 'sim' | 'provider' | 'cipher'>, pa
   return grant;
 }
 
-async function harness(options: { preset?: string; rateLimitPerHour?: number; backfillDays?: number } = {}): Promise<Harness> {
+async function harness(options: { preset?: string; rateLimitPerHour?: number; backfillDays?: number; eventRetentionDays?: number } = {}): Promise<Harness> {
   const t = await createTestDatabase();
   const sim = createFitbitSimulator({
     clientId: CLIENT_ID,
@@ -88,7 +88,7 @@ async function harness(options: { preset?: string; rateLimitPerHour?: number; ba
     // Today and the 6 complete days before it: a 7-day window.
     backfillDays: options.backfillDays ?? 6,
     refetchDays: 3,
-    eventRetentionDays: 7,
+    eventRetentionDays: options.eventRetentionDays ?? 7,
     syncIntervalMs: 900_000,
     budgetReserve: 5,
     profileCheckMs: 3_600_000,
@@ -258,6 +258,35 @@ describe('fetcher sync against the Fitbit simulator', () => {
     expect(row.status).toBe('needs_reconsent');
     expect(row.status_reason).toMatch(/410/);
     expect((await outboxEvents(h.t.db)).length).toBe(stored);
+  });
+
+  it('after a sync, compacts delivered events of days older than the retention window and keeps their totals', async () => {
+    h = await harness({ backfillDays: 9, eventRetentionDays: 4 });
+    await h.run();
+    const zones = [{ zone: 'America/New_York', validFrom: 0 }];
+    const today = localDayAt(zones, h.sim.clock.now());
+    const cutoff = addDays(today, -4);
+    const before = await outboxEvents(h.t.db, P);
+    expect(before.some((e) => e.day < cutoff)).toBe(true);
+    // Undelivered events are never compacted, however old.
+    await h.run();
+    expect((await outboxEvents(h.t.db, P)).length).toBe(before.length);
+    // The lamp-writer delivered everything; the next sync compacts what is older than the window.
+    await h.t.db.updateTable('event_chunks').set({ status: 'delivered' }).execute();
+    h.sim.clock.advance(30 * 60_000);
+    await h.run();
+    const after = await outboxEvents(h.t.db, P);
+    expect(after.filter((e) => e.day < cutoff)).toEqual([]);
+    expect(after.some((e) => e.day >= cutoff)).toBe(true);
+    const oldDay = addDays(today, -7);
+    const totals = await findDayTotals(h.t.db, { participantIds: [P], from: oldDay, to: oldDay });
+    const expectedSteps = before.filter((e) => e.day === oldDay && e.stream === 'steps').reduce((n, e) => n + Number(e.data.value), 0);
+    const wear = before.filter((e) => e.day === oldDay && e.stream === 'heart_rate').length;
+    expect(totals).toEqual([{ participantId: P, day: oldDay, wearMinutes: wear, steps: expectedSteps, sleepMinutes: expect.any(Number) }]);
+    expect(expectedSteps).toBeGreaterThan(0);
+    const ledgerRow = (await ledger(h)).find((l) => l.stream === 'steps' && l.day === oldDay)!;
+    expect(ledgerRow).toMatchObject({ status: 'settled', day_total: expectedSteps });
+    expect(ledgerRow.events_compacted_at).not.toBeNull();
   });
 
   it('falls back to daily resolution when intraday is refused, and remembers it', async () => {
