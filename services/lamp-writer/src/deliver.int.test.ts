@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -195,5 +198,21 @@ describe('lamp-writer delivery', () => {
     expect(await statuses()).toEqual(Array(4).fill('pending'));
     const batch = await t.db.selectFrom('delivery_batches').select('status').executeTakeFirstOrThrow();
     expect(batch.status).toBe('abandoned');
+  });
+
+  it('appends delivered events to the raw archive as NDJSON per participant and day, when ARCHIVE_DIR is set', async () => {
+    await seed(12);
+    const dir = await mkdtemp(join(tmpdir(), 'fitlamp-archive-'));
+    try {
+      sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'partial-write', stored: 4 }, times: 1 });
+      await expect(createDeliverProcessor({ ...deps, archiveDir: dir })(job())).rejects.toMatchObject({ code: 'server_error' });
+      expect(await createDeliverProcessor({ ...deps, archiveDir: dir })(job())).toMatchObject({ reconciled: 4, delivered: 8 });
+      const lines = (await readFile(join(dir, P, '2026-11-20.ndjson'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+      // Every event once: the 4 found by read-back, then the rest.
+      expect(lines.map((l) => l.timestamp).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => BASE + i * 60_000));
+      expect(lines[0]).toEqual({ timestamp: BASE, sensor: 'lamp.steps', data: { value: 1, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' }, stream: 'steps' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,6 +10,8 @@ export const lampWriterEnvSchema = baseEnvSchema.extend(lampEnvSchema.shape).ext
   LAMP_BATCH_MAX_BYTES: envFields.positiveInt(1_000_000),
   LAMP_WRITER_CONCURRENCY: envFields.positiveInt(4),
   LAMP_TIMEOUT_MS: envFields.positiveInt(30_000),
+  /** Optional raw archive: a folder where delivered events are appended as NDJSON per participant/day; empty = off. */
+  ARCHIVE_DIR: z.string().optional(),
 });
 export type LampWriterEnv = z.infer<typeof lampWriterEnvSchema>;
 
