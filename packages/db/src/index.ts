@@ -78,3 +78,4 @@ export {
 export { recordWebhookVerified, findWebhookLastVerified } from './provider-webhooks.ts';
 export { lockProviderAccount, lockParticipantEvents, withSchedulerLock, type LockedRun } from './locks.ts';
 export { findDayTotals, dayTotalOf, type DayTotals } from './day-totals.ts';
+export { findStorageStats, currentWalLsn, walBytesSince, type StorageStats } from './storage-stats.ts';
