@@ -32,8 +32,15 @@ import type { ChunkEvent, Database, ProviderName, RecordStatus } from './schema.
  * and hashes), `delivered_at`.
  */
 
-/** Events per chunk the fetcher writes at most; a larger day is stored as several chunks. */
-const MAX_CHUNK_EVENTS = 5_000;
+/**
+ * Events per chunk the fetcher writes at most; a larger day is stored as several chunks. Below
+ * mindLAMP's batch (LAMP_BATCH_SIZE, 1,000 by default), so that delivery moves whole chunks
+ * instead of cutting them (a cut rewrites the chunk: WAL).
+ */
+const MAX_CHUNK_EVENTS = 500;
+
+/** Events per merged delivered chunk: they are never sent again, so only the row size bounds them. */
+const MERGED_CHUNK_EVENTS = 10_000;
 
 /** A day keeps at most this many delivered chunks; more are merged into one by retention. */
 const MAX_DELIVERED_CHUNKS_PER_DAY = 4;
@@ -316,8 +323,9 @@ export async function hasPendingRecords(trx: Transaction<Database>, participantI
 
 /**
  * Claims the participant's oldest pending events into `batchId`, whole chunks in time order,
- * up to `maxEvents` and `maxBytes` of JSON (at least one event): a chunk that does not fit is cut,
- * its rest staying pending as a new chunk. `SKIP LOCKED` keeps two writers from claiming the
+ * up to `maxEvents` and `maxBytes` of JSON: the batch ends at the first chunk that does not fit,
+ * unless that is the first, which is cut (at least one event), its rest staying pending as a new
+ * chunk. Whole chunks change only their status; a cut rewrites one. `SKIP LOCKED` keeps two writers from claiming the
  * same chunks should BullMQ ever run a participant's job twice. Answers the events in send order
  * and their JSON size; run in the transaction that creates the batch.
  */
@@ -349,17 +357,25 @@ export async function takePendingRecords(
       .select(['id', 'stream', 'day', 'events'])
       .where('id', '=', head.id)
       .executeTakeFirstOrThrow();
-    const taken: ChunkEvent[] = [];
-    for (const event of chunk.events) {
-      const record = toRecord(chunk.stream, chunk.day)(event);
-      const size = JSON.stringify(toSensorEvent(record)).length + 1;
-      if (events >= limits.maxEvents || (events > 0 && bytes + size > limits.maxBytes)) break;
-      taken.push(event);
-      records.push(record);
-      bytes += size;
-      events++;
+    const sizes = chunk.events.map((e) => JSON.stringify(toSensorEvent(toRecord(chunk.stream, chunk.day)(e))).length + 1);
+    const chunkBytes = sizes.reduce((a, b) => a + b, 0);
+    let taken: ChunkEvent[];
+    if (events + chunk.events.length <= limits.maxEvents && bytes + chunkBytes <= limits.maxBytes) {
+      taken = chunk.events;
+      bytes += chunkBytes;
+    } else if (events === 0) {
+      // A chunk larger than a batch: cut it, the rest stays pending as a new chunk.
+      taken = [];
+      for (const [i, event] of chunk.events.entries()) {
+        if (taken.length >= limits.maxEvents || (taken.length > 0 && bytes + sizes[i]! > limits.maxBytes)) break;
+        taken.push(event);
+        bytes += sizes[i]!;
+      }
+    } else {
+      break; // whole chunks only after the first: fewer rewrites, and time order is kept
     }
-    if (taken.length === 0) break;
+    for (const event of taken) records.push(toRecord(chunk.stream, chunk.day)(event));
+    events += taken.length;
     if (taken.length === chunk.events.length) {
       await trx
         .updateTable('event_chunks')
@@ -592,8 +608,8 @@ export async function compactDeliveredEvents(
         .execute();
       const events = chunks.flatMap((c) => c.events).sort(byTime);
       const deliveredAt = chunks.reduce<Date | null>((at, c) => (at && c.delivered_at && at > c.delivered_at ? at : c.delivered_at), null);
-      for (let i = 0; i < events.length; i += MAX_CHUNK_EVENTS) {
-        await insertChunk(trx, { participantId, stream, day, status: 'delivered', events: events.slice(i, i + MAX_CHUNK_EVENTS), deliveredAt });
+      for (let i = 0; i < events.length; i += MERGED_CHUNK_EVENTS) {
+        await insertChunk(trx, { participantId, stream, day, status: 'delivered', events: events.slice(i, i + MERGED_CHUNK_EVENTS), deliveredAt });
       }
       outcome.mergedDays++;
     }
