@@ -3,8 +3,8 @@
 // participant-day ~1,000 heart-rate minutes, ~450 step minutes, ~30 sleep stages and a few daily
 // values, shaped as docs/mapping.md says) through the fetcher's store path, delivers them through
 // the lamp-writer's claim/settle path, and reports bytes kept and WAL written per event. WAL is
-// the whole server's: on a shared Postgres, other databases' writes are counted too (run it on a
-// quiet server; the lowest of several runs is the closest).
+// the whole server's (pg_current_wal_lsn): on a shared Postgres other databases' writes count too,
+// so run it on a quiet server (the lowest of several runs is the closest).
 import { parseArgs } from 'node:util';
 import {
   claimBatch,
@@ -62,8 +62,9 @@ try {
   const empty = await findStorageStats(db);
 
   let events = 0;
-  const walStart = await currentWalLsn(db);
+  let walStored = 0;
   for (const participantId of ids) {
+    const walStart = await currentWalLsn(db);
     for (let d = 0; d < days; d++) {
       const day = new Date(START + d * 86_400_000).toISOString().slice(0, 10);
       for (const [stream, list] of dayEvents(participantId, d)) {
@@ -87,17 +88,18 @@ try {
         });
       }
     }
+    walStored += await walBytesSince(db, walStart);
   }
-  const walStored = await walBytesSince(db, walStart);
-  const walDeliverStart = await currentWalLsn(db);
+  let walDelivered = 0;
   for (const participantId of ids) {
+    const walStart = await currentWalLsn(db);
     for (;;) {
       const claimed = await claimBatch(db, participantId, 1_000, 1_000_000);
       if (!claimed) break;
       await markBatchDelivered(db, claimed.batch);
     }
+    walDelivered += await walBytesSince(db, walStart);
   }
-  const walDelivered = await walBytesSince(db, walDeliverStart);
   const kept = await findStorageStats(db);
   // Retention with a window that ends before the backfill: everything compacts to summaries.
   for (const participantId of ids) await compactDeliveredEvents(db, participantId, '2099-01-01');
