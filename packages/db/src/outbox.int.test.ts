@@ -194,10 +194,19 @@ describe('retention', () => {
     expect(await compactDeliveredEvents(t.db, P, '2026-11-13')).toMatchObject({ deletedChunks: 0 });
   });
 
-  it('fills a missing summary before deleting, and merges many small delivered chunks of a day into one', async () => {
+  it('fills a missing summary before deleting, keeps days not yet complete, and merges many small delivered chunks of a day into one', async () => {
     await t.db.insertInto('participants').values({ id: 'U2' }).execute();
     const heart = (day: string, i: number) => ({ key: `U2|hr|${day}|${i}`, timestamp: Date.parse(`${day}T08:00:00Z`) + i * 60_000, data: { value: 60 + i }, sensor: 'lamp.heart_rate' });
     await seedChunk(t.db, { participantId: 'U2', stream: 'heart_rate', day: '2026-11-01', status: 'delivered', events: [heart('2026-11-01', 0), heart('2026-11-01', 1)] });
+    // A day still partial is fetched again and may bring events: it is not compacted, however old.
+    await seedChunk(t.db, { participantId: 'U2', stream: 'heart_rate', day: '2026-11-02', status: 'delivered', events: [heart('2026-11-02', 0)] });
+    await t.db
+      .insertInto('day_ledger')
+      .values([
+        { participant_id: 'U2', stream: 'heart_rate', day: '2026-11-01', status: 'settled' },
+        { participant_id: 'U2', stream: 'heart_rate', day: '2026-11-02', status: 'partial' },
+      ])
+      .execute();
     for (let i = 0; i < 6; i++) {
       await seedChunk(t.db, { participantId: 'U2', stream: 'heart_rate', day: '2026-11-19', status: 'delivered', events: [heart('2026-11-19', i)] });
     }
@@ -206,8 +215,11 @@ describe('retention', () => {
     expect(await findDayTotals(t.db, { participantIds: ['U2'], from: '2026-11-01', to: '2026-11-01' })).toEqual([
       { participantId: 'U2', day: '2026-11-01', wearMinutes: 2, steps: null, sleepMinutes: null },
     ]);
-    const rows = await t.db.selectFrom('event_chunks').select(['day', 'event_count', 'status']).where('participant_id', '=', 'U2').execute();
-    expect(rows).toEqual([{ day: '2026-11-19', event_count: 6, status: 'delivered' }]);
-    expect((await outboxEvents(t.db, 'U2')).map((e) => e.data.value)).toEqual([60, 61, 62, 63, 64, 65]);
+    const rows = await t.db.selectFrom('event_chunks').select(['day', 'event_count', 'status']).where('participant_id', '=', 'U2').orderBy('day').execute();
+    expect(rows).toEqual([
+      { day: '2026-11-02', event_count: 1, status: 'delivered' },
+      { day: '2026-11-19', event_count: 6, status: 'delivered' },
+    ]);
+    expect((await outboxEvents(t.db, 'U2')).filter((e) => e.day === '2026-11-19').map((e) => e.data.value)).toEqual([60, 61, 62, 63, 64, 65]);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import { markEventsCompacted, recordFetchedDay } from './day-ledger.ts';
 import { dayTotalOf, findDaysWithoutTotal, saveDayTotal } from './day-totals.ts';
 import { lockParticipantEvents } from './locks.ts';
@@ -530,6 +530,21 @@ export async function countParkedRecordsByDay(
   return new Map(rows.map((r) => [`${r.stream}/${r.day}`, Number(r.n)]));
 }
 
+/**
+ * Only a day the ledger calls complete (`settled`, `empty`) is compacted: a `partial` or `failed`
+ * day is fetched again and may still bring events, which must be told apart from delivered ones.
+ */
+const settledDay = (eb: ExpressionBuilder<Database, 'event_chunks'>) =>
+  eb.exists(
+    eb
+      .selectFrom('day_ledger as l')
+      .select('l.day')
+      .whereRef('l.participant_id', '=', 'event_chunks.participant_id')
+      .whereRef('l.stream', '=', 'event_chunks.stream')
+      .whereRef('l.day', '=', 'event_chunks.day')
+      .where('l.status', 'in', ['settled', 'empty']),
+  );
+
 /** What {@link compactDeliveredEvents} did. */
 export interface CompactionOutcome {
   /** Delivered chunks deleted, their days older than the retention window. */
@@ -540,7 +555,7 @@ export interface CompactionOutcome {
 }
 
 /**
- * Retention for one participant: deletes delivered chunks of days before `beforeDay` (their
+ * Retention for one participant: deletes delivered chunks of complete days before `beforeDay` (their
  * totals are in `day_summaries`, filled first where missing), and merges a day's delivered chunks
  * into one row once it has more than {@link MAX_DELIVERED_CHUNKS_PER_DAY}, so rows stay few and
  * large. Pending, sending and parked chunks are never touched. Deletes are per participant-day,
@@ -561,6 +576,7 @@ export async function compactDeliveredEvents(
       .where('participant_id', '=', participantId)
       .where('status', '=', 'delivered')
       .where('day', '<', beforeDay)
+      .where(settledDay)
       .execute();
     const daysByStream = new Map<string, string[]>();
     for (const r of old) daysByStream.set(r.stream, [...(daysByStream.get(r.stream) ?? []), r.day]);
@@ -583,6 +599,7 @@ export async function compactDeliveredEvents(
         .where('participant_id', '=', participantId)
         .where('status', '=', 'delivered')
         .where('day', '<', beforeDay)
+        .where(settledDay)
         .returning('event_count')
         .execute();
       outcome.deletedChunks = deleted.length;
