@@ -12,9 +12,9 @@ import { createTestDatabase, testRedisUrl } from '@fitlamp/testing';
 
 export interface RawLimits {
   rows: number;
-  /** Rows/s: multi-row INSERT … ON CONFLICT of the same rows (2,000 per statement, as the fetcher), 4 at a time. */
+  /** Events/s: INSERT of the same events as one outbox chunk per participant × stream × day, 4 at a time. */
   postgresInsertRowsPerSecond: number;
-  /** Rows/s over the records' whole life in the outbox: insert, then claim (→ sending), then mark delivered. */
+  /** Events/s over their chunks' whole life in the outbox: insert, then claim (→ sending), then mark delivered. */
   postgresOutboxRowsPerSecond: number;
   /** Events/s: POSTs of 1,000 events each (the writer's batch) to a fresh in-process mindLAMP simulator, 4 at a time. */
   lampAcceptEventsPerSecond: number;
@@ -23,18 +23,28 @@ export interface RawLimits {
   bullmqRoundTripP50Ms: number;
 }
 
-type Row = Omit<Database['records'], 'id' | 'created_at' | 'updated_at' | 'revision' | 'batch_id' | 'delivered_at' | 'delivered_hash'> &
-  Record<string, unknown>;
+/** One event the pipeline stored, flattened out of its outbox chunk. */
+interface Row extends Record<string, unknown> {
+  record_key: string;
+  participant_id: string;
+  stream: string;
+  day: string;
+  sensor: string;
+  timestamp: number;
+  duration: number | null;
+  /** The event's data as JSON text. */
+  data: string;
+  data_hash: string;
+}
 
-/** Copies up to `limit` records the pipeline stored, as the rows the fetcher inserted. */
+/** Copies up to `limit` events the pipeline stored, as the fetcher handed them to the outbox. */
 export async function sampleRows(db: Kysely<Database>, limit: number): Promise<Row[]> {
-  const rows = await db
-    .selectFrom('records')
-    .select(['record_key', 'participant_id', 'stream', 'day', 'sensor', 'timestamp', 'duration', 'data', 'data_hash'])
-    .orderBy('id')
-    .limit(limit)
-    .execute();
-  return rows.map((r) => ({ ...r, data: JSON.stringify(r.data), status: 'pending' as const })) as unknown as Row[];
+  const { rows } = await sql<Row>`
+    select e->>'k' as record_key, c.participant_id, c.stream, c.day, e->>'s' as sensor, (e->>'t')::bigint as timestamp,
+      (e->>'d')::bigint as duration, (e->'v')::text as data, e->>'h' as data_hash
+    from event_chunks c cross join lateral jsonb_array_elements(c.events) e
+    order by c.id limit ${limit}`.execute(db);
+  return rows.map((r) => ({ ...r, timestamp: Number(r.timestamp), duration: r.duration === null ? null : Number(r.duration) }));
 }
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -55,32 +65,44 @@ export async function measurePostgres(rows: Row[]): Promise<{ insert: number; ou
     await migrateToLatest(db);
     const participants = [...new Set(rows.map((r) => r.participant_id as string))];
     await db.insertInto('participants').values(participants.map((id) => ({ id }))).execute();
+    // The outbox's unit of write: one chunk row per participant × stream × day (as the fetcher).
+    const days = new Map<string, Row[]>();
+    for (const r of rows) {
+      const key = `${r.participant_id}|${r.stream}|${r.day}`;
+      days.set(key, [...(days.get(key) ?? []), r]);
+    }
     const t0 = performance.now();
-    await mapLimit(chunks(rows, 2_000), 4, async (chunk) => {
+    await mapLimit([...days.values()], 4, async (day) => {
+      const first = day[0]!;
+      const events = day.map((r) => ({ k: r.record_key, t: r.timestamp, s: r.sensor, d: r.duration, v: JSON.parse(r.data), h: r.data_hash }));
       await db
-        .insertInto('records')
-        .values(chunk as never)
-        .onConflict((oc) =>
-          oc
-            .column('record_key')
-            .doUpdateSet({ data: (eb) => eb.ref('excluded.data'), data_hash: (eb) => eb.ref('excluded.data_hash') })
-            .where('records.data_hash', '<>', (eb) => eb.ref('excluded.data_hash')),
-        )
+        .insertInto('event_chunks')
+        .values({
+          participant_id: first.participant_id,
+          stream: first.stream,
+          day: first.day,
+          seq: 1,
+          status: 'pending',
+          event_count: events.length,
+          from_ts: Math.min(...events.map((e) => e.t)),
+          content_hash: first.data_hash,
+          events: JSON.stringify(events),
+        })
         .execute();
     });
     const insertSeconds = (performance.now() - t0) / 1000;
-    // The rest of an outbox row's life, done as cheaply as SQL allows: claim 1,000 at a time
-    // per participant, then mark them delivered.
+    // The rest of a chunk's life, done as cheaply as SQL allows: claim up to 1,000 events' worth
+    // of chunks at a time per participant, then mark them delivered.
     const t1 = performance.now();
     await mapLimit(participants, 4, async (participantId) => {
       for (;;) {
         const claimed = await sql<{ id: string }>`
-          update records set status = 'sending', updated_at = now() where id in (
-            select id from records where participant_id = ${participantId} and status = 'pending'
-            order by timestamp, id limit 1000 for update skip locked)
+          update event_chunks set status = 'sending', updated_at = now() where id in (
+            select id from event_chunks where participant_id = ${participantId} and status = 'pending'
+            order by from_ts, id limit 10 for update skip locked)
           returning id`.execute(db);
         if (claimed.rows.length === 0) break;
-        await sql`update records set status = 'delivered', delivered_at = now(), delivered_hash = data_hash, updated_at = now()
+        await sql`update event_chunks set status = 'delivered', delivered_at = now(), updated_at = now()
           where id = any(${sql.val(claimed.rows.map((r) => r.id))}::bigint[])`.execute(db);
       }
     });
@@ -106,7 +128,7 @@ export async function measureLamp(rows: Row[]): Promise<number> {
     const batches = [...byParticipant].flatMap(([participantId, list]) =>
       chunks(list, 1_000).map((chunk) => ({
         participantId,
-        events: chunk.map((r) => ({ timestamp: Number(r.timestamp), sensor: r.sensor as string, data: JSON.parse(r.data as unknown as string) })),
+        events: chunk.map((r) => ({ timestamp: r.timestamp, sensor: r.sensor, data: JSON.parse(r.data) })),
       })),
     );
     const t0 = performance.now();

@@ -177,6 +177,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
       streams: STREAMS,
       backfillDays: o.backfillDays,
       refetchDays: o.refetchDays,
+      eventRetentionDays: 7,
       syncIntervalMs: o.pollSeconds * 1000,
       budgetReserve: 5,
       profileCheckMs: 3_600_000,

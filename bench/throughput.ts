@@ -167,7 +167,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
         select
           (select count(*) from day_ledger where status in ('settled', 'partial', 'empty')
              or (status = 'not_synced' and reason like 'the device has%')) as done,
-          (select count(*) from records where status in ('pending', 'sending')) as undelivered,
+          (select coalesce(sum(event_count), 0) from event_chunks where status in ('pending', 'sending')) as undelivered,
           (select count(*) from delivery_batches where status in ('sending', 'unknown')) as open,
           (select count(*) from day_ledger where status = 'failed') as failed`.execute(stack.db);
       const r = rows[0]!;

@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { currentWalLsn, findStorageStats, walBytesSince } from '@fitlamp/db';
 import { startStack, type StackParticipant } from '@fitlamp/harness';
 import { findUser, syncUser } from '@fitlamp/simulators';
 
@@ -49,6 +50,7 @@ try {
   // Every simulated watch synced two minutes ago (the Fitbit servers have processed its sleep by
   // now), so the newest data is there to fetch.
   for (const p of participants) syncUser(stack.fitbit.world, findUser(stack.fitbit.world, p.user.id)!, stack.fitbit.clock.now() - 120_000);
+  const walStart = await currentWalLsn(stack.db);
   for (const p of participants) {
     await stack.connect(p);
     console.log(`  connected ${p.id} (simulated ${accountKind} account ${p.user.id}, ${p.user.preset})`);
@@ -80,6 +82,9 @@ try {
     .orderBy('status')
     .execute();
   const duplicates = stack.lamp.findDuplicates().extraCopies;
+  const wal = await walBytesSince(stack.db, walStart);
+  const storage = await findStorageStats(stack.db);
+  const mib = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MiB`;
 
   console.log('\nSummary');
   console.log(`  participants connected:   ${done.connected}`);
@@ -89,6 +94,8 @@ try {
   console.log(`  day ledger:               ${ledger.map((r) => `${r.n} ${r.status}`).join(', ')}`);
   console.log(`  duplicates in mindLAMP:   ${duplicates}`);
   console.log(`  time taken:               ${elapsed()}`);
+  console.log(`  database size:            ${mib(storage.databaseBytes)} (outbox ${mib(storage.eventChunksBytes)} in ${storage.eventChunks} chunks: ${storage.eventsInChunks ? Math.round(storage.eventChunksBytes / storage.eventsInChunks) : 0} bytes per event)`);
+  console.log(`  WAL written:              ${mib(wal)} (${counts.total ? Math.round(wal / counts.total) : 0} bytes per event; the whole Postgres server)`);
   exitCode = duplicates === 0 && counts.total === done.delivered ? 0 : 1;
   if (exitCode !== 0) console.log(`\nUnexpected: ${duplicates} duplicates, ${counts.total} events stored vs ${done.delivered} delivered.`);
 } catch (error) {

@@ -4,6 +4,8 @@ import { createLampSimulator, LAMP_DEFAULT_CREDENTIAL } from '@fitlamp/simulator
 import { createQueues, enqueue } from '@fitlamp/queues';
 import {
   createTestDatabase,
+  outboxEvents,
+  seedChunk,
   serviceTestEnv,
   startProcess,
   testRedisUrl,
@@ -72,22 +74,17 @@ describe('lamp-writer shutdown with a delivery in flight', () => {
     const queues = createQueues(redis, prefix);
     try {
       await t.db.insertInto('participants').values({ id: 'U7' }).execute();
-      await t.db
-        .insertInto('records')
-        .values(
-          Array.from({ length: 5 }, (_, i) => ({
-            record_key: `U7|lamp.steps|${1_763_000_000_000 + i * 60_000}|`,
-            participant_id: 'U7',
-            stream: 'steps',
-            day: '2026-11-20',
-            sensor: 'lamp.steps',
-            timestamp: 1_763_000_000_000 + i * 60_000,
-            data: JSON.stringify({ value: 10 + i, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' }),
-            data_hash: `h${i}`,
-            status: 'pending' as const,
-          })),
-        )
-        .execute();
+      await seedChunk(t.db, {
+        participantId: 'U7',
+        stream: 'steps',
+        day: '2026-11-20',
+        status: 'pending',
+        events: Array.from({ length: 5 }, (_, i) => ({
+          key: `U7|lamp.steps|${1_763_000_000_000 + i * 60_000}|`,
+          timestamp: 1_763_000_000_000 + i * 60_000,
+          data: { value: 10 + i, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' },
+        })),
+      });
       // mindLAMP answers slowly: the POST is in flight when SIGTERM arrives.
       lamp.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 1500 } });
       const writer = startProcess(
@@ -106,7 +103,7 @@ describe('lamp-writer shutdown with a delivery in flight', () => {
       for (let i = 0; i < 100 && lamp.listRequests().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
       expect(lamp.listRequests().length).toBe(1);
       expect(await writer.stop('SIGTERM')).toBe(0);
-      const statuses = await t.db.selectFrom('records').select('status').execute();
+      const statuses = await outboxEvents(t.db, 'U7');
       expect(statuses.map((s) => s.status)).toEqual(Array(5).fill('delivered'));
       expect(lamp.countEvents().total).toBe(5);
       expect(lamp.findDuplicates().extraCopies).toBe(0);

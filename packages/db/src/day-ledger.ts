@@ -28,6 +28,13 @@ import type { Database, DayStatus, ProviderName } from './schema.ts';
  *   fetch stored, how often the day was fetched, when, and when it first settled.
  * - `records_delivered`: how many of the day's records reached mindLAMP, added to by
  *   {@link addDeliveredCounts} (lamp-writer, with the batch that delivered them).
+ * - `day_total`: the stream's total for the day (wear minutes, steps, sleep minutes; day-totals.ts),
+ *   and `revised_events`: how many of the day's delivered events the last fetch found changed.
+ *   The ledger, like `day_summaries`, outlives the day's events (retention, outbox.ts), so the
+ *   coordinator's grid reads the same for days whose events have left Postgres.
+ * - `events_compacted_at`: when retention deleted the day's delivered events
+ *   ({@link markEventsCompacted}); a later fetch of the day updates the ledger and totals but
+ *   stores no events, since nothing is left to tell new events from delivered ones.
  */
 
 /** Rows per INSERT: 7 parameters each stays far below Postgres' 65,535-parameter limit. */
@@ -61,6 +68,10 @@ export interface FetchedDayEntry {
   contentHash: string;
   /** The device's last sync time (epoch ms) the fetch saw. */
   lastDeviceSync: number;
+  /** The stream's total for the day, for streams that have one (day-totals.ts). */
+  dayTotal: number | null;
+  /** Events of the day mindLAMP received whose value has changed since. */
+  revisedEvents: number;
 }
 
 /**
@@ -84,6 +95,8 @@ export async function recordFetchedDay(trx: Transaction<Database>, entry: Fetche
       provider: entry.provider,
       records_fetched: entry.recordCount,
       content_hash: entry.contentHash,
+      day_total: entry.dayTotal,
+      revised_events: entry.revisedEvents,
       fetch_count: 1,
       fetched_at: now,
       synced_through: syncedThrough,
@@ -97,6 +110,8 @@ export async function recordFetchedDay(trx: Transaction<Database>, entry: Fetche
         provider: entry.provider,
         records_fetched: entry.recordCount,
         content_hash: entry.contentHash,
+        day_total: entry.dayTotal,
+        revised_events: entry.revisedEvents,
         fetch_count: sql`day_ledger.fetch_count + 1`,
         fetched_at: now,
         synced_through: syncedThrough,
@@ -271,4 +286,17 @@ export async function findLedgerDays(
     recordsParked: parked.get(`${r.stream}/${r.day}`) ?? 0,
     fetchedAt: r.fetched_at,
   }));
+}
+
+/** Retention deleted these days' delivered events: noted on their ledger rows, in its transaction. */
+export async function markEventsCompacted(
+  trx: Transaction<Database>,
+  participantId: string,
+  days: ReadonlyArray<{ stream: string; day: string }>,
+): Promise<void> {
+  if (days.length === 0) return;
+  await sql`
+    update day_ledger l set events_compacted_at = now(), updated_at = now()
+    from unnest(${sql.val(days.map((d) => d.stream))}::text[], ${sql.val(days.map((d) => d.day))}::date[]) as c(stream, day)
+    where l.participant_id = ${participantId} and l.stream = c.stream and l.day = c.day`.execute(trx);
 }

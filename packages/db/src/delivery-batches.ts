@@ -1,14 +1,13 @@
 import { sql, type Kysely } from 'kysely';
 import { addDeliveredCounts } from './day-ledger.ts';
 import {
-  assignRecordsToBatch,
   findParticipantsWithStaleRecords,
+  hasPendingRecords,
   markBatchRecordsDelivered,
   parkBatchRecords,
   releaseBatchRecords,
   requeueParkedRecords,
   takePendingRecords,
-  toSensorEvent,
   type OutboxRecord,
 } from './outbox.ts';
 import type { BatchStatus, Database, DeliveryBatch } from './schema.ts';
@@ -43,8 +42,9 @@ export interface ClaimedBatch {
 }
 
 /**
- * Claims the participant's oldest pending records, in time order, up to `maxEvents` and
- * `maxBytes` of JSON, as one batch in state `sending`. Answers `null` when nothing is pending.
+ * Claims the participant's oldest pending events, in time order, up to `maxEvents` and
+ * `maxBytes` of JSON, as one batch in state `sending` (its chunks, cut to fit, go `sending` with
+ * it). Answers `null` when nothing is pending.
  */
 export async function claimBatch(
   db: Kysely<Database>,
@@ -53,34 +53,29 @@ export async function claimBatch(
   maxBytes: number,
 ): Promise<ClaimedBatch | null> {
   return db.transaction().execute(async (trx) => {
-    const pending = await takePendingRecords(trx, participantId, maxEvents);
-    if (pending.length === 0) return null;
-    const records: OutboxRecord[] = [];
-    let bytes = 2;
-    for (const record of pending) {
-      const size = JSON.stringify(toSensorEvent(record)).length + 1;
-      if (records.length > 0 && bytes + size > maxBytes) break;
-      records.push(record);
-      bytes += size;
+    if (!(await hasPendingRecords(trx, participantId))) return null;
+    // The batch row comes first so its chunks can point at it; its counts are set once they are cut.
+    const draft = await trx
+      .insertInto('delivery_batches')
+      .values({ participant_id: participantId, status: 'sending', event_count: 0, bytes: 0, from_ts: 0, to_ts: 0, attempts: 1 })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const { records, bytes } = await takePendingRecords(trx, participantId, { maxEvents, maxBytes }, draft.id);
+    if (records.length === 0) {
+      await trx.deleteFrom('delivery_batches').where('id', '=', draft.id).execute();
+      return null;
     }
     const batch = await trx
-      .insertInto('delivery_batches')
-      .values({
-        participant_id: participantId,
-        status: 'sending',
+      .updateTable('delivery_batches')
+      .set({
         event_count: records.length,
         bytes,
         from_ts: records[0]!.timestamp,
         to_ts: records[records.length - 1]!.timestamp,
-        attempts: 1,
       })
+      .where('id', '=', draft.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await assignRecordsToBatch(
-      trx,
-      records.map((r) => r.id),
-      batch.id,
-    );
     return { batch, records };
   });
 }
@@ -88,7 +83,7 @@ export async function claimBatch(
 /** mindLAMP answered 2xx: the batch's records are delivered, and counted in the day ledger. */
 export async function markBatchDelivered(db: Kysely<Database>, batch: DeliveryBatch): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    const counts = await markBatchRecordsDelivered(trx, batch.id);
+    const counts = await markBatchRecordsDelivered(trx, batch.participant_id, batch.id);
     await addDeliveredCounts(trx, batch.participant_id, counts);
     await trx
       .updateTable('delivery_batches')
@@ -110,7 +105,7 @@ export async function settleReconciledBatch(
 ): Promise<void> {
   await db.transaction().execute(async (trx) => {
     if (foundIds.length > 0) {
-      const counts = await markBatchRecordsDelivered(trx, batch.id, foundIds);
+      const counts = await markBatchRecordsDelivered(trx, batch.participant_id, batch.id, foundIds);
       await addDeliveredCounts(trx, batch.participant_id, counts);
     }
     await releaseBatchRecords(trx, batch.id);

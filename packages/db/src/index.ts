@@ -53,6 +53,9 @@ export {
   toSensorEvent,
   storeFetchedDays,
   findBatchRecords,
+  compactDeliveredEvents,
+  type CompactionOutcome,
+  type Revision,
   type OutboxRecord,
   type FetchedRecord,
   type FetchedDay,
@@ -74,4 +77,6 @@ export {
 } from './delivery-batches.ts';
 export { acquireWriterLease, renewWriterLease, releaseWriterLease, findWriterLeaseRemainingMs } from './writer-leases.ts';
 export { recordWebhookVerified, findWebhookLastVerified } from './provider-webhooks.ts';
-export { lockProviderAccount, withSchedulerLock, type LockedRun } from './locks.ts';
+export { lockProviderAccount, lockParticipantEvents, withSchedulerLock, type LockedRun } from './locks.ts';
+export { findDayTotals, dayTotalOf, type DayTotals } from './day-totals.ts';
+export { findStorageStats, currentWalLsn, walBytesSince, type StorageStats } from './storage-stats.ts';

@@ -33,3 +33,12 @@ export async function withSchedulerLock<T>(db: Kysely<Database>, fn: () => Promi
     return { acquired: true, value: await fn() };
   });
 }
+
+/**
+ * Serializes every change to one participant's event chunks until the caller's transaction ends:
+ * the fetcher storing a day, the lamp-writer cutting or splitting a chunk, retention compacting.
+ * Chunk sequence numbers and a day's diff against its stored chunks rely on it.
+ */
+export async function lockParticipantEvents(trx: Transaction<Database>, participantId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${`events:${participantId}`}, 0))`.execute(trx);
+}

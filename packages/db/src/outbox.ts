@@ -1,36 +1,51 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import { recordFetchedDay } from './day-ledger.ts';
-import type { Database, ProviderName } from './schema.ts';
+import { createHash } from 'node:crypto';
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import { markEventsCompacted, recordFetchedDay } from './day-ledger.ts';
+import { dayTotalOf, findDaysWithoutTotal, saveDayTotal } from './day-totals.ts';
+import { lockParticipantEvents } from './locks.ts';
+import type { ChunkEvent, Database, ProviderName, RecordStatus } from './schema.ts';
 
 /**
- * `records`: the outbox. One row per mindLAMP sensor event fitlamp fetched, under a
- * deterministic `record_key` (participant, sensor, timestamp, and what tells records sharing those
- * apart), so the same datum fetched again, from either provider API, is the same row. Every read
- * and write of the table is in this file; delivery batches ({@link ./delivery-batches.ts}) move
- * records through their statuses with the functions here.
+ * `event_chunks`: the outbox. One row per participant × stream × local day × `seq`, holding that
+ * chunk's events (one lz4-compressed jsonb array of {@link ChunkEvent}, in time order) and one
+ * status for all of them. Each event has a deterministic key (participant, sensor, timestamp, and
+ * what tells events sharing those apart), so the same datum fetched again, from either provider
+ * API, is recognised. Every read and write of the table is in this file; delivery batches
+ * ({@link ./delivery-batches.ts}) move chunks through their statuses with the functions here.
+ * Every change that adds or rewrites chunks holds the participant's events lock
+ * ({@link lockParticipantEvents}).
  *
  * `status`, and who sets it:
- * - `pending`: waiting for delivery. New records ({@link storeFetchedDays}, fetcher); records of a
- *   batch known not sent or not found by read-back ({@link releaseBatchRecords}); records of a
- *   parked batch an admin retries ({@link requeueParkedRecords}).
- * - `sending`: claimed into a delivery batch that is `sending` or `unknown`
- *   ({@link takePendingRecords} then {@link assignRecordsToBatch}, lamp-writer).
- * - `delivered`: mindLAMP answered 2xx for the batch, or holds the record by read-back
- *   ({@link markBatchRecordsDelivered}, lamp-writer). Such a record is never sent again.
- * - `parked`: mindLAMP refused the batch (4xx); kept for an admin ({@link parkBatchRecords}).
+ * - `pending`: waiting for delivery. New or changed events ({@link storeFetchedDays}, fetcher:
+ *   a day's pending events are kept in one chunk, rewritten when the day changes); the rest of a
+ *   chunk cut to fit a batch ({@link takePendingRecords}); events of a batch known not sent or not
+ *   found by read-back ({@link releaseBatchRecords}, {@link markBatchRecordsDelivered}); a parked
+ *   batch an admin retries ({@link requeueParkedRecords}).
+ * - `sending`: claimed into a delivery batch that is `sending` or `unknown` (lamp-writer).
+ * - `delivered`: mindLAMP answered 2xx for the batch, or holds the events by read-back. Never sent
+ *   again; kept, with the values mindLAMP received, until the day is older than the retention
+ *   window ({@link compactDeliveredEvents}), so revisions inside the re-fetch window are detected.
+ * - `parked`: mindLAMP refused the batch (4xx); kept for an admin, never compacted.
  *
- * The other columns:
- * - `data_hash`: hash of the event as last fetched; an unchanged re-fetch changes nothing.
- * - `delivered_hash`: hash of what mindLAMP received; differs from `data_hash` when the provider
- *   revised a delivered record later (it is kept, not re-sent: mindLAMP cannot update).
- * - `revision`: bumped by every changed re-fetch.
- * - `batch_id`: the delivery batch a `sending`, `delivered` or `parked` record went out in.
+ * The other columns: `batch_id` (the batch a `sending` or `parked` chunk went out in), `event_count`,
+ * `from_ts` (the earliest event: delivery goes oldest first), `content_hash` (of the events' keys
+ * and hashes), `delivered_at`.
  */
 
-/** Rows per INSERT: 11 parameters each stays far below Postgres' 65,535-parameter limit. */
-const CHUNK = 2_000;
+/**
+ * Events per chunk the fetcher writes at most; a larger day is stored as several chunks. Below
+ * mindLAMP's batch (LAMP_BATCH_SIZE, 1,000 by default), so that delivery moves whole chunks
+ * instead of cutting them (a cut rewrites the chunk: WAL).
+ */
+const MAX_CHUNK_EVENTS = 500;
 
-/** An outbox record as the lamp-writer sends it. */
+/** Events per merged delivered chunk: they are never sent again, so only the row size bounds them. */
+const MERGED_CHUNK_EVENTS = 10_000;
+
+/** A day keeps at most this many delivered chunks; more are merged into one by retention. */
+const MAX_DELIVERED_CHUNKS_PER_DAY = 4;
+
+/** An outbox event as the lamp-writer sends it; `id` is its key. */
 export interface OutboxRecord {
   id: string;
   stream: string;
@@ -67,19 +82,102 @@ export interface FetchedDay {
   contentHash: string;
 }
 
+/** An event whose value changed after it left the outbox (delivered, or in a batch). */
+export interface Revision {
+  stream: string;
+  day: string;
+  key: string;
+  sensor: string;
+  timestamp: number;
+  /** The event's chunk status: `delivered` means mindLAMP holds `sent`. */
+  status: RecordStatus;
+  /** The value mindLAMP received (or was sent); kept in Postgres while the day is within retention. */
+  sent: Record<string, unknown>;
+  revised: Record<string, unknown>;
+}
+
 export interface FetchedDaysOutcome {
   inserted: number;
   changed: number;
   /** Of the changed, how many mindLAMP already had (kept as delivered; see docs/mapping.md). */
   changedAfterDelivery: number;
+  /** Changed events no longer pending, with the value sent and the new one (reliability: corrections). */
+  revisions: Revision[];
+  /** Days the content-hash shortcut found unchanged: nothing was written for their events. */
+  unchangedDays: number;
+  /**
+   * Changed days whose delivered events retention had already deleted: their ledger and totals
+   * are updated, their events not stored (they could not be told apart from delivered ones, and
+   * mindLAMP cannot deduplicate). EVENT_RETENTION_DAYS bounds how late a change is still stored.
+   */
+  compactedDays: number;
+}
+
+const toChunkEvent = (r: FetchedRecord): ChunkEvent => ({ k: r.key, t: r.timestamp, s: r.sensor, d: r.duration, v: r.data, h: r.hash });
+const byTime = (a: ChunkEvent, b: ChunkEvent) => a.t - b.t || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0);
+
+function chunkHash(events: readonly ChunkEvent[]): string {
+  const hash = createHash('sha256');
+  for (const e of events) hash.update(`${e.k}:${e.h},`);
+  return hash.digest('base64url').slice(0, 22);
+}
+
+/** Inserts one chunk of a day (events in time order) under the next sequence number. */
+async function insertChunk(
+  trx: Transaction<Database>,
+  chunk: { participantId: string; stream: string; day: string; status: RecordStatus; batchId?: string | null; events: ChunkEvent[]; deliveredAt?: Date | null },
+): Promise<void> {
+  const events = [...chunk.events].sort(byTime);
+  await trx
+    .insertInto('event_chunks')
+    .values({
+      participant_id: chunk.participantId,
+      stream: chunk.stream,
+      day: chunk.day,
+      seq: sql<number>`(select coalesce(max(seq), 0) + 1 from event_chunks
+        where participant_id = ${chunk.participantId} and stream = ${chunk.stream} and day = ${chunk.day})`,
+      status: chunk.status,
+      batch_id: chunk.batchId ?? null,
+      event_count: events.length,
+      from_ts: events[0]!.t,
+      content_hash: chunkHash(events),
+      events: JSON.stringify(events),
+      delivered_at: chunk.deliveredAt ?? null,
+    })
+    .execute();
+}
+
+/** Replaces a chunk's events (a cut or a split), setting its status and batch. */
+async function rewriteChunk(
+  trx: Transaction<Database>,
+  id: string,
+  events: ChunkEvent[],
+  set: { status: RecordStatus; batchId: string | null; deliveredAt?: Date | null },
+): Promise<void> {
+  await trx
+    .updateTable('event_chunks')
+    .set({
+      events: JSON.stringify(events),
+      event_count: events.length,
+      from_ts: events[0]!.t,
+      content_hash: chunkHash(events),
+      status: set.status,
+      batch_id: set.batchId,
+      delivered_at: set.deliveredAt ?? null,
+      updated_at: new Date(),
+    })
+    .where('id', '=', id)
+    .execute();
 }
 
 /**
- * Stores one request's worth of days durably, with their ledger rows, in one transaction
- * (DESIGN.md principle 1). Unchanged re-fetches change nothing; changed records take the new
- * value, and stay delivered if mindLAMP already has them (it can neither update nor delete);
- * records that vanished from the provider before delivery are dropped, unless `keepVanished`
- * (a stream whose answers accumulate, like device observations).
+ * Stores one request's worth of days durably, with their ledger rows and day totals, in one
+ * transaction (DESIGN.md principle 1). A day whose content hash equals the ledger's writes no
+ * events. Otherwise the day is compared, event key by event key, with its stored chunks: new and
+ * changed events not yet sent make up the day's one pending chunk; events that vanished from the
+ * provider before delivery are dropped, unless `keepVanished` (a stream whose answers accumulate,
+ * like device observations); events already sent keep the value sent (mindLAMP can neither update
+ * nor delete), and a changed one is reported in `revisions`.
  */
 export async function storeFetchedDays(
   db: Kysely<Database>,
@@ -93,178 +191,317 @@ export async function storeFetchedDays(
     keepVanished?: boolean;
   },
 ): Promise<FetchedDaysOutcome> {
-  const outcome: FetchedDaysOutcome = { inserted: 0, changed: 0, changedAfterDelivery: 0 };
+  const outcome: FetchedDaysOutcome = { inserted: 0, changed: 0, changedAfterDelivery: 0, revisions: [], unchangedDays: 0, compactedDays: 0 };
+  if (input.days.length === 0) return outcome;
   await db.transaction().execute(async (trx) => {
+    await lockParticipantEvents(trx, input.participantId);
+    const ledger = await trx
+      .selectFrom('day_ledger')
+      .select(['day', 'content_hash', 'day_total', 'revised_events', 'events_compacted_at'])
+      .where('participant_id', '=', input.participantId)
+      .where('stream', '=', input.stream)
+      .where('day', 'in', input.days.map((d) => d.day))
+      .execute();
+    const known = new Map(ledger.map((r) => [r.day, r]));
     for (const fetched of input.days) {
-      const rows = fetched.records.map((r) => ({
-        record_key: r.key,
-        participant_id: input.participantId,
-        stream: r.stream,
-        day: r.day,
-        sensor: r.sensor,
-        timestamp: r.timestamp,
-        duration: r.duration,
-        data: JSON.stringify(r.data),
-        data_hash: r.hash,
-        status: 'pending' as const,
-      }));
-      for (let i = 0; i < rows.length; i += CHUNK) {
-        const written = await trx
-          .insertInto('records')
-          .values(rows.slice(i, i + CHUNK))
-          .onConflict((oc) =>
-            oc
-              .column('record_key')
-              .doUpdateSet({
-                data: (eb) => eb.ref('excluded.data'),
-                data_hash: (eb) => eb.ref('excluded.data_hash'),
-                duration: (eb) => eb.ref('excluded.duration'),
-                revision: sql`records.revision + 1`,
-                updated_at: sql`now()`,
-              })
-              .where('records.data_hash', '<>', (eb) => eb.ref('excluded.data_hash')),
-          )
-          .returning([sql<boolean>`(xmax = 0)`.as('inserted'), 'status'])
-          .execute();
-        for (const w of written) {
-          if (w.inserted) outcome.inserted++;
-          else {
-            outcome.changed++;
-            if (w.status === 'delivered') outcome.changedAfterDelivery++;
-          }
-        }
-      }
-      const keys = rows.map((r) => r.record_key);
-      if (!input.keepVanished) {
-        await trx
-          .deleteFrom('records')
-          .where('participant_id', '=', input.participantId)
-          .where('stream', '=', input.stream)
-          .where('day', '=', fetched.day)
-          .where('status', '=', 'pending')
-          .$if(keys.length > 0, (qb) => qb.where('record_key', '<>', sql<string>`all(${sql.val(keys)}::text[])`))
-          .execute();
-      }
-      await recordFetchedDay(trx, {
+      const entry = {
         participantId: input.participantId,
         provider: input.provider,
         stream: input.stream,
         day: fetched.day,
         dayEnd: fetched.dayEnd,
-        recordCount: rows.length,
+        recordCount: fetched.records.length,
         contentHash: fetched.contentHash,
         lastDeviceSync: input.lastDeviceSync,
-      });
+      };
+      const before = known.get(fetched.day);
+      if (before && before.content_hash === fetched.contentHash) {
+        outcome.unchangedDays++;
+        await recordFetchedDay(trx, { ...entry, dayTotal: before.day_total, revisedEvents: before.revised_events });
+        continue;
+      }
+      let revised = before?.revised_events ?? 0;
+      if (before?.events_compacted_at) outcome.compactedDays++;
+      else revised = await storeDayEvents(trx, input.participantId, input.stream, fetched, input.keepVanished ?? false, outcome);
+      const total = dayTotalOf(
+        input.stream,
+        fetched.records.map((r) => ({ d: r.duration, v: r.data })),
+      );
+      await recordFetchedDay(trx, { ...entry, dayTotal: total, revisedEvents: revised });
+      await saveDayTotal(trx, { participantId: input.participantId, stream: input.stream, day: fetched.day, total });
     }
   });
   return outcome;
 }
 
-/**
- * Locks and answers the participant's oldest pending records, in time order, up to `limit`.
- * `SKIP LOCKED` keeps two writers from claiming the same records should BullMQ ever run a
- * participant's job twice. Run in the transaction that assigns them to a batch.
- */
-export async function takePendingRecords(trx: Transaction<Database>, participantId: string, limit: number): Promise<OutboxRecord[]> {
-  const rows = await trx
-    .selectFrom('records')
-    .select(['id', 'stream', 'day', 'sensor', 'timestamp', 'data'])
+/** The diff of one fetched day against its chunks; answers how many sent events it revises. */
+async function storeDayEvents(
+  trx: Transaction<Database>,
+  participantId: string,
+  stream: string,
+  fetched: FetchedDay,
+  keepVanished: boolean,
+  outcome: FetchedDaysOutcome,
+): Promise<number> {
+  const chunks = await trx
+    .selectFrom('event_chunks')
+    .select(['id', 'status', 'events'])
+    .where('participant_id', '=', participantId)
+    .where('stream', '=', stream)
+    .where('day', '=', fetched.day)
+    .forUpdate()
+    .execute();
+  const stored = new Map<string, { event: ChunkEvent; status: RecordStatus }>();
+  const pendingBefore: ChunkEvent[] = [];
+  for (const chunk of chunks) {
+    for (const event of chunk.events) {
+      stored.set(event.k, { event, status: chunk.status });
+      if (chunk.status === 'pending') pendingBefore.push(event);
+    }
+  }
+  let revised = 0;
+  const pending = new Map<string, ChunkEvent>();
+  for (const record of fetched.records) {
+    const prior = stored.get(record.key);
+    if (!prior) {
+      outcome.inserted++;
+      pending.set(record.key, toChunkEvent(record));
+      continue;
+    }
+    const changed = prior.event.h !== record.hash;
+    if (changed) outcome.changed++;
+    if (prior.status === 'pending') {
+      pending.set(record.key, toChunkEvent(record));
+    } else if (changed) {
+      revised++;
+      if (prior.status === 'delivered') outcome.changedAfterDelivery++;
+      outcome.revisions.push({
+        stream,
+        day: fetched.day,
+        key: record.key,
+        sensor: record.sensor,
+        timestamp: record.timestamp,
+        status: prior.status,
+        sent: prior.event.v,
+        revised: record.data,
+      });
+    }
+  }
+  if (keepVanished) for (const event of pendingBefore) if (!pending.has(event.k)) pending.set(event.k, event);
+
+  const next = [...pending.values()].sort(byTime);
+  const same = next.length === pendingBefore.length && chunkHash(next) === chunkHash([...pendingBefore].sort(byTime));
+  if (same) return revised;
+  const pendingIds = chunks.filter((c) => c.status === 'pending').map((c) => c.id);
+  if (pendingIds.length > 0) await trx.deleteFrom('event_chunks').where('id', 'in', pendingIds).execute();
+  for (let i = 0; i < next.length; i += MAX_CHUNK_EVENTS) {
+    await insertChunk(trx, { participantId, stream, day: fetched.day, status: 'pending', events: next.slice(i, i + MAX_CHUNK_EVENTS) });
+  }
+  return revised;
+}
+
+const toRecord = (stream: string, day: string) => (e: ChunkEvent): OutboxRecord => ({
+  id: e.k,
+  stream,
+  day,
+  sensor: e.s,
+  timestamp: Number(e.t),
+  data: e.v,
+});
+
+/** Whether the participant has events waiting for delivery. */
+export async function hasPendingRecords(trx: Transaction<Database>, participantId: string): Promise<boolean> {
+  const row = await trx
+    .selectFrom('event_chunks')
+    .select('id')
     .where('participant_id', '=', participantId)
     .where('status', '=', 'pending')
-    .orderBy('timestamp')
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/**
+ * Claims the participant's oldest pending events into `batchId`, whole chunks in time order,
+ * up to `maxEvents` and `maxBytes` of JSON: the batch ends at the first chunk that does not fit,
+ * unless that is the first, which is cut (at least one event), its rest staying pending as a new
+ * chunk. Whole chunks change only their status; a cut rewrites one. `SKIP LOCKED` keeps two writers from claiming the
+ * same chunks should BullMQ ever run a participant's job twice. Answers the events in send order
+ * and their JSON size; run in the transaction that creates the batch.
+ */
+export async function takePendingRecords(
+  trx: Transaction<Database>,
+  participantId: string,
+  limits: { maxEvents: number; maxBytes: number },
+  batchId: string,
+): Promise<{ records: OutboxRecord[]; bytes: number }> {
+  await lockParticipantEvents(trx, participantId);
+  const heads = await trx
+    .selectFrom('event_chunks')
+    .select(['id', 'event_count'])
+    .where('participant_id', '=', participantId)
+    .where('status', '=', 'pending')
+    .orderBy('from_ts')
     .orderBy('id')
-    .limit(limit)
+    .limit(limits.maxEvents)
     .forUpdate()
     .skipLocked()
     .execute();
-  return rows.map((r) => ({ ...r, timestamp: Number(r.timestamp) }));
+  const records: OutboxRecord[] = [];
+  let bytes = 2;
+  let events = 0;
+  for (const head of heads) {
+    if (events >= limits.maxEvents) break;
+    const chunk = await trx
+      .selectFrom('event_chunks')
+      .select(['id', 'stream', 'day', 'events'])
+      .where('id', '=', head.id)
+      .executeTakeFirstOrThrow();
+    const sizes = chunk.events.map((e) => JSON.stringify(toSensorEvent(toRecord(chunk.stream, chunk.day)(e))).length + 1);
+    const chunkBytes = sizes.reduce((a, b) => a + b, 0);
+    let taken: ChunkEvent[];
+    if (events + chunk.events.length <= limits.maxEvents && bytes + chunkBytes <= limits.maxBytes) {
+      taken = chunk.events;
+      bytes += chunkBytes;
+    } else if (events === 0) {
+      // A chunk larger than a batch: cut it, the rest stays pending as a new chunk.
+      taken = [];
+      for (const [i, event] of chunk.events.entries()) {
+        if (taken.length >= limits.maxEvents || (taken.length > 0 && bytes + sizes[i]! > limits.maxBytes)) break;
+        taken.push(event);
+        bytes += sizes[i]!;
+      }
+    } else {
+      break; // whole chunks only after the first: fewer rewrites, and time order is kept
+    }
+    for (const event of taken) records.push(toRecord(chunk.stream, chunk.day)(event));
+    events += taken.length;
+    if (taken.length === chunk.events.length) {
+      await trx
+        .updateTable('event_chunks')
+        .set({ status: 'sending', batch_id: batchId, updated_at: new Date() })
+        .where('id', '=', chunk.id)
+        .execute();
+      continue;
+    }
+    await rewriteChunk(trx, chunk.id, taken, { status: 'sending', batchId });
+    await insertChunk(trx, { participantId, stream: chunk.stream, day: chunk.day, status: 'pending', events: chunk.events.slice(taken.length) });
+    break;
+  }
+  records.sort((a, b) => a.timestamp - b.timestamp);
+  return { records, bytes };
 }
 
-/** Puts records taken by {@link takePendingRecords} into a batch: `sending`. */
-export async function assignRecordsToBatch(trx: Transaction<Database>, recordIds: readonly string[], batchId: string): Promise<void> {
-  if (recordIds.length === 0) return;
-  await trx
-    .updateTable('records')
-    .set({ status: 'sending', batch_id: batchId, updated_at: new Date() })
-    .where('id', 'in', [...recordIds])
-    .execute();
-}
-
-/** The records of a batch still `sending` (its outcome not settled yet). */
+/** The events of a batch still `sending` (its outcome not settled yet). */
 export async function findBatchRecords(db: Kysely<Database>, batchId: string): Promise<OutboxRecord[]> {
-  const rows = await db
-    .selectFrom('records')
-    .select(['id', 'stream', 'day', 'sensor', 'timestamp', 'data'])
+  const chunks = await db
+    .selectFrom('event_chunks')
+    .select(['stream', 'day', 'events'])
     .where('batch_id', '=', batchId)
     .where('status', '=', 'sending')
+    .orderBy('from_ts')
     .execute();
-  return rows.map((r) => ({ ...r, timestamp: Number(r.timestamp) }));
+  return chunks.flatMap((c) => c.events.map(toRecord(c.stream, c.day)));
 }
 
 /**
- * Marks a batch's `sending` records delivered (only `onlyIds` when given: what a read-back
- * found), remembering the hash mindLAMP received. Answers how many per stream and day, for the
- * ledger's delivered counts.
+ * Marks a batch's `sending` events delivered (only `onlyIds` when given: what a read-back found;
+ * a chunk partly found is split, its missing events going back to pending). Answers how many per
+ * stream and day, for the ledger's delivered counts.
  */
 export async function markBatchRecordsDelivered(
   trx: Transaction<Database>,
+  participantId: string,
   batchId: string,
   onlyIds?: readonly string[],
 ): Promise<Array<{ stream: string; day: string; records: number }>> {
-  if (onlyIds !== undefined && onlyIds.length === 0) return [];
-  const rows = await trx
-    .updateTable('records')
-    .set({ status: 'delivered', delivered_at: new Date(), delivered_hash: sql`data_hash`, updated_at: new Date() })
+  const counts = new Map<string, { stream: string; day: string; records: number }>();
+  const count = (stream: string, day: string, n: number) => {
+    const key = `${stream}/${day}`;
+    const entry = counts.get(key) ?? { stream, day, records: 0 };
+    entry.records += n;
+    counts.set(key, entry);
+  };
+  const now = new Date();
+  if (onlyIds === undefined) {
+    const rows = await trx
+      .updateTable('event_chunks')
+      .set({ status: 'delivered', delivered_at: now, updated_at: now })
+      .where('batch_id', '=', batchId)
+      .where('status', '=', 'sending')
+      .returning(['stream', 'day', 'event_count'])
+      .execute();
+    for (const r of rows) count(r.stream, r.day, r.event_count);
+    return [...counts.values()];
+  }
+  if (onlyIds.length === 0) return [];
+  await lockParticipantEvents(trx, participantId);
+  const found = new Set(onlyIds);
+  const chunks = await trx
+    .selectFrom('event_chunks')
+    .select(['id', 'stream', 'day', 'events'])
     .where('batch_id', '=', batchId)
     .where('status', '=', 'sending')
-    .$if(onlyIds !== undefined, (qb) => qb.where('id', 'in', [...onlyIds!]))
-    .returning(['stream', 'day'])
+    .forUpdate()
     .execute();
-  const counts = new Map<string, { stream: string; day: string; records: number }>();
-  for (const r of rows) {
-    const key = `${r.stream}/${r.day}`;
-    const entry = counts.get(key) ?? { stream: r.stream, day: r.day, records: 0 };
-    entry.records++;
-    counts.set(key, entry);
+  for (const chunk of chunks) {
+    const hit = chunk.events.filter((e) => found.has(e.k));
+    if (hit.length === 0) continue; // stays `sending`: released to pending with the batch
+    count(chunk.stream, chunk.day, hit.length);
+    if (hit.length === chunk.events.length) {
+      await trx.updateTable('event_chunks').set({ status: 'delivered', delivered_at: now, updated_at: now }).where('id', '=', chunk.id).execute();
+      continue;
+    }
+    await rewriteChunk(trx, chunk.id, hit, { status: 'delivered', batchId, deliveredAt: now });
+    const missing = chunk.events.filter((e) => !found.has(e.k));
+    await insertChunk(trx, { participantId, stream: chunk.stream, day: chunk.day, status: 'pending', events: missing });
   }
   return [...counts.values()];
 }
 
-/** A batch's records still `sending` go back to `pending`, out of the batch. */
+/** A batch's chunks still `sending` go back to `pending`, out of the batch. Answers their events. */
 export async function releaseBatchRecords(trx: Transaction<Database>, batchId: string): Promise<number> {
-  const result = await trx
-    .updateTable('records')
+  const rows = await trx
+    .updateTable('event_chunks')
     .set({ status: 'pending', batch_id: null, updated_at: new Date() })
     .where('batch_id', '=', batchId)
     .where('status', '=', 'sending')
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+    .returning('event_count')
+    .execute();
+  return rows.reduce((n, r) => n + r.event_count, 0);
 }
 
-/** A refused batch's records are `parked` with it. */
+/** A refused batch's chunks are `parked` with it. Answers their events. */
 export async function parkBatchRecords(trx: Transaction<Database>, batchId: string): Promise<number> {
-  const result = await trx.updateTable('records').set({ status: 'parked', updated_at: new Date() }).where('batch_id', '=', batchId).executeTakeFirst();
-  return Number(result.numUpdatedRows);
+  const rows = await trx
+    .updateTable('event_chunks')
+    .set({ status: 'parked', updated_at: new Date() })
+    .where('batch_id', '=', batchId)
+    .where('status', '=', 'sending')
+    .returning('event_count')
+    .execute();
+  return rows.reduce((n, r) => n + r.event_count, 0);
 }
 
-/** A parked batch's records go back to `pending`, out of the batch, for the lamp-writer to send again. */
+/** A parked batch's chunks go back to `pending`, out of the batch, for the lamp-writer to send again. */
 export async function requeueParkedRecords(trx: Transaction<Database>, batchId: string): Promise<number> {
-  const result = await trx
-    .updateTable('records')
+  const rows = await trx
+    .updateTable('event_chunks')
     .set({ status: 'pending', batch_id: null, updated_at: sql<Date>`now()` })
     .where('batch_id', '=', batchId)
     .where('status', '=', 'parked')
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+    .returning('event_count')
+    .execute();
+  return rows.reduce((n, r) => n + r.event_count, 0);
 }
 
 /**
- * Participants with records still `pending` or `sending` whose last change is older than
+ * Participants with events still `pending` or `sending` whose last change is older than
  * `olderThanMs` by the database's clock (the scheduler's own clock may follow a simulation).
  */
 export async function findParticipantsWithStaleRecords(db: Kysely<Database>, olderThanMs: number): Promise<string[]> {
   const rows = await db
-    .selectFrom('records')
+    .selectFrom('event_chunks')
     .select('participant_id')
     .distinct()
     .where('status', 'in', ['pending', 'sending'])
@@ -273,7 +510,7 @@ export async function findParticipantsWithStaleRecords(db: Kysely<Database>, old
   return rows.map((r) => r.participant_id);
 }
 
-/** Parked records per `stream/day` of a participant's days `from`..`to`, optionally only some streams. */
+/** Parked events per `stream/day` of a participant's days `from`..`to`, optionally only some streams. */
 export async function countParkedRecordsByDay(
   db: Kysely<Database>,
   participantId: string,
@@ -281,8 +518,8 @@ export async function countParkedRecordsByDay(
 ): Promise<Map<string, number>> {
   const only = range.streams && range.streams.length > 0 ? [...range.streams] : undefined;
   const rows = await db
-    .selectFrom('records')
-    .select((eb) => ['stream', 'day', eb.fn.countAll<string>().as('n')])
+    .selectFrom('event_chunks')
+    .select((eb) => ['stream', 'day', eb.fn.sum<string>('event_count').as('n')])
     .where('participant_id', '=', participantId)
     .where('status', '=', 'parked')
     .where('day', '>=', range.from)
@@ -291,4 +528,108 @@ export async function countParkedRecordsByDay(
     .groupBy(['stream', 'day'])
     .execute();
   return new Map(rows.map((r) => [`${r.stream}/${r.day}`, Number(r.n)]));
+}
+
+/**
+ * Only a day the ledger calls complete (`settled`, `empty`) is compacted: a `partial` or `failed`
+ * day is fetched again and may still bring events, which must be told apart from delivered ones.
+ */
+const settledDay = (eb: ExpressionBuilder<Database, 'event_chunks'>) =>
+  eb.exists(
+    eb
+      .selectFrom('day_ledger as l')
+      .select('l.day')
+      .whereRef('l.participant_id', '=', 'event_chunks.participant_id')
+      .whereRef('l.stream', '=', 'event_chunks.stream')
+      .whereRef('l.day', '=', 'event_chunks.day')
+      .where('l.status', 'in', ['settled', 'empty']),
+  );
+
+/** What {@link compactDeliveredEvents} did. */
+export interface CompactionOutcome {
+  /** Delivered chunks deleted, their days older than the retention window. */
+  deletedChunks: number;
+  deletedEvents: number;
+  /** Days whose many delivered chunks were merged into one. */
+  mergedDays: number;
+}
+
+/**
+ * Retention for one participant: deletes delivered chunks of complete days before `beforeDay` (their
+ * totals are in `day_summaries`, filled first where missing), and merges a day's delivered chunks
+ * into one row once it has more than {@link MAX_DELIVERED_CHUNKS_PER_DAY}, so rows stay few and
+ * large. Pending, sending and parked chunks are never touched. Deletes are per participant-day,
+ * so nothing accumulates for VACUUM with history.
+ */
+export async function compactDeliveredEvents(
+  db: Kysely<Database>,
+  participantId: string,
+  beforeDay: string,
+): Promise<CompactionOutcome> {
+  const outcome: CompactionOutcome = { deletedChunks: 0, deletedEvents: 0, mergedDays: 0 };
+  await db.transaction().execute(async (trx) => {
+    await lockParticipantEvents(trx, participantId);
+    const old = await trx
+      .selectFrom('event_chunks')
+      .select(['stream', 'day'])
+      .distinct()
+      .where('participant_id', '=', participantId)
+      .where('status', '=', 'delivered')
+      .where('day', '<', beforeDay)
+      .where(settledDay)
+      .execute();
+    const daysByStream = new Map<string, string[]>();
+    for (const r of old) daysByStream.set(r.stream, [...(daysByStream.get(r.stream) ?? []), r.day]);
+    for (const [stream, days] of daysByStream) {
+      for (const day of await findDaysWithoutTotal(trx, participantId, stream, days)) {
+        const chunks = await trx
+          .selectFrom('event_chunks')
+          .select('events')
+          .where('participant_id', '=', participantId)
+          .where('stream', '=', stream)
+          .where('day', '=', day)
+          .execute();
+        await saveDayTotal(trx, { participantId, stream, day, total: dayTotalOf(stream, chunks.flatMap((c) => c.events)) }, true);
+      }
+    }
+    if (old.length > 0) {
+      await markEventsCompacted(trx, participantId, old);
+      const deleted = await trx
+        .deleteFrom('event_chunks')
+        .where('participant_id', '=', participantId)
+        .where('status', '=', 'delivered')
+        .where('day', '<', beforeDay)
+        .where(settledDay)
+        .returning('event_count')
+        .execute();
+      outcome.deletedChunks = deleted.length;
+      outcome.deletedEvents = deleted.reduce((n, r) => n + r.event_count, 0);
+    }
+
+    const crowded = await trx
+      .selectFrom('event_chunks')
+      .select(['stream', 'day'])
+      .where('participant_id', '=', participantId)
+      .where('status', '=', 'delivered')
+      .groupBy(['stream', 'day'])
+      .having((eb) => eb.fn.countAll(), '>', MAX_DELIVERED_CHUNKS_PER_DAY)
+      .execute();
+    for (const { stream, day } of crowded) {
+      const chunks = await trx
+        .deleteFrom('event_chunks')
+        .where('participant_id', '=', participantId)
+        .where('stream', '=', stream)
+        .where('day', '=', day)
+        .where('status', '=', 'delivered')
+        .returning(['events', 'delivered_at'])
+        .execute();
+      const events = chunks.flatMap((c) => c.events).sort(byTime);
+      const deliveredAt = chunks.reduce<Date | null>((at, c) => (at && c.delivered_at && at > c.delivered_at ? at : c.delivered_at), null);
+      for (let i = 0; i < events.length; i += MERGED_CHUNK_EVENTS) {
+        await insertChunk(trx, { participantId, stream, day, status: 'delivered', events: events.slice(i, i + MERGED_CHUNK_EVENTS), deliveredAt });
+      }
+      outcome.mergedDays++;
+    }
+  });
+  return outcome;
 }

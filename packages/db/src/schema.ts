@@ -95,6 +95,12 @@ export interface DayLedgerTable {
   fetched_at: Timestamp | null;
   synced_through: Timestamp | null;
   settled_at: Timestamp | null;
+  /** The stream's total for the day (wear minutes, steps, sleep minutes), for streams that have one. */
+  day_total: number | null;
+  /** Events of the day whose value changed after mindLAMP received them (last fetch). */
+  revised_events: Generated<number>;
+  /** When retention deleted the day's delivered events (outbox.ts). */
+  events_compacted_at: Timestamp | null;
   updated_at: Created;
 }
 
@@ -113,24 +119,40 @@ export interface DeliveryBatchesTable {
   completed_at: Timestamp | null;
 }
 
-export interface RecordsTable {
+/** One event inside a chunk: key, timestamp, sensor, duration, data, hash. */
+export interface ChunkEvent {
+  k: string;
+  t: number;
+  s: string;
+  d: number | null;
+  v: Record<string, unknown>;
+  h: string;
+}
+
+export interface EventChunksTable {
   id: Id;
-  record_key: string;
   participant_id: string;
   stream: string;
   day: DateOnly;
-  sensor: string;
-  timestamp: Int8;
-  duration: Int8 | null;
-  data: ColumnType<Record<string, unknown>, string, string>;
-  data_hash: string;
-  delivered_hash: string | null;
-  revision: Generated<number>;
+  seq: number;
   status: RecordStatus;
   batch_id: Int8 | null;
+  event_count: number;
+  from_ts: Int8;
+  content_hash: string;
+  events: ColumnType<ChunkEvent[], string, string>;
   created_at: Created;
   updated_at: Created;
   delivered_at: Timestamp | null;
+}
+
+export interface DaySummariesTable {
+  participant_id: string;
+  day: DateOnly;
+  wear_minutes: number | null;
+  steps: number | null;
+  sleep_minutes: number | null;
+  updated_at: Created;
 }
 
 export interface ProviderWebhooksTable {
@@ -158,7 +180,8 @@ export interface Database {
   sync_cursors: SyncCursorsTable;
   day_ledger: DayLedgerTable;
   delivery_batches: DeliveryBatchesTable;
-  records: RecordsTable;
+  event_chunks: EventChunksTable;
+  day_summaries: DaySummariesTable;
   provider_webhooks: ProviderWebhooksTable;
   writer_leases: WriterLeasesTable;
 }
@@ -171,4 +194,4 @@ export type OauthState = Selectable<OauthStatesTable>;
 export type SyncCursor = Selectable<SyncCursorsTable>;
 export type DayLedgerRow = Selectable<DayLedgerTable>;
 export type DeliveryBatch = Selectable<DeliveryBatchesTable>;
-export type RecordRow = Selectable<RecordsTable>;
+export type EventChunkRow = Selectable<EventChunksTable>;

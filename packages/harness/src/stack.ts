@@ -362,9 +362,9 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     const counts = await sql<{ failed: string; undelivered: string; open: string; delivered: string }>`
       select
         (select count(*) from day_ledger where status = 'failed') as failed,
-        (select count(*) from records where status in ('pending', 'sending')) as undelivered,
+        (select coalesce(sum(event_count), 0) from event_chunks where status in ('pending', 'sending')) as undelivered,
         (select count(*) from delivery_batches where status in ('sending', 'unknown')) as open,
-        (select count(*) from records where status = 'delivered') as delivered`.execute(db);
+        (select coalesce(sum(records_delivered), 0) from day_ledger) as delivered`.execute(db);
     const c = counts.rows[0]!;
     return {
       connected: connections.length,

@@ -1,9 +1,9 @@
 // Rows as the fetcher and the lamp-writer leave them, for the tests of what reads them (the
 // gateway's admin API and dashboard). Participants, connections and cursors are written through
-// `@fitlamp/db`, the way the services write them. The day ledger, the records outbox and delivery
+// `@fitlamp/db`, the way the services write them. The day ledger, the event-chunk outbox and delivery
 // batches are written here directly: no production path stores an arbitrary status and count, and
 // their storage is being redesigned, so every test that seeds them does it through this one file.
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import {
   endConnection,
   markNeedsReconsent,
@@ -17,6 +17,7 @@ import {
   type Database,
   type DayStatus,
   type ProviderName,
+  type RecordStatus,
 } from '@fitlamp/db';
 
 /** When every seeded connection was made: the pages show it, so it must not move. */
@@ -126,30 +127,92 @@ export async function seedBatch(
     })
     .returning('id')
     .executeTakeFirstOrThrow();
-  const records = await db
-    .insertInto('records')
-    .values(
-      Array.from({ length: count }, (_, i) => ({
-        record_key: `${participantId}/lamp.steps/${start + i * 60_000}/${++keySeq}`,
-        participant_id: participantId,
-        stream: 'steps',
-        day,
-        sensor: 'lamp.steps',
-        timestamp: start + i * 60_000,
-        data: JSON.stringify({ value: 10 + i, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' }),
-        data_hash: `h${keySeq}`,
-        status: status === 'parked' ? ('parked' as const) : ('delivered' as const),
-        batch_id: batch.id,
-      })),
-    )
-    .returning('id')
-    .execute();
-  return { batchId: batch.id, recordIds: records.map((r) => r.id) };
+  const events = Array.from({ length: count }, (_, i) => ({
+    key: `${participantId}/lamp.steps/${start + i * 60_000}/${++keySeq}`,
+    timestamp: start + i * 60_000,
+    data: { value: 10 + i, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' },
+  }));
+  await seedChunk(db, {
+    participantId,
+    stream: 'steps',
+    day,
+    status: status === 'parked' ? 'parked' : 'delivered',
+    batchId: batch.id,
+    events,
+  });
+  return { batchId: batch.id, recordIds: events.map((e) => e.key) };
 }
 
-/** The outbox state of records by id: status and batch. */
+/** An event to seed into a chunk; `sensor` defaults to `lamp.steps`, `hash` to one of the data. */
+export interface SeedEvent {
+  key: string;
+  timestamp: number;
+  data: Record<string, unknown>;
+  sensor?: string;
+  duration?: number | null;
+  hash?: string;
+}
+
+/**
+ * One outbox chunk of a participant's day, as the fetcher (pending) or the lamp-writer (sending,
+ * delivered, parked, with `batchId`) leaves it. Events are stored in time order.
+ */
+export async function seedChunk(
+  db: Kysely<Database>,
+  chunk: { participantId: string; stream: string; day: string; status: RecordStatus; batchId?: string | null; events: readonly SeedEvent[] },
+): Promise<void> {
+  const events = [...chunk.events]
+    .sort((a, b) => a.timestamp - b.timestamp)
+    .map((e) => ({ k: e.key, t: e.timestamp, s: e.sensor ?? 'lamp.steps', d: e.duration ?? null, v: e.data, h: e.hash ?? JSON.stringify(e.data) }));
+  await db
+    .insertInto('event_chunks')
+    .values({
+      participant_id: chunk.participantId,
+      stream: chunk.stream,
+      day: chunk.day,
+      seq: sql<number>`(select coalesce(max(seq), 0) + 1 from event_chunks
+        where participant_id = ${chunk.participantId} and stream = ${chunk.stream} and day = ${chunk.day})`,
+      status: chunk.status,
+      batch_id: chunk.batchId ?? null,
+      event_count: events.length,
+      from_ts: events[0]!.t,
+      content_hash: `seeded-${++keySeq}`,
+      events: JSON.stringify(events),
+      delivered_at: chunk.status === 'delivered' ? new Date() : null,
+    })
+    .execute();
+}
+
+/** Every event in the outbox, optionally of one participant, with its chunk's status and batch, by key. */
+export async function outboxEvents(db: Kysely<Database>, participantId?: string) {
+  const chunks = await db
+    .selectFrom('event_chunks')
+    .select(['participant_id', 'stream', 'day', 'status', 'batch_id', 'events'])
+    .$if(participantId !== undefined, (qb) => qb.where('participant_id', '=', participantId!))
+    .execute();
+  return chunks
+    .flatMap((c) =>
+      c.events.map((e) => ({
+        key: e.k,
+        participantId: c.participant_id,
+        stream: c.stream,
+        day: c.day,
+        sensor: e.s,
+        timestamp: Number(e.t),
+        duration: e.d,
+        data: e.v,
+        hash: e.h,
+        status: c.status,
+        batchId: c.batch_id,
+      })),
+    )
+    .sort((a, b) => a.timestamp - b.timestamp || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** The outbox state of events by key, in the order asked: status and batch. */
 export async function recordsOf(db: Kysely<Database>, ids: readonly string[]) {
-  return db.selectFrom('records').select(['id', 'status', 'batch_id']).where('id', 'in', [...ids]).orderBy('id').execute();
+  const byKey = new Map((await outboxEvents(db)).map((e) => [e.key, { id: e.key, status: e.status, batch_id: e.batchId }]));
+  return ids.map((id) => byKey.get(id)).filter((r) => r !== undefined);
 }
 
 export async function batchStatus(db: Kysely<Database>, batchId: string): Promise<BatchStatus | undefined> {

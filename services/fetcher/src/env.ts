@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnvSchema, checkProviderEnv, cryptoEnvSchema, envFields, loadEnv, providerEnvSchema } from '@fitlamp/runtime';
+import { baseEnvSchema, checkProviderEnv, ConfigError, cryptoEnvSchema, envFields, loadEnv, providerEnvSchema } from '@fitlamp/runtime';
 
 export const fetcherEnvSchema = baseEnvSchema
   .extend(cryptoEnvSchema.shape)
@@ -14,6 +14,11 @@ export const fetcherEnvSchema = baseEnvSchema
     BACKFILL_DAYS: envFields.positiveInt(30),
     /** Recent days fetched again after each device sync, to catch revisions. */
     REFETCH_DAYS: envFields.positiveInt(3),
+    /**
+     * Days a participant's delivered events stay in Postgres (today and these before it) before
+     * retention compacts them into day totals; at least REFETCH_DAYS, so revisions are detected.
+     */
+    EVENT_RETENTION_DAYS: envFields.positiveInt(7),
     /** Participants synced at once by one replica. */
     FETCHER_CONCURRENCY: envFields.positiveInt(8),
     /** Requests kept back from each participant's hourly budget for fresh data. */
@@ -26,5 +31,11 @@ export type FetcherEnv = z.infer<typeof fetcherEnvSchema>;
 export function loadFetcherEnv(source: Record<string, string | undefined>): FetcherEnv {
   const env = loadEnv(fetcherEnvSchema, source);
   checkProviderEnv(env);
+  if (env.EVENT_RETENTION_DAYS < env.REFETCH_DAYS) {
+    throw new ConfigError(
+      'EVENT_RETENTION_DAYS',
+      `EVENT_RETENTION_DAYS (${env.EVENT_RETENTION_DAYS}) must be at least REFETCH_DAYS (${env.REFETCH_DAYS}): revisions of re-fetched days are detected against the delivered events kept`,
+    );
+  }
   return env;
 }

@@ -127,6 +127,7 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
       streams: STREAMS,
       backfillDays: 6,
       refetchDays: 3,
+      eventRetentionDays: 7,
       syncIntervalMs: 900_000,
       budgetReserve: 5,
       profileCheckMs: 3_600_000,

@@ -45,6 +45,7 @@ await runService({
         streams,
         backfillDays: env.BACKFILL_DAYS,
         refetchDays: env.REFETCH_DAYS,
+        eventRetentionDays: env.EVENT_RETENTION_DAYS,
         syncIntervalMs: env.SYNC_INTERVAL_SECONDS * 1000,
         webhookPollMultiplier: env.WEBHOOK_POLL_MULTIPLIER,
         budgetReserve: env.RATE_BUDGET_RESERVE,

@@ -4,13 +4,13 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
-import { findDueParticipants, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { findDayTotals, findDueParticipants, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createFitbitSimulator, findUser, viewDay, type FitbitSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, testRedisUrl, uniquePrefix, waitFor, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, outboxEvents, testRedisUrl, uniquePrefix, waitFor, type TestDatabase } from '@fitlamp/testing';
 import { createFetcherMetrics, createSyncProcessor, type SyncDeps, type SyncSummary } from './sync.worker.ts';
 import { getAccessToken } from './tokens.ts';
 
@@ -59,7 +59,7 @@ async function connect(h: Pick<Harness, 't' | 'sim' | 'provider' | 'cipher'>, pa
   return grant;
 }
 
-async function harness(options: { preset?: string; rateLimitPerHour?: number; backfillDays?: number } = {}): Promise<Harness> {
+async function harness(options: { preset?: string; rateLimitPerHour?: number; backfillDays?: number; eventRetentionDays?: number } = {}): Promise<Harness> {
   const t = await createTestDatabase();
   const sim = createFitbitSimulator({
     clientId: CLIENT_ID,
@@ -88,6 +88,7 @@ async function harness(options: { preset?: string; rateLimitPerHour?: number; ba
     // Today and the 6 complete days before it: a 7-day window.
     backfillDays: options.backfillDays ?? 6,
     refetchDays: 3,
+    eventRetentionDays: options.eventRetentionDays ?? 7,
     syncIntervalMs: 900_000,
     budgetReserve: 5,
     profileCheckMs: 3_600_000,
@@ -136,13 +137,7 @@ describe('fetcher sync against the Fitbit simulator', () => {
       const day = addDays(today, -i);
       const truth = viewDay(h.sim.world, user, day, h.sim.clock.now());
       const expected = truth.day!.steps.reduce((a, b) => a + b, 0);
-      const rows = await h.t.db
-        .selectFrom('records')
-        .select(['timestamp', 'data'])
-        .where('participant_id', '=', P)
-        .where('stream', '=', 'steps')
-        .where('day', '=', day)
-        .execute();
+      const rows = (await outboxEvents(h.t.db, P)).filter((e) => e.stream === 'steps' && e.day === day);
       expect(rows.reduce((n, r) => n + Number(r.data.value), 0), day).toBe(expected);
       for (const r of rows) {
         expect(Number(r.timestamp)).toBeGreaterThanOrEqual(truth.start);
@@ -253,7 +248,8 @@ describe('fetcher sync against the Fitbit simulator', () => {
   it('marks a participant whose API answers 410 Gone as needs_reconsent and keeps what was stored', async () => {
     h = await harness();
     await h.run();
-    const stored = await h.t.db.selectFrom('records').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    const stored = (await outboxEvents(h.t.db)).length;
+    expect(stored).toBeGreaterThan(0);
     h.sim.setGone(true);
     h.sim.clock.advance(3_600_000);
     const summary = await h.run();
@@ -261,8 +257,36 @@ describe('fetcher sync against the Fitbit simulator', () => {
     const row = await h.t.db.selectFrom('provider_connections').select(['status', 'status_reason']).executeTakeFirstOrThrow();
     expect(row.status).toBe('needs_reconsent');
     expect(row.status_reason).toMatch(/410/);
-    const after = await h.t.db.selectFrom('records').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-    expect(after.n).toBe(stored.n);
+    expect((await outboxEvents(h.t.db)).length).toBe(stored);
+  });
+
+  it('after a sync, compacts delivered events of days older than the retention window and keeps their totals', async () => {
+    h = await harness({ backfillDays: 9, eventRetentionDays: 4 });
+    await h.run();
+    const zones = [{ zone: 'America/New_York', validFrom: 0 }];
+    const today = localDayAt(zones, h.sim.clock.now());
+    const cutoff = addDays(today, -4);
+    const before = await outboxEvents(h.t.db, P);
+    expect(before.some((e) => e.day < cutoff)).toBe(true);
+    // Undelivered events are never compacted, however old.
+    await h.run();
+    expect((await outboxEvents(h.t.db, P)).length).toBe(before.length);
+    // The lamp-writer delivered everything; the next sync compacts what is older than the window.
+    await h.t.db.updateTable('event_chunks').set({ status: 'delivered' }).execute();
+    h.sim.clock.advance(30 * 60_000);
+    await h.run();
+    const after = await outboxEvents(h.t.db, P);
+    expect(after.filter((e) => e.day < cutoff)).toEqual([]);
+    expect(after.some((e) => e.day >= cutoff)).toBe(true);
+    const oldDay = addDays(today, -7);
+    const totals = await findDayTotals(h.t.db, { participantIds: [P], from: oldDay, to: oldDay });
+    const expectedSteps = before.filter((e) => e.day === oldDay && e.stream === 'steps').reduce((n, e) => n + Number(e.data.value), 0);
+    const wear = before.filter((e) => e.day === oldDay && e.stream === 'heart_rate').length;
+    expect(totals).toEqual([{ participantId: P, day: oldDay, wearMinutes: wear, steps: expectedSteps, sleepMinutes: expect.any(Number) }]);
+    expect(expectedSteps).toBeGreaterThan(0);
+    const ledgerRow = (await ledger(h)).find((l) => l.stream === 'steps' && l.day === oldDay)!;
+    expect(ledgerRow).toMatchObject({ status: 'settled', day_total: expectedSteps });
+    expect(ledgerRow.events_compacted_at).not.toBeNull();
   });
 
   it('falls back to daily resolution when intraday is refused, and remembers it', async () => {
@@ -272,7 +296,7 @@ describe('fetcher sync against the Fitbit simulator', () => {
     expect(summary.outcome).toBe('synced');
     const row = await h.t.db.selectFrom('provider_connections').select('intraday_access').executeTakeFirstOrThrow();
     expect(row.intraday_access).toBe(false);
-    const steps = await h.t.db.selectFrom('records').select(['duration']).where('stream', '=', 'steps').execute();
+    const steps = (await outboxEvents(h.t.db)).filter((e) => e.stream === 'steps');
     expect(steps.length).toBeGreaterThan(0);
     // Daily totals span the day.
     expect(steps.every((s) => Number(s.duration) >= 23 * 3_600_000)).toBe(true);
@@ -287,19 +311,14 @@ describe('fetcher sync against the Fitbit simulator', () => {
     h = await harness();
     await h.run();
     const minuteDays = new Set(
-      (await h.t.db.selectFrom('records').select('day').where('stream', '=', 'steps').execute()).map((r) => r.day),
+      (await outboxEvents(h.t.db)).filter((e) => e.stream === 'steps').map((r) => r.day),
     );
     expect(minuteDays.size).toBeGreaterThan(0);
     h.sim.setIntradayAccess(false);
     // The watch syncs again: recent days are due, and intraday is now refused.
     h.sim.clock.advance(30 * 60_000);
     expect((await h.run()).outcome).toBe('synced');
-    const dailyTotals = await h.t.db
-      .selectFrom('records')
-      .select('day')
-      .where('stream', '=', 'steps')
-      .where('record_key', 'like', '%|day')
-      .execute();
+    const dailyTotals = (await outboxEvents(h.t.db)).filter((e) => e.stream === 'steps' && e.key.endsWith('|day'));
     expect(dailyTotals.filter((r) => minuteDays.has(r.day))).toEqual([]);
   });
 

@@ -3,6 +3,7 @@ import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type 
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import {
+  compactDeliveredEvents,
   findLedgerSince,
   findSyncableConnection,
   findZoneHistory,
@@ -24,6 +25,8 @@ import {
 } from '@fitlamp/db';
 import type { TokenCipher } from '@fitlamp/crypto';
 import {
+  addDays,
+  localDayAt,
   ProviderError,
   syncWindow,
   type DayResult,
@@ -51,6 +54,8 @@ export interface SyncDeps {
   streams: readonly StreamName[];
   backfillDays: number;
   refetchDays: number;
+  /** Delivered events of days before today minus this many leave Postgres after each sync (EVENT_RETENTION_DAYS). */
+  eventRetentionDays: number;
   syncIntervalMs: number;
   /** Poll this many times less often while the provider's webhooks are healthy [4]; 1 turns it off. */
   webhookPollMultiplier?: number;
@@ -297,12 +302,16 @@ export function createSyncProcessor(deps: SyncDeps) {
         });
         summary.inserted += outcome.inserted;
         summary.changed += outcome.changed;
+        if (outcome.revisions.length > 0) {
+          log.info({ stream: request.stream, revised: outcome.revisions.length }, 'the provider revised events mindLAMP already received');
+        }
         deps.metrics.records.inc({ provider: provider.name, stream: request.stream, outcome: 'inserted' }, outcome.inserted);
         deps.metrics.records.inc({ provider: provider.name, stream: request.stream, outcome: 'changed' }, outcome.changed);
         needDelivery ||= outcome.inserted > 0 || outcome.changed > outcome.changedAfterDelivery;
       }
 
       await finishSync(deps, connection, participantId, failures.length === 0, now());
+      await applyRetention();
       if (failures.length > 0) {
         // Not thrown: a job retried with BullMQ's backoff would hold the participant's job id
         // for minutes, and no fresh sync could start meanwhile. The job completes; the failed
@@ -351,6 +360,21 @@ export function createSyncProcessor(deps: SyncDeps) {
     } finally {
       await saveBudget().catch(() => {});
       if (needDelivery) await enqueue(deps.queues, 'deliver', { participantId, reason: 'fetched' }).catch(() => {});
+    }
+
+    /**
+     * Retention: the participant's delivered events of days older than the window leave Postgres
+     * (their totals stay in day_summaries and the ledger). A failure is logged, not thrown: the
+     * sync itself succeeded, and the next one compacts again.
+     */
+    async function applyRetention(): Promise<void> {
+      try {
+        const cutoff = addDays(localDayAt(zones, now()), -deps.eventRetentionDays);
+        const compacted = await compactDeliveredEvents(deps.db, participantId, cutoff);
+        if (compacted.deletedChunks > 0 || compacted.mergedDays > 0) log.info({ ...compacted, before: cutoff }, 'compacted delivered events');
+      } catch (error) {
+        log.warn({ err: error instanceof Error ? error.message : String(error) }, 'retention failed; retried after the next sync');
+      }
     }
 
     /** Not a failure: the job waits (delayed, not failed) until the budget refills. */

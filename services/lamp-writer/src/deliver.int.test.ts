@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -6,7 +9,7 @@ import { createLampClient, type LampClient } from '@fitlamp/lamp';
 import type { DeliverPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createLampSimulator, LAMP_DEFAULT_CREDENTIAL, type LampSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, outboxEvents, seedChunk, type TestDatabase } from '@fitlamp/testing';
 import { createDeliverProcessor, createWriterMetrics, type DeliverDeps } from './deliver.worker.ts';
 
 const P = 'U1000000001';
@@ -34,7 +37,7 @@ describe('lamp-writer delivery', () => {
   });
   beforeEach(async () => {
     sim.reset();
-    await t.db.deleteFrom('records').execute();
+    await t.db.deleteFrom('event_chunks').execute();
     await t.db.deleteFrom('delivery_batches').execute();
     await t.db.deleteFrom('day_ledger').execute();
     await t.db.deleteFrom('participants').execute();
@@ -52,19 +55,14 @@ describe('lamp-writer delivery', () => {
   afterEach(() => sim.clearFaults());
 
   async function seed(count: number, participantId = P) {
-    // Inserted newest first: delivery must still be in time order.
-    const rows = Array.from({ length: count }, (_, i) => count - 1 - i).map((i) => ({
-      record_key: `${participantId}|lamp.steps|${BASE + i * 60_000}|`,
-      participant_id: participantId,
-      stream: 'steps',
-      day: '2026-11-20',
-      sensor: 'lamp.steps',
+    // Seeded newest first: delivery must still be in time order.
+    const events = Array.from({ length: count }, (_, i) => count - 1 - i).map((i) => ({
+      key: `${participantId}|lamp.steps|${BASE + i * 60_000}|`,
       timestamp: BASE + i * 60_000,
-      data: JSON.stringify({ value: i + 1, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' }),
-      data_hash: `h${i}`,
-      status: 'pending' as const,
+      data: { value: i + 1, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' },
+      hash: `h${i}`,
     }));
-    await t.db.insertInto('records').values(rows).execute();
+    await seedChunk(t.db, { participantId, stream: 'steps', day: '2026-11-20', status: 'pending', events });
     await t.db
       .insertInto('day_ledger')
       .values({ participant_id: participantId, stream: 'steps', day: '2026-11-20', status: 'settled', records_fetched: count })
@@ -72,8 +70,7 @@ describe('lamp-writer delivery', () => {
       .execute();
   }
 
-  const statuses = async () =>
-    (await t.db.selectFrom('records').select('status').where('participant_id', '=', P).execute()).map((r) => r.status);
+  const statuses = async () => (await outboxEvents(t.db, P)).map((r) => r.status);
   const stored = () => sim.listEvents({ participantId: P, sensor: 'lamp.steps' });
 
   it('posts pending records in time order, in batches, and marks them delivered', async () => {
@@ -202,5 +199,21 @@ describe('lamp-writer delivery', () => {
     expect(await statuses()).toEqual(Array(4).fill('pending'));
     const batch = await t.db.selectFrom('delivery_batches').select('status').executeTakeFirstOrThrow();
     expect(batch.status).toBe('abandoned');
+  });
+
+  it('appends delivered events to the raw archive as NDJSON per participant and day, when ARCHIVE_DIR is set', async () => {
+    await seed(12);
+    const dir = await mkdtemp(join(tmpdir(), 'fitlamp-archive-'));
+    try {
+      sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'partial-write', stored: 4 }, times: 1 });
+      await expect(createDeliverProcessor({ ...deps, archiveDir: dir })(job())).rejects.toMatchObject({ code: 'server_error' });
+      expect(await createDeliverProcessor({ ...deps, archiveDir: dir })(job())).toMatchObject({ reconciled: 4, delivered: 8 });
+      const lines = (await readFile(join(dir, P, '2026-11-20.ndjson'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+      // Every event once: the 4 found by read-back, then the rest.
+      expect(lines.map((l) => l.timestamp).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => BASE + i * 60_000));
+      expect(lines[0]).toEqual({ timestamp: BASE, sensor: 'lamp.steps', data: { value: 1, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' }, stream: 'steps' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

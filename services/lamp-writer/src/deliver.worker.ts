@@ -24,6 +24,7 @@ import { LampError, type LampClient } from '@fitlamp/lamp';
 import { canonicalJson } from '@fitlamp/provider';
 import { deliverPayload, queueCatalog, type DeliverPayload } from '@fitlamp/queues';
 import type { Logger } from '@fitlamp/runtime';
+import { appendToArchive } from './archive.ts';
 
 export interface DeliverDeps {
   db: Kysely<Database>;
@@ -34,6 +35,8 @@ export interface DeliverDeps {
   /** A writer's lease on a participant, from its last renewal; longer than a POST can take. */
   leaseMs: number;
   metrics: WriterMetrics;
+  /** ARCHIVE_DIR: where delivered events are appended as NDJSON (archive.ts); absent = off. */
+  archiveDir?: string;
 }
 
 export interface WriterMetrics {
@@ -116,7 +119,19 @@ export async function reconcileBatch(deps: DeliverDeps, batch: DeliveryBatch): P
     found,
     `reconciled by read-back: ${found.length} of ${records.length} events were stored`,
   );
+  const foundIds = new Set(found);
+  await archive(deps, batch.participant_id, records.filter((r) => foundIds.has(r.id)));
   return { found: found.length, missing: records.length - found.length };
+}
+
+/** Appends delivered events to the raw archive when one is configured; a failure is logged, never thrown. */
+async function archive(deps: DeliverDeps, participantId: string, records: readonly OutboxRecord[]): Promise<void> {
+  if (!deps.archiveDir || records.length === 0) return;
+  try {
+    await appendToArchive(deps.archiveDir, participantId, records);
+  } catch (error) {
+    deps.logger.error({ participantId, events: records.length, err: error instanceof Error ? error.message : String(error) }, 'could not append delivered events to the archive');
+  }
 }
 
 /**
@@ -210,6 +225,7 @@ function createDeliverRun(deps: DeliverDeps) {
       try {
         await deps.lamp.postSensorEvents(participantId, records.map(toSensorEvent));
         await markBatchDelivered(deps.db, batch);
+        await archive(deps, participantId, records);
         summary.delivered += records.length;
         deps.metrics.batches.inc({ outcome: 'delivered' });
         deps.metrics.events.inc({ outcome: 'delivered' }, records.length);

@@ -16,6 +16,8 @@ export const lampWriterEnvSchema = baseEnvSchema.extend(lampEnvSchema.shape).ext
    * the body, and must end before the lease can pass to another writer, so it must be longer.
    */
   LAMP_WRITER_LEASE_MS: z.coerce.number().int().positive().optional(),
+  /** Optional raw archive: a folder where delivered events are appended as NDJSON per participant/day; empty = off. */
+  ARCHIVE_DIR: z.string().optional(),
 }).superRefine((env, ctx) => {
   if (env.LAMP_WRITER_LEASE_MS !== undefined && env.LAMP_WRITER_LEASE_MS <= 2 * env.LAMP_TIMEOUT_MS) {
     ctx.addIssue({

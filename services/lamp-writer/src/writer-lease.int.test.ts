@@ -8,7 +8,7 @@ import { createLampClient, type LampClient } from '@fitlamp/lamp';
 import { jobIdFor, queueCatalog, type DeliverPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createLampSimulator, LAMP_DEFAULT_CREDENTIAL, type LampSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, outboxEvents, seedChunk, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
 import { createDeliverProcessor, createWriterMetrics, type DeliverDeps } from './deliver.worker.ts';
 
 const BASE = Date.parse('2026-11-20T08:00:00Z');
@@ -56,24 +56,19 @@ describe('writer lease', () => {
   });
 
   it(`two live writers racing on one participant never send an event twice (${RACES} races)`, { timeout: 120_000 }, async () => {
-    await t.db
-      .insertInto('records')
-      .values(
-        participants.flatMap((participantId) =>
-          Array.from({ length: EVENTS }, (_, i) => ({
-            record_key: `${participantId}|lamp.steps|${BASE + i * 60_000}|`,
-            participant_id: participantId,
-            stream: 'steps',
-            day: '2026-11-20',
-            sensor: 'lamp.steps',
-            timestamp: BASE + i * 60_000,
-            data: JSON.stringify({ value: i + 1, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' }),
-            data_hash: `h${i}`,
-            status: 'pending' as const,
-          })),
-        ),
-      )
-      .execute();
+    for (const participantId of participants) {
+      await seedChunk(t.db, {
+        participantId,
+        stream: 'steps',
+        day: '2026-11-20',
+        status: 'pending',
+        events: Array.from({ length: EVENTS }, (_, i) => ({
+          key: `${participantId}|lamp.steps|${BASE + i * 60_000}|`,
+          timestamp: BASE + i * 60_000,
+          data: { value: i + 1, unit: 'count', type: 'step_count', source: 'com.fitbit.webapi' },
+        })),
+      });
+    }
     // A slow mindLAMP: each POST of 2 events waits before storing, so a writer's batch is in
     // flight (`sending`) while the other writer's job runs. Reads stay fast.
     sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 400 } });
@@ -186,7 +181,7 @@ describe('writer lease', () => {
     expect({ distinct: stored.size, duplicated }).toEqual({ distinct: PARTICIPANTS * EVENTS, duplicated: 0 });
     // The lease, not luck, kept them apart: nearly every second writer met a held lease.
     expect(backedOff).toBeGreaterThanOrEqual(RACES);
-    const notDelivered = await t.db.selectFrom('records').select('id').where('status', '!=', 'delivered').execute();
+    const notDelivered = (await outboxEvents(t.db)).filter((e) => e.status !== 'delivered');
     expect(notDelivered).toEqual([]);
     expect(await t.db.selectFrom('writer_leases').selectAll().execute()).toEqual([]);
     const span = Math.max(...runs.map((r) => r.end)) - Math.min(...runs.map((r) => r.start));

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findScheduledStreams } from '@fitlamp/db';
 import { createQueues, type QueueSet } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
-import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, seedChunk, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
 import { runTick, type TickDeps } from './tick.ts';
 
 describe('scheduler tick on real Postgres and Redis', () => {
@@ -76,14 +76,11 @@ describe('scheduler tick on real Postgres and Redis', () => {
     const deps = depsFor(prefix);
     // Outbox rows carry the database's time (the scheduler's own clock may be simulated).
     const old = new Date(Date.now() - 3_600_000);
-    await t.db
-      .insertInto('records')
-      .values([
-        { record_key: 'a', participant_id: 'DUE', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'pending', updated_at: old },
-        { record_key: 'b', participant_id: 'LATER', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'pending', updated_at: new Date() },
-        { record_key: 'c', participant_id: 'GONE', stream: 'steps', day: '2026-11-20', sensor: 'lamp.steps', timestamp: 1, data: '{}', data_hash: 'h', status: 'delivered', updated_at: old },
-      ])
-      .execute();
+    const event = (key: string) => [{ key, timestamp: 1, data: {} }];
+    await seedChunk(t.db, { participantId: 'DUE', stream: 'steps', day: '2026-11-20', status: 'pending', events: event('a') });
+    await seedChunk(t.db, { participantId: 'LATER', stream: 'steps', day: '2026-11-20', status: 'pending', events: event('b') });
+    await seedChunk(t.db, { participantId: 'GONE', stream: 'steps', day: '2026-11-20', status: 'delivered', events: event('c') });
+    await t.db.updateTable('event_chunks').set({ updated_at: old }).where('participant_id', 'in', ['DUE', 'GONE']).execute();
     await t.db
       .insertInto('delivery_batches')
       .values({ participant_id: 'NEW', status: 'unknown', event_count: 1, bytes: 10, from_ts: 1, to_ts: 1, updated_at: old })
