@@ -2,6 +2,7 @@
 import type { FreshnessResult } from './freshness.ts';
 import type { RawLimits } from './limits.ts';
 import type { ProfileSummary } from './profile.ts';
+import type { SoakResult } from './soak.ts';
 import type { SteadyResult } from './steady.ts';
 import type { ThroughputResult } from './throughput.ts';
 
@@ -28,6 +29,22 @@ export interface BenchResults {
   scaling?: Array<Omit<ThroughputResult, 'stack'>>;
   efficiency?: SteadyResult;
   freshness?: FreshnessResult;
+  soak?: SoakResult;
+  /** Figures of a design this one is measured against (kept across runs, set by --set-baseline). */
+  baseline?: { storage?: StorageBaseline };
+}
+
+export interface StorageBaseline {
+  /** Which design, e.g. "old design (records table)". */
+  label: string;
+  date: string;
+  commit: string;
+  participants: number;
+  days: number;
+  events: number;
+  postgres: string;
+  walBytesPerEvent: number;
+  keptBytesPerEvent: number;
 }
 
 const MB = 2 ** 20;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { startStack, type ServiceName, type ServiceResources, type Stack, type StackParticipant } from '@fitlamp/harness';
 import { findUser, syncUser } from '@fitlamp/simulators';
+import { storageBetween, storageSnapshot, type StorageResult } from './storage.ts';
 
 export interface ThroughputOptions {
   participants: number;
@@ -23,6 +24,8 @@ export interface ThroughputOptions {
   keepStack?: boolean;
   /** Run the services' built JavaScript on node, as production does [true]; false: TypeScript source through tsx. */
   built?: boolean;
+  /** Run the stack on a Postgres cluster of its own [false], for a WAL figure nothing else adds to. */
+  ownPostgres?: boolean;
   log: (line: string) => void;
 }
 
@@ -34,6 +37,10 @@ export interface ThroughputResult {
   latencyMs: number;
   /** The services ran their built JavaScript (`dist/main.js` on node); false: source through tsx. */
   built: boolean;
+  /** Environment given to the services beyond the stack's own (concurrency settings). */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** WAL written during the run and database bytes kept at its end, per event delivered. */
+  storage?: StorageResult;
   finished: boolean;
   events: number;
   duplicates: number;
@@ -87,6 +94,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     logDir: o.logDir,
     seed: 'fitlamp-bench',
     built: o.built ?? true,
+    ownPostgres: o.ownPostgres ?? false,
     ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
     ...(o.profileDir ? { cpuProfile: profiled, cpuProfileDir: o.profileDir } : {}),
   });
@@ -103,6 +111,8 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       await session.post('Profiler.enable');
       await session.post('Profiler.start');
     }
+    // The migrated schema with no participant yet: what the run adds is measured from here.
+    const storage0 = await storageSnapshot(stack.db);
     const cpu0 = process.cpuUsage();
     const services0 = new Map(stack.resources().map((r) => [`${r.name}-${r.replica}`, r.cpuMs ?? 0]));
     const events = stack.lamp.store.events;
@@ -183,6 +193,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       }
     }
     clearInterval(sampler);
+    const storage1 = await storageSnapshot(stack.db);
     const resources = stack.resources();
     const cpu = process.cpuUsage(cpu0);
     if (session) {
@@ -212,6 +223,8 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       writers: o.writers,
       latencyMs: o.latencyMs,
       built: o.built ?? true,
+      ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
+      storage: await storageBetween(stack.db, storage0, storage1, total, o.ownPostgres ? 'own cluster' : 'shared cluster'),
       finished,
       events: total,
       duplicates: stack.lamp.findDuplicates().extraCopies,
