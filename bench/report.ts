@@ -48,6 +48,7 @@ export interface StorageBaseline {
 }
 
 const MB = 2 ** 20;
+const mib = (bytes: number) => `${(bytes / MB).toFixed(bytes < 10 * MB ? 2 : 1)} MiB`;
 const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const f1 = (n: number) => n.toFixed(1);
 const pct = (n: number) => `${(n * 100).toFixed(0)}%`;
@@ -97,11 +98,52 @@ export function targets(r: BenchResults): Target[] {
       });
     }
   }
+  const st = t?.storage;
+  const base = r.baseline?.storage;
+  if (st) {
+    const ratio = base ? st.walBytesPerEvent / base.walBytesPerEvent : undefined;
+    out.push({
+      name: 'Postgres WAL per event, backfill',
+      target: base ? `≤ 1/3 of the ${base.label}'s ${f0(base.walBytesPerEvent)} bytes` : '≤ 1/3 of the old design (no baseline recorded)',
+      measured: `${f0(st.walBytesPerEvent)} bytes${ratio !== undefined ? ` (${ratio.toFixed(2)} × old)` : ''}`,
+      met: ratio === undefined ? undefined : t!.finished && ratio <= 1 / 3,
+    });
+    out.push({
+      name: 'Postgres bytes kept per event, after delivery',
+      target: '',
+      measured: `${f0(st.keptBytesPerEvent)} bytes${base ? ` (${(st.keptBytesPerEvent / base.keptBytesPerEvent).toFixed(2)} × old: ${f0(base.keptBytesPerEvent)})` : ''}`,
+      met: undefined,
+    });
+  }
+  const so = r.soak;
+  if (so) {
+    const g = so.growthDay15To30;
+    out.push({
+      name: 'Soak: database growth, simulated day 15 → 30',
+      target: '≤ 10%',
+      measured: g !== undefined ? pct(g) : `not reached (${so.simDays}-day run; second half: ${pct(so.growthSecondHalf)})`,
+      met: g === undefined ? undefined : g <= 0.1,
+    });
+    out.push({
+      name: 'Soak: Postgres bytes per participant',
+      target: '≤ 1 MiB',
+      measured: `${mib(so.bytesPerParticipant)} after ${so.simDays} simulated days`,
+      met: so.simDays >= 30 ? so.bytesPerParticipant <= MB : undefined,
+    });
+  }
   const e = r.efficiency;
   if (e) out.push({ name: 'Steady-state provider requests', target: '≤ 1.5 × minimum', measured: `${e.ratio.toFixed(2)} × (${f1(e.requestsPerParticipantDay)} vs ${f1(e.minimumPerParticipantDay)} per participant-day)`, met: e.ratio <= 1.5 });
   const fr = r.freshness;
   if (fr) out.push({ name: 'Freshness p95', target: `≤ poll ${fr.pollSeconds} s + 30 s`, measured: `${f1(fr.p95)} s`, met: fr.samples > 0 && fr.p95 <= fr.pollSeconds + 30 });
   return out;
+}
+
+/** The replica counts and concurrency a throughput run used, as the docs state them. */
+export function settings(t: Omit<ThroughputResult, 'stack'>): string {
+  const env = { ...t.serviceEnv?.fetcher, ...t.serviceEnv?.['lamp-writer'] };
+  const fc = env.FETCHER_CONCURRENCY ?? '8 (default)';
+  const wc = env.LAMP_WRITER_CONCURRENCY ?? '4 (default)';
+  return `${t.fetchers} fetcher${t.fetchers === 1 ? '' : 's'} at \`FETCHER_CONCURRENCY=${fc}\`, ${t.writers} lamp-writer${t.writers === 1 ? '' : 's'} at \`LAMP_WRITER_CONCURRENCY=${wc}\``;
 }
 
 export function renderTable(r: BenchResults): string {
@@ -113,6 +155,8 @@ export function renderTable(r: BenchResults): string {
     }
   }
   if (r.throughput) rows.push(['  Postgres backends CPU', '', `${r.throughput.postgresCores.toFixed(2)} cores mean, ${r.throughput.postgresPeakCores.toFixed(2)} peak`, '']);
+  const st = r.throughput?.storage;
+  if (st) rows.push(['  Postgres WAL / kept', '', `${mib(st.walBytes)} / ${mib(st.keptBytes)} for ${f0(st.events)} events (${st.postgres})`, '']);
   if (r.limits) {
     rows.push(['  raw: Postgres insert', '', `${f0(r.limits.postgresInsertRowsPerSecond)} rows/s`, '']);
     rows.push(['  raw: Postgres insert+claim+deliver', '', `${f0(r.limits.postgresOutboxRowsPerSecond)} rows/s`, '']);
@@ -146,7 +190,7 @@ a figure.
 | date | ${m.date} |
 | commit | ${m.commit}${m.dirty ? ' (with uncommitted changes in the working tree)' : ''} |
 | CPU | ${m.cpus} × ${m.cpuModel}${m.cpuMhz ? ` @ ${m.cpuMhz} MHz` : ''} |
-| memory | ${m.memoryGb.toFixed(1)} GB |
+| memory | ${m.memoryGb.toFixed(1)} GiB |
 | OS | ${m.platform} |
 | Node | ${m.node} |
 | load average (1/5/15 min) | before ${m.loadBefore.map((l) => l.toFixed(2)).join(' / ')}, after ${m.loadAfter.map((l) => l.toFixed(2)).join(' / ')} |
@@ -154,11 +198,16 @@ a figure.
 
 This is a shared 2-core development machine: other sessions' test suites ran during the
 benchmarks (the load averages above), and Postgres, Redis, the simulators and the services all
-share the same two cores. Every figure is a lower bound of what the code does on a quiet machine.
+share the same two cores. What that does to each kind of figure: rates (events/s, rows/s, jobs/s)
+are what this loaded machine gave, and a quiet one gives more; latencies (freshness, BullMQ round
+trip) are longer than on a quiet machine; counts (events, provider requests and their ratio to the
+minimum) do not depend on load; WAL bytes depend on it a little (a slower run spans more
+checkpoints, and the first change to a page after a checkpoint writes the whole page); database
+sizes and peak memory (RSS, in MiB) depend on it little, and not in a known direction.
 
 ## Targets
 `);
-  parts.push(mdTable(['measure', 'target', 'measured', ''], targets(r).map((t) => [t.name, t.target, t.measured, t.met ? 'met' : '**missed**'])));
+  parts.push(mdTable(['measure', 'target', 'measured', ''], targets(r).map((t) => [t.name, t.target, t.measured, t.met === undefined ? '' : t.met ? 'met' : '**missed**'])));
 
   const t = r.throughput;
   if (t) {
@@ -166,7 +215,7 @@ share the same two cores. Every figure is a lower bound of what the code does on
 ## 1. Throughput (backfill)
 
 ${t.participants} participants × ${t.days} days (1-minute steps and heart rate, sleep stages, the
-daily streams), all four services as processes (1 fetcher, 1 lamp-writer, default concurrency),
+daily streams), all four services as processes (${settings(t)}),
 the Fitbit simulator answering every data request after ${t.latencyMs} ms, the mindLAMP simulator
 in the bench process. Measured from the first participant's consent to the last event stored in
 mindLAMP.
@@ -256,6 +305,7 @@ ${mdTable(['fetchers', 'lamp-writers', 'events/s end to end', 'events/s 10–90%
 ]))}
 `);
   }
+  parts.push(renderStorage(r));
   const e = r.efficiency;
   if (e) {
     parts.push(`## 2. API efficiency (steady state)
@@ -301,4 +351,66 @@ the time runs from the sync to the first event that sync made visible being stor
   }
   parts.push(`\n${analysis.trim()}\n`);
   return parts.join('\n');
+}
+
+/** Section 6: what Postgres writes and keeps, against the baseline design's figures. */
+export function renderStorage(r: BenchResults): string {
+  const st = r.throughput?.storage;
+  const base = r.baseline?.storage;
+  const so = r.soak;
+  if (!st && !base && !so) return '';
+  const out: string[] = [`## 6. Storage (Postgres)
+
+Measured without knowing the schema (\`bench/storage.ts\`), so the same code measures any storage
+design: **WAL per event** is \`pg_wal_lsn_diff\` of \`pg_current_wal_lsn()\` from just before the
+first participant connects to the moment the last event is in mindLAMP, ÷ events delivered;
+**bytes kept per event** is \`pg_database_size\` at that moment minus its size with the empty
+migrated schema, ÷ events delivered. The bench starts a Postgres cluster of its own for this
+(\`startPostgresServer\` in packages/harness: initdb in a temporary directory, initdb's default
+settings, stopped and deleted at the end), so no other database's writes are in the WAL figure
+(\`--shared-postgres\` uses the machine's cluster instead). The raw limits of section 1 run on the
+same cluster.
+`];
+  const rows: Array<Array<string | number>> = [];
+  if (base) {
+    rows.push([
+      `${base.label}, measured on this machine on ${base.date.slice(0, 10)} (commit ${base.commit})`,
+      `${base.participants} × ${base.days}`,
+      f0(base.events),
+      `${f0(base.walBytesPerEvent)} bytes`,
+      `${f0(base.keptBytesPerEvent)} bytes`,
+    ]);
+  }
+  if (st && r.throughput) {
+    rows.push([
+      `this run (${r.machine.date.slice(0, 10)}, commit ${r.machine.commit})${r.throughput.finished ? '' : ' — **not finished**'}`,
+      `${r.throughput.participants} × ${r.throughput.days}`,
+      f0(st.events),
+      `${f0(st.walBytesPerEvent)} bytes${base ? ` (${(st.walBytesPerEvent / base.walBytesPerEvent).toFixed(2)} × old)` : ''}`,
+      `${f0(st.keptBytesPerEvent)} bytes${base ? ` (${(st.keptBytesPerEvent / base.keptBytesPerEvent).toFixed(2)} × old)` : ''}`,
+    ]);
+  }
+  if (rows.length) out.push(mdTable(['design', 'participants × days', 'events', 'WAL per event (backfill)', 'bytes kept per event'], rows));
+  if (st) {
+    out.push(`
+This run: ${mib(st.walBytes)} of WAL, database ${mib(st.databaseBytes)} (empty schema ${mib(st.emptyDatabaseBytes)}, so ${mib(st.keptBytes)} kept), on ${st.postgres === 'own cluster' ? 'a cluster of its own' : "the machine's shared cluster"}. Largest tables (with their indexes and TOAST): ${st.largest.slice(0, 5).map((x) => `\`${x.name}\` ${mib(x.bytes)}`).join(', ')}.`);
+  }
+  if (so) {
+    const pick = so.days.filter((d) => d.day === 0 || d.day % 5 === 0 || d.day === so.simDays);
+    out.push(`
+### Soak: ${so.participants} participants, ${so.simDays} simulated days
+
+The fetcher's and the lamp-writer's processors and the scheduler's pass in the bench process on a
+simulated clock (as in section 2), over real Postgres (${so.postgres === 'own cluster' ? 'a cluster of its own' : "the machine's"}) and Redis, delivering to an
+in-process mindLAMP simulator: a ${so.backfillDays}-day backfill (day 0), then steady state, the clock
+advanced ${f0(so.stepSeconds / 60)} minutes at a time, each participant polled every ${f0(so.pollSeconds / 3600)} h
+(\`REFETCH_DAYS=${so.refetchDays}\`; the polling interval changes how often rows are written, not what a day holds).
+Size = database size minus the empty schema's (${mib(so.emptyDatabaseBytes)}), at the end of each simulated day.
+${so.syncs} syncs${Object.keys(so.syncErrors).length ? `, failed attempts: ${JSON.stringify(so.syncErrors)}` : ', none failed'}; ${f0(so.realSeconds)} s.
+
+${mdTable(['simulated day', 'size over the empty schema', 'per participant', 'events delivered so far', 'WAL so far'], pick.map((d) => [d.day, mib(d.keptBytes), mib(d.keptBytes / so.participants), f0(d.events), mib(d.walBytes)]))}
+
+Growth from day 15 to day 30: ${so.growthDay15To30 !== undefined ? `**${pct(so.growthDay15To30)}**` : `not reached (second half of this run: ${pct(so.growthSecondHalf)})`}. Largest tables at the end: ${so.largest.slice(0, 5).map((x) => `\`${x.name}\` ${mib(x.bytes)}`).join(', ')}.`);
+  }
+  return `${out.join('\n')}\n`;
 }

@@ -185,7 +185,8 @@ if (sections.has('throughput') || sections.has('limits')) {
         `kept ${(st.keptBytes / 2 ** 20).toFixed(1)} MiB = ${st.keptBytesPerEvent.toFixed(0)} bytes/event (database ${(st.databaseBytes / 2 ** 20).toFixed(1)} MiB, empty schema ${(st.emptyDatabaseBytes / 2 ** 20).toFixed(1)} MiB)`,
     );
     log(`    largest tables: ${st.largest.map((x) => `${x.name} ${(x.bytes / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
-    if (values['set-baseline'] !== undefined) {
+    if (values['set-baseline'] !== undefined && !throughput.finished) log('    NOT kept as the baseline: the backfill did not finish (raise --timeout)');
+    else if (values['set-baseline'] !== undefined) {
       results.baseline = {
         storage: {
           label: values['set-baseline'],

@@ -51,6 +51,8 @@ export interface ThroughputResult {
   /** Between 10% and 90% of the events: the rate once the pipeline is full. */
   steadyEventsPerSecond: number;
   connectSeconds: number;
+  /** Enrolments tried again after the gateway answered 503 (its mindLAMP check failed under load). */
+  connectRetries?: number;
   /** Seconds from the first connect to the first event in mindLAMP. */
   firstEventSeconds: number;
   /** Per process: peak RSS, CPU time, mean cores over the run and the busiest second's cores. */
@@ -161,9 +163,22 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       previous = next;
     }, 1_000);
     const t0 = Date.now();
-    await mapLimit(participants, 8, (p) => stack.connect(p));
+    // On a loaded machine the gateway's mindLAMP check can fail ("try again in a few minutes",
+    // 503): the bench tries again as a person would, and counts it.
+    let connectRetries = 0;
+    await mapLimit(participants, 8, async (p) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await stack.connect(p);
+        } catch (error) {
+          if (attempt >= 5 || !/\b503\b/.test(String(error))) throw error;
+          connectRetries++;
+          await new Promise((r) => setTimeout(r, 2_000));
+        }
+      }
+    });
     const connectSeconds = (Date.now() - t0) / 1000;
-    o.log(`    connected ${participants.length} participants in ${connectSeconds.toFixed(1)} s`);
+    o.log(`    connected ${participants.length} participants in ${connectSeconds.toFixed(1)} s${connectRetries ? ` (${connectRetries} retried after a 503)` : ''}`);
 
     const expected = participants.length * stack.dataStreams.length * o.days;
     const deadline = t0 + o.timeoutMs;
@@ -233,6 +248,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       eventsPerSecond: seconds > 0 ? total / seconds : 0,
       steadyEventsPerSecond: steadySpan > 0 ? (total * 0.8) / steadySpan : 0,
       connectSeconds,
+      connectRetries,
       firstEventSeconds: (firstAt - t0) / 1000,
       services: resources.map((r) => ({
         ...r,
