@@ -38,6 +38,7 @@ const { values } = parseArgs({
     'soak-participants': { type: 'string' },
     'soak-days': { type: 'string' },
     'soak-poll': { type: 'string' },
+    'soak-step': { type: 'string' },
     'scaling-participants': { type: 'string' },
     'scaling-days': { type: 'string' },
     'steady-participants': { type: 'string' },
@@ -68,7 +69,7 @@ if (values.help) {
                --shared-postgres runs on the machine's Postgres instead of a cluster of its own (WAL then includes others' writes)
                --timeout SECONDS (900; quick 120): the backfill stops there, finished or not
                --set-baseline LABEL keeps this run's storage figures as the baseline later runs are compared with
-  soak:        --soak-participants (100; quick 8) --soak-days (30; quick 3) --soak-poll SECONDS (21600)
+  soak:        --soak-participants (100; quick 8) --soak-days (30; quick 3) --soak-poll SECONDS (21600) --soak-step SECONDS (21600: simulated time per scheduler pass)
   scaling:     --scaling-participants (30; quick 10) --scaling-days (3; quick 2)
   efficiency:  --steady-participants (12; quick 4) --steady-days (2; quick 1) --steady-poll SECONDS (900)
   freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-poll SECONDS (30)
@@ -271,10 +272,14 @@ if (sections.has('soak')) {
   const sp = num(values['soak-participants'], 100, 8);
   const sd = num(values['soak-days'], 30, 3);
   const poll = num(values['soak-poll'], 21_600, 21_600);
+  const stepSeconds = num(values['soak-step'], 21_600, 21_600);
   log(`\n[soak] ${sp} participants, ${sd} simulated days at steady state, polling every ${poll} s, fetcher and lamp-writer processors in process`);
-  const r: SoakResult = await runSoak({ participants: sp, simDays: sd, pollSeconds: poll, backfillDays: 7, refetchDays: 3, startAt: '2026-10-01T12:00:00Z', ownPostgres, log });
+  const r: SoakResult = await runSoak({ participants: sp, simDays: sd, pollSeconds: poll, backfillDays: 7, refetchDays: 3, startAt: '2026-10-01T12:00:00Z', ownPostgres, stepSeconds, log });
   results.soak = r;
-  log(`    database ${(r.days.at(-1)?.keptBytes ?? 0) / 2 ** 20 > 0 ? ((r.days.at(-1)!.keptBytes) / 2 ** 20).toFixed(1) : '0'} MiB over the empty schema after ${sd} days; ${r.bytesPerParticipant.toFixed(0)} bytes per participant (${r.realSeconds.toFixed(0)} s)`);
+  log(
+    `    ${((r.days.at(-1)?.keptBytes ?? 0) / 2 ** 20).toFixed(1)} MiB over the empty schema after ${sd} simulated days, ` +
+      `${(r.bytesPerParticipant / 2 ** 20).toFixed(2)} MiB per participant; growth day 15 → 30 ${r.growthDay15To30 === undefined ? 'not reached' : `${(r.growthDay15To30 * 100).toFixed(1)}%`} (${r.realSeconds.toFixed(0)} s)`,
+  );
 }
 
 if (sections.has('freshness')) {

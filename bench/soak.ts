@@ -13,7 +13,7 @@ export interface SoakOptions {
   refetchDays: number;
   startAt: string;
   ownPostgres: boolean;
-  /** Simulated time per step (one scheduler pass, then the queues drained) [3600 s]. */
+  /** Simulated time per step (one scheduler pass, then the queues drained) [21600 s]. */
   stepSeconds?: number;
   log: (line: string) => void;
 }
@@ -54,7 +54,7 @@ export interface SoakResult {
 
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const realStart = Date.now();
-  const stepSeconds = o.stepSeconds ?? 3_600;
+  const stepSeconds = o.stepSeconds ?? 21_600;
   const p = await startSimPipeline({
     participants: o.participants,
     pollSeconds: o.pollSeconds,
