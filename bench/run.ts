@@ -4,6 +4,9 @@
 //   pnpm bench                      # the full run (~20 min on a 2-core machine)
 //   pnpm bench --quick              # a small run of every section (~1-2 min), writes nothing unless --write
 //   pnpm bench --sections throughput,limits --participants 100 --days 3
+//   pnpm bench --sections soak      # 100 participants × 30 simulated days: the database's size per day
+//   pnpm bench --sections throughput --set-baseline "old design (records table)"
+//                                   # keeps this run's WAL and bytes kept per event as baseline.storage
 import { execSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -69,7 +72,7 @@ if (values.help) {
                --shared-postgres runs on the machine's Postgres instead of a cluster of its own (WAL then includes others' writes)
                --timeout SECONDS (900; quick 120): the backfill stops there, finished or not
                --set-baseline LABEL keeps this run's storage figures as the baseline later runs are compared with
-  soak:        --soak-participants (100; quick 8) --soak-days (30; quick 3) --soak-poll SECONDS (21600) --soak-step SECONDS (21600: simulated time per scheduler pass)
+  soak:        --soak-participants (100; quick 4) --soak-days (30; quick 2) --soak-poll SECONDS (21600) --soak-step SECONDS (21600: simulated time per scheduler pass)
   scaling:     --scaling-participants (30; quick 10) --scaling-days (3; quick 2)
   efficiency:  --steady-participants (12; quick 4) --steady-days (2; quick 1) --steady-poll SECONDS (900)
   freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-poll SECONDS (30)
@@ -269,8 +272,8 @@ if (sections.has('efficiency')) {
 }
 
 if (sections.has('soak')) {
-  const sp = num(values['soak-participants'], 100, 8);
-  const sd = num(values['soak-days'], 30, 3);
+  const sp = num(values['soak-participants'], 100, 4);
+  const sd = num(values['soak-days'], 30, 2);
   const poll = num(values['soak-poll'], 21_600, 21_600);
   const stepSeconds = num(values['soak-step'], 21_600, 21_600);
   log(`\n[soak] ${sp} participants, ${sd} simulated days at steady state, polling every ${poll} s, fetcher and lamp-writer processors in process`);
