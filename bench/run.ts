@@ -1,7 +1,7 @@
 // `pnpm bench`: fitlamp's benchmarks (issue 7). Not tests: they measure, print a table, and write
 // docs/benchmarks.md (with the machine they ran on) and bench/results.json.
 //
-//   pnpm bench                      # the full run (~20 min on a 2-core machine)
+//   pnpm bench                      # the full run (~13 min on a 2-core machine before the soak section; plus the soak)
 //   pnpm bench --quick              # a small run of every section (~1-2 min), writes nothing unless --write
 //   pnpm bench --sections throughput,limits --participants 100 --days 3
 //   pnpm bench --sections soak      # 100 participants × 30 simulated days: the database's size per day
@@ -151,7 +151,7 @@ const results: BenchResults = {
 };
 
 console.log(`fitlamp benchmarks: ${[...sections].join(', ')}${quick ? ' (quick)' : ''}; logs and profiles in ${logRoot}`);
-console.log(`  machine: ${results.machine.cpus} × ${results.machine.cpuModel}, ${results.machine.memoryGb.toFixed(1)} GB, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`  machine: ${results.machine.cpus} × ${results.machine.cpuModel}, ${results.machine.memoryGb.toFixed(1)} GiB, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 
 if (sections.has('throughput') || sections.has('limits')) {
   const profileDir = profiling ? join(logRoot, 'profiles') : undefined;
