@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack, type StackParticipant } from '@fitlamp/harness';
 import { addDays, localDayAt } from '@fitlamp/provider';
 import { findUser, syncUser, viewDay } from '@fitlamp/simulators';
-import { answerProviderConsent, startConsent } from '@fitlamp/testing';
+import { answerProviderConsent, startConsent, waitFor } from '@fitlamp/testing';
 
 // The four services as processes with the Google Health and Fitbit simulators sharing one world:
 // 10 participants on Google Health (webhooks on, duplicates injected) and 5 on the legacy Fitbit
@@ -25,16 +25,6 @@ const legacyParticipants: StackParticipant[] = Array.from({ length: 5 }, (_, i) 
   provider: 'fitbit',
 }));
 const participants = [...googleParticipants, ...legacyParticipants];
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 describe('Google Health participants and a legacy shutdown with re-consent, end to end', () => {
   let stack: Stack;
@@ -124,8 +114,11 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     expect(final.connected).toBe(participants.length);
     await google.flushWebhooks();
 
-    // Nothing twice, across both APIs.
-    expect(lamp.findDuplicates().extraCopies).toBe(0);
+    // Nothing twice, across both APIs: each datum (participant, sensor, instant, sleep stage, minute
+    // or day) is stored once, whatever its source; in particular no minute or day arrives from both.
+    const repeats = lamp.findRepeats();
+    expect(repeats.groups.filter((g) => new Set(g.sources).size > 1), 'minutes or days sent from both APIs').toEqual([]);
+    expect(repeats.groups).toEqual([]);
 
     // Every settled day (48 h past its end) of steps and heart rate is in mindLAMP minute by
     // minute at the right UTC instant; heart rate within 1 bpm (Google's samples vs Fitbit's
@@ -134,27 +127,27 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     let checkedDays = 0;
     for (const p of participants) {
       const user = findUser(fitbit.world, p.user.id)!;
-      const events = lamp.listEvents({ participantId: p.id });
-      const steps = new Map<number, unknown>();
-      const heart = new Map<number, number>();
-      for (const e of events) {
-        if (e.event.sensor === 'lamp.steps') steps.set(Number(e.event.timestamp), (e.event.data as { value: unknown }).value);
-        if (e.event.sensor === 'lamp.heart_rate') heart.set(Number(e.event.timestamp), (e.event.data as { value: number }).value);
-      }
+      // Every stored minute as an [instant, value] pair, never collapsed: a copy is an extra pair.
+      const minutes = (sensor: string) =>
+        lamp
+          .listEvents({ participantId: p.id, sensor })
+          .filter((e) => e.event.duration === undefined)
+          .map((e) => [Number(e.event.timestamp), (e.event.data as { value: number }).value] as [number, number]);
+      const steps = minutes('lamp.steps');
+      const heart = minutes('lamp.heart_rate');
       // The participant's own today (Sydney is a day ahead of UTC at 15:00Z).
       const today = localDayAt(user.zoneHistory.map((z) => ({ zone: z.zone, validFrom: z.from })), now);
       for (let i = 3; i < DAYS; i++) {
         const day = addDays(today, -i);
         const truth = viewDay(fitbit.world, user, day, now).day;
         if (!truth) continue;
-        const expectedSteps = new Map<number, number>();
-        truth.steps.forEach((v, m) => v > 0 && expectedSteps.set(truth.start + m * 60_000, v));
-        const inDay = <V>(m: Map<number, V>) => new Map([...m].filter(([t]) => t >= truth.start && t < truth.end));
+        const expectedSteps = truth.steps.flatMap((v, m) => (v > 0 ? [[truth.start + m * 60_000, v] as [number, number]] : []));
+        const inDay = (pairs: [number, number][]) => pairs.filter(([t]) => t >= truth.start && t < truth.end).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
         expect(inDay(steps), `${p.id} steps ${day}`).toEqual(expectedSteps);
         const dayHeart = inDay(heart);
         const expectedHeart = truth.heartRate.flatMap((v, m) => (v === null ? [] : [[truth.start + m * 60_000, v] as const]));
-        expect([...dayHeart.keys()].sort(), `${p.id} heart-rate minutes ${day}`).toEqual(expectedHeart.map(([t]) => t).sort());
-        for (const [t, v] of expectedHeart) expect(Math.abs(dayHeart.get(t)! - v), `${p.id} heart rate at ${new Date(t).toISOString()}`).toBeLessThanOrEqual(1);
+        expect(dayHeart.map(([t]) => t), `${p.id} heart-rate minutes ${day}`).toEqual(expectedHeart.map(([t]) => t));
+        expectedHeart.forEach(([t, v], i) => expect(Math.abs(dayHeart[i]![1] - v), `${p.id} heart rate at ${new Date(t).toISOString()}`).toBeLessThanOrEqual(1));
         checkedDays++;
       }
     }

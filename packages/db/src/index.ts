@@ -72,5 +72,6 @@ export {
   type ClaimedBatch,
   type RequeueOutcome,
 } from './delivery-batches.ts';
+export { acquireWriterLease, renewWriterLease, releaseWriterLease, findWriterLeaseRemainingMs } from './writer-leases.ts';
 export { recordWebhookVerified, findWebhookLastVerified } from './provider-webhooks.ts';
 export { lockProviderAccount, withSchedulerLock, type LockedRun } from './locks.ts';

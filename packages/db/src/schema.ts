@@ -141,6 +141,14 @@ export interface ProviderWebhooksTable {
   updated_at: Created;
 }
 
+export interface WriterLeasesTable {
+  participant_id: string;
+  /** One run of a deliver job. */
+  holder: string;
+  acquired_at: Created;
+  expires_at: Timestamp;
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   participants: ParticipantsTable;
@@ -152,6 +160,7 @@ export interface Database {
   delivery_batches: DeliveryBatchesTable;
   records: RecordsTable;
   provider_webhooks: ProviderWebhooksTable;
+  writer_leases: WriterLeasesTable;
 }
 
 export type Participant = Selectable<ParticipantsTable>;

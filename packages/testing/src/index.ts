@@ -29,3 +29,4 @@ export {
   type SeedParticipantOptions,
   type SeedDay,
 } from './seed.ts';
+export { waitFor } from './wait.ts';

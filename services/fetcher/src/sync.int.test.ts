@@ -4,13 +4,13 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
-import { recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { findDueParticipants, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createFitbitSimulator, findUser, viewDay, type FitbitSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, testRedisUrl, uniquePrefix, waitFor, type TestDatabase } from '@fitlamp/testing';
 import { createFetcherMetrics, createSyncProcessor, type SyncDeps, type SyncSummary } from './sync.worker.ts';
 import { getAccessToken } from './tokens.ts';
 
@@ -336,6 +336,59 @@ describe('fetcher sync against the Fitbit simulator', () => {
       const conn = await h.t.db.selectFrom('provider_connections').select(['rate_limit_remaining', 'rate_limit_reset_at']).executeTakeFirstOrThrow();
       expect(conn.rate_limit_remaining).toBeLessThanOrEqual(5);
       expect(h.sim.counters().rateLimited).toBe(0);
+    } finally {
+      await worker.close();
+      await queue.close();
+      connection.disconnect();
+    }
+  });
+
+  it('after a provider outage, fetches every failed day at the next poll: no backoff holds the participant', { timeout: 180_000 }, async () => {
+    h = await harness();
+    const prefix = uniquePrefix('outage');
+    const connection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
+    const queue = new Queue<SyncPayload>(queueCatalog.sync.name, { connection: h.redis, prefix });
+    const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, createSyncProcessor(h.deps), { connection, prefix });
+    const failed: Array<{ attemptsMade: number; error: string }> = [];
+    worker.on('failed', (job, error) => void failed.push({ attemptsMade: job!.attemptsMade, error: error.message }));
+    try {
+      // The outage: the device list and heart rate answer 503. A job with the catalog's options
+      // (5 attempts, exponential backoff from 30 s) fails once and frees the participant's job id.
+      h.sim.addFault({ path: '/1/user/-/devices.json', kind: 'error', status: 503, count: 1 });
+      await queue.add(queueCatalog.sync.jobName, { participantId: P, reason: 'scheduled' }, { ...queueCatalog.sync.options, jobId: `sync-${P}` });
+      await waitFor('the sync job to fail', () => failed.length > 0, 20_000);
+      expect(failed).toEqual([{ attemptsMade: 1, error: expect.stringMatching(/503|unavailable/i) }]);
+      expect(await queue.getJob(`sync-${P}`)).toBeUndefined();
+      // Due again one poll interval from the failure, not after the backoff's 30 + 60 + 120 s + ….
+      const cursors = await h.t.db.selectFrom('sync_cursors').select(['next_due_at', 'last_error']).where('participant_id', '=', P).execute();
+      const interval = h.deps.syncIntervalMs;
+      for (const c of cursors) {
+        expect(c.next_due_at.getTime() - h.sim.clock.now()).toBeGreaterThan(interval - 5_000);
+        expect(c.next_due_at.getTime() - h.sim.clock.now()).toBeLessThanOrEqual(interval);
+        expect(c.last_error).toMatch(/503|unavailable/i);
+      }
+
+      // Still out for heart rate at the next sync: those days fail, the rest settle, the job completes.
+      h.sim.addFault({ path: '/1/user/-/activities/heart', kind: 'error', status: 503, count: 1_000 });
+      const partial = await h.run();
+      expect(partial.outcome).toBe('partial_failure');
+      const failedDays = (await ledger(h)).filter((r) => r.status === 'failed').map((r) => `${r.stream} ${r.day}`);
+      expect(failedDays.length).toBeGreaterThan(0);
+      const due = await h.t.db.selectFrom('sync_cursors').select('next_due_at').where('participant_id', '=', P).execute();
+      for (const c of due) expect(c.next_due_at.getTime() - h.sim.clock.now()).toBeLessThanOrEqual(interval * 1.1);
+
+      // The outage ends. One poll interval later the participant is due, and that one sync fetches
+      // every day that failed.
+      h.sim.clearFaults();
+      h.sim.clock.advance(interval * 1.1);
+      expect(await findDueParticipants(h.t.db, new Date(h.sim.clock.now()))).toContain(P);
+      expect((await h.run()).outcome).toBe('synced');
+      const after = await ledger(h);
+      expect(after.filter((r) => r.status === 'failed')).toEqual([]);
+      for (const day of failedDays) {
+        const [stream, date] = day.split(' ');
+        expect(after.find((r) => r.stream === stream && r.day === date)?.status, day).toMatch(/^(settled|partial|empty)$/);
+      }
     } finally {
       await worker.close();
       await queue.close();

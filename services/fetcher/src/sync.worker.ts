@@ -1,4 +1,5 @@
-import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { hostname } from 'node:os';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import {
@@ -338,14 +339,15 @@ export function createSyncProcessor(deps: SyncDeps) {
         return { ...summary, outcome: 'connection_lost', detail: error.reason };
       }
       deps.metrics.syncs.inc({ provider: provider.name, outcome: 'error' });
-      // BullMQ retries with backoff; should every attempt fail, the scheduler tries again later,
-      // not on its next tick.
-      await postponeSync(deps.db, participantId, {
-        streams: deps.streams,
-        until: new Date(now() + 5 * 60_000),
-        error: error instanceof Error ? error.message : String(error),
-      }).catch(() => {});
-      throw error;
+      // The retry is the next poll, one interval from now, decided in Postgres. A BullMQ retry
+      // with exponential backoff (30 s, 60 s, 120 s, …) would hold the participant's job id past
+      // that, so the scheduler could not start their next sync (a provider outage ending would
+      // wait for the backoff). If Postgres cannot take the postponement, the cursor stays due
+      // and the scheduler re-adds the job at its next tick.
+      const message = error instanceof Error ? error.message : String(error);
+      await postponeSync(deps.db, participantId, { streams: deps.streams, until: new Date(now() + deps.syncIntervalMs), error: message }).catch(() => {});
+      log.warn({ err: message, retryAt: new Date(now() + deps.syncIntervalMs).toISOString() }, 'sync failed; retrying at the next poll');
+      throw new UnrecoverableError(message);
     } finally {
       await saveBudget().catch(() => {});
       if (needDelivery) await enqueue(deps.queues, 'deliver', { participantId, reason: 'fetched' }).catch(() => {});
@@ -411,6 +413,8 @@ export interface StartSyncWorkerOptions {
 /** Starts the BullMQ worker for the sync queue. Close it first at shutdown. */
 export function startSyncWorker(deps: SyncDeps, options: StartSyncWorkerOptions): Worker<SyncPayload, SyncSummary> {
   const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, createSyncProcessor(deps), {
+    // Stored on each job it takes (`processedBy`): which replica holds a job, in Bull Board and in tests.
+    name: `fetcher-${hostname()}-${process.pid}`,
     connection: options.connection,
     prefix: options.prefix,
     concurrency: options.concurrency,

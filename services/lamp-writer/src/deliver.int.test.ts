@@ -44,6 +44,7 @@ describe('lamp-writer delivery', () => {
       lamp,
       logger: createLogger({ name: 'test', level: 'silent' }),
       batchSize: 10,
+      leaseMs: 10_000,
       maxBytes: 1_000_000,
       metrics: createWriterMetrics(new Registry()),
     };

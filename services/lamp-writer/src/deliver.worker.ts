@@ -1,7 +1,12 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import {
+  acquireWriterLease,
+  findWriterLeaseRemainingMs,
+  releaseWriterLease,
+  renewWriterLease,
   abandonBatch,
   claimBatch,
   findBatchRecords,
@@ -26,6 +31,8 @@ export interface DeliverDeps {
   logger: Logger;
   batchSize: number;
   maxBytes: number;
+  /** A writer's lease on a participant, from its last renewal; longer than a POST can take. */
+  leaseMs: number;
   metrics: WriterMetrics;
 }
 
@@ -118,12 +125,75 @@ export async function reconcileBatch(deps: DeliverDeps, batch: DeliveryBatch): P
  * deduplicate, so nothing is ever re-sent without first reading back what it holds.
  */
 export function createDeliverProcessor(deps: DeliverDeps) {
-  return async function processDeliver(job: Job<DeliverPayload>): Promise<DeliverSummary> {
+  const deliver = createDeliverRun(deps);
+  return async function processDeliver(job: Job<DeliverPayload>, token?: string): Promise<DeliverSummary> {
     const { participantId } = deliverPayload.parse(job.data);
+    const lease = await takeWriterLease(deps, participantId);
+    if (!lease) {
+      // Another writer is delivering this participant (a stalled job re-run, or a job re-added
+      // after a Redis flush). Come back when it has likely finished, or its lease has expired.
+      const remaining = (await findWriterLeaseRemainingMs(deps.db, participantId)) ?? 0;
+      await job.moveToDelayed(Date.now() + Math.min(remaining, LEASE_RETRY_MS) + Math.random() * LEASE_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    try {
+      return await deliver(job, participantId, lease.keep);
+    } finally {
+      await lease.release();
+    }
+  };
+}
+
+/** How soon a deliver job that found the participant's lease taken tries again (plus jitter). */
+const LEASE_RETRY_MS = 1_000;
+
+interface HeldLease {
+  /** Renews the lease; throws if it was lost. Called before anything is sent. */
+  keep(): Promise<void>;
+  /** Stops renewing and gives the lease up. Never throws: an unreleased lease expires. */
+  release(): Promise<void>;
+}
+
+/** Takes the participant's writer lease for this run and renews it in the background; null if another writer holds it. */
+async function takeWriterLease(deps: DeliverDeps, participantId: string): Promise<HeldLease | null> {
+  const holder = randomUUID();
+  if (!(await acquireWriterLease(deps.db, participantId, holder, deps.leaseMs))) return null;
+  let lost = false;
+  // Long read-backs between POSTs must not let the lease lapse; a failed renewal (Postgres away)
+  // is left to `keep`, which every POST waits on.
+  const timer = setInterval(() => {
+    renewWriterLease(deps.db, participantId, holder, deps.leaseMs).then(
+      (held) => void (lost ||= !held),
+      () => undefined,
+    );
+  }, Math.max(1_000, Math.floor(deps.leaseMs / 3)));
+  timer.unref();
+  return {
+    async keep() {
+      if (lost || !(await renewWriterLease(deps.db, participantId, holder, deps.leaseMs))) {
+        lost = true;
+        throw new Error(`lost the writer lease on ${participantId}; another writer may be delivering`);
+      }
+    },
+    async release() {
+      clearInterval(timer);
+      await releaseWriterLease(deps.db, participantId, holder).catch((error: unknown) => {
+        deps.logger.warn({ participantId, err: error instanceof Error ? error.message : String(error) }, 'could not release the writer lease; it will expire');
+      });
+    },
+  };
+}
+
+/** One participant's delivery, run while holding their writer lease (`keep` renews it). */
+function createDeliverRun(deps: DeliverDeps) {
+  return async function deliver(job: Job<DeliverPayload>, participantId: string, keep: () => Promise<void>): Promise<DeliverSummary> {
     const log = deps.logger.child({ participantId, jobId: job.id });
     const summary: DeliverSummary = { participantId, delivered: 0, reconciled: 0, parked: 0, batches: 0 };
 
+    // Holding the lease, any batch still `sending` belongs to a writer whose lease expired: it
+    // died, or its POST ended long ago (the lease outlives any POST).
     for (const open of await findOpenBatches(deps.db, participantId)) {
+      await keep();
       const { found, missing } = await reconcileBatch(deps, open);
       summary.reconciled += found;
       deps.metrics.events.inc({ outcome: 'reconciled' }, found);
@@ -131,6 +201,8 @@ export function createDeliverProcessor(deps: DeliverDeps) {
     }
 
     for (;;) {
+      // Renewed before each claim: the POST below then ends (or times out) before the lease can lapse.
+      await keep();
       const claimed = await claimBatch(deps.db, participantId, deps.batchSize, deps.maxBytes);
       if (!claimed) break;
       const { batch, records } = claimed;

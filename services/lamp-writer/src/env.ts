@@ -10,9 +10,24 @@ export const lampWriterEnvSchema = baseEnvSchema.extend(lampEnvSchema.shape).ext
   LAMP_BATCH_MAX_BYTES: envFields.positiveInt(1_000_000),
   LAMP_WRITER_CONCURRENCY: envFields.positiveInt(4),
   LAMP_TIMEOUT_MS: envFields.positiveInt(30_000),
+  /**
+   * How long a writer's lease on a participant lasts after its last renewal; default twice
+   * `LAMP_TIMEOUT_MS` plus 30 s. A POST can wait `LAMP_TIMEOUT_MS` for the headers and again for
+   * the body, and must end before the lease can pass to another writer, so it must be longer.
+   */
+  LAMP_WRITER_LEASE_MS: z.coerce.number().int().positive().optional(),
+}).superRefine((env, ctx) => {
+  if (env.LAMP_WRITER_LEASE_MS !== undefined && env.LAMP_WRITER_LEASE_MS <= 2 * env.LAMP_TIMEOUT_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['LAMP_WRITER_LEASE_MS'],
+      message: `must be longer than twice LAMP_TIMEOUT_MS (${2 * env.LAMP_TIMEOUT_MS} ms), or a writer's POST could outlive its lease`,
+    });
+  }
 });
 export type LampWriterEnv = z.infer<typeof lampWriterEnvSchema>;
 
-export function loadLampWriterEnv(source: Record<string, string | undefined>): LampWriterEnv {
-  return loadEnv(lampWriterEnvSchema, source);
+export function loadLampWriterEnv(source: Record<string, string | undefined>): LampWriterEnv & { LAMP_WRITER_LEASE_MS: number } {
+  const env = loadEnv(lampWriterEnvSchema, source);
+  return { ...env, LAMP_WRITER_LEASE_MS: env.LAMP_WRITER_LEASE_MS ?? 2 * env.LAMP_TIMEOUT_MS + 30_000 };
 }

@@ -32,7 +32,7 @@ await runService({
     collectDefaultMetrics({ register: registry });
     registerQueueMetrics(registry, queues.all);
     const worker = startDeliverWorker(
-      { db, lamp, logger, batchSize: env.LAMP_BATCH_SIZE, maxBytes: env.LAMP_BATCH_MAX_BYTES, metrics: createWriterMetrics(registry) },
+      { db, lamp, logger, batchSize: env.LAMP_BATCH_SIZE, maxBytes: env.LAMP_BATCH_MAX_BYTES, leaseMs: env.LAMP_WRITER_LEASE_MS, metrics: createWriterMetrics(registry) },
       { connection: workerConnection, prefix: env.QUEUE_PREFIX, concurrency: env.LAMP_WRITER_CONCURRENCY },
     );
     const ops = await startOpsServer({

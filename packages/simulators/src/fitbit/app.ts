@@ -5,7 +5,7 @@ import type { UserSpec } from '../world/users.ts';
 import { createWorld, type World } from '../world/world.ts';
 import { registerControlRoutes } from './control-routes.ts';
 import { registerDataRoutes } from './data-routes.ts';
-import { registerOAuthRoutes } from './oauth.ts';
+import { ACCESS_TOKEN_TTL_S, registerOAuthRoutes } from './oauth.ts';
 import { GONE_BODY } from './errors.ts';
 import { addFault, applyFault, type FaultSpec } from './faults.ts';
 import { emptyCounters, type Counters, type Fault, type FitbitState } from './state.ts';
@@ -34,6 +34,8 @@ export interface FitbitSimulatorOptions {
   rateLimitPerHour?: number;
   /** Start in the post-shutdown world where everything answers 410. */
   gone?: boolean;
+  /** Lifetime of issued access tokens (default 8 hours, fitbit-web-api §1.3); short ones make a refresh storm. */
+  accessTokenTtlSeconds?: number;
 }
 
 /** A running-in-process Fitbit Web API simulator and its handles for tests. */
@@ -73,6 +75,7 @@ export function createFitbitSimulator(options: FitbitSimulatorOptions): FitbitSi
     publicUrl: options.publicUrl,
     intradayAccess: options.intradayAccess ?? true,
     rateLimitPerHour: options.rateLimitPerHour ?? 150,
+    accessTokenTtlS: options.accessTokenTtlSeconds ?? ACCESS_TOKEN_TTL_S,
     gone: options.gone ?? false,
     autoConsent: undefined,
     transactions: new Map(),

@@ -41,7 +41,7 @@ function mintAccessToken(state: FitbitState, userId: string, scopes: string[], n
       iss: 'Fitbit',
       typ: 'access_token',
       scopes: scopes.map((s) => JWT_SCOPE[s] ?? s).join(' '),
-      exp: Math.floor(now / 1000) + ACCESS_TOKEN_TTL_S,
+      exp: Math.floor(now / 1000) + state.accessTokenTtlS,
       iat: Math.floor(now / 1000),
       jti: randomBytes(8).toString('hex'),
     }),
@@ -57,7 +57,7 @@ function issueTokens(state: FitbitState, userId: string, scopes: string[], close
     userId,
     scopes,
     issuedAt: now,
-    expiresAt: now + ACCESS_TOKEN_TTL_S * 1000,
+    expiresAt: now + state.accessTokenTtlS * 1000,
     revoked: false,
     closesReplayOf,
   };
@@ -80,7 +80,7 @@ function issueTokens(state: FitbitState, userId: string, scopes: string[], close
   state.counters.refreshTokensIssued += 1;
   return {
     access_token: access.token,
-    expires_in: ACCESS_TOKEN_TTL_S,
+    expires_in: state.accessTokenTtlS,
     refresh_token: refresh.token,
     scope: scopes.join(' '),
     token_type: 'Bearer',

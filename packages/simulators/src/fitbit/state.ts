@@ -131,6 +131,8 @@ export interface FitbitState {
   publicUrl: string | undefined;
   intradayAccess: boolean;
   rateLimitPerHour: number;
+  /** Lifetime of issued access tokens. */
+  accessTokenTtlS: number;
   gone: boolean;
   autoConsent: AutoConsent | undefined;
   transactions: Map<string, ConsentTransaction>;

@@ -129,6 +129,31 @@ describe('POST /participant/{id}/sensor_event', () => {
     ]);
   });
 
+  it('counts one datum stored twice as a repeat, whatever its source or value, without collapsing', async () => {
+    const base = await start();
+    const day = 24 * 3_600_000;
+    await call(base, 'POST', `/participant/${P1}/sensor_event`, {
+      body: [
+        { timestamp: 1_000, sensor: 'lamp.steps', data: { value: 5, source: 'com.fitbit.webapi' } },
+        { timestamp: 1_000, sensor: 'lamp.steps', data: { value: 6, source: 'com.google.health' } }, // same minute, other API
+        { timestamp: 1_000, sensor: 'lamp.steps', data: { value: 5, source: 'com.fitbit.webapi' } }, // and a third copy
+        { timestamp: 1_000, sensor: 'lamp.steps', duration: day, data: { value: 900, source: 'com.fitbit.webapi' } }, // the day's total: apart
+        { timestamp: 1_000, sensor: 'lamp.steps', data: { value: 1, correction: true, source: 'com.fitbit.webapi' } }, // a correction: apart
+        { timestamp: 9_000, sensor: 'lamp.sleep', duration: 60_000, data: { stage: 'deep', source: 'com.fitbit.webapi' } },
+        { timestamp: 9_000, sensor: 'lamp.sleep', duration: 60_000, data: { stage: 'rem', source: 'com.google.health' } }, // other stage
+        { timestamp: 9_000, sensor: 'lamp.sleep', duration: 120_000, data: { stage: 'deep', source: 'com.google.health' } }, // same stage: repeat
+      ],
+    });
+    const report = sim!.findRepeats();
+    expect(report.extraCopies).toBe(3);
+    expect(report.groups.map((g) => [g.sensor, g.timestamp, g.identity, g.count, g.sources])).toEqual([
+      ['lamp.steps', 1_000, [null, 'instant', false], 3, ['com.fitbit.webapi', 'com.google.health', 'com.fitbit.webapi']],
+      ['lamp.sleep', 9_000, ['deep', 'span', false], 2, ['com.fitbit.webapi', 'com.google.health']],
+    ]);
+    // Exact copies alone would miss the cross-API one.
+    expect(sim!.findDuplicates().extraCopies).toBe(1);
+  });
+
   it('validates nothing, like the real server: junk timestamp, missing sensor and data, extra keys', async () => {
     const base = await start();
     const answer = await call(base, 'POST', `/participant/${P1}/sensor_event`, {

@@ -19,6 +19,7 @@ import {
   countEvents,
   createLampStore,
   findDuplicates,
+  findRepeats,
   getTag,
   insertEvents,
   listEvents,
@@ -28,6 +29,7 @@ import {
   selectEvents,
   setTag,
   type DuplicateReport,
+  type RepeatReport,
   type EventCounts,
   type EventFilter,
   type LampCredential,
@@ -62,6 +64,8 @@ export interface LampSimulator {
   countEvents(): EventCounts;
   /** See `findDuplicates` in `store.ts` for what counts as a duplicate. */
   findDuplicates(filter?: EventFilter): DuplicateReport;
+  /** See `findRepeats` in `store.ts`: one datum stored twice, whatever its source or value. */
+  findRepeats(filter?: EventFilter): RepeatReport;
   /** The mindLAMP API requests received, in order (the control API is not logged). */
   listRequests(): RequestLogEntry[];
   /** @throws Error naming the problem when the rule is malformed. */
@@ -100,6 +104,7 @@ export function createLampSimulator(options: LampSimulatorOptions = {}): LampSim
     listEvents: (filter) => listEvents(store, filter),
     countEvents: () => countEvents(store),
     findDuplicates: (filter) => findDuplicates(store, filter),
+    findRepeats: (filter) => findRepeats(store, filter),
     listRequests: () => store.requests,
     addFault: (rule) => {
       const problem = describeFaultRuleProblem(rule);

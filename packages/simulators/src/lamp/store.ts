@@ -390,6 +390,61 @@ export function findDuplicates(store: LampStore, filter: EventFilter = {}): Dupl
 }
 
 /** JSON text with object keys sorted, so that `{a,b}` and `{b,a}` compare equal. */
+/** Stored events that describe one datum, however many sources or values they carry. */
+export interface RepeatGroup {
+  participantId: string;
+  sensor: string;
+  timestamp: number | null;
+  /** What tells datums at one instant apart: `[sleep stage or null, "instant" | "span", correction]`. */
+  identity: [string | null, 'instant' | 'span', boolean];
+  /** How many are stored (at least 2). */
+  count: number;
+  /** `data.source` of each copy, in arrival order. */
+  sources: Array<string | null>;
+  seqs: number[];
+}
+
+/** The datums stored more than once, and how many copies beyond the first there are in total. */
+export interface RepeatReport {
+  groups: RepeatGroup[];
+  extraCopies: number;
+}
+
+/**
+ * Counts stored events per participant, sensor, timestamp and source-independent identity, and
+ * answers those stored more than once. Unlike {@link findDuplicates}, the values and `data.source`
+ * are not compared: a minute sent from the legacy Fitbit API and again from the Google Health API
+ * (or twice with different values) is one datum counted twice, which sums in Cortex would double.
+ * What keeps datums at one instant apart: the sleep stage (`data.stage`), whether the event spans
+ * time (`duration`: a day's total vs the 00:00 minute), and a correction mark
+ * (`data.correction === true`), which is counted apart from the datum it corrects.
+ */
+export function findRepeats(store: LampStore, filter: EventFilter = {}): RepeatReport {
+  const groups = new Map<string, RepeatGroup>();
+  for (const { seq, participantId, event } of listEvents(store, filter)) {
+    const timestamp = typeof event.timestamp === 'number' ? event.timestamp : null;
+    const sensor = String(event.sensor);
+    const data = (event.data !== null && typeof event.data === 'object' ? event.data : {}) as Record<string, unknown>;
+    const identity: RepeatGroup['identity'] = [
+      typeof data.stage === 'string' ? data.stage : null,
+      event.duration === undefined || event.duration === null ? 'instant' : 'span',
+      data.correction === true,
+    ];
+    const key = JSON.stringify([participantId, sensor, timestamp, identity]);
+    const source = typeof data.source === 'string' ? data.source : null;
+    const group = groups.get(key);
+    if (group) {
+      group.count += 1;
+      group.sources.push(source);
+      group.seqs.push(seq);
+    } else {
+      groups.set(key, { participantId, sensor, timestamp, identity, count: 1, sources: [source], seqs: [seq] });
+    }
+  }
+  const repeated = [...groups.values()].filter((group) => group.count > 1);
+  return { groups: repeated, extraCopies: repeated.reduce((sum, group) => sum + group.count - 1, 0) };
+}
+
 function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, inner: unknown) =>
     inner !== null && typeof inner === 'object' && !Array.isArray(inner)

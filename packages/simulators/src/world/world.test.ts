@@ -4,7 +4,7 @@ import { heartRateSeconds } from './day.ts';
 import { sessionsForNight } from './sleep.ts';
 import { countSyncs, lastSyncAt } from './sync.ts';
 import { createUser } from './users.ts';
-import { createWorld, dayTruth, findUser, nightTruth, syncUser, viewDay, viewNight } from './world.ts';
+import { addUser, createWorld, dayTruth, findUser, moveUser, nightTruth, syncUser, viewDay, viewNight } from './world.ts';
 import { dayBounds, utcOfLocal } from './zones.ts';
 
 const NOW = Date.parse('2026-11-03T15:00:00Z');
@@ -60,6 +60,21 @@ describe('zones', () => {
     // Tokyo midnight of the 21st passed before the flight landed: the day starts at the landing.
     expect(dayBounds(east, '2026-10-21').start).toBe(flight);
     expect(dayBounds(east, '2026-10-20').end).toBe(flight);
+  });
+
+  it('a trip booked during a run moves the days from its instant on, and only forward', () => {
+    const w = createWorld({ seed: 'trip', now: NOW, users: [] });
+    const user = addUser(w, { id: 'TRIP01', zone: 'Europe/London' });
+    const before = dayTruth(w, user, '2026-11-04', 0);
+    expect(before.start).toBe(Date.parse('2026-11-04T00:00:00Z'));
+    const flight = Date.parse('2026-11-03T18:00:00Z');
+    moveUser(w, user, 'America/Los_Angeles', flight);
+    // The cached London day is forgotten: the 4th is now a Los Angeles day.
+    expect(dayTruth(w, user, '2026-11-04', 0).start).toBe(Date.parse('2026-11-04T08:00:00Z'));
+    expect(user.zoneHistory.map((z) => z.zone)).toEqual(['Europe/London', 'America/Los_Angeles']);
+    expect(() => moveUser(w, user, 'Asia/Tokyo', flight)).toThrow(/must come after/);
+    expect(() => moveUser(w, user, 'Mars/Olympus', flight + 1)).toThrow();
+    expect(user.zoneHistory).toHaveLength(2);
   });
 });
 

@@ -2,7 +2,7 @@ import { generateDay, type DayTruth } from './day.ts';
 import { generateNight, sessionsForNight, type NightTruth, type NightlySummary, type SleepSession } from './sleep.ts';
 import { firstSyncAtOrAfter, lastSyncAt, revisionGeneration, type SyncLog } from './sync.ts';
 import { createUser, type DeviceTruth, type UserSpec, type WorldUser } from './users.ts';
-import { addDays, dayBounds, isoDate } from './zones.ts';
+import { addDays, assertZone, dayBounds, isoDate } from './zones.ts';
 
 /**
  * The deterministic world: users, their device syncs, and generators of truth in absolute time.
@@ -68,6 +68,19 @@ export function addUser(world: World, spec: UserSpec): WorldUser {
 /** The user with this id, or undefined. */
 export function findUser(world: World, id: string): WorldUser | undefined {
   return world.users.find((u) => u.id === id);
+}
+
+/**
+ * Moves `user` to `zone` from instant `at` on: a trip booked while a run is under way, so a test
+ * can fly someone only after fitlamp has seen where they were. `at` must follow every earlier
+ * move; the user's cached days are forgotten, since days from `at` on now fall in another zone.
+ */
+export function moveUser(world: World, user: WorldUser, zone: string, at: number): void {
+  assertZone(zone);
+  const last = user.zoneHistory.at(-1);
+  if (!Number.isFinite(at) || (last && at <= last.from)) throw new Error(`a move must come after ${last ? new Date(last.from).toISOString() : 'the start'}`);
+  user.zoneHistory = [...user.zoneHistory, { from: at, zone }];
+  for (const key of [...world.cache.keys()]) if (key.split('|')[1] === user.id) world.cache.delete(key);
 }
 
 /** Records a device sync of `user` at instant `at`. */
