@@ -212,7 +212,8 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
       const deliverConnection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
       undo.push(async () => deliverConnection.disconnect());
       const writer = startDeliverWorker(
-        { db, lamp: client, logger, batchSize: 1_000, maxBytes: 1_000_000, metrics: createWriterMetrics(new Registry()) },
+        // The service's defaults: LAMP_BATCH_SIZE, LAMP_BATCH_MAX_BYTES, and the lease of 2 × LAMP_TIMEOUT_MS + 30 s.
+        { db, lamp: client, logger, batchSize: 1_000, maxBytes: 1_000_000, leaseMs: 90_000, metrics: createWriterMetrics(new Registry()) },
         { connection: deliverConnection, prefix, concurrency: 4 },
       );
       undo.push(() => writer.close());
