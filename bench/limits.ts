@@ -8,7 +8,7 @@ import { sql, type Kysely } from 'kysely';
 import { createDb, migrateToLatest, type Database } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { createLampSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, testRedisUrl } from '@fitlamp/testing';
+import { testRedisUrl } from '@fitlamp/testing';
 
 export interface RawLimits {
   rows: number;
@@ -58,8 +58,25 @@ async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => 
 
 const chunks = <T>(xs: readonly T[], n: number): T[][] => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n));
 
-export async function measurePostgres(rows: Row[]): Promise<{ insert: number; outbox: number }> {
-  const t = await createTestDatabase({ migrated: false });
+/** A fresh database on the Postgres server of `adminUrl` (the throughput run's), dropped by `drop()`. */
+async function scratchDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `fitlamp_bench_raw_${randomBytes(4).toString('hex')}`;
+  const admin = async (statement: string) => {
+    const db = createDb(adminUrl, { max: 1, applicationName: 'fitlamp-bench-raw' });
+    try {
+      await sql.raw(statement).execute(db);
+    } finally {
+      await db.destroy();
+    }
+  };
+  await admin(`create database ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+}
+
+export async function measurePostgres(rows: Row[], adminUrl: string): Promise<{ insert: number; outbox: number }> {
+  const t = await scratchDatabase(adminUrl);
   const db = createDb(t.url, { max: 6, applicationName: 'fitlamp-bench-raw' });
   try {
     await migrateToLatest(db);
@@ -184,10 +201,11 @@ export async function measureBullmq(jobs = 2_000): Promise<{ jobsPerSecond: numb
   }
 }
 
-export async function measureRawLimits(source: Kysely<Database>, maxRows: number, log: (line: string) => void): Promise<RawLimits> {
+/** `adminUrl`: the Postgres server the pipeline ran on, so both are measured on the same one. */
+export async function measureRawLimits(source: Kysely<Database>, adminUrl: string, maxRows: number, log: (line: string) => void): Promise<RawLimits> {
   const rows = await sampleRows(source, maxRows);
   log(`    raw limits over ${rows.length} of the pipeline's rows`);
-  const pgResult = await measurePostgres(rows);
+  const pgResult = await measurePostgres(rows, adminUrl);
   log(`    postgres: ${pgResult.insert.toFixed(0)} rows/s insert, ${pgResult.outbox.toFixed(0)} rows/s insert+claim+deliver`);
   const lamp = await measureLamp(rows);
   log(`    mindLAMP simulator: ${lamp.toFixed(0)} events/s`);

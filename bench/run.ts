@@ -1,9 +1,12 @@
 // `pnpm bench`: fitlamp's benchmarks (issue 7). Not tests: they measure, print a table, and write
 // docs/benchmarks.md (with the machine they ran on) and bench/results.json.
 //
-//   pnpm bench                      # the full run (~13 min on a 2-core machine)
+//   pnpm bench                      # the full run (~13 min on a 2-core machine before the soak section; plus the soak)
 //   pnpm bench --quick              # a small run of every section (~1-2 min), writes nothing unless --write
 //   pnpm bench --sections throughput,limits --participants 100 --days 3
+//   pnpm bench --sections soak      # 100 participants × 30 simulated days: the database's size per day
+//   pnpm bench --sections throughput --set-baseline "old design (records table)"
+//                                   # keeps this run's WAL and bytes kept per event as baseline.storage
 import { execSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,10 +17,11 @@ import { runFreshness, type FreshnessResult } from './freshness.ts';
 import { measureRawLimits, type RawLimits } from './limits.ts';
 import { findProfiles, summarizeProfile, type ProfileSummary } from './profile.ts';
 import { renderReport, renderTable, type BenchResults } from './report.ts';
+import { runSoak, type SoakResult } from './soak.ts';
 import { runSteady, type SteadyResult } from './steady.ts';
 import { runThroughput, type ThroughputResult } from './throughput.ts';
 
-const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling'] as const;
+const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling', 'soak'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -27,6 +31,17 @@ const { values } = parseArgs({
     participants: { type: 'string' },
     days: { type: 'string' },
     latency: { type: 'string' },
+    fetchers: { type: 'string' },
+    writers: { type: 'string' },
+    'fetcher-concurrency': { type: 'string' },
+    'writer-concurrency': { type: 'string' },
+    'shared-postgres': { type: 'boolean', default: false },
+    timeout: { type: 'string' },
+    'set-baseline': { type: 'string' },
+    'soak-participants': { type: 'string' },
+    'soak-days': { type: 'string' },
+    'soak-poll': { type: 'string' },
+    'soak-step': { type: 'string' },
     'scaling-participants': { type: 'string' },
     'scaling-days': { type: 'string' },
     'steady-participants': { type: 'string' },
@@ -36,6 +51,8 @@ const { values } = parseArgs({
     'fresh-rounds': { type: 'string' },
     'fresh-poll': { type: 'string' },
     profile: { type: 'boolean' },
+    // Node 20's parseArgs has no negated booleans (allowNegative is Node 22): spelled out.
+    'no-profile': { type: 'boolean', default: false },
     tsx: { type: 'boolean', default: false },
     write: { type: 'boolean' },
     render: { type: 'boolean', default: false },
@@ -43,10 +60,19 @@ const { values } = parseArgs({
     help: { type: 'boolean', default: false },
   },
 });
+const DEFAULT_FETCHER_CONCURRENCY = 32;
+const DEFAULT_WRITER_CONCURRENCY = 8;
 if (values.help) {
   console.log(`usage: pnpm bench [--quick] [--sections ${SECTIONS.join(',')}]
-  throughput/limits/memory: --participants N (200; quick 20) --days D (7; quick 2) --latency MS (200) --profile/--no-profile
+  throughput/limits/memory/storage: --participants N (200; quick 20) --days D (7; quick 2) --latency MS (200)
+               --fetchers N (1) --fetcher-concurrency N (FETCHER_CONCURRENCY, ${DEFAULT_FETCHER_CONCURRENCY}) --writers N (1)
+               --writer-concurrency N (LAMP_WRITER_CONCURRENCY, ${DEFAULT_WRITER_CONCURRENCY})
+               --profile (default) / --no-profile: CPU profiles of the fetcher, lamp-writer and bench process
                --tsx runs the services' TypeScript source through tsx instead of their built JavaScript (as production)
+               --shared-postgres runs on the machine's Postgres instead of a cluster of its own (WAL then includes others' writes)
+               --timeout SECONDS (900; quick 120): the backfill stops there, finished or not
+               --set-baseline LABEL keeps this run's storage figures as the baseline later runs are compared with
+  soak:        --soak-participants (100; quick 4) --soak-days (30; quick 2) --soak-poll SECONDS (21600) --soak-step SECONDS (21600: simulated time per scheduler pass)
   scaling:     --scaling-participants (30; quick 10) --scaling-days (3; quick 2)
   efficiency:  --steady-participants (12; quick 4) --steady-days (2; quick 1) --steady-poll SECONDS (900)
   freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-poll SECONDS (30)
@@ -77,7 +103,23 @@ for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`unknown se
 const N = num(values.participants, 200, 20);
 const D = num(values.days, 7, 2);
 const latencyMs = num(values.latency, 200, 200);
-const write = values['no-write'] ? false : (values.write ?? (!quick && !values.sections && !values.participants && !values.days));
+const fetchers = num(values.fetchers, 1, 1);
+const writers = num(values.writers, 1, 1);
+const fetcherConcurrency = num(values['fetcher-concurrency'], DEFAULT_FETCHER_CONCURRENCY, DEFAULT_FETCHER_CONCURRENCY);
+const writerConcurrency = num(values['writer-concurrency'], DEFAULT_WRITER_CONCURRENCY, DEFAULT_WRITER_CONCURRENCY);
+if (values.profile && values['no-profile']) throw new Error('--profile and --no-profile contradict each other');
+const profiling = !values['no-profile'];
+const ownPostgres = !values['shared-postgres'];
+const write =
+  values['no-write'] ? false : (values.write ?? (!quick && !values.sections && !values.participants && !values.days && values['set-baseline'] === undefined));
+// The previous results' baseline (the figures of the design this one replaced) is carried over.
+const previous = (() => {
+  try {
+    return JSON.parse(readFileSync(join(repoRoot, 'bench/results.json'), 'utf8')) as BenchResults;
+  } catch {
+    return undefined;
+  }
+})();
 const logRoot = mkdtempSync(join(os.tmpdir(), 'fitlamp-bench-'));
 const log = (line: string) => console.log(line);
 const started = Date.now();
@@ -105,22 +147,33 @@ const results: BenchResults = {
     quick,
     command: `pnpm bench ${process.argv.slice(2).join(' ')}`.trim(),
   },
+  ...(previous?.baseline ? { baseline: previous.baseline } : {}),
 };
 
 console.log(`fitlamp benchmarks: ${[...sections].join(', ')}${quick ? ' (quick)' : ''}; logs and profiles in ${logRoot}`);
-console.log(`  machine: ${results.machine.cpus} × ${results.machine.cpuModel}, ${results.machine.memoryGb.toFixed(1)} GB, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`  machine: ${results.machine.cpus} × ${results.machine.cpuModel}, ${results.machine.memoryGb.toFixed(1)} GiB, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 
 if (sections.has('throughput') || sections.has('limits')) {
-  const profileDir = values.profile === false ? undefined : join(logRoot, 'profiles');
-  log(`\n[throughput] backfill of ${N} participants × ${D} days, 1 fetcher, 1 lamp-writer, provider latency ${latencyMs} ms, services ${values.tsx ? 'from source through tsx' : 'built (node dist/main.js)'}`);
+  const profileDir = profiling ? join(logRoot, 'profiles') : undefined;
+  const serviceEnv = {
+    fetcher: { FETCHER_CONCURRENCY: String(fetcherConcurrency) },
+    'lamp-writer': { LAMP_WRITER_CONCURRENCY: String(writerConcurrency) },
+  };
+  log(
+    `\n[throughput] backfill of ${N} participants × ${D} days, ${fetchers} fetcher(s) at FETCHER_CONCURRENCY=${fetcherConcurrency}, ` +
+      `${writers} lamp-writer(s) at LAMP_WRITER_CONCURRENCY=${writerConcurrency}, provider latency ${latencyMs} ms, ` +
+      `services ${values.tsx ? 'from source through tsx' : 'built (node dist/main.js)'}, Postgres ${ownPostgres ? 'a cluster of its own' : "the machine's"}`,
+  );
   const t: ThroughputResult = await runThroughput({
     participants: N,
     days: D,
-    fetchers: 1,
-    writers: 1,
+    fetchers,
+    writers,
+    serviceEnv,
+    ownPostgres,
     latencyMs,
     logDir: join(logRoot, 'throughput'),
-    timeoutMs: quick ? 120_000 : 480_000,
+    timeoutMs: num(values.timeout, 900, 120) * 1000,
     keepStack: sections.has('limits'),
     ...(profileDir ? { profileDir } : {}),
     built: !values.tsx,
@@ -129,10 +182,35 @@ if (sections.has('throughput') || sections.has('limits')) {
   const { stack, ...throughput } = t;
   results.throughput = throughput;
   log(`    ${throughput.events} events in ${throughput.seconds.toFixed(1)} s: ${throughput.eventsPerSecond.toFixed(0)} events/s (${throughput.finished ? 'finished' : 'NOT finished'})`);
+  const st = throughput.storage;
+  if (st) {
+    log(
+      `    storage (${st.postgres}): WAL ${(st.walBytes / 2 ** 20).toFixed(1)} MiB = ${st.walBytesPerEvent.toFixed(0)} bytes/event; ` +
+        `kept ${(st.keptBytes / 2 ** 20).toFixed(1)} MiB = ${st.keptBytesPerEvent.toFixed(0)} bytes/event (database ${(st.databaseBytes / 2 ** 20).toFixed(1)} MiB, empty schema ${(st.emptyDatabaseBytes / 2 ** 20).toFixed(1)} MiB)`,
+    );
+    log(`    largest tables: ${st.largest.map((x) => `${x.name} ${(x.bytes / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
+    if (values['set-baseline'] !== undefined && !throughput.finished) log('    NOT kept as the baseline: the backfill did not finish (raise --timeout)');
+    else if (values['set-baseline'] !== undefined) {
+      results.baseline = {
+        storage: {
+          label: values['set-baseline'],
+          date: results.machine.date,
+          commit: results.machine.commit,
+          participants: throughput.participants,
+          days: throughput.days,
+          events: st.events,
+          postgres: st.postgres,
+          walBytesPerEvent: st.walBytesPerEvent,
+          keptBytesPerEvent: st.keptBytesPerEvent,
+        },
+      };
+      log(`    kept as the baseline: "${values['set-baseline']}"`);
+    }
+  }
   if (stack) {
     log('\n[limits] raw limits of this machine for the same work, same run');
     try {
-      results.limits = await measureRawLimits(stack.db, quick ? 100_000 : 400_000, log);
+      results.limits = await measureRawLimits(stack.db, stack.adminDatabaseUrl, quick ? 100_000 : 400_000, log);
     } finally {
       await stack.stop();
     }
@@ -193,6 +271,20 @@ if (sections.has('efficiency')) {
   log(`    ${r.requestsPerParticipantDay.toFixed(1)} requests per participant-day vs a minimum of ${r.minimumPerParticipantDay.toFixed(1)}: ${r.ratio.toFixed(2)}× (${r.realSeconds.toFixed(0)} s)`);
 }
 
+if (sections.has('soak')) {
+  const sp = num(values['soak-participants'], 100, 4);
+  const sd = num(values['soak-days'], 30, 2);
+  const poll = num(values['soak-poll'], 21_600, 21_600);
+  const stepSeconds = num(values['soak-step'], 21_600, 21_600);
+  log(`\n[soak] ${sp} participants, ${sd} simulated days at steady state, polling every ${poll} s, fetcher and lamp-writer processors in process`);
+  const r: SoakResult = await runSoak({ participants: sp, simDays: sd, pollSeconds: poll, backfillDays: 7, refetchDays: 3, startAt: '2026-10-01T12:00:00Z', ownPostgres, stepSeconds, log });
+  results.soak = r;
+  log(
+    `    ${((r.days.at(-1)?.keptBytes ?? 0) / 2 ** 20).toFixed(1)} MiB over the empty schema after ${sd} simulated days, ` +
+      `${(r.bytesPerParticipant / 2 ** 20).toFixed(2)} MiB per participant; growth day 15 → 30 ${r.growthDay15To30 === undefined ? 'not reached' : `${(r.growthDay15To30 * 100).toFixed(1)}%`} (${r.realSeconds.toFixed(0)} s)`,
+  );
+}
+
 if (sections.has('freshness')) {
   const fp = num(values['fresh-participants'], 40, 8);
   const rounds = num(values['fresh-rounds'], 2, 1);
@@ -206,11 +298,17 @@ if (sections.has('freshness')) {
 results.machine.loadAfter = os.loadavg();
 results.machine.seconds = (Date.now() - started) / 1000;
 console.log(`\n${renderTable(results)}`);
+const analysis = () => readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
 if (write) {
-  const analysis = readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
-  writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(results, analysis));
+  writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(results, analysis()));
   writeFileSync(join(repoRoot, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
   console.log('wrote docs/benchmarks.md and bench/results.json');
+} else if (values['set-baseline'] !== undefined && results.baseline && previous && !values['no-write']) {
+  // A baseline run changes only the baseline: the other figures stay those of the last full run.
+  const kept: BenchResults = { ...previous, baseline: results.baseline };
+  writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(kept, analysis()));
+  writeFileSync(join(repoRoot, 'bench/results.json'), `${JSON.stringify(kept, null, 2)}\n`);
+  console.log('wrote the baseline into bench/results.json and re-rendered docs/benchmarks.md');
 }
 console.log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 process.exit(0);

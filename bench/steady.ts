@@ -1,24 +1,13 @@
 // Section 2, API efficiency in steady state. Two simulated days cannot take two real days, so the
-// simulator's clock is frozen and advanced in steps; the scheduler's pass (`runTick`) and the
-// fetcher's processor (`createSyncProcessor`, under a real BullMQ worker) run in this process with
-// `now` = the simulator's clock, and each step waits until the sync queue is empty. Provider
+// pipeline runs in this process on the simulator's clock, advanced in steps (bench/sim-pipeline.ts):
+// the scheduler's pass (`runTick`) and the fetcher's processor (`createSyncProcessor`, under a real
+// BullMQ worker), each step waiting until the sync queue is empty. Provider
 // requests are counted by the simulator per user and endpoint; the minimum is computed from the
 // simulator's world: per poll, the stream-days whose content changed since that participant's
 // previous poll (one request each).
-import { randomBytes } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
-import { Registry } from 'prom-client';
-import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
-import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, type StreamName } from '@fitlamp/provider';
-import { createQueues, queueCatalog, type SyncPayload } from '@fitlamp/queues';
-import { createLogger } from '@fitlamp/runtime';
-import { createFitbitSimulator, findUser, syncUser, viewDay, viewNight, type WorldUser } from '@fitlamp/simulators';
-import { createTestDatabase, testRedisUrl } from '@fitlamp/testing';
-import { createFetcherMetrics, createSyncProcessor, type SyncSummary } from '../services/fetcher/src/sync.worker.ts';
-import { runTick } from '../services/scheduler/src/tick.ts';
+import { viewDay, viewNight, type WorldUser } from '@fitlamp/simulators';
+import { startSimPipeline } from './sim-pipeline.ts';
 
 export interface SteadyOptions {
   participants: number;
@@ -55,9 +44,6 @@ export interface SteadyResult {
   realSeconds: number;
 }
 
-const CLIENT_ID = 'BENCHSTEADY';
-const CLIENT_SECRET = 'bench-steady-secret';
-const REDIRECT = 'http://127.0.0.1:9/oauth/fitbit/callback';
 const DATA_STREAMS = STREAMS.filter((s) => s !== 'device');
 
 function localDate(user: WorldUser, t: number): string {
@@ -103,119 +89,23 @@ function fingerprint(world: Parameters<typeof viewDay>[0], user: WorldUser, stre
 
 export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
   const realStart = Date.now();
-  const t = await createTestDatabase({ migrated: false });
-  const db = createDb(t.url, { max: 10, applicationName: 'fitlamp-bench-steady' });
-  await migrateToLatest(db);
-  const presets = ['new-york', 'traveler', 'sydney', 'kolkata'];
-  const ids = Array.from({ length: o.participants }, (_, i) => ({
-    participantId: `U${String(i + 1).padStart(10, '0')}`,
-    userId: `FB${String(i + 1).padStart(4, '0')}`,
-    preset: presets[i % presets.length]!,
-  }));
-  const sim = createFitbitSimulator({
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    redirectUris: [REDIRECT],
-    appName: 'bench steady state',
-    seed: 'fitlamp-bench-steady',
+  const p = await startSimPipeline({
+    participants: o.participants,
+    pollSeconds: o.pollSeconds,
+    backfillDays: o.backfillDays,
+    refetchDays: o.refetchDays,
     startAt: o.startAt,
-    users: ids.map((p) => ({ id: p.userId, preset: p.preset })),
+    seed: 'fitlamp-bench-steady',
   });
-  const url = (await sim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
-  const provider = createFitbitProvider({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUrl: url, authorizeUrl: `${url}/oauth2/authorize` });
-  const cipher = createTokenCipher(parseEncryptionKey(`b1:${randomBytes(32).toString('base64')}`));
-  const producer = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
-  const workerConnection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
-  const prefix = `fitlamp-bench-steady-${randomBytes(4).toString('hex')}`;
-  const queues = createQueues(producer, prefix);
-  const logger = createLogger({ name: 'bench-steady', level: 'silent' });
-  const now = () => sim.clock.now();
-  const userOf = new Map(ids.map((p) => [p.participantId, findUser(sim.world, p.userId)!]));
-  // Kolkata-preset watches sync only when the phone app opens: every 2-4 h here, seeded.
-  let seed = 7;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const manualNext = new Map(ids.filter((p) => p.preset === 'kolkata').map((p) => [p.participantId, now() + rand() * 3 * 3_600_000]));
-
-  let worker: Worker<SyncPayload, SyncSummary> | undefined;
+  const { sim, polls, syncErrors, outcomes, userOf, now } = p;
+  const ids = p.participants;
   try {
-    for (const p of ids) {
-      sim.state.autoConsent = { decision: 'allow', userId: p.userId, scopes: undefined };
-      const { verifier, challenge } = createPkcePair();
-      const authUrl = provider.authorizationUrl({ redirectUri: REDIRECT, state: 's', codeChallenge: challenge, scopes: provider.scopesFor(STREAMS) });
-      const res = await fetch(authUrl, { redirect: 'manual' });
-      const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
-      const grant = await provider.exchangeCode({ code, codeVerifier: verifier, redirectUri: REDIRECT });
-      await upsertParticipant(db, p.participantId);
-      await saveConnectedTokens(db, {
-        participantId: p.participantId,
-        provider: 'fitbit',
-        providerUserId: grant.providerUserId!,
-        accessTokenEnc: cipher.encrypt(grant.accessToken),
-        refreshTokenEnc: cipher.encrypt(grant.refreshToken!),
-        keyId: cipher.activeKeyId,
-        accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
-        refreshTokenExpiresAt: null,
-        scopes: grant.scopes,
-      });
-      await recordTimeZone(db, p.participantId, userOf.get(p.participantId)!.zoneHistory[0]!.zone, 'fitbit', new Date(0));
-      await scheduleStreams(db, p.participantId, STREAMS);
-      if (p.preset === 'kolkata') syncUser(sim.world, userOf.get(p.participantId)!, now() - 60_000);
-    }
-    sim.state.autoConsent = undefined;
-    // scheduleStreams made them due at the database's now(); the simulated day may be another.
-    await db.updateTable('sync_cursors').set({ next_due_at: new Date(now()) }).execute();
-
-    const polls: Array<{ participantId: string; at: number }> = [];
-    const syncErrors: Record<string, number> = {};
-    const outcomes: Record<string, number> = {};
-    const processor = createSyncProcessor({
-      db,
-      cipher,
-      providers: { fitbit: provider },
-      queues,
-      logger,
-      streams: STREAMS,
-      backfillDays: o.backfillDays,
-      refetchDays: o.refetchDays,
-      eventRetentionDays: 7,
-      syncIntervalMs: o.pollSeconds * 1000,
-      budgetReserve: 5,
-      profileCheckMs: 3_600_000,
-      metrics: createFetcherMetrics(new Registry()),
-      now,
-    });
-    worker = new Worker<SyncPayload, SyncSummary>(
-      queueCatalog.sync.name,
-      async (job: Job<SyncPayload>, token?: string) => {
-        polls.push({ participantId: job.data.participantId, at: now() });
-        return processor(job, token);
-      },
-      { connection: workerConnection, prefix, concurrency: 8 },
-    );
-    worker.on('failed', (_job, error) => {
-      syncErrors[error.message.slice(0, 120)] = (syncErrors[error.message.slice(0, 120)] ?? 0) + 1;
-    });
-    worker.on('completed', (_job, summary) => {
-      if (summary.outcome !== 'synced') outcomes[summary.outcome] = (outcomes[summary.outcome] ?? 0) + 1;
-    });
-    const drain = async () => {
-      for (;;) {
-        const c = await queues.sync.getJobCounts('waiting', 'active', 'prioritized', 'delayed');
-        const running = (c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0);
-        // Delayed jobs (a retry's backoff, a spent budget) wait in real time; the next step
-        // promotes them, and the processor decides again on the simulator's clock.
-        if (running === 0) return;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    };
-    const tick = () => runTick({ db, queues, logger, spreadMs: 0, sweepAfterMs: 86_400_000 * 365, now });
-
     // Backfill first (not counted), then the steady state from a clean count.
-    await tick();
-    await drain();
+    await p.tick();
+    await p.drain();
     o.log(`    backfill of ${ids.length} participants done (${polls.length} syncs); steady state for ${o.simDays} simulated days`);
     const lastPoll = new Map<string, number>();
-    for (const p of polls) lastPoll.set(p.participantId, p.at);
+    for (const poll of polls) lastPoll.set(poll.participantId, poll.at);
     polls.length = 0;
     sim.state.counters.requests = {};
     const rateLimited0 = sim.state.counters.rateLimited;
@@ -250,20 +140,11 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
     const end = now() + o.simDays * 86_400_000;
     let step = 0;
     while (now() < end) {
-      sim.clock.advance(o.stepSeconds * 1000);
-      for (const [participantId, at] of manualNext) {
-        if (at <= now()) {
-          syncUser(sim.world, userOf.get(participantId)!, at);
-          manualNext.set(participantId, at + (2 + rand() * 2) * 3_600_000);
-        }
-      }
-      await queues.sync.promoteJobs();
       const before = polls.length;
-      await tick();
-      await drain();
-      for (const p of polls.slice(before)) {
-        countChanges(p.participantId, lastPoll.get(p.participantId)!, p.at);
-        lastPoll.set(p.participantId, p.at);
+      await p.step(o.stepSeconds * 1000);
+      for (const poll of polls.slice(before)) {
+        countChanges(poll.participantId, lastPoll.get(poll.participantId)!, poll.at);
+        lastPoll.set(poll.participantId, poll.at);
       }
       if (++step % 180 === 0) o.log(`    ${((step * o.stepSeconds) / 3600).toFixed(0)} simulated hours, ${polls.length} polls`);
     }
@@ -308,14 +189,6 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
       realSeconds: (Date.now() - realStart) / 1000,
     };
   } finally {
-    await worker?.close();
-    await queues.sync.obliterate({ force: true }).catch(() => {});
-    await queues.deliver.obliterate({ force: true }).catch(() => {});
-    await queues.close();
-    producer.disconnect();
-    workerConnection.disconnect();
-    await sim.app.close();
-    await db.destroy();
-    await t.drop();
+    await p.close();
   }
 }

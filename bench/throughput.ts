@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { startStack, type ServiceName, type ServiceResources, type Stack, type StackParticipant } from '@fitlamp/harness';
 import { findUser, syncUser } from '@fitlamp/simulators';
+import { storageBetween, storageSnapshot, type StorageResult } from './storage.ts';
 
 export interface ThroughputOptions {
   participants: number;
@@ -23,6 +24,8 @@ export interface ThroughputOptions {
   keepStack?: boolean;
   /** Run the services' built JavaScript on node, as production does [true]; false: TypeScript source through tsx. */
   built?: boolean;
+  /** Run the stack on a Postgres cluster of its own [false], for a WAL figure nothing else adds to. */
+  ownPostgres?: boolean;
   log: (line: string) => void;
 }
 
@@ -34,6 +37,10 @@ export interface ThroughputResult {
   latencyMs: number;
   /** The services ran their built JavaScript (`dist/main.js` on node); false: source through tsx. */
   built: boolean;
+  /** Environment given to the services beyond the stack's own (concurrency settings). */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** WAL written during the run and database bytes kept at its end, per event delivered. */
+  storage?: StorageResult;
   finished: boolean;
   events: number;
   duplicates: number;
@@ -44,6 +51,8 @@ export interface ThroughputResult {
   /** Between 10% and 90% of the events: the rate once the pipeline is full. */
   steadyEventsPerSecond: number;
   connectSeconds: number;
+  /** Enrolments tried again after the gateway answered 503 (its mindLAMP check failed under load). */
+  connectRetries?: number;
   /** Seconds from the first connect to the first event in mindLAMP. */
   firstEventSeconds: number;
   /** Per process: peak RSS, CPU time, mean cores over the run and the busiest second's cores. */
@@ -87,6 +96,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     logDir: o.logDir,
     seed: 'fitlamp-bench',
     built: o.built ?? true,
+    ownPostgres: o.ownPostgres ?? false,
     ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
     ...(o.profileDir ? { cpuProfile: profiled, cpuProfileDir: o.profileDir } : {}),
   });
@@ -103,6 +113,8 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       await session.post('Profiler.enable');
       await session.post('Profiler.start');
     }
+    // The migrated schema with no participant yet: what the run adds is measured from here.
+    const storage0 = await storageSnapshot(stack.db);
     const cpu0 = process.cpuUsage();
     const services0 = new Map(stack.resources().map((r) => [`${r.name}-${r.replica}`, r.cpuMs ?? 0]));
     const events = stack.lamp.store.events;
@@ -151,9 +163,22 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       previous = next;
     }, 1_000);
     const t0 = Date.now();
-    await mapLimit(participants, 8, (p) => stack.connect(p));
+    // On a loaded machine the gateway's mindLAMP check can fail ("try again in a few minutes",
+    // 503): the bench tries again as a person would, and counts it.
+    let connectRetries = 0;
+    await mapLimit(participants, 8, async (p) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await stack.connect(p);
+        } catch (error) {
+          if (attempt >= 5 || !/\b503\b/.test(String(error))) throw error;
+          connectRetries++;
+          await new Promise((r) => setTimeout(r, 2_000));
+        }
+      }
+    });
     const connectSeconds = (Date.now() - t0) / 1000;
-    o.log(`    connected ${participants.length} participants in ${connectSeconds.toFixed(1)} s`);
+    o.log(`    connected ${participants.length} participants in ${connectSeconds.toFixed(1)} s${connectRetries ? ` (${connectRetries} retried after a 503)` : ''}`);
 
     const expected = participants.length * stack.dataStreams.length * o.days;
     const deadline = t0 + o.timeoutMs;
@@ -183,6 +208,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       }
     }
     clearInterval(sampler);
+    const storage1 = await storageSnapshot(stack.db);
     const resources = stack.resources();
     const cpu = process.cpuUsage(cpu0);
     if (session) {
@@ -212,6 +238,8 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       writers: o.writers,
       latencyMs: o.latencyMs,
       built: o.built ?? true,
+      ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
+      storage: await storageBetween(stack.db, storage0, storage1, total, o.ownPostgres ? 'own cluster' : 'shared cluster'),
       finished,
       events: total,
       duplicates: stack.lamp.findDuplicates().extraCopies,
@@ -220,6 +248,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       eventsPerSecond: seconds > 0 ? total / seconds : 0,
       steadyEventsPerSecond: steadySpan > 0 ? (total * 0.8) / steadySpan : 0,
       connectSeconds,
+      connectRetries,
       firstEventSeconds: (firstAt - t0) / 1000,
       services: resources.map((r) => ({
         ...r,

@@ -8,3 +8,4 @@ export {
   type ServiceResources,
 } from './stack.ts';
 export { startRedisServer, freePort, type RedisServer } from './redis-server.ts';
+export { startPostgresServer, type PostgresServer } from './postgres-server.ts';

@@ -27,6 +27,7 @@ import {
   testRedisUrl,
   type ServiceProcess,
 } from '@fitlamp/testing';
+import { startPostgresServer, type PostgresServer } from './postgres-server.ts';
 import { freePort, startRedisServer, type RedisServer } from './redis-server.ts';
 
 /**
@@ -64,6 +65,12 @@ export interface StackOptions {
   simStartAt?: string;
   /** Run an own redis-server (needed to FLUSHALL safely); else the machine's with a unique prefix. */
   ownRedis?: boolean;
+  /**
+   * Run an own Postgres cluster (initdb in a temporary directory, stopped and deleted by `stop()`),
+   * so that nothing else writes to it: its WAL position and size move only with this stack's work.
+   * Else a fresh database on the machine's Postgres.
+   */
+  ownPostgres?: boolean;
   syncIntervalSeconds?: number;
   schedulerTickSeconds?: number;
   sweepSeconds?: number;
@@ -120,6 +127,8 @@ export type ServiceName = 'gateway' | 'scheduler' | 'fetcher' | 'lamp-writer';
 export interface Stack {
   db: Kysely<Database>;
   databaseUrl: string;
+  /** Superuser URL of the Postgres server the stack's database is on (its own with `ownPostgres`). */
+  adminDatabaseUrl: string;
   redisUrl: string;
   queuePrefix: string;
   gatewayUrl: string;
@@ -171,12 +180,19 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   if (options.built) buildIfStale(SERVICES);
   const run = randomBytes(4).toString('hex');
   const dbName = `fitlamp_stack_${run}`;
-  const admin = new pg.Client({ connectionString: adminDatabaseUrl });
+  let postgres: PostgresServer | undefined;
+  if (options.ownPostgres) {
+    postgres = await startPostgresServer();
+    // The whole cluster goes at stop(), database and all.
+    cleanup.push(() => postgres!.stop());
+  }
+  const adminUrl = postgres?.adminUrl ?? adminDatabaseUrl;
+  const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`create database ${dbName}`);
   await admin.end();
-  cleanup.push(async () => dropDatabase(dbName));
-  const dbUrl = databaseUrl(dbName);
+  if (!postgres) cleanup.push(async () => dropDatabase(dbName));
+  const dbUrl = postgres ? postgres.databaseUrl(dbName) : databaseUrl(dbName);
   const db = createDb(dbUrl, { max: 4, applicationName: 'fitlamp-stack' });
   cleanup.push(() => db.destroy());
   await migrateToLatest(db);
@@ -380,6 +396,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   return {
     db,
     databaseUrl: dbUrl,
+    adminDatabaseUrl: adminUrl,
     redisUrl,
     queuePrefix,
     gatewayUrl,
@@ -446,7 +463,8 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
       );
     },
     async stop({ keepDatabase = false } = {}) {
-      if (keepDatabase) cleanup.splice(0, 1);
+      // An own cluster cannot outlive the stack: its database goes with it.
+      if (keepDatabase && !postgres) cleanup.splice(0, 1);
       for (const undo of [...cleanup].reverse()) await undo().catch(() => {});
       cleanup.length = 0;
     },

@@ -1,0 +1,274 @@
+// fitlamp's pipeline in the bench process on a simulated clock, for the sections that cover days
+// in minutes (efficiency, soak). The Fitbit simulator's clock is frozen and advanced in steps; the
+// scheduler's pass (`runTick`), the fetcher's processor (`createSyncProcessor`) and, optionally,
+// the lamp-writer's (`startDeliverWorker`, against an in-process mindLAMP simulator) run under real
+// BullMQ workers over real Postgres and Redis with `now` = the simulator's clock. The services'
+// own processes cannot be used: their clocks follow real time.
+import { randomBytes } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { sql, type Kysely } from 'kysely';
+import { Registry } from 'prom-client';
+import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
+import { createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant, type Database } from '@fitlamp/db';
+import { createFitbitProvider } from '@fitlamp/fitbit';
+import { startPostgresServer, type PostgresServer } from '@fitlamp/harness';
+import { createLampClient } from '@fitlamp/lamp';
+import { STREAMS } from '@fitlamp/provider';
+import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
+import { createLogger } from '@fitlamp/runtime';
+import { createFitbitSimulator, createLampSimulator, findUser, syncUser, type FitbitSimulator, type LampSimulator, type WorldUser } from '@fitlamp/simulators';
+import { createTestDatabase, testRedisUrl } from '@fitlamp/testing';
+import { createFetcherMetrics, createSyncProcessor, type SyncSummary } from '../services/fetcher/src/sync.worker.ts';
+import { createWriterMetrics, startDeliverWorker } from '../services/lamp-writer/src/deliver.worker.ts';
+import { runTick } from '../services/scheduler/src/tick.ts';
+
+export interface SimPipelineOptions {
+  participants: number;
+  /** SYNC_INTERVAL_SECONDS of the fetcher (the scheduler polls each participant this often). */
+  pollSeconds: number;
+  backfillDays: number;
+  refetchDays: number;
+  /** EVENT_RETENTION_DAYS of the fetcher: delivered events of older days leave Postgres (default 7). */
+  eventRetentionDays?: number;
+  startAt: string;
+  seed: string;
+  /** Run the lamp-writer's processor too, delivering into an in-process mindLAMP simulator. */
+  deliver?: boolean;
+  /** A Postgres cluster of the run's own (its WAL and size move only with this run), else a database on the machine's. */
+  ownPostgres?: boolean;
+  fetcherConcurrency?: number;
+}
+
+export interface SimParticipant {
+  participantId: string;
+  userId: string;
+  preset: string;
+}
+
+export interface SimPipeline {
+  db: Kysely<Database>;
+  sim: FitbitSimulator;
+  lamp?: LampSimulator;
+  queues: QueueSet;
+  participants: SimParticipant[];
+  userOf: Map<string, WorldUser>;
+  now(): number;
+  /** Every sync the fetcher ran: who and when (simulated). The caller may empty it. */
+  polls: Array<{ participantId: string; at: number }>;
+  syncErrors: Record<string, number>;
+  outcomes: Record<string, number>;
+  /** The scheduler's pass on the simulated clock. */
+  tick(): Promise<void>;
+  /** Waits until no sync (and, when delivering, no delivery) job is waiting or running. */
+  drain(): Promise<void>;
+  /**
+   * Advances the simulated clock by `ms`, lets the phone-synced (kolkata) watches sync when their
+   * time comes, promotes delayed jobs, ticks and drains.
+   */
+  step(ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const CLIENT_ID = 'BENCHSIM';
+const CLIENT_SECRET = 'bench-sim-secret';
+const REDIRECT = 'http://127.0.0.1:9/oauth/fitbit/callback';
+const PRESETS = ['new-york', 'traveler', 'sydney', 'kolkata'];
+
+export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeline> {
+  const undo: Array<() => Promise<unknown>> = [];
+  const cleanup = async () => {
+    for (const fn of undo.reverse()) await fn().catch(() => {});
+    undo.length = 0;
+  };
+  try {
+    let url: string;
+    if (o.ownPostgres) {
+      const server: PostgresServer = await startPostgresServer();
+      undo.push(() => server.stop());
+      const admin = createDb(server.adminUrl, { max: 1 });
+      await sql.raw('create database fitlamp_bench').execute(admin);
+      await admin.destroy();
+      url = server.databaseUrl('fitlamp_bench');
+    } else {
+      const t = await createTestDatabase({ migrated: false });
+      undo.push(() => t.drop());
+      url = t.url;
+    }
+    const db = createDb(url, { max: 10, applicationName: 'fitlamp-bench-sim' });
+    undo.push(() => db.destroy());
+    await migrateToLatest(db);
+
+    const participants: SimParticipant[] = Array.from({ length: o.participants }, (_, i) => ({
+      participantId: `U${String(i + 1).padStart(10, '0')}`,
+      userId: `FB${String(i + 1).padStart(4, '0')}`,
+      preset: PRESETS[i % PRESETS.length]!,
+    }));
+    const sim = createFitbitSimulator({
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      redirectUris: [REDIRECT],
+      appName: 'bench on a simulated clock',
+      seed: o.seed,
+      startAt: o.startAt,
+      users: participants.map((p) => ({ id: p.userId, preset: p.preset })),
+    });
+    const simUrl = (await sim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+    undo.push(() => sim.app.close());
+    const provider = createFitbitProvider({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUrl: simUrl, authorizeUrl: `${simUrl}/oauth2/authorize` });
+    const cipher = createTokenCipher(parseEncryptionKey(`b1:${randomBytes(32).toString('base64')}`));
+    const producer = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
+    const workerConnection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
+    undo.push(async () => {
+      producer.disconnect();
+      workerConnection.disconnect();
+    });
+    const prefix = `fitlamp-bench-sim-${randomBytes(4).toString('hex')}`;
+    const queues = createQueues(producer, prefix);
+    undo.push(async () => {
+      await queues.sync.obliterate({ force: true }).catch(() => {});
+      await queues.deliver.obliterate({ force: true }).catch(() => {});
+      await queues.close();
+    });
+    const logger = createLogger({ name: 'bench-sim', level: 'silent' });
+    const now = () => sim.clock.now();
+    const userOf = new Map(participants.map((p) => [p.participantId, findUser(sim.world, p.userId)!]));
+    // Kolkata-preset watches sync only when the phone app opens: every 2-4 h here, seeded.
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const manualNext = new Map(participants.filter((p) => p.preset === 'kolkata').map((p) => [p.participantId, now() + rand() * 3 * 3_600_000]));
+
+    for (const p of participants) {
+      sim.state.autoConsent = { decision: 'allow', userId: p.userId, scopes: undefined };
+      const { verifier, challenge } = createPkcePair();
+      const authUrl = provider.authorizationUrl({ redirectUri: REDIRECT, state: 's', codeChallenge: challenge, scopes: provider.scopesFor(STREAMS) });
+      const res = await fetch(authUrl, { redirect: 'manual' });
+      const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+      const grant = await provider.exchangeCode({ code, codeVerifier: verifier, redirectUri: REDIRECT });
+      await upsertParticipant(db, p.participantId);
+      await saveConnectedTokens(db, {
+        participantId: p.participantId,
+        provider: 'fitbit',
+        providerUserId: grant.providerUserId!,
+        accessTokenEnc: cipher.encrypt(grant.accessToken),
+        refreshTokenEnc: cipher.encrypt(grant.refreshToken!),
+        keyId: cipher.activeKeyId,
+        accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
+        refreshTokenExpiresAt: null,
+        scopes: grant.scopes,
+      });
+      await recordTimeZone(db, p.participantId, userOf.get(p.participantId)!.zoneHistory[0]!.zone, 'fitbit', new Date(0));
+      await scheduleStreams(db, p.participantId, STREAMS);
+      if (p.preset === 'kolkata') syncUser(sim.world, userOf.get(p.participantId)!, now() - 60_000);
+    }
+    sim.state.autoConsent = undefined;
+    // scheduleStreams made them due at the database's now(); the simulated day may be another.
+    await db.updateTable('sync_cursors').set({ next_due_at: new Date(now()) }).execute();
+
+    const polls: SimPipeline['polls'] = [];
+    const syncErrors: Record<string, number> = {};
+    const outcomes: Record<string, number> = {};
+    const processor = createSyncProcessor({
+      db,
+      cipher,
+      providers: { fitbit: provider },
+      queues,
+      logger,
+      streams: STREAMS,
+      backfillDays: o.backfillDays,
+      refetchDays: o.refetchDays,
+      eventRetentionDays: o.eventRetentionDays ?? 7,
+      syncIntervalMs: o.pollSeconds * 1000,
+      budgetReserve: 5,
+      profileCheckMs: 3_600_000,
+      metrics: createFetcherMetrics(new Registry()),
+      now,
+    });
+    const worker = new Worker<SyncPayload, SyncSummary>(
+      queueCatalog.sync.name,
+      async (job: Job<SyncPayload>, token?: string) => {
+        polls.push({ participantId: job.data.participantId, at: now() });
+        return processor(job, token);
+      },
+      { connection: workerConnection, prefix, concurrency: o.fetcherConcurrency ?? 8 },
+    );
+    undo.push(() => worker.close());
+    worker.on('failed', (_job, error) => {
+      syncErrors[error.message.slice(0, 120)] = (syncErrors[error.message.slice(0, 120)] ?? 0) + 1;
+    });
+    worker.on('completed', (_job, summary) => {
+      if (summary.outcome !== 'synced') outcomes[summary.outcome] = (outcomes[summary.outcome] ?? 0) + 1;
+    });
+
+    let lamp: LampSimulator | undefined;
+    if (o.deliver) {
+      const secretKey = randomBytes(12).toString('hex');
+      const lampSim = createLampSimulator({
+        credentials: [{ accessKey: 'bench@fitlamp', secretKey }],
+        participants: participants.map((p) => ({ id: p.participantId, studyId: 'S0000000001' })),
+      });
+      lamp = lampSim;
+      const lampUrl = await lampSim.app.listen({ port: 0, host: '127.0.0.1' });
+      undo.push(() => lampSim.app.close());
+      const client = createLampClient({ baseUrl: lampUrl, accessKey: 'bench@fitlamp', secretKey });
+      undo.push(() => client.close());
+      const deliverConnection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
+      undo.push(async () => deliverConnection.disconnect());
+      const writer = startDeliverWorker(
+        // The service's defaults: LAMP_BATCH_SIZE, LAMP_BATCH_MAX_BYTES, and the lease of 2 × LAMP_TIMEOUT_MS + 30 s.
+        { db, lamp: client, logger, batchSize: 1_000, maxBytes: 1_000_000, leaseMs: 90_000, metrics: createWriterMetrics(new Registry()) },
+        { connection: deliverConnection, prefix, concurrency: 4 },
+      );
+      undo.push(() => writer.close());
+    }
+
+    const drain = async () => {
+      for (;;) {
+        const c = await queues.sync.getJobCounts('waiting', 'active', 'prioritized');
+        let running = (c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0);
+        if (o.deliver) {
+          const d = await queues.deliver.getJobCounts('waiting', 'active', 'prioritized');
+          running += (d.waiting ?? 0) + (d.active ?? 0) + (d.prioritized ?? 0);
+        }
+        // Delayed jobs (a retry's backoff, a spent budget) wait in real time; the next step
+        // promotes them, and the processor decides again on the simulator's clock.
+        if (running === 0) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    const tick = async () => {
+      await runTick({ db, queues, logger, spreadMs: 0, sweepAfterMs: 86_400_000 * 365, now });
+    };
+    return {
+      db,
+      sim,
+      ...(lamp ? { lamp } : {}),
+      queues,
+      participants,
+      userOf,
+      now,
+      polls,
+      syncErrors,
+      outcomes,
+      tick,
+      drain,
+      async step(ms) {
+        sim.clock.advance(ms);
+        for (const [participantId, at] of manualNext) {
+          if (at <= now()) {
+            syncUser(sim.world, userOf.get(participantId)!, at);
+            manualNext.set(participantId, at + (2 + rand() * 2) * 3_600_000);
+          }
+        }
+        await queues.sync.promoteJobs();
+        if (o.deliver) await queues.deliver.promoteJobs();
+        await tick();
+        await drain();
+      },
+      close: cleanup,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
