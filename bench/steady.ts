@@ -199,7 +199,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
     });
     const drain = async () => {
       for (;;) {
-        const c = await queues.sync.getJobCounts('waiting', 'active', 'prioritized', 'delayed');
+        const c = await queues.sync[0]!.getJobCounts('waiting', 'active', 'prioritized', 'delayed');
         const running = (c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0);
         // Delayed jobs (a retry's backoff, a spent budget) wait in real time; the next step
         // promotes them, and the processor decides again on the simulator's clock.
@@ -256,7 +256,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
           manualNext.set(participantId, at + (2 + rand() * 2) * 3_600_000);
         }
       }
-      await queues.sync.promoteJobs();
+      await queues.sync[0]!.promoteJobs();
       const before = polls.length;
       await tick();
       await drain();
@@ -308,8 +308,8 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
     };
   } finally {
     await worker?.close();
-    await queues.sync.obliterate({ force: true }).catch(() => {});
-    await queues.deliver.obliterate({ force: true }).catch(() => {});
+    await Promise.all(queues.sync.map((q) => q.obliterate({ force: true }))).catch(() => {});
+    await Promise.all(queues.deliver.map((q) => q.obliterate({ force: true }))).catch(() => {});
     await queues.close();
     producer.disconnect();
     workerConnection.disconnect();

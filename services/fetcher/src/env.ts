@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { baseEnvSchema, checkProviderEnv, cryptoEnvSchema, envFields, loadEnv, providerEnvSchema } from '@fitlamp/runtime';
+import { baseEnvSchema, checkProviderEnv, cryptoEnvSchema, envFields, loadEnv, providerEnvSchema, queueConsumerEnvSchema } from '@fitlamp/runtime';
 
 export const fetcherEnvSchema = baseEnvSchema
   .extend(cryptoEnvSchema.shape)
   .extend(providerEnvSchema.shape)
+  .extend(queueConsumerEnvSchema.shape)
   .extend({
     PORT: envFields.port(9092),
     HOST: z.string().default('0.0.0.0'),

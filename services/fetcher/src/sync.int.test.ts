@@ -159,7 +159,7 @@ describe('fetcher sync against the Fitbit simulator', () => {
     expect(rows.find((r) => r.stream === 'steps' && r.day === addDays(today, -1))?.status).toBe('settled');
     expect(rows.find((r) => r.stream === 'steps' && r.day === today)?.status).toBe('partial');
     // Delivery was asked for.
-    expect(await h.queues.deliver.getJob('deliver-U0000000042')).toBeDefined();
+    expect(await h.queues.getJob('deliver', 'U0000000042')).toBeDefined();
     // 7 days: intraday steps and heart rate one request a day, the other streams one range each,
     // plus the profile and the device list.
     const perEndpoint = h.sim.counters().requests[h.userId]!;

@@ -1,4 +1,4 @@
-import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import {
@@ -32,7 +32,7 @@ import {
   type StreamName,
   type ZoneHistory,
 } from '@fitlamp/provider';
-import { enqueue, queueCatalog, syncPayload, type QueueSet, type SyncPayload } from '@fitlamp/queues';
+import { enqueue, startShardWorkers, syncPayload, type QueueSet, type ShardWorkerOptions, type ShardWorkers, type SyncPayload } from '@fitlamp/queues';
 import type { Logger } from '@fitlamp/runtime';
 import { createRateBudget, type RateBudget } from './budget.ts';
 import { planDays, planRequests, type PlannedRequest } from './plan.ts';
@@ -402,22 +402,12 @@ async function finishSync(deps: SyncDeps, connection: ProviderConnection, partic
   await scheduleNextSync(deps.db, participantId, { streams: deps.streams, at: new Date(at), nextDueAt: new Date(at + jitter()), success });
 }
 
-export interface StartSyncWorkerOptions {
-  connection: ConnectionOptions;
-  prefix: string;
-  concurrency: number;
-}
-
-/** Starts the BullMQ worker for the sync queue. Close it first at shutdown. */
-export function startSyncWorker(deps: SyncDeps, options: StartSyncWorkerOptions): Worker<SyncPayload, SyncSummary> {
-  const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, createSyncProcessor(deps), {
-    connection: options.connection,
-    prefix: options.prefix,
-    concurrency: options.concurrency,
+/** Starts the BullMQ workers for the consumed sync shards. Close them first at shutdown. */
+export function startSyncWorker(deps: SyncDeps, options: ShardWorkerOptions): ShardWorkers<'sync', SyncSummary> {
+  return startShardWorkers('sync', createSyncProcessor(deps), options, (worker) => {
+    worker.on('failed', (job, error) => {
+      deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'sync job failed');
+    });
+    worker.on('error', (error) => deps.logger.error({ err: error.message }, 'sync worker error'));
   });
-  worker.on('failed', (job, error) => {
-    deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'sync job failed');
-  });
-  worker.on('error', (error) => deps.logger.error({ err: error.message }, 'sync worker error'));
-  return worker;
 }

@@ -1,4 +1,4 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import {
@@ -17,7 +17,7 @@ import {
 } from '@fitlamp/db';
 import { LampError, type LampClient } from '@fitlamp/lamp';
 import { canonicalJson } from '@fitlamp/provider';
-import { deliverPayload, queueCatalog, type DeliverPayload } from '@fitlamp/queues';
+import { deliverPayload, startShardWorkers, type DeliverPayload, type ShardWorkerOptions, type ShardWorkers } from '@fitlamp/queues';
 import type { Logger } from '@fitlamp/runtime';
 
 export interface DeliverDeps {
@@ -181,21 +181,12 @@ export function createDeliverProcessor(deps: DeliverDeps) {
   };
 }
 
-export interface StartDeliverWorkerOptions {
-  connection: ConnectionOptions;
-  prefix: string;
-  concurrency: number;
-}
-
-export function startDeliverWorker(deps: DeliverDeps, options: StartDeliverWorkerOptions): Worker<DeliverPayload, DeliverSummary> {
-  const worker = new Worker<DeliverPayload, DeliverSummary>(queueCatalog.deliver.name, createDeliverProcessor(deps), {
-    connection: options.connection,
-    prefix: options.prefix,
-    concurrency: options.concurrency,
+/** Starts the BullMQ workers for the consumed deliver shards. Close them first at shutdown. */
+export function startDeliverWorker(deps: DeliverDeps, options: ShardWorkerOptions): ShardWorkers<'deliver', DeliverSummary> {
+  return startShardWorkers('deliver', createDeliverProcessor(deps), options, (worker) => {
+    worker.on('failed', (job, error) => {
+      deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'delivery job failed');
+    });
+    worker.on('error', (error) => deps.logger.error({ err: error.message }, 'deliver worker error'));
   });
-  worker.on('failed', (job, error) => {
-    deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'delivery job failed');
-  });
-  worker.on('error', (error) => deps.logger.error({ err: error.message }, 'deliver worker error'));
-  return worker;
 }
