@@ -25,6 +25,8 @@ export interface SteadyOptions {
   simDays: number;
   /** SYNC_INTERVAL_SECONDS of the fetcher (the scheduler polls each participant this often). */
   pollSeconds: number;
+  /** POLL_MAX_INTERVAL_SECONDS of the fetcher (the sync-rhythm back-off's ceiling) [21600, its default]. */
+  pollMaxSeconds?: number;
   /** Simulated time per step (the scheduler's tick, in simulated time). */
   stepSeconds: number;
   backfillDays: number;
@@ -178,6 +180,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
       backfillDays: o.backfillDays,
       refetchDays: o.refetchDays,
       syncIntervalMs: o.pollSeconds * 1000,
+      pollMaxIntervalMs: (o.pollMaxSeconds ?? 21_600) * 1000,
       budgetReserve: 5,
       profileCheckMs: 3_600_000,
       metrics: createFetcherMetrics(new Registry()),

@@ -50,6 +50,7 @@ await runService({
         refetchDays: env.REFETCH_DAYS,
         syncIntervalMs: env.SYNC_INTERVAL_SECONDS * 1000,
         webhookPollMultiplier: env.WEBHOOK_POLL_MULTIPLIER,
+        pollMaxIntervalMs: env.POLL_MAX_INTERVAL_SECONDS * 1000,
         budgetReserve: env.RATE_BUDGET_RESERVE,
         profileCheckMs: env.PROFILE_CHECK_SECONDS * 1000,
         ...(env.CLOCK_OFFSET_MS ? { now: () => Date.now() + env.CLOCK_OFFSET_MS } : {}),

@@ -36,7 +36,7 @@ import { enqueue, startShardWorkers, syncPayload, type QueueSet, type ShardWorke
 import type { Logger } from '@fitlamp/runtime';
 import { createRateBudget, type RateBudget } from './budget.ts';
 import { planDays, planRequests, type PlannedRequest } from './plan.ts';
-import { pollIntervalMs } from './poll-interval.ts';
+import { learnSyncRhythm, nextPollDelayMs, pollIntervalMs } from './poll-interval.ts';
 import { storeDayResults } from './store.ts';
 import { ConnectionLostError, getAccessToken, type AccessToken } from './tokens.ts';
 
@@ -53,6 +53,11 @@ export interface SyncDeps {
   syncIntervalMs: number;
   /** Poll this many times less often while the provider's webhooks are healthy [4]; 1 turns it off. */
   webhookPollMultiplier?: number;
+  /**
+   * POLL_MAX_INTERVAL_SECONDS: the longest wait between polls when following a device's sync
+   * rhythm (poll-interval.ts). At or below the poll interval (the default here), the rhythm is off.
+   */
+  pollMaxIntervalMs?: number;
   budgetReserve: number;
   /** Re-read the account's zone at most this often (one extra request). */
   profileCheckMs: number;
@@ -134,6 +139,8 @@ export function createSyncProcessor(deps: SyncDeps) {
     let access: AccessToken;
     let needDelivery = false;
     const failures: string[] = [];
+    /** The device's recent syncs (oldest first): the rhythm the next poll follows. */
+    let deviceSyncs: number[] = (connection.device_sync_times ?? []).map((d) => new Date(d).getTime());
 
     const saveBudget = () => saveRateBudget(deps.db, connection.id, { remaining: budget.remaining, resetAt: budget.resetAt });
 
@@ -194,7 +201,7 @@ export function createSyncProcessor(deps: SyncDeps) {
       const syncTimes = devices.map((d) => d.lastSyncAt).filter((t): t is number => t !== null);
       const lastDeviceSync = syncTimes.length ? Math.max(...syncTimes) : null;
       if (lastDeviceSync !== null) {
-        await recordDeviceSync(deps.db, connection.id, new Date(lastDeviceSync));
+        deviceSyncs = await recordDeviceSync(deps.db, connection.id, new Date(lastDeviceSync));
       }
       if (deps.streams.includes('device') && lastDeviceSync !== null) {
         const outcome = await storeRecords(deps, participantId, provider.name, 'device', provider.normalizeDevices(devices, zones), lastDeviceSync, zones);
@@ -301,7 +308,7 @@ export function createSyncProcessor(deps: SyncDeps) {
         needDelivery ||= outcome.inserted > 0 || outcome.changed > outcome.changedAfterDelivery;
       }
 
-      await finishSync(deps, connection, participantId, failures.length === 0, now());
+      await finishSync(deps, connection, participantId, failures.length === 0, now(), deviceSyncs);
       if (failures.length > 0) {
         // Not thrown: a job retried with BullMQ's backoff would hold the participant's job id
         // for minutes, and no fresh sync could start meanwhile. The job completes; the failed
@@ -393,13 +400,24 @@ async function storeRecords(
 }
 
 /** Records the sync's end: connection freshness and each stream's next due time, with jitter. */
-async function finishSync(deps: SyncDeps, connection: ProviderConnection, participantId: string, success: boolean, at: number) {
+async function finishSync(
+  deps: SyncDeps,
+  connection: ProviderConnection,
+  participantId: string,
+  success: boolean,
+  at: number,
+  deviceSyncs: readonly number[],
+) {
   const interval = success
     ? await pollIntervalMs(deps.db, connection.provider, { baseMs: deps.syncIntervalMs, multiplier: deps.webhookPollMultiplier ?? 4 })
     : deps.syncIntervalMs;
-  const jitter = () => interval * (0.9 + Math.random() * 0.2);
+  // After a failure, the usual interval: the failed days are due again soon.
+  const rhythm = success ? learnSyncRhythm(deviceSyncs) : null;
+  const wait = nextPollDelayMs({ now: at, baseMs: interval, maxMs: deps.pollMaxIntervalMs ?? interval, rhythm });
+  // Jitter spreads the usual polls; a wait aimed just after an expected sync is only ever pushed later.
+  const jittered = wait === interval ? interval * (0.9 + Math.random() * 0.2) : wait + Math.random() * 0.1 * interval;
   if (success) await markSynced(deps.db, connection.id, new Date(at));
-  await scheduleNextSync(deps.db, participantId, { streams: deps.streams, at: new Date(at), nextDueAt: new Date(at + jitter()), success });
+  await scheduleNextSync(deps.db, participantId, { streams: deps.streams, at: new Date(at), nextDueAt: new Date(at + jittered), success });
 }
 
 /** Starts the BullMQ workers for the consumed sync shards. Close them first at shutdown. */
