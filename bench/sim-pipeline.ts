@@ -27,6 +27,8 @@ export interface SimPipelineOptions {
   participants: number;
   /** SYNC_INTERVAL_SECONDS of the fetcher (the scheduler polls each participant this often). */
   pollSeconds: number;
+  /** POLL_MAX_INTERVAL_SECONDS of the fetcher (the sync-rhythm back-off's ceiling) [21600, its default]. */
+  pollMaxSeconds?: number;
   backfillDays: number;
   refetchDays: number;
   /** EVENT_RETENTION_DAYS of the fetcher: delivered events of older days leave Postgres (default 7). */
@@ -126,8 +128,7 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
     const prefix = `fitlamp-bench-sim-${randomBytes(4).toString('hex')}`;
     const queues = createQueues(producer, prefix);
     undo.push(async () => {
-      await queues.sync.obliterate({ force: true }).catch(() => {});
-      await queues.deliver.obliterate({ force: true }).catch(() => {});
+      await Promise.all([...queues.sync, ...queues.deliver].map((q) => q.obliterate({ force: true }))).catch(() => {});
       await queues.close();
     });
     const logger = createLogger({ name: 'bench-sim', level: 'silent' });
@@ -179,6 +180,7 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
       refetchDays: o.refetchDays,
       eventRetentionDays: o.eventRetentionDays ?? 7,
       syncIntervalMs: o.pollSeconds * 1000,
+      pollMaxIntervalMs: (o.pollMaxSeconds ?? 21_600) * 1000,
       budgetReserve: 5,
       profileCheckMs: 3_600_000,
       metrics: createFetcherMetrics(new Registry()),
@@ -217,18 +219,17 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
       const writer = startDeliverWorker(
         // The service's defaults: LAMP_BATCH_SIZE, LAMP_BATCH_MAX_BYTES, and the lease of 2 × LAMP_TIMEOUT_MS + 30 s.
         { db, lamp: client, logger, batchSize: 1_000, maxBytes: 1_000_000, leaseMs: 90_000, metrics: createWriterMetrics(new Registry()) },
-        { connection: deliverConnection, prefix, concurrency: 4 },
+        { connection: deliverConnection, prefix, layout: queues.layout, concurrency: 4 },
       );
       undo.push(() => writer.close());
     }
 
     const drain = async () => {
       for (;;) {
-        const c = await queues.sync.getJobCounts('waiting', 'active', 'prioritized');
-        let running = (c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0);
-        if (o.deliver) {
-          const d = await queues.deliver.getJobCounts('waiting', 'active', 'prioritized');
-          running += (d.waiting ?? 0) + (d.active ?? 0) + (d.prioritized ?? 0);
+        let running = 0;
+        for (const q of o.deliver ? [...queues.sync, ...queues.deliver] : queues.sync) {
+          const c = await q.getJobCounts('waiting', 'active', 'prioritized');
+          running += (c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0);
         }
         // Delayed jobs (a retry's backoff, a spent budget) wait in real time; the next step
         // promotes them, and the processor decides again on the simulator's clock.
@@ -260,8 +261,7 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
             manualNext.set(participantId, at + (2 + rand() * 2) * 3_600_000);
           }
         }
-        await queues.sync.promoteJobs();
-        if (o.deliver) await queues.deliver.promoteJobs();
+        for (const q of o.deliver ? [...queues.sync, ...queues.deliver] : queues.sync) await q.promoteJobs();
         await tick();
         await drain();
       },

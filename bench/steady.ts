@@ -14,6 +14,8 @@ export interface SteadyOptions {
   simDays: number;
   /** SYNC_INTERVAL_SECONDS of the fetcher (the scheduler polls each participant this often). */
   pollSeconds: number;
+  /** POLL_MAX_INTERVAL_SECONDS of the fetcher (the sync-rhythm back-off's ceiling) [21600, its default]. */
+  pollMaxSeconds?: number;
   /** Simulated time per step (the scheduler's tick, in simulated time). */
   stepSeconds: number;
   backfillDays: number;
@@ -92,6 +94,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
   const p = await startSimPipeline({
     participants: o.participants,
     pollSeconds: o.pollSeconds,
+    ...(o.pollMaxSeconds ? { pollMaxSeconds: o.pollMaxSeconds } : {}),
     backfillDays: o.backfillDays,
     refetchDays: o.refetchDays,
     startAt: o.startAt,

@@ -286,7 +286,7 @@ function checkAutoscaling(objs: Obj[]): string[] {
       if (!q.includes('fitlamp_queue_jobs') || !q.includes(`queue="${queue}"`)) problems.push(`${so.metadata.name}: trigger does not read its queue ${queue}: ${q}`);
       if (namespace && !q.includes(`namespace="${namespace}"`)) problems.push(`${so.metadata.name}: query does not select namespace ${namespace}`);
       // Every pod exports the same counts: summing across pods would multiply them.
-      if (!/max by \(state\)/.test(q)) problems.push(`${so.metadata.name}: query does not take the max across pods`);
+      if (!/max by \(shard, state\)/.test(q)) problems.push(`${so.metadata.name}: query does not take the max across pods`);
     }
     // An empty answer must not read as "no work" (and scale the workers to zero): fall back instead.
     for (const t of so.spec.triggers) {

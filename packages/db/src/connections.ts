@@ -343,9 +343,28 @@ export async function setIntradayRefused(db: Kysely<Database>, connectionId: str
   await db.updateTable('provider_connections').set({ intraday_access: false }).where('id', '=', connectionId).execute();
 }
 
-/** Stores the newest device sync time the provider reported. */
-export async function recordDeviceSync(db: Kysely<Database>, connectionId: string, at: Date): Promise<void> {
-  await db.updateTable('provider_connections').set({ device_last_sync_at: at }).where('id', '=', connectionId).execute();
+/** Device syncs kept per connection for learning its rhythm. */
+export const DEVICE_SYNC_HISTORY = 12;
+
+/**
+ * Stores the newest device sync time the provider reported, and appends it to the connection's
+ * recent syncs when it is newer than the last one kept (the oldest fall off past
+ * {@link DEVICE_SYNC_HISTORY}). Answers the recent syncs, oldest first, as epoch ms.
+ */
+export async function recordDeviceSync(db: Kysely<Database>, connectionId: string, at: Date): Promise<number[]> {
+  const row = await db
+    .updateTable('provider_connections')
+    .set({
+      device_last_sync_at: at,
+      device_sync_times: sql<Date[]>`case
+        when cardinality(device_sync_times) > 0 and device_sync_times[cardinality(device_sync_times)] >= ${at} then device_sync_times
+        else (array_append(device_sync_times, ${at}::timestamptz))[greatest(1, cardinality(device_sync_times) + 2 - ${DEVICE_SYNC_HISTORY}::int):]
+      end`,
+    })
+    .where('id', '=', connectionId)
+    .returning('device_sync_times')
+    .executeTakeFirst();
+  return (row?.device_sync_times ?? []).map((d) => new Date(d).getTime());
 }
 
 /** Stores when the fetcher read the account's profile (its time zone), on the fetcher's clock. */

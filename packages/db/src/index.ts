@@ -23,6 +23,7 @@ export {
   saveRateBudget,
   setIntradayRefused,
   recordDeviceSync,
+  DEVICE_SYNC_HISTORY,
   recordProfileCheck,
   markSynced,
   type ConnectedTokens,

@@ -40,6 +40,8 @@ export interface ProviderConnectionsTable {
   scopes: ColumnType<string[], string[] | undefined, string[]>;
   intraday_access: boolean | null;
   device_last_sync_at: Timestamp | null;
+  /** Recent device syncs the provider reported, oldest first (recordDeviceSync keeps the last few). */
+  device_sync_times: ColumnType<Date[], Date[] | undefined, Date[]>;
   /** When the fetcher last read the account's profile (time zone), on its clock. */
   profile_checked_at: Timestamp | null;
   rate_limit_remaining: number | null;

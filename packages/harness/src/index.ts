@@ -7,5 +7,5 @@ export {
   type ServiceName,
   type ServiceResources,
 } from './stack.ts';
-export { startRedisServer, freePort, type RedisServer } from './redis-server.ts';
+export { startRedisServer, startRedisCluster, freePort, type RedisServer, type RedisCluster } from './redis-server.ts';
 export { startPostgresServer, type PostgresServer } from './postgres-server.ts';

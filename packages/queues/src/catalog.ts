@@ -1,5 +1,6 @@
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type Job, type JobType, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
+import { shardLayout, shardOf, shardQueueName, type ShardLayout } from './shards.ts';
 
 /**
  * The one place that decides queue names, job names, payloads, options and job ids. Jobs carry
@@ -78,24 +79,62 @@ export function jobIdFor(kind: QueueKind, participantId: string): string {
 }
 
 export interface QueueSet {
-  sync: Queue<SyncPayload>;
-  deliver: Queue<DeliverPayload>;
-  all: Queue[];
+  /** How the kinds are split into shards (see shards.ts). */
+  layout: ShardLayout;
+  /** The sync queue of each shard, by shard number. */
+  sync: Queue<SyncPayload>[];
+  /** The deliver queue of each shard, by shard number. */
+  deliver: Queue<DeliverPayload>[];
+  /** Every queue of every kind and shard, with its kind and shard: what Bull Board and metrics list. */
+  all: Array<{ kind: QueueKind; shard: number; queue: Queue }>;
+  /** The queue a participant's job of this kind goes to. */
+  queueFor<K extends QueueKind>(kind: K, participantId: string): Queue<PayloadOf<K>>;
+  /** The participant's job of this kind, if one is waiting, delayed or running. */
+  getJob<K extends QueueKind>(kind: K, participantId: string): Promise<Job<PayloadOf<K>> | undefined>;
+  /** Jobs of this kind in these states over every shard. */
+  getJobs<K extends QueueKind>(kind: K, states: JobType[]): Promise<Array<Job<PayloadOf<K>>>>;
+  /** Jobs of this kind over every shard (waiting, delayed, prioritized, …: BullMQ's `count`). */
+  count(kind: QueueKind): Promise<number>;
   close(): Promise<void>;
 }
 
-/** Producer handles for every queue in the catalog, sharing one producer connection. */
-export function createQueues(connection: ConnectionOptions, prefix: string): QueueSet {
-  const sync = new Queue<SyncPayload>(queueCatalog.sync.name, { connection, prefix });
-  const deliver = new Queue<DeliverPayload>(queueCatalog.deliver.name, { connection, prefix });
-  const all = [sync, deliver] as Queue[];
+/**
+ * Producer handles for every queue and shard in the catalog, sharing one producer connection.
+ * `layout` defaults to one shard on a single Redis: the historical queue names.
+ */
+export function createQueues(connection: ConnectionOptions, prefix: string, layout: ShardLayout = shardLayout()): QueueSet {
+  const shardNumbers = Array.from({ length: layout.shards }, (_, shard) => shard);
+  const open = <T>(kind: QueueKind) =>
+    shardNumbers.map((shard) => new Queue<T>(shardQueueName(queueCatalog[kind].name, shard, layout), { connection, prefix }));
+  const sync = open<SyncPayload>('sync');
+  const deliver = open<DeliverPayload>('deliver');
+  const all = [
+    ...sync.map((queue, shard) => ({ kind: 'sync' as const, shard, queue: queue as Queue })),
+    ...deliver.map((queue, shard) => ({ kind: 'deliver' as const, shard, queue: queue as Queue })),
+  ];
+  const byKind = { sync, deliver } as Record<QueueKind, Queue[]>;
+  const queueFor = <K extends QueueKind>(kind: K, participantId: string) =>
+    byKind[kind][shardOf(participantId, layout.shards)] as unknown as Queue<PayloadOf<K>>;
   let closing: Promise<void> | undefined;
   return {
+    layout,
     sync,
     deliver,
     all,
+    queueFor,
+    async getJob(kind, participantId) {
+      return (await queueFor(kind, participantId).getJob(jobIdFor(kind, participantId))) ?? undefined;
+    },
+    async getJobs(kind, states) {
+      const lists = await Promise.all(byKind[kind].map((queue) => queue.getJobs(states)));
+      return lists.flat() as never;
+    },
+    async count(kind) {
+      const counts = await Promise.all(byKind[kind].map((queue) => queue.count()));
+      return counts.reduce((a, b) => a + b, 0);
+    },
     close() {
-      closing ??= Promise.all(all.map((q) => q.close())).then(() => undefined);
+      closing ??= Promise.all(all.map(({ queue }) => queue.close())).then(() => undefined);
       return closing;
     },
   };
@@ -120,7 +159,7 @@ export async function enqueue<K extends QueueKind>(
 ): Promise<string> {
   const entry = queueCatalog[kind];
   const data = entry.payload.parse(payload);
-  const queue = queues[kind] as Queue;
+  const queue = queues.queueFor(kind, data.participantId) as Queue;
   const jobId = jobIdFor(kind, data.participantId);
   await queue.add(entry.jobName, data, {
     ...entry.options,

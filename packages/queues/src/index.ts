@@ -13,3 +13,14 @@ export {
   type EnqueueOptions,
 } from './catalog.ts';
 export { registerQueueMetrics } from './metrics.ts';
+export {
+  shardLayout,
+  shardLayoutOf,
+  shardOf,
+  shardQueueName,
+  shardHashTag,
+  parseConsumedShards,
+  MAX_QUEUE_SHARDS,
+  type ShardLayout,
+} from './shards.ts';
+export { startShardWorkers, type ShardWorkers, type ShardWorkerOptions } from './workers.ts';

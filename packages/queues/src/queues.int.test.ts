@@ -20,7 +20,7 @@ describe('queues on real Redis', () => {
     const second = await enqueue(queues, 'sync', { participantId: 'U42', reason: 'scheduled' });
     expect(first).toBe(jobIdFor('sync', 'U42'));
     expect(second).toBe(first);
-    expect(await queues.sync.count()).toBe(1);
+    expect(await queues.count('sync')).toBe(1);
 
     const seen: Array<{ id: string | undefined; data: SyncPayload }> = [];
     const workerConnection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
@@ -36,9 +36,9 @@ describe('queues on real Redis', () => {
     await worker.close();
     expect(seen).toEqual([{ id: 'sync-U42', data: { participantId: 'U42', reason: 'connected' } }]);
     // Completed jobs are removed, so the participant can be enqueued again.
-    expect(await queues.sync.getJob('sync-U42')).toBeUndefined();
+    expect(await queues.getJob('sync', 'U42')).toBeUndefined();
     await enqueue(queues, 'sync', { participantId: 'U42', reason: 'scheduled' });
-    expect(await queues.sync.count()).toBe(1);
+    expect(await queues.count('sync')).toBe(1);
   });
 
   it('refuses an invalid payload without adding anything', async () => {
@@ -47,6 +47,6 @@ describe('queues on real Redis', () => {
     const queues = createQueues(producer, prefix);
     cleanups.push(() => producer.quit(), () => queues.close());
     await expect(enqueue(queues, 'deliver', { participantId: 'U1', reason: 'nope' as never })).rejects.toThrow();
-    expect(await queues.deliver.count()).toBe(0);
+    expect(await queues.count('deliver')).toBe(0);
   });
 });

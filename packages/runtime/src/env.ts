@@ -59,6 +59,13 @@ export const baseEnvSchema = z.object({
   DATABASE_URL: envFields.postgresUrl(),
   REDIS_URL: envFields.redisUrl(),
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/).default('fitlamp'),
+  /** REDIS_URL names one node of a Redis Cluster; the others are discovered from it. */
+  REDIS_CLUSTER: envFields.bool(false),
+  /**
+   * Queues per kind (`sync`, `deliver`), each in its own cluster hash slot; a participant's jobs
+   * always go to the same one. 1 keeps the historical queue names. Every service must agree.
+   */
+  QUEUE_SHARDS: z.coerce.number().int().min(1).max(1024).default(1),
   /** Longer than a provider or mindLAMP request may take (30 s), so a job in flight can finish. */
   SHUTDOWN_TIMEOUT_MS: envFields.positiveInt(45_000),
   /**
@@ -68,6 +75,20 @@ export const baseEnvSchema = z.object({
    */
   CLOCK_OFFSET_MS: z.coerce.number().int().default(0),
 });
+
+/** Services that run BullMQ workers (fetcher, lamp-writer). */
+export const queueConsumerEnvSchema = z.object({
+  /** Shards this replica's worker consumes, e.g. `0,2` or `0-3`; every shard when unset. */
+  QUEUE_SHARDS_CONSUMED: z
+    .string()
+    .regex(/^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$/, { message: 'expected shard numbers or ranges such as 0,2 or 0-3' })
+    .optional(),
+});
+
+/** Where the queues live, as the connection factories take it. */
+export function redisTargetOf(env: { REDIS_URL: string; REDIS_CLUSTER: boolean }): { url: string; cluster: boolean } {
+  return { url: env.REDIS_URL, cluster: env.REDIS_CLUSTER };
+}
 
 /** Token encryption: the active key and, during rotation, the previous one. */
 export const cryptoEnvSchema = z.object({

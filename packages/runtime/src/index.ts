@@ -7,9 +7,11 @@ export {
   lampEnvSchema,
   providerEnvSchema,
   checkProviderEnv,
+  queueConsumerEnvSchema,
+  redisTargetOf,
 } from './env.ts';
 export { createLogger, stripQuery, type Logger, type LoggerOptions } from './logger.ts';
-export { createProducerConnection, createWorkerConnection } from './redis.ts';
+export { createProducerConnection, createWorkerConnection, type ConnectionTarget, type RedisConnection } from './redis.ts';
 export { runService, type Closer, type RunningService, type RunServiceOptions } from './shutdown.ts';
 export {
   checkReadiness,

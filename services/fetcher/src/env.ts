@@ -1,15 +1,22 @@
 import { z } from 'zod';
-import { baseEnvSchema, checkProviderEnv, ConfigError, cryptoEnvSchema, envFields, loadEnv, providerEnvSchema } from '@fitlamp/runtime';
+import { baseEnvSchema, checkProviderEnv, ConfigError, cryptoEnvSchema, envFields, loadEnv, providerEnvSchema, queueConsumerEnvSchema } from '@fitlamp/runtime';
 
 export const fetcherEnvSchema = baseEnvSchema
   .extend(cryptoEnvSchema.shape)
   .extend(providerEnvSchema.shape)
+  .extend(queueConsumerEnvSchema.shape)
   .extend({
     PORT: envFields.port(9092),
     HOST: z.string().default('0.0.0.0'),
     SYNC_INTERVAL_SECONDS: envFields.positiveInt(900),
     /** Poll this many times less often while the provider's webhooks deliver (poll-interval.ts); 1 = off. */
     WEBHOOK_POLL_MULTIPLIER: envFields.positiveInt(4),
+    /**
+     * The longest wait between two polls of a participant whose device syncs in a learned rhythm
+     * (poll-interval.ts): polls back off between the device's syncs and come back just after the
+     * next is expected. 6 h; set it to SYNC_INTERVAL_SECONDS to poll at a fixed interval.
+     */
+    POLL_MAX_INTERVAL_SECONDS: envFields.positiveInt(21_600),
     /** Complete local days before today fetched for a new participant (the window is today plus these). */
     BACKFILL_DAYS: envFields.positiveInt(30),
     /** Recent days fetched again after each device sync, to catch revisions. */

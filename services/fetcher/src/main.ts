@@ -2,11 +2,12 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb, pingDatabase } from '@fitlamp/db';
 import { createProviders, streamsFromEnv } from '@fitlamp/provider-registry';
-import { createQueues, registerQueueMetrics } from '@fitlamp/queues';
+import { createQueues, parseConsumedShards, registerQueueMetrics, shardLayoutOf } from '@fitlamp/queues';
 import {
   createLogger,
   createProducerConnection,
   createWorkerConnection,
+  redisTargetOf,
   runService,
   startOpsServer,
 } from '@fitlamp/runtime';
@@ -27,13 +28,15 @@ await runService({
     const providers = createProviders(env);
     const streams = streamsFromEnv(env);
     const db = createDb(env.DATABASE_URL, { max: env.FETCHER_CONCURRENCY + 2, applicationName: 'fitlamp-fetcher' });
-    const producer = createProducerConnection(env.REDIS_URL);
-    const workerConnection = createWorkerConnection(env.REDIS_URL);
+    const producer = createProducerConnection(redisTargetOf(env));
+    const workerConnection = createWorkerConnection(redisTargetOf(env));
     for (const c of [producer, workerConnection]) c.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-    const queues = createQueues(producer, env.QUEUE_PREFIX);
+    const layout = shardLayoutOf(env);
+    const consumed = parseConsumedShards(env.QUEUE_SHARDS_CONSUMED, env.QUEUE_SHARDS);
+    const queues = createQueues(producer, env.QUEUE_PREFIX, layout);
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    registerQueueMetrics(registry, queues.all);
+    registerQueueMetrics(registry, queues);
 
     const worker = startSyncWorker(
       {
@@ -48,12 +51,13 @@ await runService({
         eventRetentionDays: env.EVENT_RETENTION_DAYS,
         syncIntervalMs: env.SYNC_INTERVAL_SECONDS * 1000,
         webhookPollMultiplier: env.WEBHOOK_POLL_MULTIPLIER,
+        pollMaxIntervalMs: env.POLL_MAX_INTERVAL_SECONDS * 1000,
         budgetReserve: env.RATE_BUDGET_RESERVE,
         profileCheckMs: env.PROFILE_CHECK_SECONDS * 1000,
         ...(env.CLOCK_OFFSET_MS ? { now: () => Date.now() + env.CLOCK_OFFSET_MS } : {}),
         metrics: createFetcherMetrics(registry),
       },
-      { connection: workerConnection, prefix: env.QUEUE_PREFIX, concurrency: env.FETCHER_CONCURRENCY },
+      { connection: workerConnection, prefix: env.QUEUE_PREFIX, layout, consumed, concurrency: env.FETCHER_CONCURRENCY },
     );
     const ops = await startOpsServer({
       host: env.HOST,

@@ -29,3 +29,60 @@ export async function pollIntervalMs(db: Kysely<Database>, provider: ProviderNam
     return options.baseMs;
   }
 }
+
+/**
+ * A device's sync rhythm, learned from the syncs the provider reported (recordDeviceSync).
+ * `gapMs` is the low quartile of the gaps between recent syncs: the device is expected to sync
+ * again no earlier than `lastSync + gapMs` (most of its gaps are at least that long).
+ */
+export interface SyncRhythm {
+  lastSync: number;
+  gapMs: number;
+}
+
+/** Syncs needed before a rhythm is trusted (two gaps). */
+export const MIN_SYNCS_FOR_RHYTHM = 3;
+/** Gaps shorter than this are one sync seen twice (two devices, a retry), not the rhythm. */
+const MIN_GAP_MS = 60_000;
+
+/** The rhythm of `syncTimes` (epoch ms, any order), or null while there are too few to tell. */
+export function learnSyncRhythm(syncTimes: readonly number[]): SyncRhythm | null {
+  const times = [...new Set(syncTimes)].sort((a, b) => a - b);
+  if (times.length < MIN_SYNCS_FOR_RHYTHM) return null;
+  const gaps = times
+    .slice(1)
+    .map((t, i) => t - times[i]!)
+    .filter((gap) => gap >= MIN_GAP_MS)
+    .sort((a, b) => a - b);
+  if (gaps.length < MIN_SYNCS_FOR_RHYTHM - 1) return null;
+  return { lastSync: times.at(-1)!, gapMs: gaps[Math.floor((gaps.length - 1) / 4)]! };
+}
+
+export interface NextPollOptions {
+  now: number;
+  /** The usual poll interval (pollIntervalMs): never polled sooner than this. */
+  baseMs: number;
+  /** POLL_MAX_INTERVAL_SECONDS: never waited longer than this. At or below `baseMs`: rhythm off. */
+  maxMs: number;
+  rhythm: SyncRhythm | null;
+  /** How long after the expected sync to come back, for its data to be there [min(1 min, base)]. */
+  graceMs?: number;
+}
+
+/**
+ * How long until the participant is polled again, following the device's rhythm:
+ * - no rhythm yet: the usual interval;
+ * - between syncs: back off until just after the next sync is expected (at least the usual
+ *   interval, at most the maximum);
+ * - the sync is overdue: the usual interval at first, then a quarter of how late it is, up to the
+ *   maximum, so a device left in a drawer is asked ever less often, while a sync that is only a
+ *   little late (up to four times the usual interval) is still caught within the usual interval.
+ */
+export function nextPollDelayMs(options: NextPollOptions): number {
+  const { now, baseMs, maxMs, rhythm } = options;
+  if (rhythm === null || maxMs <= baseMs) return baseMs;
+  const expected = rhythm.lastSync + rhythm.gapMs;
+  const clamp = (ms: number) => Math.min(maxMs, Math.max(baseMs, ms));
+  if (now < expected) return clamp(expected + (options.graceMs ?? Math.min(60_000, baseMs)) - now);
+  return clamp((now - expected) / 4);
+}

@@ -59,7 +59,7 @@ async function connect(h: Pick<Harness, 't' | 'sim' | 'provider' | 'cipher'>, pa
   return grant;
 }
 
-async function harness(options: { preset?: string; rateLimitPerHour?: number; backfillDays?: number; eventRetentionDays?: number } = {}): Promise<Harness> {
+async function harness(options: { preset?: string; rateLimitPerHour?: number; backfillDays?: number; eventRetentionDays?: number; pollMaxIntervalMs?: number } = {}): Promise<Harness> {
   const t = await createTestDatabase();
   const sim = createFitbitSimulator({
     clientId: CLIENT_ID,
@@ -90,6 +90,7 @@ async function harness(options: { preset?: string; rateLimitPerHour?: number; ba
     refetchDays: 3,
     eventRetentionDays: options.eventRetentionDays ?? 7,
     syncIntervalMs: 900_000,
+    ...(options.pollMaxIntervalMs ? { pollMaxIntervalMs: options.pollMaxIntervalMs } : {}),
     budgetReserve: 5,
     profileCheckMs: 3_600_000,
     metrics: createFetcherMetrics(new Registry()),
@@ -154,7 +155,7 @@ describe('fetcher sync against the Fitbit simulator', () => {
     expect(rows.find((r) => r.stream === 'steps' && r.day === addDays(today, -1))?.status).toBe('settled');
     expect(rows.find((r) => r.stream === 'steps' && r.day === today)?.status).toBe('partial');
     // Delivery was asked for.
-    expect(await h.queues.deliver.getJob('deliver-U0000000042')).toBeDefined();
+    expect(await h.queues.getJob('deliver', 'U0000000042')).toBeDefined();
     // 7 days: intraday steps and heart rate one request a day, the other streams one range each,
     // plus the profile and the device list.
     const perEndpoint = h.sim.counters().requests[h.userId]!;
@@ -413,5 +414,52 @@ describe('fetcher sync against the Fitbit simulator', () => {
       await queue.close();
       connection.disconnect();
     }
+  });
+
+  it('learns the device sync rhythm and schedules the next poll just after the next expected sync', async () => {
+    // Sydney's watch syncs every 4 h. Polls follow the scheduler: each runs when the participant is due.
+    h = await harness({ preset: 'sydney', pollMaxIntervalMs: 6 * 3_600_000, backfillDays: 1 });
+    const HOUR = 3_600_000;
+    const cursor = async () =>
+      h!.t.db.selectFrom('sync_cursors').select('next_due_at').where('participant_id', '=', P).where('stream', '=', 'steps').executeTakeFirstOrThrow();
+    const connection = async () =>
+      h!.t.db.selectFrom('provider_connections').select(['device_last_sync_at', 'device_sync_times']).where('participant_id', '=', P).executeTakeFirstOrThrow();
+    const poll = async () => {
+      const due = (await cursor()).next_due_at.getTime();
+      if (due > h!.sim.clock.now()) {
+        // Just before the due time the scheduler leaves the participant alone; at it, picks it up.
+        h!.sim.clock.set(due - 1_000);
+        expect(await findDueParticipants(h!.t.db, new Date(h!.sim.clock.now()))).not.toContain(P);
+        h!.sim.clock.set(due);
+        expect(await findDueParticipants(h!.t.db, new Date(h!.sim.clock.now()))).toContain(P);
+      }
+      expect((await h!.run()).outcome).toBe('synced');
+      const at = h!.sim.clock.now();
+      return { at, due: (await cursor()).next_due_at.getTime(), lastSync: (await connection()).device_last_sync_at!.getTime() };
+    };
+
+    // One sync seen: no rhythm yet, the usual 15 minutes (with jitter).
+    const first = await poll();
+    expect(first.due - first.at).toBeLessThanOrEqual(990_000);
+    expect((await connection()).device_sync_times.map((d) => new Date(d).getTime())).toEqual([first.lastSync]);
+    // Two earlier syncs on the watch's grid, as earlier polls would have seen them.
+    const seeded = [first.lastSync - 8 * HOUR, first.lastSync - 4 * HOUR, first.lastSync].map((t) => new Date(t));
+    await h.t.db.updateTable('provider_connections').set({ device_sync_times: seeded }).where('participant_id', '=', P).execute();
+
+    let previous = await poll();
+    for (let i = 0; i < 3; i++) {
+      // Due one minute after the next expected sync (4 h after the last), plus at most 10 % of
+      // the interval of jitter; never before it.
+      const expected = previous.lastSync + 4 * HOUR + 60_000;
+      expect(previous.due).toBeGreaterThanOrEqual(expected);
+      expect(previous.due).toBeLessThanOrEqual(expected + 90_000);
+      const next = await poll();
+      // The poll at the due time found the sync it waited for.
+      expect(next.at).toBe(previous.due);
+      expect(next.lastSync).toBe(previous.lastSync + 4 * HOUR);
+      previous = next;
+    }
+    const stored = (await connection()).device_sync_times.map((d) => new Date(d).getTime());
+    expect(stored).toEqual([...seeded.map((d) => d.getTime()), ...[1, 2, 3].map((k) => first.lastSync + k * 4 * HOUR)]);
   });
 });

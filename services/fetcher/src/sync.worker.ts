@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import {
@@ -36,11 +36,11 @@ import {
   type StreamName,
   type ZoneHistory,
 } from '@fitlamp/provider';
-import { enqueue, queueCatalog, syncPayload, type QueueSet, type SyncPayload } from '@fitlamp/queues';
+import { enqueue, startShardWorkers, syncPayload, type QueueSet, type ShardWorkerOptions, type ShardWorkers, type SyncPayload } from '@fitlamp/queues';
 import type { Logger } from '@fitlamp/runtime';
 import { createRateBudget, type RateBudget } from './budget.ts';
 import { planDays, planRequests, type PlannedRequest } from './plan.ts';
-import { pollIntervalMs } from './poll-interval.ts';
+import { learnSyncRhythm, nextPollDelayMs, pollIntervalMs } from './poll-interval.ts';
 import { storeDayResults } from './store.ts';
 import { ConnectionLostError, getAccessToken, type AccessToken } from './tokens.ts';
 
@@ -59,6 +59,11 @@ export interface SyncDeps {
   syncIntervalMs: number;
   /** Poll this many times less often while the provider's webhooks are healthy [4]; 1 turns it off. */
   webhookPollMultiplier?: number;
+  /**
+   * POLL_MAX_INTERVAL_SECONDS: the longest wait between polls when following a device's sync
+   * rhythm (poll-interval.ts). At or below the poll interval (the default here), the rhythm is off.
+   */
+  pollMaxIntervalMs?: number;
   budgetReserve: number;
   /** Re-read the account's zone at most this often (one extra request). */
   profileCheckMs: number;
@@ -140,6 +145,8 @@ export function createSyncProcessor(deps: SyncDeps) {
     let access: AccessToken;
     let needDelivery = false;
     const failures: string[] = [];
+    /** The device's recent syncs (oldest first): the rhythm the next poll follows. */
+    let deviceSyncs: number[] = (connection.device_sync_times ?? []).map((d) => new Date(d).getTime());
 
     const saveBudget = () => saveRateBudget(deps.db, connection.id, { remaining: budget.remaining, resetAt: budget.resetAt });
 
@@ -200,7 +207,7 @@ export function createSyncProcessor(deps: SyncDeps) {
       const syncTimes = devices.map((d) => d.lastSyncAt).filter((t): t is number => t !== null);
       const lastDeviceSync = syncTimes.length ? Math.max(...syncTimes) : null;
       if (lastDeviceSync !== null) {
-        await recordDeviceSync(deps.db, connection.id, new Date(lastDeviceSync));
+        deviceSyncs = await recordDeviceSync(deps.db, connection.id, new Date(lastDeviceSync));
       }
       if (deps.streams.includes('device') && lastDeviceSync !== null) {
         const outcome = await storeRecords(deps, participantId, provider.name, 'device', provider.normalizeDevices(devices, zones), lastDeviceSync, zones);
@@ -310,7 +317,7 @@ export function createSyncProcessor(deps: SyncDeps) {
         needDelivery ||= outcome.inserted > 0 || outcome.changed > outcome.changedAfterDelivery;
       }
 
-      await finishSync(deps, connection, participantId, failures.length === 0, now());
+      await finishSync(deps, connection, participantId, failures.length === 0, now(), deviceSyncs);
       await applyRetention();
       if (failures.length > 0) {
         // Not thrown: a job retried with BullMQ's backoff would hold the participant's job id
@@ -419,33 +426,32 @@ async function storeRecords(
 }
 
 /** Records the sync's end: connection freshness and each stream's next due time, with jitter. */
-async function finishSync(deps: SyncDeps, connection: ProviderConnection, participantId: string, success: boolean, at: number) {
+async function finishSync(
+  deps: SyncDeps,
+  connection: ProviderConnection,
+  participantId: string,
+  success: boolean,
+  at: number,
+  deviceSyncs: readonly number[],
+) {
   const interval = success
     ? await pollIntervalMs(deps.db, connection.provider, { baseMs: deps.syncIntervalMs, multiplier: deps.webhookPollMultiplier ?? 4 })
     : deps.syncIntervalMs;
-  const jitter = () => interval * (0.9 + Math.random() * 0.2);
+  // After a failure, the usual interval: the failed days are due again soon.
+  const rhythm = success ? learnSyncRhythm(deviceSyncs) : null;
+  const wait = nextPollDelayMs({ now: at, baseMs: interval, maxMs: deps.pollMaxIntervalMs ?? interval, rhythm });
+  // Jitter spreads the usual polls; a wait aimed just after an expected sync is only ever pushed later.
+  const jittered = wait === interval ? interval * (0.9 + Math.random() * 0.2) : wait + Math.random() * 0.1 * interval;
   if (success) await markSynced(deps.db, connection.id, new Date(at));
-  await scheduleNextSync(deps.db, participantId, { streams: deps.streams, at: new Date(at), nextDueAt: new Date(at + jitter()), success });
+  await scheduleNextSync(deps.db, participantId, { streams: deps.streams, at: new Date(at), nextDueAt: new Date(at + jittered), success });
 }
 
-export interface StartSyncWorkerOptions {
-  connection: ConnectionOptions;
-  prefix: string;
-  concurrency: number;
-}
-
-/** Starts the BullMQ worker for the sync queue. Close it first at shutdown. */
-export function startSyncWorker(deps: SyncDeps, options: StartSyncWorkerOptions): Worker<SyncPayload, SyncSummary> {
-  const worker = new Worker<SyncPayload, SyncSummary>(queueCatalog.sync.name, createSyncProcessor(deps), {
-    // Stored on each job it takes (`processedBy`): which replica holds a job, in Bull Board and in tests.
-    name: `fetcher-${hostname()}-${process.pid}`,
-    connection: options.connection,
-    prefix: options.prefix,
-    concurrency: options.concurrency,
+/** Starts the BullMQ workers for the consumed sync shards. Close them first at shutdown. */
+export function startSyncWorker(deps: SyncDeps, options: ShardWorkerOptions): ShardWorkers<'sync', SyncSummary> {
+  return startShardWorkers('sync', createSyncProcessor(deps), { ...options, name: `fetcher-${hostname()}-${process.pid}` }, (worker) => {
+    worker.on('failed', (job, error) => {
+      deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'sync job failed');
+    });
+    worker.on('error', (error) => deps.logger.error({ err: error.message }, 'sync worker error'));
   });
-  worker.on('failed', (job, error) => {
-    deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'sync job failed');
-  });
-  worker.on('error', (error) => deps.logger.error({ err: error.message }, 'sync worker error'));
-  return worker;
 }

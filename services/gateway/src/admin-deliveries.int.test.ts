@@ -43,7 +43,7 @@ describe('parked deliveries', () => {
     await seedParticipant(gw.db, 'D2', { status: 'connected' });
   });
   beforeEach(async () => {
-    await gw.queues.deliver.obliterate({ force: true });
+    await Promise.all(gw.queues.deliver.map((q) => q.obliterate({ force: true })));
   });
   afterAll(async () => {
     await gw?.close();
@@ -128,7 +128,7 @@ describe('parked deliveries', () => {
       const row = await gw.db.selectFrom('delivery_batches').select('last_error').where('id', '=', batchId).executeTakeFirstOrThrow();
       expect(row.last_error).toMatch(/^403 forbidden/);
 
-      const job = await gw.queues.deliver.getJob(jobIdFor('deliver', 'D1'));
+      const job = await gw.queues.getJob('deliver', 'D1');
       expect(job?.data).toEqual({ participantId: 'D1', reason: 'manual' });
       expect(await job?.getState()).toBe('waiting');
 
@@ -144,14 +144,14 @@ describe('parked deliveries', () => {
     it('answers 409 for a batch that is not parked, and changes nothing', async () => {
       const { batchId, recordIds } = await seedBatch(gw.db, 'D2', { status: 'parked', count: 2 });
       expect((await retry(batchId)).status).toBe(202);
-      await gw.queues.deliver.obliterate({ force: true });
+      await Promise.all(gw.queues.deliver.map((q) => q.obliterate({ force: true })));
 
       const again = await retry(batchId);
       expect(again.status).toBe(409);
       const body = (await again.json()) as ErrorBody;
       expect(body).toMatchObject({ error: 'batch_not_parked', status: 'abandoned' });
       expect(body.message).toContain('only a parked batch can be retried');
-      expect(await gw.queues.deliver.getJob(jobIdFor('deliver', 'D2'))).toBeUndefined();
+      expect(await gw.queues.getJob('deliver', 'D2')).toBeUndefined();
 
       const delivered = await seedBatch(gw.db, 'D2', { status: 'delivered', count: 2 });
       const res = await retry(delivered.batchId);
@@ -171,7 +171,7 @@ describe('parked deliveries', () => {
         expect(res.status).toBe(400);
         expect(((await res.json()) as ErrorBody).issues?.map((i) => i.path)).toEqual(['batchId']);
       }
-      expect(await gw.queues.deliver.getJob(jobIdFor('deliver', 'D1'))).toBeUndefined();
+      expect(await gw.queues.getJob('deliver', 'D1')).toBeUndefined();
     });
 
     it('lets only one of two simultaneous retries of a batch through', async () => {
@@ -195,7 +195,7 @@ describe('parked deliveries', () => {
         expect(res.status).toBe(303);
         expect(res.headers.get('location')).toBe(`/admin/participants/D1?retried=${batchId}`);
         expect((await recordsOf(gw.db, recordIds)).map((r) => r.status)).toEqual(['pending', 'pending']);
-        expect(await gw.queues.deliver.getJob(jobIdFor('deliver', 'D1'))).toBeDefined();
+        expect(await gw.queues.getJob('deliver', 'D1')).toBeDefined();
 
         const other = await seedBatch(gw.db, 'D1', { status: 'parked', count: 1 });
         const toOverview = await retry(other.batchId, form({}));
@@ -240,7 +240,7 @@ describe('parked deliveries', () => {
         expect(foreignOrigin.status).toBe(403);
         expect(((await foreignOrigin.json()) as ErrorBody).error).toBe('cross_site');
         expect((await recordsOf(gw.db, recordIds))[0]!.status).toBe('parked');
-        expect(await gw.queues.deliver.getJob(jobIdFor('deliver', 'D1'))).toBeUndefined();
+        expect(await gw.queues.getJob('deliver', 'D1')).toBeUndefined();
 
         const sameOrigin = await retry(batchId, { headers: { origin: gw.base, 'sec-fetch-site': 'same-origin' } });
         expect(sameOrigin.status).toBe(202);

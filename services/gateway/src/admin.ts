@@ -164,7 +164,7 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
       await unscheduleStreams(db, participantId);
       try {
         // A waiting or delayed job goes now; a running one finds the tokens gone and stops.
-        await deps.queues.sync.remove(jobIdFor('sync', participantId));
+        await deps.queues.queueFor('sync', participantId).remove(jobIdFor('sync', participantId));
       } catch (error) {
         logger.warn({ participantId, err: error instanceof Error ? error.message : String(error) }, 'could not remove the queued sync job');
       }

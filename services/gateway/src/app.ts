@@ -1,6 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import type { Redis } from 'ioredis';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { createBullBoard } from '@bull-board/api';
 import type { HTTPStatus } from '@bull-board/api/typings/app';
@@ -15,7 +14,7 @@ import { pingDatabase, type Database } from '@fitlamp/db';
 import type { LampClient } from '@fitlamp/lamp';
 import type { Provider, ProviderName } from '@fitlamp/provider';
 import { registerQueueMetrics, type QueueSet } from '@fitlamp/queues';
-import { checkReadiness, stripQuery, type Logger, type ReadinessCheck } from '@fitlamp/runtime';
+import { checkReadiness, stripQuery, type Logger, type ReadinessCheck, type RedisConnection } from '@fitlamp/runtime';
 import { createAdminGuard } from './admin-auth.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { registerAdminDayRoutes } from './admin-days.ts';
@@ -32,7 +31,7 @@ export interface GatewayDeps {
   logger: Logger;
   db: Kysely<Database>;
   /** Producer connection: readiness pings and queue producers. */
-  redis: Redis;
+  redis: RedisConnection;
   queues: QueueSet;
   registry: Registry;
   /** The enabled providers by name (a provider is enabled when its client id is configured). */
@@ -80,7 +79,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     buckets: [0.005, 0.025, 0.1, 0.25, 1, 2.5, 10],
     registers: [deps.registry],
   });
-  registerQueueMetrics(deps.registry, deps.queues.all);
+  registerQueueMetrics(deps.registry, deps.queues);
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -182,7 +181,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     admin.addHook('onRequest', requireAdmin);
     const serverAdapter = new FastifyAdapter();
     createBullBoard({
-      queues: deps.queues.all.map((queue) => new BullMQAdapter(queue)),
+      queues: deps.queues.all.map(({ queue }) => new BullMQAdapter(queue)),
       serverAdapter,
       options: { uiConfig: { boardTitle: 'fitlamp queues' } },
     });

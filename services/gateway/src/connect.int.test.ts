@@ -206,7 +206,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const zones = await gw.db.selectFrom('participant_time_zones').selectAll().where('participant_id', '=', 'U1002').execute();
       expect(zones.map((z) => [z.zone, z.source])).toEqual([['America/New_York', 'fitbit-profile']]);
       expect(await cursors(gw, 'U1002')).toEqual(ALL_STREAMS);
-      const job = await gw.queues.sync.getJob('sync-U1002');
+      const job = await gw.queues.getJob('sync', 'U1002');
       expect(job?.data).toEqual({ participantId: 'U1002', reason: 'connected' });
     });
 
@@ -319,7 +319,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     it('disconnects: revokes at Fitbit, deletes the tokens, stops syncing', async () => {
       const before = (await connection(gw, 'U1002'))!;
       const refresh = gw.cipher.decrypt(before.refresh_token_enc!);
-      expect(await gw.queues.sync.getJob('sync-U1002')).toBeDefined();
+      expect(await gw.queues.getJob('sync', 'U1002')).toBeDefined();
 
       gw.fitbit.addFault({ path: '/oauth2/revoke', kind: 'error', status: 503, count: 1 });
       const failed = await fetch(`${gw.base}/admin/participants/U1002/connection`, { method: 'DELETE', headers: gw.admin });
@@ -334,7 +334,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const after = (await connection(gw, 'U1002'))!;
       expect(after).toMatchObject({ status: 'disconnected', access_token_enc: null, refresh_token_enc: null, token_version: before.token_version + 1 });
       expect(await cursors(gw, 'U1002')).toEqual([]);
-      expect(await gw.queues.sync.getJob('sync-U1002')).toBeUndefined();
+      expect(await gw.queues.getJob('sync', 'U1002')).toBeUndefined();
 
       const again = await fetch(`${gw.base}/admin/participants/U1002/connection`, { method: 'DELETE', headers: gw.admin });
       expect(((await again.json()) as { connections: Array<{ revokedAtProvider: boolean }> }).connections[0]!.revokedAtProvider).toBe(false);
@@ -376,7 +376,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const logText = gw.logs.join('\n');
       expect(logText).toContain('connected');
       for (const secret of secrets) expect(secret.length >= 16 && logText.includes(secret) ? secret : 'absent').toBe('absent');
-      const jobs = await gw.queues.sync.getJobs(['waiting', 'delayed', 'active', 'completed', 'failed']);
+      const jobs = await gw.queues.getJobs('sync', ['waiting', 'delayed', 'active', 'completed', 'failed']);
       const jobText = JSON.stringify(jobs.map((j) => [j.id, j.data, j.name]));
       for (const secret of secrets) expect(jobText.includes(secret) ? secret : 'absent').toBe('absent');
     });

@@ -79,7 +79,7 @@ describe('coordinator uses the dashboard in a real browser', () => {
     // What the button changed in Postgres, and the delivery it queued.
     expect(await recordsOf(gw.db, batch.recordIds)).toEqual(batch.recordIds.map((id) => ({ id, status: 'pending', batch_id: null })));
     expect(await batchStatus(gw.db, batch.batchId)).toBe('abandoned');
-    const job = await gw.queues.deliver.getJob(jobIdFor('deliver', 'C1001'));
+    const job = await gw.queues.getJob('deliver', 'C1001');
     expect(job?.data).toEqual({ participantId: 'C1001', reason: 'manual' });
   });
 

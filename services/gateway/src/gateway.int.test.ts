@@ -26,8 +26,8 @@ describe('gateway basics (through app.inject)', () => {
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
     const text = await res.text();
     expect(text).toMatch(/fitlamp_http_requests_total\{method="GET",route="\/healthz",status="200"\} [1-9]/);
-    expect(text).toContain('fitlamp_queue_jobs{queue="deliver",state="delayed"} 1');
-    expect(text).toContain('fitlamp_queue_jobs{queue="sync",state="waiting"} 0');
+    expect(text).toContain('fitlamp_queue_jobs{queue="deliver",shard="0",state="delayed"} 1');
+    expect(text).toContain('fitlamp_queue_jobs{queue="sync",shard="0",state="waiting"} 0');
   });
 
   it('keeps Bull Board behind ADMIN_TOKEN', async () => {

@@ -89,7 +89,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(zones.map((z) => [z.zone, z.source])).toEqual([['America/New_York', 'google-health-profile']]);
       const cursors = await gw.db.selectFrom('sync_cursors').select('stream').where('participant_id', '=', 'G1').execute();
       expect(cursors.length).toBe(11);
-      expect((await gw.queues.sync.getJob('sync-G1'))?.data).toEqual({ participantId: 'G1', reason: 'connected' });
+      expect((await gw.queues.getJob('sync', 'G1'))?.data).toEqual({ participantId: 'G1', reason: 'connected' });
     });
 
     it('reports partial consent on the success page and schedules only what was granted', async () => {
@@ -219,7 +219,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       return Number(m?.[1] ?? 0);
     };
     const clearSyncJobs = async () => {
-      await gw.queues.sync.drain(true);
+      await Promise.all(gw.queues.sync.map((q) => q.drain(true)));
     };
 
     it('answers the verification handshake: 201 with the exact secret, 401 without or with another', async () => {
@@ -255,7 +255,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       const mine = (await deliveries()).slice(before);
       expect(mine.length).toBe(1);
       expect(mine[0]!.attempts.map((a) => a.status)).toEqual([204]);
-      const job = await gw.queues.sync.getJob('sync-G1');
+      const job = await gw.queues.getJob('sync', 'G1');
       // 04:00–11:00 UTC is 23:00 on the 19th to 06:00 on the 20th in New York.
       expect(job?.data).toEqual({ participantId: 'G1', reason: 'webhook', streams: ['sleep'], days: ['2026-11-19', '2026-11-20'] });
       const day = await gw.db.selectFrom('day_ledger').select(['synced_through', 'reason']).where('participant_id', '=', 'G1').where('day', '=', '2026-11-19').executeTakeFirstOrThrow();
@@ -277,12 +277,12 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(mine.every((d) => d.attempts.at(-1)?.status === 204)).toBe(true);
       expect(await metric('duplicate')).toBe(duplicatesBefore + 1);
       // One job, from the first delivery; the duplicate added nothing (the job was consumed here to prove it).
-      const job = await gw.queues.sync.getJob('sync-G1');
+      const job = await gw.queues.getJob('sync', 'G1');
       expect(job?.data.days).toEqual(['2026-11-21']);
       await clearSyncJobs();
       await control('/webhooks/duplicates', { deliveryId: mine[0]!.id });
       await gw.google!.flushWebhooks();
-      expect(await gw.queues.sync.getJob('sync-G1')).toBeUndefined();
+      expect(await gw.queues.getJob('sync', 'G1')).toBeUndefined();
       expect(await metric('duplicate')).toBe(duplicatesBefore + 2);
     });
 
@@ -307,8 +307,8 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       const wrongAuth = await fetch(url(), { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer nope', 'x-healthapi-signature': 'AQAAAAEAAAAAAAAAAA==' }, body: '{}' });
       expect(wrongAuth.status).toBe(401);
 
-      expect(await gw.queues.sync.getJob('sync-G1')).toBeUndefined();
-      expect(await gw.queues.sync.count()).toBe(0);
+      expect(await gw.queues.getJob('sync', 'G1')).toBeUndefined();
+      expect(await gw.queues.count('sync')).toBe(0);
       expect(await stamp()).toBe(stampBefore);
     });
 
@@ -321,7 +321,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       await control('/webhooks/notify', { userId: 'BBBBB2', dataType: 'steps', startTime: '2026-11-21T01:00:00Z', endTime: '2026-11-21T01:05:00Z' });
       const mine = (await deliveries()).slice(before);
       expect(mine.map((d) => d.attempts[0]?.status)).toEqual([204]);
-      expect((await gw.queues.sync.getJob('sync-G2'))?.data).toMatchObject({ reason: 'webhook', streams: ['steps'] });
+      expect((await gw.queues.getJob('sync', 'G2'))?.data).toMatchObject({ reason: 'webhook', streams: ['steps'] });
     });
   });
 });

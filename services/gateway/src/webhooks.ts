@@ -144,7 +144,8 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
           await enqueue(deps.queues, 'sync', { participantId, reason: 'webhook', streams: [...entry.streams], days: [...entry.days].sort() });
         } catch (error) {
           // Not enqueued: forget the notification so Google's retry is not taken for a duplicate.
-          await redis.del(...entry.keys).catch(() => {});
+          // One key per DEL: on a Redis Cluster the keys live in different slots.
+          await Promise.all(entry.keys.map((key) => redis.del(key))).catch(() => {});
           logger.warn({ participantId, err: error instanceof Error ? error.message : String(error) }, 'could not enqueue a webhook sync');
           return sendError(reply, 503, 'unavailable', 'could not queue the work; retry later');
         }

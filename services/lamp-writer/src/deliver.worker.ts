@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import {
@@ -22,7 +22,7 @@ import {
 } from '@fitlamp/db';
 import { LampError, type LampClient } from '@fitlamp/lamp';
 import { canonicalJson } from '@fitlamp/provider';
-import { deliverPayload, queueCatalog, type DeliverPayload } from '@fitlamp/queues';
+import { deliverPayload, startShardWorkers, type DeliverPayload, type ShardWorkerOptions, type ShardWorkers } from '@fitlamp/queues';
 import type { Logger } from '@fitlamp/runtime';
 import { appendToArchive } from './archive.ts';
 
@@ -269,21 +269,12 @@ function createDeliverRun(deps: DeliverDeps) {
   };
 }
 
-export interface StartDeliverWorkerOptions {
-  connection: ConnectionOptions;
-  prefix: string;
-  concurrency: number;
-}
-
-export function startDeliverWorker(deps: DeliverDeps, options: StartDeliverWorkerOptions): Worker<DeliverPayload, DeliverSummary> {
-  const worker = new Worker<DeliverPayload, DeliverSummary>(queueCatalog.deliver.name, createDeliverProcessor(deps), {
-    connection: options.connection,
-    prefix: options.prefix,
-    concurrency: options.concurrency,
+/** Starts the BullMQ workers for the consumed deliver shards. Close them first at shutdown. */
+export function startDeliverWorker(deps: DeliverDeps, options: ShardWorkerOptions): ShardWorkers<'deliver', DeliverSummary> {
+  return startShardWorkers('deliver', createDeliverProcessor(deps), options, (worker) => {
+    worker.on('failed', (job, error) => {
+      deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'delivery job failed');
+    });
+    worker.on('error', (error) => deps.logger.error({ err: error.message }, 'deliver worker error'));
   });
-  worker.on('failed', (job, error) => {
-    deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error.message }, 'delivery job failed');
-  });
-  worker.on('error', (error) => deps.logger.error({ err: error.message }, 'deliver worker error'));
-  return worker;
 }

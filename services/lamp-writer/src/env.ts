@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { baseEnvSchema, envFields, lampEnvSchema, loadEnv } from '@fitlamp/runtime';
+import { baseEnvSchema, envFields, lampEnvSchema, loadEnv, queueConsumerEnvSchema } from '@fitlamp/runtime';
 
-export const lampWriterEnvSchema = baseEnvSchema.extend(lampEnvSchema.shape).extend({
+export const lampWriterEnvSchema = baseEnvSchema.extend(lampEnvSchema.shape).extend(queueConsumerEnvSchema.shape).extend({
   PORT: envFields.port(9093),
   HOST: z.string().default('0.0.0.0'),
   /** Events per POST to mindLAMP. */

@@ -1,11 +1,12 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createDb, pingDatabase } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
-import { createQueues, registerQueueMetrics } from '@fitlamp/queues';
+import { createQueues, parseConsumedShards, registerQueueMetrics, shardLayoutOf } from '@fitlamp/queues';
 import {
   createLogger,
   createProducerConnection,
   createWorkerConnection,
+  redisTargetOf,
   runService,
   startOpsServer,
 } from '@fitlamp/runtime';
@@ -24,16 +25,18 @@ await runService({
       secretKey: env.LAMP_SECRET_KEY,
       timeoutMs: env.LAMP_TIMEOUT_MS,
     });
-    const producer = createProducerConnection(env.REDIS_URL);
-    const workerConnection = createWorkerConnection(env.REDIS_URL);
+    const producer = createProducerConnection(redisTargetOf(env));
+    const workerConnection = createWorkerConnection(redisTargetOf(env));
     for (const c of [producer, workerConnection]) c.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-    const queues = createQueues(producer, env.QUEUE_PREFIX);
+    const layout = shardLayoutOf(env);
+    const consumed = parseConsumedShards(env.QUEUE_SHARDS_CONSUMED, env.QUEUE_SHARDS);
+    const queues = createQueues(producer, env.QUEUE_PREFIX, layout);
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    registerQueueMetrics(registry, queues.all);
+    registerQueueMetrics(registry, queues);
     const worker = startDeliverWorker(
       { db, lamp, logger, batchSize: env.LAMP_BATCH_SIZE, maxBytes: env.LAMP_BATCH_MAX_BYTES, leaseMs: env.LAMP_WRITER_LEASE_MS, metrics: createWriterMetrics(registry), ...(env.ARCHIVE_DIR ? { archiveDir: env.ARCHIVE_DIR } : {}) },
-      { connection: workerConnection, prefix: env.QUEUE_PREFIX, concurrency: env.LAMP_WRITER_CONCURRENCY },
+      { connection: workerConnection, prefix: env.QUEUE_PREFIX, layout, consumed, concurrency: env.LAMP_WRITER_CONCURRENCY },
     );
     const ops = await startOpsServer({
       host: env.HOST,

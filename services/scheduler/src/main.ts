@@ -1,7 +1,7 @@
 import { Registry, collectDefaultMetrics, Counter } from 'prom-client';
 import { createDb, pingDatabase } from '@fitlamp/db';
-import { createQueues, registerQueueMetrics } from '@fitlamp/queues';
-import { createLogger, createProducerConnection, runService, startOpsServer } from '@fitlamp/runtime';
+import { createQueues, registerQueueMetrics, shardLayoutOf } from '@fitlamp/queues';
+import { createLogger, createProducerConnection, redisTargetOf, runService, startOpsServer } from '@fitlamp/runtime';
 import { loadSchedulerEnv } from './env.ts';
 import { runTick } from './tick.ts';
 import { startTickLoop } from './tick-loop.ts';
@@ -13,12 +13,12 @@ await runService({
     const logger = createLogger({ name: 'scheduler', level: env.LOG_LEVEL });
     // One connection holds the tick lock through each interval; a tick uses up to two more.
     const db = createDb(env.DATABASE_URL, { max: 4, applicationName: 'fitlamp-scheduler' });
-    const redis = createProducerConnection(env.REDIS_URL);
+    const redis = createProducerConnection(redisTargetOf(env));
     redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-    const queues = createQueues(redis, env.QUEUE_PREFIX);
+    const queues = createQueues(redis, env.QUEUE_PREFIX, shardLayoutOf(env));
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    registerQueueMetrics(registry, queues.all);
+    registerQueueMetrics(registry, queues);
     const ticks = new Counter({
       name: 'fitlamp_scheduler_ticks_total',
       help: 'Scheduler tick attempts by outcome: ok (this replica ticked), skipped (another replica holds the lock), error',

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createDb, scheduleStreams, type Database } from '@fitlamp/db';
 import { startRedisServer, type RedisServer } from '@fitlamp/harness';
 import { createQueues, type QueueSet } from '@fitlamp/queues';
-import { createLogger, createProducerConnection } from '@fitlamp/runtime';
+import { createLogger, createProducerConnection, type RedisConnection } from '@fitlamp/runtime';
 import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
 import { runTick } from './tick.ts';
 import { startTickLoop, type TickLoop, type TickOutcome } from './tick-loop.ts';
@@ -43,7 +43,7 @@ function manualTimer() {
 interface Replica {
   name: string;
   db: Kysely<Database>;
-  redis: Redis;
+  redis: RedisConnection;
   queues: QueueSet;
   loop: TickLoop;
   timer: ReturnType<typeof manualTimer>;
@@ -66,7 +66,7 @@ describe('scheduler tick loop: two replicas on real Postgres and Redis', () => {
     redis.on('error', () => {});
     const queues = createQueues(redis, prefix);
     // BullMQ re-emits connection errors on each queue; the outage test causes some on purpose.
-    for (const q of queues.all) q.on('error', () => {});
+    for (const { queue } of queues.all) queue.on('error', () => {});
     const timer = manualTimer();
     const outcomes: TickOutcome[] = [];
     const work = { passes: 0 };
@@ -115,7 +115,7 @@ describe('scheduler tick loop: two replicas on real Postgres and Redis', () => {
     return kinds;
   }
 
-  const syncJobs = async () => (await replicas[0]!.queues.sync.getJobs(['waiting', 'delayed', 'prioritized'])).map((j) => j.id);
+  const syncJobs = async () => (await replicas[0]!.queues.getJobs('sync', ['waiting', 'delayed', 'prioritized'])).map((j) => j.id);
 
   beforeAll(async () => {
     t = await createTestDatabase();

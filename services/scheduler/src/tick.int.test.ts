@@ -55,7 +55,7 @@ describe('scheduler tick on real Postgres and Redis', () => {
     // NEW has no cursors: it is due now, found without a placeholder cursor being written.
     expect(results.map((r) => r.dueParticipants)).toEqual([2, 2, 2]);
     expect(await findScheduledStreams(t.db, 'NEW')).toEqual([]);
-    const jobs = await a.queues.sync.getJobs(['waiting', 'delayed', 'prioritized']);
+    const jobs = await a.queues.getJobs('sync', ['waiting', 'delayed', 'prioritized']);
     expect(jobs.map((j) => j.id).sort()).toEqual(['sync-DUE', 'sync-NEW']);
     expect(jobs.every((j) => j.data.reason === 'scheduled')).toBe(true);
   });
@@ -64,11 +64,11 @@ describe('scheduler tick on real Postgres and Redis', () => {
     const prefix = uniquePrefix('sched');
     const deps = depsFor(prefix);
     await runTick(deps);
-    expect(await deps.queues.sync.count()).toBe(2);
-    await deps.queues.sync.obliterate({ force: true });
-    expect(await deps.queues.sync.count()).toBe(0);
+    expect(await deps.queues.count('sync')).toBe(2);
+    await Promise.all(deps.queues.sync.map((q) => q.obliterate({ force: true })));
+    expect(await deps.queues.count('sync')).toBe(0);
     await runTick(deps);
-    expect(await deps.queues.sync.count()).toBe(2);
+    expect(await deps.queues.count('sync')).toBe(2);
   });
 
   it('sweeps records left undelivered and batches left mid-flight into delivery jobs', async () => {
@@ -87,7 +87,7 @@ describe('scheduler tick on real Postgres and Redis', () => {
       .execute();
     const result = await runTick(deps);
     expect(result.deliverySweeps).toBe(2);
-    const jobs = await deps.queues.deliver.getJobs(['waiting']);
+    const jobs = await deps.queues.getJobs('deliver', ['waiting']);
     expect(jobs.map((j) => j.id).sort()).toEqual(['deliver-DUE', 'deliver-NEW']);
   });
 });
