@@ -28,7 +28,8 @@ import type { ConnectionStatus, Database, ProviderConnection, ProviderName } fro
  *   fetcher asks for daily series ({@link setIntradayRefused}); a new grant makes it unknown again.
  * - `rate_limit_remaining`, `rate_limit_reset_at`: the participant's provider budget as last
  *   counted by the fetcher ({@link saveRateBudget}).
- * - `device_last_sync_at`: the newest device sync the provider reported ({@link recordDeviceSync}).
+ * - `device_last_sync_at`, `device_battery_level`: the newest device sync the provider reported, and
+ *   that device's battery percent ({@link recordDeviceSync}).
  * - `profile_checked_at`: when the fetcher last read the account's profile for its time zone
  *   ({@link recordProfileCheck}), on the fetcher's clock.
  * - `last_sync_at`: when a sync of this connection last completed without failures ({@link markSynced}).
@@ -344,8 +345,8 @@ export async function setIntradayRefused(db: Kysely<Database>, connectionId: str
 }
 
 /** Stores the newest device sync time the provider reported. */
-export async function recordDeviceSync(db: Kysely<Database>, connectionId: string, at: Date): Promise<void> {
-  await db.updateTable('provider_connections').set({ device_last_sync_at: at }).where('id', '=', connectionId).execute();
+export async function recordDeviceSync(db: Kysely<Database>, connectionId: string, at: Date, batteryLevel: number | null = null): Promise<void> {
+  await db.updateTable('provider_connections').set({ device_last_sync_at: at, device_battery_level: batteryLevel }).where('id', '=', connectionId).execute();
 }
 
 /** Stores when the fetcher read the account's profile (its time zone), on the fetcher's clock. */

@@ -3,8 +3,9 @@
 export { createDb, pingDatabase, type DbOptions } from './db.ts';
 export { migrateToLatest, migrateDown, migrateToNone, migrations } from './migrate.ts';
 export * from './schema.ts';
-export { upsertParticipant, participantExists, listParticipantStatuses, type ParticipantStatusRow } from './participants.ts';
-export { findCurrentTimeZone, findZoneHistory, recordTimeZone } from './time-zones.ts';
+export { upsertParticipant, participantExists, listParticipantStatuses, listStudyIds, type ParticipantStatusRow } from './participants.ts';
+export { findDayTotals, type DayTotals } from './day-totals.ts';
+export { findCurrentTimeZone, findCurrentTimeZones, findZoneHistory, recordTimeZone } from './time-zones.ts';
 export {
   ACTIVE_CONNECTION_STATUSES,
   findConnection,
@@ -45,6 +46,8 @@ export {
   invalidateLedgerDays,
   findLedgerSince,
   findLedgerDays,
+  countLedgerStatuses,
+  type LedgerDayCounts,
   type UnfetchedDays,
   type LedgerFetchState,
   type LedgerDay,

@@ -43,6 +43,9 @@ export interface ParticipantStatusRow {
   disconnectedAt: Date | null;
   /** When data last synced successfully: the connection's own mark, else its newest stream cursor's. */
   lastSyncAt: Date | null;
+  /** When the device last synced with the provider, and its battery percent then. */
+  deviceLastSyncAt: Date | null;
+  batteryLevel: number | null;
   createdAt: Date;
 }
 
@@ -52,7 +55,14 @@ export interface ParticipantStatusRow {
  */
 export async function listParticipantStatuses(
   db: Kysely<Database>,
-  filter: { status?: ConnectionStatus; provider?: ProviderName; limit?: number; offset?: number } = {},
+  filter: {
+    status?: ConnectionStatus;
+    provider?: ProviderName;
+    /** Only participants of these studies (an empty list matches nobody). */
+    studyIds?: readonly string[];
+    limit?: number;
+    offset?: number;
+  } = {},
 ): Promise<ParticipantStatusRow[]> {
   let query = db
     .selectFrom('participants as p')
@@ -67,6 +77,8 @@ export async function listParticipantStatuses(
       'c.scopes as scopes',
       'c.connected_at as connectedAt',
       'c.disconnected_at as disconnectedAt',
+      'c.device_last_sync_at as deviceLastSyncAt',
+      'c.device_battery_level as batteryLevel',
       eb.fn
         .coalesce(
           'c.last_sync_at',
@@ -81,6 +93,10 @@ export async function listParticipantStatuses(
     .orderBy('c.provider');
   if (filter.status) query = query.where('c.status', '=', filter.status);
   if (filter.provider) query = query.where('c.provider', '=', filter.provider);
+  if (filter.studyIds) {
+    if (filter.studyIds.length === 0) return [];
+    query = query.where('p.study_id', 'in', [...filter.studyIds]);
+  }
   if (filter.limit !== undefined) query = query.limit(filter.limit);
   if (filter.offset !== undefined) query = query.offset(filter.offset);
   const rows = await query.execute();
@@ -94,6 +110,14 @@ export async function listParticipantStatuses(
     connectedAt: r.connectedAt,
     disconnectedAt: r.disconnectedAt,
     lastSyncAt: (r.lastSyncAt as Date | null) ?? null,
+    deviceLastSyncAt: r.deviceLastSyncAt ?? null,
+    batteryLevel: r.batteryLevel ?? null,
     createdAt: r.createdAt,
   }));
+}
+
+/** The studies participants belong to, by id. */
+export async function listStudyIds(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db.selectFrom('participants').select('study_id').distinct().where('study_id', 'is not', null).orderBy('study_id').execute();
+  return rows.map((r) => r.study_id!);
 }

@@ -40,6 +40,8 @@ export interface ProviderConnectionsTable {
   scopes: ColumnType<string[], string[] | undefined, string[]>;
   intraday_access: boolean | null;
   device_last_sync_at: Timestamp | null;
+  /** Battery percent of the most recently synced device, when the provider reported one. */
+  device_battery_level: number | null;
   /** When the fetcher last read the account's profile (time zone), on its clock. */
   profile_checked_at: Timestamp | null;
   rate_limit_remaining: number | null;

@@ -23,6 +23,7 @@ export {
   seedParticipant,
   seedLedger,
   seedBatch,
+  seedWear,
   recordsOf,
   batchStatus,
   SEEDED_CONNECTED_AT,

@@ -9,6 +9,7 @@ import {
   markNeedsReconsent,
   markReconnectNeeded,
   markSynced,
+  recordDeviceSync,
   saveConnectedTokens,
   scheduleStreams,
   upsertParticipant,
@@ -31,15 +32,19 @@ export interface SeedParticipantOptions {
   /** Streams scheduled for the participant. */
   streams?: string[];
   lastSyncAt?: Date;
+  /** The device's last sync as the fetcher records it, with its battery percent. */
+  device?: { syncedAt: Date; battery: number | null };
+  /** The participant's mindLAMP study (S1 if absent). */
+  studyId?: string;
 }
 
 /**
- * A participant of study S1, with a connection when `status` is given. The connection goes
+ * A participant of study S1 (or `studyId`), with a connection when `status` is given. The connection goes
  * through the statuses as the services move it (connected, then lost or ended); its tokens are
  * placeholders that no cipher decrypts.
  */
 export async function seedParticipant(db: Kysely<Database>, participantId: string, options: SeedParticipantOptions = {}): Promise<void> {
-  await upsertParticipant(db, participantId, 'S1');
+  await upsertParticipant(db, participantId, options.studyId ?? 'S1');
   if (options.status) {
     const provider = options.provider ?? 'fitbit';
     const reason = options.statusReason ?? null;
@@ -58,6 +63,7 @@ export async function seedParticipant(db: Kysely<Database>, participantId: strin
     if (options.status === 'needs_reconsent') await markNeedsReconsent(db, connection.id, reason ?? 'seeded');
     if (options.status === 'disconnected' || options.status === 'revoked') await endConnection(db, participantId, provider, options.status, reason);
     if (options.lastSyncAt) await markSynced(db, connection.id, options.lastSyncAt);
+    if (options.device) await recordDeviceSync(db, connection.id, options.device.syncedAt, options.device.battery);
     // No function backdates a connection; the pages show when it was made.
     await db.updateTable('provider_connections').set({ connected_at: SEEDED_CONNECTED_AT }).where('id', '=', connection.id).execute();
   }
@@ -146,6 +152,37 @@ export async function seedBatch(
     .execute();
   return { batchId: batch.id, recordIds: records.map((r) => r.id) };
 }
+
+/**
+ * Heart-rate records for `minutes` minutes of `day` from 00:00 UTC, one a minute, delivered: the
+ * wear time the day totals count.
+ */
+export async function seedWear(db: Kysely<Database>, participantId: string, day: string, minutes: number): Promise<void> {
+  const start = Date.parse(`${day}T00:00:00Z`);
+  for (let from = 0; from < minutes; from += CHUNK_ROWS) {
+    const count = Math.min(CHUNK_ROWS, minutes - from);
+    await db
+      .insertInto('records')
+      .values(
+        Array.from({ length: count }, (_, i) => {
+          const timestamp = start + (from + i) * 60_000;
+          return {
+            record_key: `${participantId}/lamp.heart_rate/${timestamp}`,
+            participant_id: participantId,
+            stream: 'heart_rate',
+            day,
+            sensor: 'lamp.heart_rate',
+            timestamp,
+            data: JSON.stringify({ value: 70, unit: 'bpm', source: 'com.fitbit.webapi' }),
+            data_hash: `hr${timestamp}`,
+            status: 'delivered' as const,
+          };
+        }),
+      )
+      .execute();
+  }
+}
+const CHUNK_ROWS = 2_000;
 
 /** The outbox state of records by id: status and batch. */
 export async function recordsOf(db: Kysely<Database>, ids: readonly string[]) {

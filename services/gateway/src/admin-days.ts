@@ -82,9 +82,17 @@ function orderStreams(streams: Iterable<string>): string[] {
 }
 
 /**
+ * Streams that are snapshots, not days: `device` is read at every sync and stored on the day of
+ * the device's last sync, so a day without a row has nothing to fetch, not something missing.
+ */
+const SNAPSHOT_STREAMS: ReadonlySet<string> = new Set(['device']);
+
+/**
  * Fills the range: every day × stream gets an entry, `not_synced` / "not fetched yet" where the
- * ledger has no row, and each day rolls up to the worst status of its streams. A day with no
- * stream at all (nothing scheduled, nothing fetched) is `not_synced` too.
+ * ledger has no row, and each day rolls up to the worst status of its streams. A snapshot stream
+ * without a row that day has no entry and no say in the rollup (so a day whose data streams are
+ * all settled reads settled). A day with no stream at all (nothing scheduled, nothing fetched) is
+ * `not_synced` too.
  */
 function buildDayLedger(input: { from: string; to: string; streams: readonly string[]; rows: readonly LedgerDay[] }): DayLedgerView {
   const byKey = new Map(input.rows.map((r) => [`${r.stream}/${r.day}`, r]));
@@ -93,11 +101,12 @@ function buildDayLedger(input: { from: string; to: string; streams: readonly str
   const days = daysBetween(input.from, input.to).map((day): DayRollup => {
     const counts = zeroCounts();
     const entries: Record<string, StreamDay> = {};
-    let worst: DayStatus = streams.length === 0 ? 'not_synced' : 'settled';
+    const present = streams.filter((stream) => !SNAPSHOT_STREAMS.has(stream) || byKey.has(`${stream}/${day}`));
+    let worst: DayStatus = present.length === 0 ? 'not_synced' : 'settled';
     let fetched = 0;
     let delivered = 0;
     let parked = 0;
-    for (const stream of streams) {
+    for (const stream of present) {
       const row = byKey.get(`${stream}/${day}`);
       const entry: StreamDay = row
         ? {
@@ -120,7 +129,7 @@ function buildDayLedger(input: { from: string; to: string; streams: readonly str
     }
     const reasons = [
       ...new Set(
-        streams
+        present
           .filter((s) => entries[s]?.status === worst && entries[s]?.reason)
           .map((s) => `${s}: ${entries[s]!.reason}`),
       ),
@@ -128,7 +137,7 @@ function buildDayLedger(input: { from: string; to: string; streams: readonly str
     return {
       day,
       status: worst,
-      reason: streams.length === 0 ? NOT_FETCHED_REASON : reasons.length > 0 ? reasons.join('; ') : null,
+      reason: present.length === 0 ? NOT_FETCHED_REASON : reasons.length > 0 ? reasons.join('; ') : null,
       recordsFetched: fetched,
       recordsDelivered: delivered,
       recordsParked: parked,

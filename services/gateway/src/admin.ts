@@ -16,8 +16,9 @@ import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.t
 import { sendError } from './errors.ts';
 import { issueReconsentLinks, migrationStates } from './reconsent.ts';
 
-const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
-const STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent', 'revoked', 'disconnected'] as const satisfies readonly ConnectionStatus[];
+/** The providers and connection statuses a coordinator can filter by. */
+export const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
+export const STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent', 'revoked', 'disconnected'] as const satisfies readonly ConnectionStatus[];
 
 const expiresInHours = z.number().int().min(1).max(24 * 365).optional();
 /**
