@@ -184,7 +184,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     createBullBoard({
       queues: deps.queues.all.map((queue) => new BullMQAdapter(queue)),
       serverAdapter,
-      options: { uiConfig: { boardTitle: 'fitlamp queues' } },
+      options: { uiConfig: { boardTitle: 'fitlamp queues', miscLinks: [{ text: 'Study overview', url: '/admin' }] } },
     });
     // Bull Board answers a failure with its message (a Redis error's text, say): a 5xx says where
     // to look instead, as everywhere else in the gateway.

@@ -118,11 +118,12 @@ function when(value: Date | string | null | undefined): string {
   return `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
-function nav(): SafeHtml {
+/** The dashboard's navigation: every page links back to the overview. */
+export function nav(): SafeHtml {
   return html`<nav><a href="/admin" id="overview">Overview</a><a href="/admin/deliveries" id="deliveries">Deliveries</a><a href="/admin/queues" id="queues">Queues (Bull Board)</a></nav>`;
 }
 
-function retriedNotice(retried: string | undefined): SafeHtml {
+export function retriedNotice(retried: string | undefined): SafeHtml {
   if (!retried) return html``;
   return html`<p class="notice" id="notice">Batch ${retried} is back in the delivery queue: its records are pending again and will be sent to mindLAMP within minutes. If mindLAMP refuses them again, the batch reappears below with the new reason.</p>`;
 }
@@ -131,7 +132,7 @@ function participantLink(id: string): string {
   return `/admin/participants/${encodeURIComponent(id)}`;
 }
 
-function parkedTable(batches: readonly DeliveryBatch[], returnTo: string, withParticipant: boolean): SafeHtml {
+export function parkedTable(batches: readonly DeliveryBatch[], returnTo: string, withParticipant: boolean): SafeHtml {
   if (batches.length === 0) return html`<p id="no-parked">No parked deliveries: mindLAMP has accepted everything sent so far.</p>`;
   return html`<p class="note">mindLAMP refused these batches, so their records wait here instead of being retried forever.
 Fix the cause the reason names (for example a participant missing in mindLAMP, or a permission of the researcher key), then press Retry.</p>
@@ -160,6 +161,18 @@ const CELL_MEANING: Record<CellKind, string> = {
 function wearLabel(minutes: number): { text: string; shade: number } {
   const hours = minutes / 60;
   return { text: hours >= 10 ? hours.toFixed(0) : hours.toFixed(1), shade: hours >= 20 ? 4 : hours >= 12 ? 3 : hours >= 4 ? 2 : 1 };
+}
+
+/** Batches in any status but parked (those get {@link parkedTable} and its Retry buttons). */
+export function batchesTable(batches: readonly DeliveryBatch[]): SafeHtml {
+  if (batches.length === 0) return html`<p id="no-batches">No delivery batches in this status.</p>`;
+  return html`<div class="scroll"><table id="batches">
+<thead><tr><th>Batch</th><th>Participant</th><th>Status</th><th>Reason</th><th>Events</th><th>Attempts</th><th>Time range</th><th>Updated</th></tr></thead>
+<tbody>${batches.map(
+    (b) => html`<tr data-batch="${b.id}"><td>${b.id}</td><td><a href="${participantLink(b.participant_id)}">${b.participant_id}</a></td><td>${b.status}</td>
+<td>${b.last_error ?? '—'}</td><td>${b.event_count}</td><td>${b.attempts}</td>
+<td>${when(new Date(Number(b.from_ts)))} – ${when(new Date(Number(b.to_ts)))}</td><td>${when(b.updated_at)}</td></tr>`,
+  )}</tbody></table></div>`;
 }
 
 function heatCell(participantId: string, cell: OverviewCell): SafeHtml {
