@@ -319,3 +319,18 @@ export async function countLedgerStatuses(
     },
   }));
 }
+
+/** Each stream's status per participant and day in `from`…`to` (exports). */
+export async function findLedgerStatuses(
+  db: Kysely<Database>,
+  range: { participantIds: readonly string[]; from: string; to: string },
+): Promise<Array<{ participantId: string; day: string; stream: string; status: DayStatus }>> {
+  if (range.participantIds.length === 0) return [];
+  return db
+    .selectFrom('day_ledger')
+    .select(['participant_id as participantId', 'day', 'stream', 'status'])
+    .where('participant_id', 'in', [...range.participantIds])
+    .where('day', '>=', range.from)
+    .where('day', '<=', range.to)
+    .execute();
+}

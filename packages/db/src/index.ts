@@ -3,7 +3,7 @@
 export { createDb, pingDatabase, type DbOptions } from './db.ts';
 export { migrateToLatest, migrateDown, migrateToNone, migrations } from './migrate.ts';
 export * from './schema.ts';
-export { upsertParticipant, participantExists, listParticipantStatuses, listStudyIds, type ParticipantStatusRow } from './participants.ts';
+export { upsertParticipant, participantExists, listParticipantStatuses, listParticipantIds, listStudyIds, type ParticipantStatusRow } from './participants.ts';
 export { findDayTotals, type DayTotals } from './day-totals.ts';
 export { findCurrentTimeZone, findCurrentTimeZones, findZoneHistory, recordTimeZone } from './time-zones.ts';
 export {
@@ -47,6 +47,7 @@ export {
   findLedgerSince,
   findLedgerDays,
   countLedgerStatuses,
+  findLedgerStatuses,
   type LedgerDayCounts,
   type UnfetchedDays,
   type LedgerFetchState,

@@ -60,6 +60,8 @@ export async function listParticipantStatuses(
     provider?: ProviderName;
     /** Only participants of these studies (an empty list matches nobody). */
     studyIds?: readonly string[];
+    /** Only these participants. */
+    participantIds?: readonly string[];
     limit?: number;
     offset?: number;
   } = {},
@@ -97,6 +99,10 @@ export async function listParticipantStatuses(
     if (filter.studyIds.length === 0) return [];
     query = query.where('p.study_id', 'in', [...filter.studyIds]);
   }
+  if (filter.participantIds) {
+    if (filter.participantIds.length === 0) return [];
+    query = query.where('p.id', 'in', [...filter.participantIds]);
+  }
   if (filter.limit !== undefined) query = query.limit(filter.limit);
   if (filter.offset !== undefined) query = query.offset(filter.offset);
   const rows = await query.execute();
@@ -120,4 +126,16 @@ export async function listParticipantStatuses(
 export async function listStudyIds(db: Kysely<Database>): Promise<string[]> {
   const rows = await db.selectFrom('participants').select('study_id').distinct().where('study_id', 'is not', null).orderBy('study_id').execute();
   return rows.map((r) => r.study_id!);
+}
+
+/** A page of participant ids after `afterId` in id order, of `studyIds` or everyone (keyset paging for exports). */
+export async function listParticipantIds(
+  db: Kysely<Database>,
+  page: { afterId?: string; limit: number; studyIds?: readonly string[] },
+): Promise<Array<{ id: string; studyId: string | null }>> {
+  if (page.studyIds && page.studyIds.length === 0) return [];
+  let query = db.selectFrom('participants').select(['id', 'study_id as studyId']).orderBy('id').limit(page.limit);
+  if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
+  if (page.studyIds) query = query.where('study_id', 'in', [...page.studyIds]);
+  return query.execute();
 }

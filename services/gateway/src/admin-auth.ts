@@ -22,3 +22,14 @@ export function createAdminGuard(adminToken: string) {
     }
   };
 }
+
+/** The studies each signed-in request may see; absent: the global admin (everything). */
+const scopes = new WeakMap<FastifyRequest, readonly string[]>();
+
+/**
+ * The studies the caller may see: `undefined` for the global admin, else the coordinator's
+ * studies. Every admin route filters by it.
+ */
+export function studyScopeOf(request: FastifyRequest): readonly string[] | undefined {
+  return scopes.get(request);
+}

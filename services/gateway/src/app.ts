@@ -20,6 +20,7 @@ import { createAdminGuard } from './admin-auth.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { registerAdminDayRoutes } from './admin-days.ts';
 import { registerAdminDeliveryRoutes } from './admin-deliveries.ts';
+import { registerAdminExportRoutes } from './admin-export.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerConnectRoutes } from './connect.ts';
 import { registerGoogleHealthWebhooks } from './webhooks.ts';
@@ -173,6 +174,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     registerAdminRoutes(admin, deps);
     registerAdminDayRoutes(admin, deps);
     await registerAdminDeliveryRoutes(admin, deps);
+    registerAdminExportRoutes(admin, deps);
   });
 
   // The coordinator's dashboard (HTML pages; the Retry form posts to the JSON API above).

@@ -2,6 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { createDb, findParticipantsNeedingReconsent } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
@@ -47,20 +49,28 @@ export interface CliIo {
 
 const HEADER_CELLS = new Set(['participant_id', 'participantid', 'participant', 'id', 'user_id', 'userid']);
 
-/** Participant ids from CSV text: the first cell of each row, header and blank or `#` lines skipped. */
+/**
+ * Participant ids from CSV text: the first cell of each row (quoted cells may hold commas, quotes
+ * and line breaks), header and blank or `#` lines skipped. Cells are separated by `,`, `;` or tab.
+ */
 export function participantIdsFromCsv(text: string): string[] {
+  const rows: string[][] = parseCsv(text, {
+    delimiter: [',', ';', '\t'],
+    relax_column_count: true,
+    skip_empty_lines: true,
+    comment: '#',
+    comment_no_infix: true,
+    trim: true,
+    bom: true,
+  });
   const ids: string[] = [];
-  text.split(/\r?\n/).forEach((line, index) => {
-    const cell = (line.split(/[,;\t]/)[0] ?? '').trim().replace(/^"(.*)"$/, '$1').trim();
-    if (cell === '' || cell.startsWith('#')) return;
+  rows.forEach((row, index) => {
+    const cell = (row[0] ?? '').trim();
+    if (cell === '') return;
     if (index === 0 && HEADER_CELLS.has(cell.toLowerCase())) return;
     ids.push(cell);
   });
   return ids;
-}
-
-function csvCell(value: string): string {
-  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
 /** Runs the CLI; answers the exit code. */
@@ -105,10 +115,18 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
   }
   if (parsed.values.csv !== undefined) {
+    let text: string;
     try {
-      ids.push(...participantIdsFromCsv(await readFile(parsed.values.csv, 'utf8')));
+      text = await readFile(parsed.values.csv, 'utf8');
     } catch (error) {
       io.stderr(`fitlamp: cannot read ${parsed.values.csv}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+      return 2;
+    }
+    try {
+      ids.push(...participantIdsFromCsv(text));
+    } catch (error) {
+      // csv-parse says where: "Quote Not Closed: the parsing is finished with an opening quote at line 3".
+      io.stderr(`fitlamp: ${parsed.values.csv} is not valid CSV: ${(error as Error).message}\n`);
       return 2;
     }
   }
@@ -152,7 +170,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           { db, lamp, enrollmentSecret: env.ENROLLMENT_SECRET, publicBaseUrl: env.PUBLIC_BASE_URL, defaultTtlHours: env.ENROLLMENT_TTL_HOURS },
           { participantId, provider, expiresInHours },
         );
-        io.stdout(`${csvCell(participantId)},${csvCell(issued.url)},${issued.expiresAt}\n`);
+        io.stdout(stringifyCsv([[participantId, issued.url, issued.expiresAt]]));
       } catch (error) {
         failures += 1;
         const message = error instanceof EnrollmentError ? error.message : `failed: ${(error as Error).message}`;

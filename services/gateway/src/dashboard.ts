@@ -385,6 +385,7 @@ export async function registerDashboard(
 ${retriedNotice(query.retried)}
 ${filterForm(query, studies)}
 ${heatmap(model)}
+<p id="exports">Download as CSV: <a href="/admin/export/compliance.csv?from=${model.days[0]}&amp;to=${model.days.at(-1)}" id="export-compliance">compliance, these ${OVERVIEW_DAYS} days</a> · <a href="/admin/export/participants.csv" id="export-participants">participants</a></p>
 ${model.truncated ? html`<p class="note">Showing ${OVERVIEW_LIMIT} participants; narrow the filters, or page through all of them with <code>GET /admin/participants?offset=…</code>.</p>` : html``}
 <h2>Parked deliveries (${parked.total})</h2>
 ${parkedTable(parked.batches, '/admin', true)}
