@@ -73,8 +73,10 @@ export {
   findParticipantsWithLostDeliveries,
   listDeliveryBatches,
   requeueParkedBatch,
+  findBatchParticipant,
   type ClaimedBatch,
   type RequeueOutcome,
 } from './delivery-batches.ts';
 export { recordWebhookVerified, findWebhookLastVerified } from './provider-webhooks.ts';
 export { lockProviderAccount, withSchedulerLock, type LockedRun } from './locks.ts';
+export { insertCoordinator, findCoordinator } from './coordinators.ts';

@@ -24,10 +24,12 @@ export async function upsertParticipant(
     .execute();
 }
 
-/** Whether fitlamp knows the participant. */
-export async function participantExists(db: Kysely<Database>, participantId: string): Promise<boolean> {
-  const row = await db.selectFrom('participants').select('id').where('id', '=', participantId).executeTakeFirst();
-  return row !== undefined;
+/** Whether fitlamp knows the participant (and, given `studyIds`, whether it belongs to one of them). */
+export async function participantExists(db: Kysely<Database>, participantId: string, studyIds?: readonly string[]): Promise<boolean> {
+  if (studyIds && studyIds.length === 0) return false;
+  let query = db.selectFrom('participants').select('id').where('id', '=', participantId);
+  if (studyIds) query = query.where('study_id', 'in', [...studyIds]);
+  return (await query.executeTakeFirst()) !== undefined;
 }
 
 /** One row of the coordinator's participant list: a participant and one provider connection (if any). */

@@ -143,6 +143,13 @@ export interface ProviderWebhooksTable {
   updated_at: Created;
 }
 
+export interface CoordinatorsTable {
+  name: string;
+  token_hash: string;
+  study_ids: string[];
+  created_at: Created;
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   participants: ParticipantsTable;
@@ -154,6 +161,7 @@ export interface Database {
   delivery_batches: DeliveryBatchesTable;
   records: RecordsTable;
   provider_webhooks: ProviderWebhooksTable;
+  coordinators: CoordinatorsTable;
 }
 
 export type Participant = Selectable<ParticipantsTable>;
@@ -165,3 +173,4 @@ export type SyncCursor = Selectable<SyncCursorsTable>;
 export type DayLedgerRow = Selectable<DayLedgerTable>;
 export type DeliveryBatch = Selectable<DeliveryBatchesTable>;
 export type RecordRow = Selectable<RecordsTable>;
+export type Coordinator = Selectable<CoordinatorsTable>;

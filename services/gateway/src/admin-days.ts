@@ -14,6 +14,7 @@ import {
 } from '@fitlamp/db';
 import { daysBetween, isStreamName, STREAMS } from '@fitlamp/provider';
 import type { GatewayDeps } from './app.ts';
+import { studyScopeOf } from './admin-auth.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 
 /** The longest range one request may ask for, in days (inclusive). */
@@ -227,7 +228,7 @@ export function registerAdminDayRoutes(scope: FastifyInstance, deps: Pick<Gatewa
   const { db } = deps;
   app.get('/admin/participants/:id/days', { schema: { params: participantParams, querystring: daysQuery } }, async (request, reply) => {
     const participantId = request.params.id;
-    if (!(await participantExists(db, participantId))) {
+    if (!(await participantExists(db, participantId, studyScopeOf(request)))) {
       return reply.code(404).send({
         error: 'participant_not_found',
         message: `fitlamp knows no participant "${participantId}"; check the id, or issue an enrollment link first (POST /admin/enrollments)`,

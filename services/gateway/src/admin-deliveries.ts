@@ -2,13 +2,14 @@ import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { listDeliveryBatches, requeueParkedBatch, type BatchStatus, type DeliveryBatch } from '@fitlamp/db';
+import { findBatchParticipant, listDeliveryBatches, participantExists, requeueParkedBatch, type BatchStatus, type DeliveryBatch } from '@fitlamp/db';
 import { enqueue } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 import { html, problemPage, type SafeHtml } from './pages.ts';
 import { batchesTable, nav, parkedTable, retriedNotice, sendDashboardPage } from './dashboard.ts';
 import { sendError } from './errors.ts';
+import { studyScopeOf } from './admin-auth.ts';
 
 const BATCH_STATUSES = ['sending', 'delivered', 'unknown', 'parked', 'abandoned'] as const satisfies readonly BatchStatus[];
 
@@ -95,7 +96,8 @@ export async function registerAdminDeliveryRoutes(scope: FastifyInstance, deps: 
 
   app.get('/admin/deliveries', { schema: { querystring: deliveriesQuery } }, async (request, reply) => {
     const { status, participantId, limit, offset } = request.query;
-    const { batches, total } = await listDeliveryBatches(db, { status, limit, offset, ...(participantId ? { participantId } : {}) });
+    const scope = studyScopeOf(request);
+    const { batches, total } = await listDeliveryBatches(db, { status, limit, offset, ...(participantId ? { participantId } : {}), ...(scope ? { studyIds: scope } : {}) });
     if (!wantsPage(request)) return { status, total, limit, offset, deliveries: batches.map(batchView) };
     const filter = (s: BatchStatus) =>
       s === status ? html`<strong>${s}</strong>` : html`<a href="/admin/deliveries?status=${s}${participantId ? `&participantId=${participantId}` : ''}">${s}</a>`;
@@ -151,7 +153,11 @@ ${status === 'parked' ? parkedTable(batches, '/admin/deliveries', true) : batche
         const form = isForm(request);
         const batchId = request.params.batchId;
         const back = request.body.returnTo;
-        const outcome = await requeueParkedBatch(db, batchId);
+        const scope = studyScopeOf(request);
+        // A batch of another study's participant does not exist, as far as a scoped coordinator knows.
+        const owner = scope ? await findBatchParticipant(db, batchId) : undefined;
+        const inScope = !scope || (owner !== undefined && (await participantExists(db, owner, scope)));
+        const outcome = inScope ? await requeueParkedBatch(db, batchId) : ({ kind: 'not_found' } as const);
         if (outcome.kind === 'not_found') {
           const message = `there is no delivery batch ${batchId}; list parked batches with GET /admin/deliveries?status=parked`;
           if (!form) return sendError(reply, 404, 'batch_not_found', message);

@@ -16,7 +16,7 @@ import type { LampClient } from '@fitlamp/lamp';
 import type { Provider, ProviderName } from '@fitlamp/provider';
 import { registerQueueMetrics, type QueueSet } from '@fitlamp/queues';
 import { checkReadiness, stripQuery, type Logger, type ReadinessCheck } from '@fitlamp/runtime';
-import { createAdminGuard } from './admin-auth.ts';
+import { createAdminGuard, requireGlobalAdmin } from './admin-auth.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { registerAdminDayRoutes } from './admin-days.ts';
 import { registerAdminDeliveryRoutes } from './admin-deliveries.ts';
@@ -66,7 +66,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   // (errors.ts): JSON here, the page scopes below answer with pages.
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(createErrorHandler());
-  const requireAdmin = createAdminGuard(deps.env.ADMIN_TOKEN);
+  const requireAdmin = createAdminGuard(deps.env.ADMIN_TOKEN, deps.db);
 
   const httpRequests = new Counter({
     name: 'fitlamp_http_requests_total',
@@ -182,6 +182,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
+    admin.addHook('onRequest', requireGlobalAdmin);
     const serverAdapter = new FastifyAdapter();
     createBullBoard({
       queues: deps.queues.all.map((queue) => new BullMQAdapter(queue)),

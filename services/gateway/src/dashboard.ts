@@ -17,6 +17,7 @@ import {
 import { addDays, localDayAt } from '@fitlamp/provider';
 import type { GatewayDeps } from './app.ts';
 import { PROVIDERS, STATUSES } from './admin.ts';
+import { studyScopeOf } from './admin-auth.ts';
 import { DAY_STATUSES, isoDay, loadDayLedger, type DayRollup, type StreamDay } from './admin-days.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 import { createErrorHandler } from './errors.ts';
@@ -335,8 +336,8 @@ export async function registerDashboard(
         'Sign in',
         html`<style>${{ __html: DASHBOARD_STYLE }}</style>${problemPage(
           'Sign in to the fitlamp dashboard',
-          'This page is for the study team: your browser did not send the admin token.',
-          'Reload the page and sign in with any user name and the ADMIN_TOKEN of this deployment as the password.',
+          'This page is for the study team: your browser did not send a valid sign-in.',
+          'Reload the page and sign in with your coordinator name and token, or with any user name and the ADMIN_TOKEN of this deployment as the password.',
         )}`,
       );
     });
@@ -361,11 +362,14 @@ export async function registerDashboard(
 
     const overview = async (request: FastifyRequest<{ Querystring: OverviewQuery }>, reply: FastifyReply) => {
       const query = request.query;
-      const [model, studies, parked] = await Promise.all([
+      const scope = studyScopeOf(request);
+      // A scoped coordinator's study filter narrows their own studies, never widens them.
+      const studyIds = query.study ? (scope && !scope.includes(query.study) ? [] : [query.study]) : scope;
+      const [model, allStudies, parked] = await Promise.all([
         loadOverview(
           db,
           {
-            ...(query.study ? { studyIds: [query.study] } : {}),
+            ...(studyIds ? { studyIds } : {}),
             ...(query.status ? { status: query.status } : {}),
             ...(query.provider ? { provider: query.provider } : {}),
             sort: query.sort,
@@ -374,8 +378,9 @@ export async function registerDashboard(
           Date.now(),
         ),
         listStudyIds(db),
-        listDeliveryBatches(db, { status: 'parked', limit: 200 }),
+        listDeliveryBatches(db, { status: 'parked', limit: 200, ...(scope ? { studyIds: scope } : {}) }),
       ]);
+      const studies = scope ? allStudies.filter((s) => scope.includes(s)) : allStudies;
       return sendDashboardPage(
         reply,
         200,
@@ -407,7 +412,7 @@ ${parked.total > parked.batches.length ? html`<p class="note">Showing the newest
       { schema: { params: participantParams, querystring: participantPageQuery }, config: { answerInvalidInput: notAParticipantId } },
       async (request, reply) => {
         const participantId = request.params.id;
-        if (!(await participantExists(db, participantId))) {
+        if (!(await participantExists(db, participantId, studyScopeOf(request)))) {
           return sendDashboardPage(
             reply,
             404,
