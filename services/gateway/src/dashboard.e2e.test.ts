@@ -131,7 +131,8 @@ describe('coordinator uses the dashboard in a real browser', () => {
     const phone = await launchTestBrowser({ viewport: { width: 390, height: 844 } });
     try {
       await phone.context.setHTTPCredentials({ username: 'coordinator', password: gw.env.ADMIN_TOKEN, origin: gw.base });
-      const small = watchPage(await phone.newPage(), consoleErrors, 'status of 401');
+      const phoneErrors: string[] = [];
+      const small = watchPage(await phone.newPage(), phoneErrors, 'status of 401');
       await small.goto(`${gw.base}/admin`);
       const box = small.locator('#heatmap-box');
       const name = small.locator('tr[data-participant="C1001"] th.p');
@@ -156,7 +157,7 @@ describe('coordinator uses the dashboard in a real browser', () => {
       // ...while the day cells moved under it.
       const study = small.locator('tr[data-participant="C1001"] td').first();
       await expect(study.evaluate((el) => (el as unknown as Box).getBoundingClientRect().left)).resolves.toBeLessThan(before - 300);
-      expect(consoleErrors).toEqual([]);
+      expect(phoneErrors).toEqual([]);
     } finally {
       await phone.close();
     }

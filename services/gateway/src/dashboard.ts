@@ -198,7 +198,7 @@ function heatmap(overview: Overview): SafeHtml {
     return html`<p id="no-participants">No participants match. Create enrollment links with <code>pnpm fitlamp enroll &lt;participant ids…&gt;</code> or <code>POST /admin/enrollments</code>, or change the filters.</p>`;
   }
   return html`<div class="heatmap" id="heatmap-box"><table class="hm" id="heatmap">
-<thead><tr><th class="p">Participant</th><th>Study</th><th>Status</th><th>Provider</th><th>Device last synced</th><th>Battery</th><th>Days since sync</th><th title="hours worn over the last ${COMPLIANCE_DAYS} days">${COMPLIANCE_DAYS}-day wear</th>${overview.days.map(
+<thead><tr><th class="p">Participant</th><th>Study</th><th>Status</th><th>Provider</th><th>Device last synced</th><th>Battery</th><th>Days since sync</th><th title="hours worn over the last ${COMPLIANCE_DAYS} days">${COMPLIANCE_DAYS}-day wear</th>${[...overview.days].reverse().map(
     (d) => html`<th title="${d}">${d.slice(5)}</th>`,
   )}</tr></thead>
 <tbody>${overview.rows.map(
@@ -211,9 +211,9 @@ function heatmap(overview: Overview): SafeHtml {
 <td class="battery">${battery(r.batteryLevel)}</td>
 <td class="since">${r.daysSinceSync ?? 'never'}</td>
 <td class="wear7">${(r.recentWearMinutes / 60).toFixed(1)} h</td>
-${r.cells.map((c) => heatCell(r.participantId, c))}</tr>`,
+${[...r.cells].reverse().map((c) => heatCell(r.participantId, c))}</tr>`,
   )}</tbody></table></div>
-<p class="note legend">Each cell: hours the device was worn that local day (minutes with heart rate); click it for the day's detail.
+<p class="note legend">Newest day first. Each cell: hours the device was worn that local day (minutes with heart rate); click it for the day's detail.
 <span class="w3">12</span> worn <span class="k-no_data">${CELL_SYMBOL.no_data}</span> ${CELL_MEANING.no_data}
 <span class="k-not_synced">${CELL_SYMBOL.not_synced}</span> ${CELL_MEANING.not_synced} <span class="k-failed">${CELL_SYMBOL.failed}</span> ${CELL_MEANING.failed}.
 Italic: still arriving.</p>`;
