@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { addDays } from '@fitlamp/provider';
@@ -64,6 +65,13 @@ describe('coordinator uses the dashboard in a real browser', () => {
     await expect(c1001.locator(`td[data-day="${addDays(today, -2)}"]`).innerText()).resolves.toBe('13');
     await expect(page.locator(`tr[data-batch="${batch.batchId}"]`).innerText()).resolves.toContain('403 forbidden');
     await expect(page.locator('#queues').getAttribute('href')).resolves.toBe('/admin/queues');
+
+    // The export link downloads a CSV of the participants.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-participants')]);
+    expect(download.suggestedFilename()).toBe('participants.csv');
+    const csv = await readFile((await download.path())!, 'utf8');
+    expect(csv.split('\n')[0]).toBe('participant_id,study_id,provider,status,status_reason,connected_at,last_sync_at,device_last_sync_at,battery_percent,enrolled_at');
+    expect(csv).toContain('C1002,S2,fitbit,revoked,the participant removed access at Fitbit,');
 
     // Filters are a plain form: choose a study and show.
     await page.selectOption('select[name="study"]', 'S2');
