@@ -78,5 +78,21 @@ export {
   type RequeueOutcome,
 } from './delivery-batches.ts';
 export { recordWebhookVerified, findWebhookLastVerified } from './provider-webhooks.ts';
-export { lockProviderAccount, withSchedulerLock, type LockedRun } from './locks.ts';
+export { lockProviderAccount, withSchedulerLock, withAlertsLock, type LockedRun } from './locks.ts';
 export { insertCoordinator, findCoordinator } from './coordinators.ts';
+export {
+  findParticipantsNotSyncedSince,
+  findParticipantsWithBatteryBelow,
+  findParticipantsNeedingConsent,
+  findParticipantsWithParkedDeliveries,
+  findConnectedParticipants,
+  reconcileAlerts,
+  listOpenAlerts,
+  acknowledgeAlert,
+  findDueAlertNotifications,
+  markAlertNotified,
+  postponeAlertNotification,
+  type OpenAlert,
+  type AcknowledgeOutcome,
+  type DueAlertNotification,
+} from './alerts.ts';

@@ -4,6 +4,7 @@ import * as providerWebhooks from './migrations/2026-11-26T02-00-00-provider-web
 import * as profileCheckedAt from './migrations/2026-11-27T00-00-00-profile-checked-at.ts';
 import * as deviceBattery from './migrations/2026-12-06T00-00-00-device-battery.ts';
 import * as coordinators from './migrations/2026-12-06T01-00-00-coordinators.ts';
+import * as alerts from './migrations/2026-12-06T02-00-00-alerts.ts';
 
 /**
  * Every migration, in order. Listed statically (not read from a folder) so that they bundle and
@@ -15,6 +16,7 @@ export const migrations: Record<string, Migration> = {
   '2026-11-27T00-00-00-profile-checked-at': profileCheckedAt,
   '2026-12-06T00-00-00-device-battery': deviceBattery,
   '2026-12-06T01-00-00-coordinators': coordinators,
+  '2026-12-06T02-00-00-alerts': alerts,
 };
 
 function createMigrator(db: Kysely<any>): Migrator {

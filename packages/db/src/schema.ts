@@ -150,6 +150,23 @@ export interface CoordinatorsTable {
   created_at: Created;
 }
 
+export type AlertRule = 'no_sync' | 'low_battery' | 'reconnect_needed' | 'low_wear' | 'deliveries_parked';
+
+export interface AlertsTable {
+  id: Id;
+  participant_id: string;
+  rule: AlertRule;
+  idempotency_key: ColumnType<string, never, never>;
+  opened_at: Timestamp;
+  closed_at: Timestamp | null;
+  acknowledged_at: Timestamp | null;
+  acknowledged_by: string | null;
+  notify_due_at: Timestamp | null;
+  notify_attempts: Generated<number>;
+  notify_last_error: string | null;
+  notified_at: Timestamp | null;
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   participants: ParticipantsTable;
@@ -162,6 +179,7 @@ export interface Database {
   records: RecordsTable;
   provider_webhooks: ProviderWebhooksTable;
   coordinators: CoordinatorsTable;
+  alerts: AlertsTable;
 }
 
 export type Participant = Selectable<ParticipantsTable>;
@@ -174,3 +192,4 @@ export type DayLedgerRow = Selectable<DayLedgerTable>;
 export type DeliveryBatch = Selectable<DeliveryBatchesTable>;
 export type RecordRow = Selectable<RecordsTable>;
 export type Coordinator = Selectable<CoordinatorsTable>;
+export type Alert = Selectable<AlertsTable>;

@@ -7,6 +7,14 @@ import { findCoordinator, type Database } from '@fitlamp/db';
 /** The studies each signed-in coordinator's request may see; the global admin has no entry. */
 const scopes = new WeakMap<FastifyRequest, readonly string[]>();
 
+/** Who signed in: the coordinator's name, or "admin" for the global admin token. */
+const names = new WeakMap<FastifyRequest, string>();
+
+/** Who signed in, for records of who did what (acknowledged an alert): a coordinator's name, else "admin". */
+export function signedInAs(request: FastifyRequest): string {
+  return names.get(request) ?? 'admin';
+}
+
 /**
  * The studies the caller may see: `undefined` for the global admin, else the coordinator's
  * studies. Every admin route filters by it.
@@ -50,6 +58,7 @@ export function createAdminGuard(adminToken: string, db: Kysely<Database>) {
       const coordinator = await findCoordinator(db, name);
       if (coordinator && safeEqual(hashCoordinatorToken(presented), coordinator.token_hash)) {
         scopes.set(request, coordinator.study_ids);
+        names.set(request, coordinator.name);
         return;
       }
     }

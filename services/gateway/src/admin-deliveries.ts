@@ -61,7 +61,7 @@ function wantsPage(request: FastifyRequest): boolean {
   return /(^|,)\s*text\/html/.test(accept);
 }
 
-function isForm(request: FastifyRequest): boolean {
+export function isForm(request: FastifyRequest): boolean {
   return (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
 }
 
@@ -70,7 +70,7 @@ function isForm(request: FastifyRequest): boolean {
  * another site makes them submit: refuse POSTs a browser marks as cross-site. API clients
  * (curl, scripts) send neither header and are judged by their bearer token alone.
  */
-function isCrossSite(request: FastifyRequest): boolean {
+export function isCrossSite(request: FastifyRequest): boolean {
   const site = request.headers['sec-fetch-site'];
   if (typeof site === 'string') return site !== 'same-origin' && site !== 'none';
   const origin = request.headers.origin;
@@ -82,7 +82,7 @@ function isCrossSite(request: FastifyRequest): boolean {
   }
 }
 
-function backLink(to: string): SafeHtml {
+export function backLink(to: string): SafeHtml {
   return html`<p><a href="${to}" id="back">Back to the dashboard</a></p>`;
 }
 

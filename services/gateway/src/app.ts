@@ -19,6 +19,7 @@ import { checkReadiness, stripQuery, type Logger, type ReadinessCheck } from '@f
 import { createAdminGuard, requireGlobalAdmin } from './admin-auth.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { registerAdminDayRoutes } from './admin-days.ts';
+import { registerAdminAlertRoutes } from './admin-alerts.ts';
 import { registerAdminDeliveryRoutes } from './admin-deliveries.ts';
 import { registerAdminExportRoutes } from './admin-export.ts';
 import { registerDashboard } from './dashboard.ts';
@@ -174,6 +175,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     registerAdminRoutes(admin, deps);
     registerAdminDayRoutes(admin, deps);
     await registerAdminDeliveryRoutes(admin, deps);
+    await registerAdminAlertRoutes(admin, deps);
     registerAdminExportRoutes(admin, deps);
   });
 

@@ -8,7 +8,9 @@ import {
   findDayTotals,
   findZoneHistory,
   listDeliveryBatches,
+  listOpenAlerts,
   listStudyIds,
+  type OpenAlert,
   participantExists,
   type DayStatus,
   type DayTotals,
@@ -18,6 +20,7 @@ import { addDays, localDayAt } from '@fitlamp/provider';
 import type { GatewayDeps } from './app.ts';
 import { PROVIDERS, STATUSES } from './admin.ts';
 import { studyScopeOf } from './admin-auth.ts';
+import { ALERT_LABELS } from './alerts.ts';
 import { DAY_STATUSES, isoDay, loadDayLedger, type DayRollup, type StreamDay } from './admin-days.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 import { createErrorHandler } from './errors.ts';
@@ -176,6 +179,19 @@ export function batchesTable(batches: readonly DeliveryBatch[]): SafeHtml {
   )}</tbody></table></div>`;
 }
 
+/** Open alerts nobody acknowledged yet, each with its Acknowledge button. */
+function alertsTable(alerts: readonly OpenAlert[]): SafeHtml {
+  if (alerts.length === 0) return html`<p id="no-alerts">No open alerts: every participant is syncing, charged, worn and delivered.</p>`;
+  return html`<div class="scroll"><table id="alerts">
+<thead><tr><th>Participant</th><th>Study</th><th>Alert</th><th>Since</th><th></th></tr></thead>
+<tbody>${alerts.map(
+    (a) => html`<tr data-alert="${a.id}" data-participant="${a.participantId}" data-rule="${a.rule}">
+<td><a href="${participantLink(a.participantId)}">${a.participantId}</a></td><td>${a.studyId ?? '—'}</td><td>${ALERT_LABELS[a.rule]}</td><td>${when(a.openedAt)}</td>
+<td><form class="inline" method="post" action="/admin/alerts/${a.id}/acknowledge"><button type="submit" id="ack-${a.id}">Acknowledge</button></form></td></tr>`,
+  )}</tbody></table></div>
+<p class="note">An acknowledged alert leaves this list; it closes by itself when its condition clears, and a new one opens if it returns later.</p>`;
+}
+
 function heatCell(participantId: string, cell: OverviewCell): SafeHtml {
   if (cell.kind === 'future') return html`<td class="c k-future"></td>`;
   const href = `${participantLink(participantId)}?day=${cell.day}#day-detail`;
@@ -283,6 +299,7 @@ const retried = z.string().regex(/^[1-9][0-9]{0,17}$/).optional().catch(undefine
 const allOr = <T extends z.ZodType>(schema: T) => z.union([z.literal('').transform(() => undefined), schema]).optional();
 const overviewQuery = z.object({
   retried,
+  acknowledged: retried,
   study: allOr(z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'a mindLAMP study id')),
   status: allOr(z.enum([...STATUSES, 'not_connected'])),
   provider: allOr(z.enum(PROVIDERS)),
@@ -365,7 +382,7 @@ export async function registerDashboard(
       const scope = studyScopeOf(request);
       // A scoped coordinator's study filter narrows their own studies, never widens them.
       const studyIds = query.study ? (scope && !scope.includes(query.study) ? [] : [query.study]) : scope;
-      const [model, allStudies, parked] = await Promise.all([
+      const [model, allStudies, parked, alerts] = await Promise.all([
         loadOverview(
           db,
           {
@@ -379,6 +396,7 @@ export async function registerDashboard(
         ),
         listStudyIds(db),
         listDeliveryBatches(db, { status: 'parked', limit: 200, ...(scope ? { studyIds: scope } : {}) }),
+        listOpenAlerts(db, { limit: 500, ...(scope ? { studyIds: scope } : {}) }),
       ]);
       const studies = scope ? allStudies.filter((s) => scope.includes(s)) : allStudies;
       return sendDashboardPage(
@@ -388,6 +406,9 @@ export async function registerDashboard(
         html`${nav()}
 <h1>Study overview</h1>
 ${retriedNotice(query.retried)}
+${query.acknowledged ? html`<p class="notice" id="acknowledged">Alert ${query.acknowledged} acknowledged.</p>` : html``}
+<h2 id="alerts-heading">Open alerts (${alerts.length})</h2>
+${alertsTable(alerts)}
 ${filterForm(query, studies)}
 ${heatmap(model)}
 <p id="exports">Download as CSV: <a href="/admin/export/compliance.csv?from=${model.days[0]}&amp;to=${model.days.at(-1)}" id="export-compliance">compliance, these ${OVERVIEW_DAYS} days</a> · <a href="/admin/export/participants.csv" id="export-participants">participants</a></p>
