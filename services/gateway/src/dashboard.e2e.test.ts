@@ -5,6 +5,7 @@ import { addDays } from '@fitlamp/provider';
 import { jobIdFor } from '@fitlamp/queues';
 import { batchStatus, launchTestBrowser, recordsOf, seedBatch, seedLedger, seedParticipant, seedWear, watchPage, type TestBrowser } from '@fitlamp/testing';
 import { startTestGateway, type TestGateway } from '../test/gateway.ts';
+import { alertConfigFromEnv, evaluateAlerts } from './alerts.ts';
 
 /** The one browser global used here (the workspace compiles without the DOM library). */
 interface BrowserWindow {
@@ -169,5 +170,25 @@ describe('coordinator uses the dashboard in a real browser', () => {
     } finally {
       await phone.close();
     }
+  });
+
+  it('shows an open alert on the overview, and acknowledging it removes it from the open list', async () => {
+    // The stale-Retry page before answered 409, which Chromium logs; this test watches its own pages.
+    consoleErrors.length = 0;
+    // C1001's device never reported a sync and it wore the watch one day in the last week.
+    await evaluateAlerts(gw.db, alertConfigFromEnv(gw.env), Date.now());
+    await page.goto(`${gw.base}/admin`);
+    const lowWear = page.locator('#alerts tr[data-participant="C1001"][data-rule="low_wear"]');
+    await expect(lowWear.innerText()).resolves.toContain('watch not worn enough');
+    await expect(page.locator('#alerts tr[data-participant="C1001"][data-rule="no_sync"]').innerText()).resolves.toContain('device not synced');
+    await expect(page.locator('#alerts-heading').textContent()).resolves.toBe('Open alerts (2)');
+    const alertId = await lowWear.getAttribute('data-alert');
+    await page.click(`#ack-${alertId}`);
+    await page.waitForURL(`${gw.base}/admin?acknowledged=${alertId}`);
+    await expect(page.locator('#acknowledged').textContent()).resolves.toBe(`Alert ${alertId} acknowledged.`);
+    await expect(page.locator(`#alerts tr[data-alert="${alertId}"]`).count()).resolves.toBe(0);
+    await expect(page.locator('#alerts tr[data-rule="no_sync"]').count()).resolves.toBe(1);
+    await expect(page.locator('#alerts-heading').textContent()).resolves.toBe('Open alerts (1)');
+    expect(consoleErrors).toEqual([]);
   });
 });
