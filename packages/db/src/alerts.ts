@@ -78,11 +78,11 @@ export async function findParticipantsWithParkedDeliveries(db: Kysely<Database>)
   return rows.map((r) => r.participant_id);
 }
 
-/** Participants with a connection in use, and when it was made (the wear rule judges days since). */
-export async function findConnectedParticipants(db: Kysely<Database>): Promise<Array<{ participantId: string; connectedAt: Date | null }>> {
+/** Participants with a connection in use. */
+export async function findConnectedParticipants(db: Kysely<Database>): Promise<Array<{ participantId: string }>> {
   return db
     .selectFrom('provider_connections')
-    .select(['participant_id as participantId', 'connected_at as connectedAt'])
+    .select(['participant_id as participantId'])
     .where('status', '=', 'connected')
     .orderBy('participant_id')
     .execute();

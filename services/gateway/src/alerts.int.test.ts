@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertCoordinator, recordDeviceSync } from '@fitlamp/db';
 import { createLogger } from '@fitlamp/runtime';
-import { seedBatch, seedParticipant, seedWear } from '@fitlamp/testing';
+import { seedBatch, seedLedger, seedParticipant, seedWear } from '@fitlamp/testing';
 import { buildTestGateway, type GatewayUnderTest } from '../test/gateway.ts';
 import { hashCoordinatorToken } from './admin-auth.ts';
 import { alertConfigFromEnv, evaluateAlerts, FIRST_BACKOFF_MS, runAlertRound, sendDueAlertWebhooks, type AlertConfig } from './alerts.ts';
@@ -35,10 +35,18 @@ describe('alerts', () => {
     await seedBatch(gw.db, 'D-parked', { status: 'parked', count: 2, day: '2026-03-18' });
     await seedParticipant(gw.db, 'E-lowwear', { status: 'connected', device: healthy });
     await seedParticipant(gw.db, 'F-fine', { status: 'connected', device: healthy });
-    // E: 2 h on three of the last seven days, 10 h on the others; F and the rest: 10 h every day.
+    await seedParticipant(gw.db, 'G-arriving', { status: 'connected', device: healthy });
+    // E: 2 h on two of the last seven days and not worn on a third (complete, no heart rate),
+    // 10 h on the others; F: 10 h every day. A day still arriving, or not fetched yet, is not
+    // judged: G wore it 1 h on days that are partial, and A, B, D have days nobody fetched.
     for (const [i, day] of days(7).entries()) {
-      await seedWear(gw.db, 'E-lowwear', day, i % 2 === 0 && i < 6 ? 120 : 600);
-      for (const id of ['A-nosync', 'B-battery', 'D-parked', 'F-fine']) await seedWear(gw.db, id, day, 600);
+      const eWear = i === 0 || i === 2 ? 120 : i === 4 ? 0 : 600;
+      if (eWear > 0) await seedWear(gw.db, 'E-lowwear', day, eWear);
+      await seedLedger(gw.db, 'E-lowwear', [{ stream: 'heart_rate', day, status: eWear > 0 ? 'settled' : 'empty' }]);
+      await seedWear(gw.db, 'F-fine', day, 600);
+      await seedLedger(gw.db, 'F-fine', [{ stream: 'heart_rate', day, status: 'settled' }]);
+      await seedWear(gw.db, 'G-arriving', day, 60);
+      await seedLedger(gw.db, 'G-arriving', [{ stream: 'heart_rate', day, status: 'partial' }]);
     }
   });
   afterAll(async () => {
@@ -67,7 +75,7 @@ describe('alerts', () => {
     // Stricter thresholds from configuration: battery below 90 % catches everyone connected.
     await evaluateAlerts(gw.db, { ...config, batteryBelowPercent: 90, wearBelowHours: 0 }, NOW + 180_000);
     const open = await openAlerts();
-    expect(open.filter((a) => a.endsWith(':low_battery'))).toEqual(['A-nosync:low_battery', 'B-battery:low_battery', 'D-parked:low_battery', 'E-lowwear:low_battery', 'F-fine:low_battery']);
+    expect(open.filter((a) => a.endsWith(':low_battery'))).toEqual(['A-nosync:low_battery', 'B-battery:low_battery', 'D-parked:low_battery', 'E-lowwear:low_battery', 'F-fine:low_battery', 'G-arriving:low_battery']);
     expect(open.filter((a) => a.endsWith(':low_wear'))).toEqual([]);
     await evaluateAlerts(gw.db, config, NOW + 240_000);
     expect(await openAlerts()).toEqual(['B-battery:low_battery', 'C-reconnect:reconnect_needed', 'D-parked:deliveries_parked', 'E-lowwear:low_wear']);

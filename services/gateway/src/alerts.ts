@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { request } from 'undici';
 import {
+  countLedgerStatuses,
   findConnectedParticipants,
   findCurrentTimeZones,
   findDayTotals,
@@ -20,6 +21,7 @@ import {
 import { addDays, localDayAt } from '@fitlamp/provider';
 import type { Logger } from '@fitlamp/runtime';
 import type { GatewayEnv } from './env.ts';
+import { cellKind } from './overview.ts';
 
 /**
  * Coordinator alerts: the rules, evaluated into the `alerts` table, and the optional outgoing
@@ -67,36 +69,42 @@ export const ALERT_LABELS: Record<AlertRule, string> = {
 
 /**
  * Participants worn less than `wearBelowHours` on at least `wearLowDays` of their last
- * `wearWindowDays` complete local days, counting only days since they connected (a day without
- * data counts as not worn).
+ * `wearWindowDays` complete local days. A day is judged only once fitlamp knows it, as the
+ * overview's cell says ({@link cellKind}): worn (with its hours) or complete without heart rate
+ * (not worn, 0 h). A day not fetched yet, failed, or still arriving is not judged (the no-sync
+ * rule covers a device that stopped syncing).
  */
 async function findLowWearParticipants(db: Kysely<Database>, config: AlertConfig, now: number): Promise<string[]> {
-  const connected = await findConnectedParticipants(db);
-  if (connected.length === 0) return [];
-  const ids = [...new Set(connected.map((c) => c.participantId))];
+  const ids = [...new Set((await findConnectedParticipants(db)).map((c) => c.participantId))];
+  if (ids.length === 0) return [];
   const zones = await findCurrentTimeZones(db, ids);
-  const windows = new Map<string, { from: string; to: string }>();
-  for (const c of connected) {
-    const history = [{ zone: zones.get(c.participantId) ?? 'UTC', validFrom: 0 }];
-    const to = addDays(localDayAt(history, now), -1);
-    const windowFrom = addDays(to, -(config.wearWindowDays - 1));
-    const connectedDay = c.connectedAt ? localDayAt(history, c.connectedAt.getTime()) : windowFrom;
-    const from = connectedDay > windowFrom ? connectedDay : windowFrom;
-    const held = windows.get(c.participantId);
-    if (!held || from < held.from) windows.set(c.participantId, { from, to });
-  }
+  const windows = new Map(
+    ids.map((id) => {
+      const to = addDays(localDayAt([{ zone: zones.get(id) ?? 'UTC', validFrom: 0 }], now), -1);
+      return [id, { from: addDays(to, -(config.wearWindowDays - 1)), to }];
+    }),
+  );
   const all = [...windows.values()];
-  const totals = await findDayTotals(db, {
+  const range = {
     participantIds: ids,
     from: all.reduce((a, w) => (w.from < a ? w.from : a), all[0]!.from),
     to: all.reduce((a, w) => (w.to > a ? w.to : a), all[0]!.to),
-  });
+  };
+  const [totals, ledger] = await Promise.all([findDayTotals(db, range), countLedgerStatuses(db, range)]);
   const wear = new Map(totals.map((t) => [`${t.participantId}/${t.day}`, t.wearMinutes]));
+  const counts = new Map(ledger.map((l) => [`${l.participantId}/${l.day}`, l.counts]));
   const threshold = config.wearBelowHours * 60;
   return ids.filter((id) => {
     const { from, to } = windows.get(id)!;
     let low = 0;
-    for (let day = from; day <= to; day = addDays(day, 1)) if ((wear.get(`${id}/${day}`) ?? 0) < threshold) low++;
+    for (let day = from; day <= to; day = addDays(day, 1)) {
+      const key = `${id}/${day}`;
+      const dayCounts = counts.get(key);
+      const wearMinutes = wear.get(key) ?? 0;
+      if ((dayCounts?.partial ?? 0) > 0) continue;
+      const kind = cellKind({ counts: dayCounts, wearMinutes, future: false });
+      if (kind === 'no_data' || (kind === 'worn' && wearMinutes < threshold)) low++;
+    }
     return low >= config.wearLowDays;
   });
 }

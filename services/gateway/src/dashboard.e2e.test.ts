@@ -175,7 +175,8 @@ describe('coordinator uses the dashboard in a real browser', () => {
   it('shows an open alert on the overview, and acknowledging it removes it from the open list', async () => {
     // The stale-Retry page before answered 409, which Chromium logs; this test watches its own pages.
     consoleErrors.length = 0;
-    // C1001's device never reported a sync and it wore the watch one day in the last week.
+    // C1001's device never reported a sync, and three complete days of the last week came without heart rate.
+    await seedLedger(gw.db, 'C1001', [3, 4, 5].map((n) => ({ stream: 'heart_rate', day: addDays(today, -n), status: 'empty' as const })));
     await evaluateAlerts(gw.db, alertConfigFromEnv(gw.env), Date.now());
     await page.goto(`${gw.base}/admin`);
     const lowWear = page.locator('#alerts tr[data-participant="C1001"][data-rule="low_wear"]');
