@@ -16,11 +16,12 @@ const { values } = parseArgs({
     participants: { type: 'string', default: '5' },
     days: { type: 'string', default: '7' },
     provider: { type: 'string', default: 'google-health' },
+    serve: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: pnpm demo [--participants N (1-50, default 5)] [--days D (1-30, default 7)] [--provider google-health|fitbit (default google-health)]');
+  console.log('usage: pnpm demo [--participants N (1-50, default 5)] [--days D (1-30, default 7)] [--provider google-health|fitbit (default google-health)] [--serve (keep the stack running to look at the dashboard)]');
   process.exit(0);
 }
 const count = Number(values.participants);
@@ -98,6 +99,16 @@ try {
   console.log(`  WAL written:              ${mib(wal)} (${counts.total ? Math.round(wal / counts.total) : 0} bytes per event; the whole Postgres server)`);
   exitCode = duplicates === 0 && counts.total === done.delivered ? 0 : 1;
   if (exitCode !== 0) console.log(`\nUnexpected: ${duplicates} duplicates, ${counts.total} events stored vs ${done.delivered} delivered.`);
+  if (values.serve) {
+    console.log(`\nThe coordinator dashboard: ${stack.gatewayUrl}/admin`);
+    console.log(`  sign in with user "admin" and password ${stack.adminToken}`);
+    console.log('  (the simulators keep running; new data arrives as the simulated watches sync)');
+    console.log('Press Ctrl-C to stop.');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  }
 } catch (error) {
   console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);
   console.error(`service logs: ${logDir}`);

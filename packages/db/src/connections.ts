@@ -28,7 +28,8 @@ import type { ConnectionStatus, Database, ProviderConnection, ProviderName } fro
  *   fetcher asks for daily series ({@link setIntradayRefused}); a new grant makes it unknown again.
  * - `rate_limit_remaining`, `rate_limit_reset_at`: the participant's provider budget as last
  *   counted by the fetcher ({@link saveRateBudget}).
- * - `device_last_sync_at`: the newest device sync the provider reported ({@link recordDeviceSync}).
+ * - `device_last_sync_at`, `device_battery_level`: the newest device sync the provider reported, and
+ *   that device's battery percent ({@link recordDeviceSync}).
  * - `profile_checked_at`: when the fetcher last read the account's profile for its time zone
  *   ({@link recordProfileCheck}), on the fetcher's clock.
  * - `last_sync_at`: when a sync of this connection last completed without failures ({@link markSynced}).
@@ -349,13 +350,15 @@ export const DEVICE_SYNC_HISTORY = 12;
 /**
  * Stores the newest device sync time the provider reported, and appends it to the connection's
  * recent syncs when it is newer than the last one kept (the oldest fall off past
- * {@link DEVICE_SYNC_HISTORY}). Answers the recent syncs, oldest first, as epoch ms.
+ * {@link DEVICE_SYNC_HISTORY}), with the battery percent of that device when the provider
+ * reported one. Answers the recent syncs, oldest first, as epoch ms.
  */
-export async function recordDeviceSync(db: Kysely<Database>, connectionId: string, at: Date): Promise<number[]> {
+export async function recordDeviceSync(db: Kysely<Database>, connectionId: string, at: Date, batteryLevel: number | null = null): Promise<number[]> {
   const row = await db
     .updateTable('provider_connections')
     .set({
       device_last_sync_at: at,
+      device_battery_level: batteryLevel,
       device_sync_times: sql<Date[]>`case
         when cardinality(device_sync_times) > 0 and device_sync_times[cardinality(device_sync_times)] >= ${at} then device_sync_times
         else (array_append(device_sync_times, ${at}::timestamptz))[greatest(1, cardinality(device_sync_times) + 2 - ${DEVICE_SYNC_HISTORY}::int):]

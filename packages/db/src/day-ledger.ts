@@ -300,3 +300,65 @@ export async function markEventsCompacted(
     from unnest(${sql.val(days.map((d) => d.stream))}::text[], ${sql.val(days.map((d) => d.day))}::date[]) as c(stream, day)
     where l.participant_id = ${participantId} and l.stream = c.stream and l.day = c.day`.execute(trx);
 }
+
+/** How many of a participant-day's streams are in each status (the study overview's cells). */
+export interface LedgerDayCounts {
+  participantId: string;
+  day: string;
+  counts: Record<DayStatus, number>;
+}
+
+/**
+ * Per participant and day in `from`…`to`, how many streams are in each status; `device` is left
+ * out (it has no days of its own to fetch). Days without any row have no entry.
+ */
+export async function countLedgerStatuses(
+  db: Kysely<Database>,
+  range: { participantIds: readonly string[]; from: string; to: string },
+): Promise<LedgerDayCounts[]> {
+  if (range.participantIds.length === 0) return [];
+  const count = (status: DayStatus) => sql<string>`count(*) filter (where status = ${status})`;
+  const rows = await db
+    .selectFrom('day_ledger')
+    .select([
+      'participant_id as participantId',
+      'day',
+      count('settled').as('settled'),
+      count('partial').as('partial'),
+      count('empty').as('empty'),
+      count('not_synced').as('not_synced'),
+      count('failed').as('failed'),
+    ])
+    .where('participant_id', 'in', [...range.participantIds])
+    .where('day', '>=', range.from)
+    .where('day', '<=', range.to)
+    .where('stream', '<>', 'device')
+    .groupBy(['participant_id', 'day'])
+    .execute();
+  return rows.map((r) => ({
+    participantId: r.participantId,
+    day: r.day,
+    counts: {
+      settled: Number(r.settled),
+      partial: Number(r.partial),
+      empty: Number(r.empty),
+      not_synced: Number(r.not_synced),
+      failed: Number(r.failed),
+    },
+  }));
+}
+
+/** Each stream's status per participant and day in `from`…`to` (exports). */
+export async function findLedgerStatuses(
+  db: Kysely<Database>,
+  range: { participantIds: readonly string[]; from: string; to: string },
+): Promise<Array<{ participantId: string; day: string; stream: string; status: DayStatus }>> {
+  if (range.participantIds.length === 0) return [];
+  return db
+    .selectFrom('day_ledger')
+    .select(['participant_id as participantId', 'day', 'stream', 'status'])
+    .where('participant_id', 'in', [...range.participantIds])
+    .where('day', '>=', range.from)
+    .where('day', '<=', range.to)
+    .execute();
+}

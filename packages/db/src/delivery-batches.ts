@@ -182,11 +182,16 @@ export async function findParticipantsWithLostDeliveries(db: Kysely<Database>, o
 /** Delivery batches, newest first, with how many match in all (for paging). */
 export async function listDeliveryBatches(
   db: Kysely<Database>,
-  filter: { status?: BatchStatus; participantId?: string; limit?: number; offset?: number } = {},
+  filter: { status?: BatchStatus; participantId?: string; studyIds?: readonly string[]; limit?: number; offset?: number } = {},
 ): Promise<{ batches: DeliveryBatch[]; total: number }> {
+  if (filter.studyIds && filter.studyIds.length === 0) return { batches: [], total: 0 };
   let base = db.selectFrom('delivery_batches');
   if (filter.status) base = base.where('status', '=', filter.status);
   if (filter.participantId) base = base.where('participant_id', '=', filter.participantId);
+  if (filter.studyIds) {
+    const studyIds = [...filter.studyIds];
+    base = base.where('participant_id', 'in', (eb) => eb.selectFrom('participants').select('id').where('study_id', 'in', studyIds));
+  }
   const [batches, count] = await Promise.all([
     base
       .selectAll()
@@ -225,4 +230,10 @@ export async function requeueParkedBatch(db: Kysely<Database>, batchId: string):
       .executeTakeFirstOrThrow();
     return { kind: 'requeued', batch: updated, records };
   });
+}
+
+/** The participant a delivery batch belongs to, if the batch exists. */
+export async function findBatchParticipant(db: Kysely<Database>, batchId: string): Promise<string | undefined> {
+  const row = await db.selectFrom('delivery_batches').select('participant_id').where('id', '=', batchId).executeTakeFirst();
+  return row?.participant_id;
 }

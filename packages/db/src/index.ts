@@ -3,8 +3,8 @@
 export { createDb, pingDatabase, type DbOptions } from './db.ts';
 export { migrateToLatest, migrateDown, migrateToNone, migrations } from './migrate.ts';
 export * from './schema.ts';
-export { upsertParticipant, participantExists, listParticipantStatuses, type ParticipantStatusRow } from './participants.ts';
-export { findCurrentTimeZone, findZoneHistory, recordTimeZone } from './time-zones.ts';
+export { upsertParticipant, participantExists, listParticipantStatuses, listParticipantIds, listStudyIds, type ParticipantStatusRow } from './participants.ts';
+export { findCurrentTimeZone, findCurrentTimeZones, findZoneHistory, recordTimeZone } from './time-zones.ts';
 export {
   ACTIVE_CONNECTION_STATUSES,
   findConnection,
@@ -46,6 +46,9 @@ export {
   invalidateLedgerDays,
   findLedgerSince,
   findLedgerDays,
+  countLedgerStatuses,
+  findLedgerStatuses,
+  type LedgerDayCounts,
   type UnfetchedDays,
   type LedgerFetchState,
   type LedgerDay,
@@ -73,11 +76,29 @@ export {
   findParticipantsWithLostDeliveries,
   listDeliveryBatches,
   requeueParkedBatch,
+  findBatchParticipant,
   type ClaimedBatch,
   type RequeueOutcome,
 } from './delivery-batches.ts';
 export { acquireWriterLease, renewWriterLease, releaseWriterLease, findWriterLeaseRemainingMs } from './writer-leases.ts';
 export { recordWebhookVerified, findWebhookLastVerified } from './provider-webhooks.ts';
-export { lockProviderAccount, lockParticipantEvents, withSchedulerLock, type LockedRun } from './locks.ts';
+export { lockProviderAccount, lockParticipantEvents, withSchedulerLock, withAlertsLock, type LockedRun } from './locks.ts';
 export { findDayTotals, dayTotalOf, type DayTotals } from './day-totals.ts';
 export { findStorageStats, currentWalLsn, walBytesSince, type StorageStats } from './storage-stats.ts';
+export { insertCoordinator, findCoordinator } from './coordinators.ts';
+export {
+  findParticipantsNotSyncedSince,
+  findParticipantsWithBatteryBelow,
+  findParticipantsNeedingConsent,
+  findParticipantsWithParkedDeliveries,
+  findConnectedParticipants,
+  reconcileAlerts,
+  listOpenAlerts,
+  acknowledgeAlert,
+  findDueAlertNotifications,
+  markAlertNotified,
+  postponeAlertNotification,
+  type OpenAlert,
+  type AcknowledgeOutcome,
+  type DueAlertNotification,
+} from './alerts.ts';

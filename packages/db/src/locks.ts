@@ -26,9 +26,21 @@ export type LockedRun<T> = { acquired: true; value: T } | { acquired: false };
  * between statements, so keeping it open while `fn` waits costs one pooled connection.
  */
 export async function withSchedulerLock<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<LockedRun<T>> {
+  return withTryLock(db, 'scheduler:tick', fn);
+}
+
+/**
+ * Like {@link withSchedulerLock}, for the gateway's alert evaluation and webhook sending: one
+ * gateway replica at a time, so an alert is opened and notified once per round.
+ */
+export async function withAlertsLock<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<LockedRun<T>> {
+  return withTryLock(db, 'alerts:evaluate', fn);
+}
+
+async function withTryLock<T>(db: Kysely<Database>, key: string, fn: () => Promise<T>): Promise<LockedRun<T>> {
   return db.transaction().execute(async (trx): Promise<LockedRun<T>> => {
     const { rows } = await sql<{ acquired: boolean }>`
-      select pg_try_advisory_xact_lock(hashtextextended('scheduler:tick', 0)) as acquired`.execute(trx);
+      select pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) as acquired`.execute(trx);
     if (!rows[0]?.acquired) return { acquired: false };
     return { acquired: true, value: await fn() };
   });

@@ -5,6 +5,9 @@ import * as profileCheckedAt from './migrations/2026-11-27T00-00-00-profile-chec
 import * as deviceSyncTimes from './migrations/2026-12-06T00-00-00-device-sync-times.ts';
 import * as boundedOutbox from './migrations/2026-12-06T00-00-00-bounded-outbox.ts';
 import * as writerLeases from './migrations/2026-12-06T01-00-00-writer-leases.ts';
+import * as deviceBattery from './migrations/2026-12-06T00-00-00-device-battery.ts';
+import * as coordinators from './migrations/2026-12-06T01-00-00-coordinators.ts';
+import * as alerts from './migrations/2026-12-06T02-00-00-alerts.ts';
 
 /**
  * Every migration, in order. Listed statically (not read from a folder) so that they bundle and
@@ -17,6 +20,9 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06T00-00-00-device-sync-times': deviceSyncTimes,
   '2026-12-06T00-00-00-bounded-outbox': boundedOutbox,
   '2026-12-06T01-00-00-writer-leases': writerLeases,
+  '2026-12-06T00-00-00-device-battery': deviceBattery,
+  '2026-12-06T01-00-00-coordinators': coordinators,
+  '2026-12-06T02-00-00-alerts': alerts,
 };
 
 function createMigrator(db: Kysely<any>): Migrator {

@@ -24,10 +24,12 @@ export async function upsertParticipant(
     .execute();
 }
 
-/** Whether fitlamp knows the participant. */
-export async function participantExists(db: Kysely<Database>, participantId: string): Promise<boolean> {
-  const row = await db.selectFrom('participants').select('id').where('id', '=', participantId).executeTakeFirst();
-  return row !== undefined;
+/** Whether fitlamp knows the participant (and, given `studyIds`, whether it belongs to one of them). */
+export async function participantExists(db: Kysely<Database>, participantId: string, studyIds?: readonly string[]): Promise<boolean> {
+  if (studyIds && studyIds.length === 0) return false;
+  let query = db.selectFrom('participants').select('id').where('id', '=', participantId);
+  if (studyIds) query = query.where('study_id', 'in', [...studyIds]);
+  return (await query.executeTakeFirst()) !== undefined;
 }
 
 /** One row of the coordinator's participant list: a participant and one provider connection (if any). */
@@ -43,6 +45,9 @@ export interface ParticipantStatusRow {
   disconnectedAt: Date | null;
   /** When data last synced successfully: the connection's own mark, else its newest stream cursor's. */
   lastSyncAt: Date | null;
+  /** When the device last synced with the provider, and its battery percent then. */
+  deviceLastSyncAt: Date | null;
+  batteryLevel: number | null;
   createdAt: Date;
 }
 
@@ -52,7 +57,16 @@ export interface ParticipantStatusRow {
  */
 export async function listParticipantStatuses(
   db: Kysely<Database>,
-  filter: { status?: ConnectionStatus; provider?: ProviderName; limit?: number; offset?: number } = {},
+  filter: {
+    status?: ConnectionStatus;
+    provider?: ProviderName;
+    /** Only participants of these studies (an empty list matches nobody). */
+    studyIds?: readonly string[];
+    /** Only these participants. */
+    participantIds?: readonly string[];
+    limit?: number;
+    offset?: number;
+  } = {},
 ): Promise<ParticipantStatusRow[]> {
   let query = db
     .selectFrom('participants as p')
@@ -67,6 +81,8 @@ export async function listParticipantStatuses(
       'c.scopes as scopes',
       'c.connected_at as connectedAt',
       'c.disconnected_at as disconnectedAt',
+      'c.device_last_sync_at as deviceLastSyncAt',
+      'c.device_battery_level as batteryLevel',
       eb.fn
         .coalesce(
           'c.last_sync_at',
@@ -81,6 +97,14 @@ export async function listParticipantStatuses(
     .orderBy('c.provider');
   if (filter.status) query = query.where('c.status', '=', filter.status);
   if (filter.provider) query = query.where('c.provider', '=', filter.provider);
+  if (filter.studyIds) {
+    if (filter.studyIds.length === 0) return [];
+    query = query.where('p.study_id', 'in', [...filter.studyIds]);
+  }
+  if (filter.participantIds) {
+    if (filter.participantIds.length === 0) return [];
+    query = query.where('p.id', 'in', [...filter.participantIds]);
+  }
   if (filter.limit !== undefined) query = query.limit(filter.limit);
   if (filter.offset !== undefined) query = query.offset(filter.offset);
   const rows = await query.execute();
@@ -94,6 +118,26 @@ export async function listParticipantStatuses(
     connectedAt: r.connectedAt,
     disconnectedAt: r.disconnectedAt,
     lastSyncAt: (r.lastSyncAt as Date | null) ?? null,
+    deviceLastSyncAt: r.deviceLastSyncAt ?? null,
+    batteryLevel: r.batteryLevel ?? null,
     createdAt: r.createdAt,
   }));
+}
+
+/** The studies participants belong to, by id. */
+export async function listStudyIds(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db.selectFrom('participants').select('study_id').distinct().where('study_id', 'is not', null).orderBy('study_id').execute();
+  return rows.map((r) => r.study_id!);
+}
+
+/** A page of participant ids after `afterId` in id order, of `studyIds` or everyone (keyset paging for exports). */
+export async function listParticipantIds(
+  db: Kysely<Database>,
+  page: { afterId?: string; limit: number; studyIds?: readonly string[] },
+): Promise<Array<{ id: string; studyId: string | null }>> {
+  if (page.studyIds && page.studyIds.length === 0) return [];
+  let query = db.selectFrom('participants').select(['id', 'study_id as studyId']).orderBy('id').limit(page.limit);
+  if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
+  if (page.studyIds) query = query.where('study_id', 'in', [...page.studyIds]);
+  return query.execute();
 }

@@ -42,6 +42,8 @@ export interface ProviderConnectionsTable {
   device_last_sync_at: Timestamp | null;
   /** Recent device syncs the provider reported, oldest first (recordDeviceSync keeps the last few). */
   device_sync_times: ColumnType<Date[], Date[] | undefined, Date[]>;
+  /** Battery percent of the most recently synced device, when the provider reported one. */
+  device_battery_level: number | null;
   /** When the fetcher last read the account's profile (time zone), on its clock. */
   profile_checked_at: Timestamp | null;
   rate_limit_remaining: number | null;
@@ -173,6 +175,30 @@ export interface WriterLeasesTable {
   expires_at: Timestamp;
 }
 
+export interface CoordinatorsTable {
+  name: string;
+  token_hash: string;
+  study_ids: string[];
+  created_at: Created;
+}
+
+export type AlertRule = 'no_sync' | 'low_battery' | 'reconnect_needed' | 'low_wear' | 'deliveries_parked';
+
+export interface AlertsTable {
+  id: Id;
+  participant_id: string;
+  rule: AlertRule;
+  idempotency_key: ColumnType<string, never, never>;
+  opened_at: Timestamp;
+  closed_at: Timestamp | null;
+  acknowledged_at: Timestamp | null;
+  acknowledged_by: string | null;
+  notify_due_at: Timestamp | null;
+  notify_attempts: Generated<number>;
+  notify_last_error: string | null;
+  notified_at: Timestamp | null;
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   participants: ParticipantsTable;
@@ -186,6 +212,8 @@ export interface Database {
   day_summaries: DaySummariesTable;
   provider_webhooks: ProviderWebhooksTable;
   writer_leases: WriterLeasesTable;
+  coordinators: CoordinatorsTable;
+  alerts: AlertsTable;
 }
 
 export type Participant = Selectable<ParticipantsTable>;
@@ -197,3 +225,5 @@ export type SyncCursor = Selectable<SyncCursorsTable>;
 export type DayLedgerRow = Selectable<DayLedgerTable>;
 export type DeliveryBatch = Selectable<DeliveryBatchesTable>;
 export type EventChunkRow = Selectable<EventChunksTable>;
+export type Coordinator = Selectable<CoordinatorsTable>;
+export type Alert = Selectable<AlertsTable>;

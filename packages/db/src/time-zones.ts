@@ -59,3 +59,17 @@ export async function recordTimeZone(
     .execute();
   return true;
 }
+
+/** Each participant's current zone (participants without a zone history are absent). */
+export async function findCurrentTimeZones(db: Kysely<Database>, participantIds: readonly string[]): Promise<Map<string, string>> {
+  if (participantIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('participant_time_zones')
+    .select(['participant_id', 'zone'])
+    .distinctOn('participant_id')
+    .where('participant_id', 'in', [...participantIds])
+    .orderBy('participant_id')
+    .orderBy('valid_from', 'desc')
+    .execute();
+  return new Map(rows.map((r) => [r.participant_id, r.zone]));
+}

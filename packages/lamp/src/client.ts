@@ -77,6 +77,11 @@ export interface LampClient {
   /** `GET /participant/{id}`. @throws LampError `participant_not_found` when it does not exist (or is not this researcher's). */
   getParticipant(participantId: string): Promise<{ id: string }>;
   /**
+   * The participant's study: `GET /type/{id}/parent` answers the ids above it keyed by type
+   * (`{"Researcher": …, "Study": …}`). `null` when mindLAMP names none.
+   */
+  getParticipantStudy(participantId: string): Promise<string | null>;
+  /**
    * `POST /participant/{id}/sensor_event` with an array body. Resolves only on a 2xx. mindLAMP
    * does not deduplicate: see {@link LampError} for which failures may have stored the events.
    */
@@ -240,6 +245,13 @@ export function createLampClient(options: LampClientOptions): LampClient {
         throw new LampError('participant_not_found', `mindLAMP has no participant ${participantId}`, res.status);
       }
       return { id: first.id };
+    },
+
+    async getParticipantStudy(participantId) {
+      assertParticipantId(participantId);
+      const res = await call('GET', `/type/${encodeURIComponent(participantId)}/parent`, { participantPath: true });
+      const body = (await res.json()) as { data?: { Study?: unknown } };
+      return typeof body.data?.Study === 'string' ? body.data.Study : null;
     },
 
     async postSensorEvents(participantId, events) {

@@ -23,6 +23,7 @@ export {
   seedParticipant,
   seedLedger,
   seedBatch,
+  seedWear,
   recordsOf,
   seedChunk,
   outboxEvents,

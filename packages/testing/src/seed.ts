@@ -9,6 +9,7 @@ import {
   markNeedsReconsent,
   markReconnectNeeded,
   markSynced,
+  recordDeviceSync,
   saveConnectedTokens,
   scheduleStreams,
   upsertParticipant,
@@ -32,15 +33,19 @@ export interface SeedParticipantOptions {
   /** Streams scheduled for the participant. */
   streams?: string[];
   lastSyncAt?: Date;
+  /** The device's last sync as the fetcher records it, with its battery percent. */
+  device?: { syncedAt: Date; battery: number | null };
+  /** The participant's mindLAMP study (S1 if absent). */
+  studyId?: string;
 }
 
 /**
- * A participant of study S1, with a connection when `status` is given. The connection goes
+ * A participant of study S1 (or `studyId`), with a connection when `status` is given. The connection goes
  * through the statuses as the services move it (connected, then lost or ended); its tokens are
  * placeholders that no cipher decrypts.
  */
 export async function seedParticipant(db: Kysely<Database>, participantId: string, options: SeedParticipantOptions = {}): Promise<void> {
-  await upsertParticipant(db, participantId, 'S1');
+  await upsertParticipant(db, participantId, options.studyId ?? 'S1');
   if (options.status) {
     const provider = options.provider ?? 'fitbit';
     const reason = options.statusReason ?? null;
@@ -59,6 +64,7 @@ export async function seedParticipant(db: Kysely<Database>, participantId: strin
     if (options.status === 'needs_reconsent') await markNeedsReconsent(db, connection.id, reason ?? 'seeded');
     if (options.status === 'disconnected' || options.status === 'revoked') await endConnection(db, participantId, provider, options.status, reason);
     if (options.lastSyncAt) await markSynced(db, connection.id, options.lastSyncAt);
+    if (options.device) await recordDeviceSync(db, connection.id, options.device.syncedAt, options.device.battery);
     // No function backdates a connection; the pages show when it was made.
     await db.updateTable('provider_connections').set({ connected_at: SEEDED_CONNECTED_AT }).where('id', '=', connection.id).execute();
   }
@@ -207,6 +213,18 @@ export async function outboxEvents(db: Kysely<Database>, participantId?: string)
       })),
     )
     .sort((a, b) => a.timestamp - b.timestamp || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
+ * A participant-day's wear time, as the fetcher leaves it after storing the day: `minutes`
+ * minutes with heart rate in its summary (what the overview and the day totals read).
+ */
+export async function seedWear(db: Kysely<Database>, participantId: string, day: string, minutes: number): Promise<void> {
+  await db
+    .insertInto('day_summaries')
+    .values({ participant_id: participantId, day, wear_minutes: minutes })
+    .onConflict((oc) => oc.columns(['participant_id', 'day']).doUpdateSet({ wear_minutes: minutes }))
+    .execute();
 }
 
 /** The outbox state of events by key, in the order asked: status and batch. */

@@ -9,7 +9,7 @@ import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
-import { createFitbitSimulator, findUser, viewDay, type FitbitSimulator } from '@fitlamp/simulators';
+import { createFitbitSimulator, findUser, viewDay, viewDevices, type FitbitSimulator } from '@fitlamp/simulators';
 import { createTestDatabase, outboxEvents, testRedisUrl, uniquePrefix, waitFor, type TestDatabase } from '@fitlamp/testing';
 import { createFetcherMetrics, createSyncProcessor, type SyncDeps, type SyncSummary } from './sync.worker.ts';
 import { getAccessToken } from './tokens.ts';
@@ -154,6 +154,11 @@ describe('fetcher sync against the Fitbit simulator', () => {
     // Yesterday is complete (the device synced today); today is partial.
     expect(rows.find((r) => r.stream === 'steps' && r.day === addDays(today, -1))?.status).toBe('settled');
     expect(rows.find((r) => r.stream === 'steps' && r.day === today)?.status).toBe('partial');
+    // The device's last sync and battery, as the simulated device reported them, for the overview.
+    const [device] = viewDevices(h.sim.world, user, h.sim.clock.now());
+    const connection = await h.t.db.selectFrom('provider_connections').select(['device_last_sync_at', 'device_battery_level']).where('participant_id', '=', P).executeTakeFirstOrThrow();
+    expect(connection.device_last_sync_at?.getTime()).toBe(Math.floor(device!.lastSyncAt! / 1000) * 1000);
+    expect(connection.device_battery_level).toBe(device!.batteryLevel);
     // Delivery was asked for.
     expect(await h.queues.getJob('deliver', 'U0000000042')).toBeDefined();
     // 7 days: intraday steps and heart rate one request a day, the other streams one range each,

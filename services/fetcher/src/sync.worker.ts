@@ -33,6 +33,7 @@ import {
   type NormalizedRecord,
   type Provider,
   type ProviderContext,
+  type DeviceState,
   type StreamName,
   type ZoneHistory,
 } from '@fitlamp/provider';
@@ -204,10 +205,11 @@ export function createSyncProcessor(deps: SyncDeps) {
       if (zones.length === 0) zones = [{ zone: 'UTC', validFrom: 0 }];
 
       const devices = await call((ctx) => provider.fetchDevices(ctx));
-      const syncTimes = devices.map((d) => d.lastSyncAt).filter((t): t is number => t !== null);
-      const lastDeviceSync = syncTimes.length ? Math.max(...syncTimes) : null;
+      // The device that synced last is the one the participant wears: its battery is the one shown.
+      const newest = devices.reduce<DeviceState | undefined>((best, d) => (d.lastSyncAt !== null && d.lastSyncAt > (best?.lastSyncAt ?? -1) ? d : best), undefined);
+      const lastDeviceSync = newest?.lastSyncAt ?? null;
       if (lastDeviceSync !== null) {
-        deviceSyncs = await recordDeviceSync(deps.db, connection.id, new Date(lastDeviceSync));
+        deviceSyncs = await recordDeviceSync(deps.db, connection.id, new Date(lastDeviceSync), newest?.batteryLevel ?? null);
       }
       if (deps.streams.includes('device') && lastDeviceSync !== null) {
         const outcome = await storeRecords(deps, participantId, provider.name, 'device', provider.normalizeDevices(devices, zones), lastDeviceSync, zones);

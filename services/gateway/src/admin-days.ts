@@ -14,6 +14,7 @@ import {
 } from '@fitlamp/db';
 import { daysBetween, isStreamName, STREAMS } from '@fitlamp/provider';
 import type { GatewayDeps } from './app.ts';
+import { studyScopeOf } from './admin-auth.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 
 /** The longest range one request may ask for, in days (inclusive). */
@@ -82,9 +83,17 @@ function orderStreams(streams: Iterable<string>): string[] {
 }
 
 /**
+ * Streams that are snapshots, not days: `device` is read at every sync and stored on the day of
+ * the device's last sync, so a day without a row has nothing to fetch, not something missing.
+ */
+const SNAPSHOT_STREAMS: ReadonlySet<string> = new Set(['device']);
+
+/**
  * Fills the range: every day × stream gets an entry, `not_synced` / "not fetched yet" where the
- * ledger has no row, and each day rolls up to the worst status of its streams. A day with no
- * stream at all (nothing scheduled, nothing fetched) is `not_synced` too.
+ * ledger has no row, and each day rolls up to the worst status of its streams. A snapshot stream
+ * without a row that day has no entry and no say in the rollup (so a day whose data streams are
+ * all settled reads settled). A day with no stream at all (nothing scheduled, nothing fetched) is
+ * `not_synced` too.
  */
 function buildDayLedger(input: { from: string; to: string; streams: readonly string[]; rows: readonly LedgerDay[] }): DayLedgerView {
   const byKey = new Map(input.rows.map((r) => [`${r.stream}/${r.day}`, r]));
@@ -93,11 +102,12 @@ function buildDayLedger(input: { from: string; to: string; streams: readonly str
   const days = daysBetween(input.from, input.to).map((day): DayRollup => {
     const counts = zeroCounts();
     const entries: Record<string, StreamDay> = {};
-    let worst: DayStatus = streams.length === 0 ? 'not_synced' : 'settled';
+    const present = streams.filter((stream) => !SNAPSHOT_STREAMS.has(stream) || byKey.has(`${stream}/${day}`));
+    let worst: DayStatus = present.length === 0 ? 'not_synced' : 'settled';
     let fetched = 0;
     let delivered = 0;
     let parked = 0;
-    for (const stream of streams) {
+    for (const stream of present) {
       const row = byKey.get(`${stream}/${day}`);
       const entry: StreamDay = row
         ? {
@@ -120,7 +130,7 @@ function buildDayLedger(input: { from: string; to: string; streams: readonly str
     }
     const reasons = [
       ...new Set(
-        streams
+        present
           .filter((s) => entries[s]?.status === worst && entries[s]?.reason)
           .map((s) => `${s}: ${entries[s]!.reason}`),
       ),
@@ -128,7 +138,7 @@ function buildDayLedger(input: { from: string; to: string; streams: readonly str
     return {
       day,
       status: worst,
-      reason: streams.length === 0 ? NOT_FETCHED_REASON : reasons.length > 0 ? reasons.join('; ') : null,
+      reason: present.length === 0 ? NOT_FETCHED_REASON : reasons.length > 0 ? reasons.join('; ') : null,
       recordsFetched: fetched,
       recordsDelivered: delivered,
       recordsParked: parked,
@@ -218,7 +228,7 @@ export function registerAdminDayRoutes(scope: FastifyInstance, deps: Pick<Gatewa
   const { db } = deps;
   app.get('/admin/participants/:id/days', { schema: { params: participantParams, querystring: daysQuery } }, async (request, reply) => {
     const participantId = request.params.id;
-    if (!(await participantExists(db, participantId))) {
+    if (!(await participantExists(db, participantId, studyScopeOf(request)))) {
       return reply.code(404).send({
         error: 'participant_not_found',
         message: `fitlamp knows no participant "${participantId}"; check the id, or issue an enrollment link first (POST /admin/enrollments)`,

@@ -105,6 +105,31 @@ describe('parked deliveries', () => {
     it('needs the admin token', async () => {
       expect((await gw.inject('/admin/deliveries?status=parked')).status).toBe(401);
     });
+
+    it('renders a page for a browser, with Retry buttons, status links and the way back to the overview', async () => {
+      const browserAccept = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+      const res = await gw.inject('/admin/deliveries', { headers: { ...gw.admin, accept: browserAccept } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+      const text = await res.text();
+      expect(text).toContain('<h1>Deliveries: parked</h1>');
+      expect(text).toContain('<a href="/admin" id="overview">Overview</a>');
+      const row = new RegExp(`<tr data-batch="${parked1}">([\\s\\S]*?)</tr>`).exec(text)?.[1] ?? '';
+      expect(row).toContain('404 not_found: participant D1 does not exist');
+      expect(row).toContain(`action="/admin/deliveries/${parked1}/retry"`);
+      expect(row).toContain('name="returnTo" value="/admin/deliveries"');
+      expect(text).toContain('href="/admin/deliveries?status=delivered"');
+      const delivered = await (await gw.inject('/admin/deliveries?status=delivered&participantId=D1', { headers: { ...gw.admin, accept: browserAccept } })).text();
+      expect(delivered).toContain('<td>delivered</td>');
+      expect(delivered).not.toContain('/retry"');
+      // API clients keep their JSON, whether they say so or send curl's */*.
+      for (const accept of ['application/json', '*/*']) {
+        const json = await gw.inject('/admin/deliveries', { headers: { ...gw.admin, accept } });
+        expect(json.headers.get('content-type')).toMatch(/^application\/json/);
+        expect(((await json.json()) as { status: string }).status).toBe('parked');
+      }
+    });
   });
 
   describe('POST /admin/deliveries/:batchId/retry', () => {
@@ -201,6 +226,12 @@ describe('parked deliveries', () => {
         const toOverview = await retry(other.batchId, form({}));
         expect(toOverview.status).toBe(303);
         expect(toOverview.headers.get('location')).toBe(`/admin?retried=${other.batchId}`);
+
+        const third = await seedBatch(gw.db, 'D1', { status: 'parked', count: 1 });
+        const toDeliveries = await retry(third.batchId, form({ returnTo: '/admin/deliveries' }));
+        expect(toDeliveries.headers.get('location')).toBe(`/admin/deliveries?retried=${third.batchId}`);
+        const back = await gw.inject(toDeliveries.headers.get('location')!, { headers: { ...gw.admin, accept: 'text/html' } });
+        expect(await back.text()).toContain(`Batch ${third.batchId} is back in the delivery queue`);
       });
 
       it('refuses to send the browser anywhere but a dashboard page, and changes nothing', async () => {

@@ -2,13 +2,14 @@ import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { listDeliveryBatches, requeueParkedBatch, type BatchStatus, type DeliveryBatch } from '@fitlamp/db';
+import { findBatchParticipant, listDeliveryBatches, participantExists, requeueParkedBatch, type BatchStatus, type DeliveryBatch } from '@fitlamp/db';
 import { enqueue } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
 import { PARTICIPANT_ID } from './enrollment.ts';
 import { html, problemPage, type SafeHtml } from './pages.ts';
-import { sendDashboardPage } from './dashboard.ts';
+import { batchesTable, nav, parkedTable, retriedNotice, sendDashboardPage } from './dashboard.ts';
 import { sendError } from './errors.ts';
+import { studyScopeOf } from './admin-auth.ts';
 
 const BATCH_STATUSES = ['sending', 'delivered', 'unknown', 'parked', 'abandoned'] as const satisfies readonly BatchStatus[];
 
@@ -17,6 +18,8 @@ const deliveriesQuery = z.strictObject({
   participantId: z.string().regex(PARTICIPANT_ID, 'a mindLAMP participant id').optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   offset: z.coerce.number().int().min(0).default(0),
+  /** The page after a Retry from it shows which batch went back to the queue. */
+  retried: z.string().regex(/^[1-9][0-9]{0,17}$/).optional().catch(undefined),
 });
 /** bigserial ids: digits only, short enough to stay a Postgres bigint. */
 const batchIdSchema = z.string().regex(/^[1-9][0-9]{0,17}$/, 'a delivery batch id: a positive whole number');
@@ -24,7 +27,7 @@ const batchParams = z.object({ batchId: batchIdSchema });
 /** Where the dashboard's Retry form may send the coordinator back to: dashboard pages only. */
 const returnTo = z
   .string()
-  .regex(/^\/admin(\/participants\/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$/, 'a dashboard page')
+  .regex(/^\/admin(\/participants\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}|\/deliveries)?$/, 'a dashboard page')
   .default('/admin');
 /** The dashboard's form; a JSON client sends no body. */
 const retryBody = z.preprocess((body) => body ?? {}, z.object({ returnTo }));
@@ -49,7 +52,16 @@ function batchView(batch: DeliveryBatch) {
   };
 }
 
-function isForm(request: FastifyRequest): boolean {
+/**
+ * A browser asks for a page: it lists `text/html` in Accept. API clients asking for
+ * `application/json` (or anything, as curl's `*\/*` does) get JSON, as before.
+ */
+function wantsPage(request: FastifyRequest): boolean {
+  const accept = request.headers.accept ?? '';
+  return /(^|,)\s*text\/html/.test(accept);
+}
+
+export function isForm(request: FastifyRequest): boolean {
   return (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
 }
 
@@ -58,7 +70,7 @@ function isForm(request: FastifyRequest): boolean {
  * another site makes them submit: refuse POSTs a browser marks as cross-site. API clients
  * (curl, scripts) send neither header and are judged by their bearer token alone.
  */
-function isCrossSite(request: FastifyRequest): boolean {
+export function isCrossSite(request: FastifyRequest): boolean {
   const site = request.headers['sec-fetch-site'];
   if (typeof site === 'string') return site !== 'same-origin' && site !== 'none';
   const origin = request.headers.origin;
@@ -70,7 +82,7 @@ function isCrossSite(request: FastifyRequest): boolean {
   }
 }
 
-function backLink(to: string): SafeHtml {
+export function backLink(to: string): SafeHtml {
   return html`<p><a href="${to}" id="back">Back to the dashboard</a></p>`;
 }
 
@@ -82,10 +94,27 @@ export async function registerAdminDeliveryRoutes(scope: FastifyInstance, deps: 
   const app = scope.withTypeProvider<ZodTypeProvider>();
   const { db, queues, logger } = deps;
 
-  app.get('/admin/deliveries', { schema: { querystring: deliveriesQuery } }, async (request) => {
+  app.get('/admin/deliveries', { schema: { querystring: deliveriesQuery } }, async (request, reply) => {
     const { status, participantId, limit, offset } = request.query;
-    const { batches, total } = await listDeliveryBatches(db, { status, limit, offset, ...(participantId ? { participantId } : {}) });
-    return { status, total, limit, offset, deliveries: batches.map(batchView) };
+    const scope = studyScopeOf(request);
+    const { batches, total } = await listDeliveryBatches(db, { status, limit, offset, ...(participantId ? { participantId } : {}), ...(scope ? { studyIds: scope } : {}) });
+    if (!wantsPage(request)) return { status, total, limit, offset, deliveries: batches.map(batchView) };
+    const filter = (s: BatchStatus) =>
+      s === status ? html`<strong>${s}</strong>` : html`<a href="/admin/deliveries?status=${s}${participantId ? `&participantId=${participantId}` : ''}">${s}</a>`;
+    const page = (at: number, label: string) =>
+      html`<a href="/admin/deliveries?status=${status}&amp;offset=${at}&amp;limit=${limit}${participantId ? `&participantId=${participantId}` : ''}">${label}</a>`;
+    return sendDashboardPage(
+      reply,
+      200,
+      `Deliveries (${status}) — fitlamp`,
+      html`${nav()}
+<h1>Deliveries: ${status}${participantId ? html` of <a href="/admin/participants/${participantId}">${participantId}</a>` : html``}</h1>
+${retriedNotice(request.query.retried)}
+<p id="status-filter">Status: ${BATCH_STATUSES.map((s, i) => html`${i > 0 ? ' · ' : ''}${filter(s)}`)}</p>
+<p class="note">${total} batches; showing ${batches.length === 0 ? 0 : offset + 1}–${offset + batches.length}. As JSON: <code>GET /admin/deliveries?status=${status}</code> with <code>Accept: application/json</code>.</p>
+${status === 'parked' ? parkedTable(batches, '/admin/deliveries', true) : batchesTable(batches)}
+<p>${offset > 0 ? page(Math.max(0, offset - limit), 'Newer') : html``} ${offset + batches.length < total ? page(offset + limit, 'Older') : html``}</p>`,
+    );
   });
 
   /** Before anything else, a retry another site made the browser send is refused. */
@@ -124,7 +153,11 @@ export async function registerAdminDeliveryRoutes(scope: FastifyInstance, deps: 
         const form = isForm(request);
         const batchId = request.params.batchId;
         const back = request.body.returnTo;
-        const outcome = await requeueParkedBatch(db, batchId);
+        const scope = studyScopeOf(request);
+        // A batch of another study's participant does not exist, as far as a scoped coordinator knows.
+        const owner = scope ? await findBatchParticipant(db, batchId) : undefined;
+        const inScope = !scope || (owner !== undefined && (await participantExists(db, owner, scope)));
+        const outcome = inScope ? await requeueParkedBatch(db, batchId) : ({ kind: 'not_found' } as const);
         if (outcome.kind === 'not_found') {
           const message = `there is no delivery batch ${batchId}; list parked batches with GET /admin/deliveries?status=parked`;
           if (!form) return sendError(reply, 404, 'batch_not_found', message);

@@ -6,6 +6,7 @@ import {
   endConnection,
   findConnectionsOfParticipant,
   listParticipantStatuses,
+  participantExists,
   unscheduleStreams,
   type ConnectionStatus,
 } from '@fitlamp/db';
@@ -13,11 +14,13 @@ import { ProviderError, type ProviderName } from '@fitlamp/provider';
 import { jobIdFor } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
+import { studyScopeOf } from './admin-auth.ts';
 import { sendError } from './errors.ts';
 import { issueReconsentLinks, migrationStates } from './reconsent.ts';
 
-const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
-const STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent', 'revoked', 'disconnected'] as const satisfies readonly ConnectionStatus[];
+/** The providers and connection statuses a coordinator can filter by. */
+export const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
+export const STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent', 'revoked', 'disconnected'] as const satisfies readonly ConnectionStatus[];
 
 const expiresInHours = z.number().int().min(1).max(24 * 365).optional();
 /**
@@ -64,11 +67,13 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
 
   app.post('/admin/enrollments', { schema: { body: enrollmentBody } }, async (request, reply) => {
     const body = request.body;
+    const scope = studyScopeOf(request);
     if (!deps.providers[body.provider]) {
       const message = `provider "${body.provider}" is not configured on this gateway (enabled: ${Object.keys(deps.providers).join(', ') || 'none'})`;
       return sendError(reply, 400, 'provider_not_enabled', message, [{ path: 'provider', message }]);
     }
     if (body.status === 'needs_reconsent') {
+      if (scope) return sendError(reply, 403, 'forbidden', 'links for everyone waiting to re-consent span studies: ask the global admin, or request one link per participant');
       const result = await issueReconsentLinks(enrollmentDeps(), { provider: body.provider, expiresInHours: body.expiresInHours });
       logger.info({ provider: body.provider, issued: result.links.length, failed: result.failed.length }, 're-consent links issued');
       // Every link made, and every participant that got none.
@@ -76,7 +81,7 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
     }
     const { participantId, provider, expiresInHours } = body;
     try {
-      const issued = await issueEnrollment(enrollmentDeps(), { participantId, provider, expiresInHours });
+      const issued = await issueEnrollment(enrollmentDeps(), { participantId, provider, expiresInHours, ...(scope ? { studyIds: scope } : {}) });
       logger.info({ participantId, provider, expiresAt: issued.expiresAt }, 'enrollment link issued');
       return reply.code(201).send({ url: issued.url, expiresAt: issued.expiresAt });
     } catch (error) {
@@ -88,7 +93,9 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
 
   app.get('/admin/participants', { schema: { querystring: participantsQuery } }, async (request) => {
     const { status, provider, migration, limit, offset } = request.query;
+    const scope = studyScopeOf(request);
     const rows = await listParticipantStatuses(db, {
+      ...(scope ? { studyIds: scope } : {}),
       ...(status && status !== 'not_connected' ? { status } : {}),
       ...(provider ? { provider } : {}),
       limit,
@@ -96,11 +103,12 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
     });
     // Computed over every connection of each participant, whatever the filters.
     const migrations = migrationStates(
-      provider || status ? await listParticipantStatuses(db, { limit: 100_000 }) : rows,
+      provider || status ? await listParticipantStatuses(db, { limit: 100_000, ...(scope ? { studyIds: scope } : {}) }) : rows,
     );
     const participants = rows
       .map((r) => ({
         participantId: r.participantId,
+        studyId: r.studyId,
         provider: r.provider,
         // Enrolled (a link was issued) but never connected.
         status: r.status ?? 'not_connected',
@@ -120,6 +128,10 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
   app.delete('/admin/participants/:id/connection', { schema: { params: participantParams, querystring: disconnectQuery } }, async (request, reply) => {
     const participantId = request.params.id;
     const { provider: only, force } = request.query;
+    const scope = studyScopeOf(request);
+    if (scope && !(await participantExists(db, participantId, scope))) {
+      return reply.code(404).send({ error: 'not_connected', message: `participant "${participantId}" has no ${only ?? 'provider'} connection` });
+    }
     const connections = (await findConnectionsOfParticipant(db, participantId)).filter((c) => !only || c.provider === only);
     if (connections.length === 0) {
       return reply.code(404).send({ error: 'not_connected', message: `participant "${participantId}" has no ${only ?? 'provider'} connection` });

@@ -15,10 +15,12 @@ import type { LampClient } from '@fitlamp/lamp';
 import type { Provider, ProviderName } from '@fitlamp/provider';
 import { registerQueueMetrics, type QueueSet } from '@fitlamp/queues';
 import { checkReadiness, stripQuery, type Logger, type ReadinessCheck, type RedisConnection } from '@fitlamp/runtime';
-import { createAdminGuard } from './admin-auth.ts';
+import { createAdminGuard, requireGlobalAdmin } from './admin-auth.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { registerAdminDayRoutes } from './admin-days.ts';
+import { registerAdminAlertRoutes } from './admin-alerts.ts';
 import { registerAdminDeliveryRoutes } from './admin-deliveries.ts';
+import { registerAdminExportRoutes } from './admin-export.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerConnectRoutes } from './connect.ts';
 import { registerGoogleHealthWebhooks } from './webhooks.ts';
@@ -64,7 +66,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   // (errors.ts): JSON here, the page scopes below answer with pages.
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(createErrorHandler());
-  const requireAdmin = createAdminGuard(deps.env.ADMIN_TOKEN);
+  const requireAdmin = createAdminGuard(deps.env.ADMIN_TOKEN, deps.db);
 
   const httpRequests = new Counter({
     name: 'fitlamp_http_requests_total',
@@ -172,6 +174,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     registerAdminRoutes(admin, deps);
     registerAdminDayRoutes(admin, deps);
     await registerAdminDeliveryRoutes(admin, deps);
+    await registerAdminAlertRoutes(admin, deps);
+    registerAdminExportRoutes(admin, deps);
   });
 
   // The coordinator's dashboard (HTML pages; the Retry form posts to the JSON API above).
@@ -179,11 +183,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
+    admin.addHook('onRequest', requireGlobalAdmin);
     const serverAdapter = new FastifyAdapter();
     createBullBoard({
       queues: deps.queues.all.map(({ queue }) => new BullMQAdapter(queue)),
       serverAdapter,
-      options: { uiConfig: { boardTitle: 'fitlamp queues' } },
+      options: { uiConfig: { boardTitle: 'fitlamp queues', miscLinks: [{ text: 'Study overview', url: '/admin' }] } },
     });
     // Bull Board answers a failure with its message (a Redis error's text, say): a 5xx says where
     // to look instead, as everywhere else in the gateway.

@@ -76,6 +76,13 @@ describe('pnpm fitlamp enroll', () => {
     expect((await run(['frobnicate'])).stderr).toContain('unknown command');
     expect((await run(['enroll', '--csv', join(dir, 'missing.csv')])).stderr).toContain('ENOENT');
     expect(participantIdsFromCsv('id\r\nU1\r\n# comment\r\nU2;x\r\n')).toEqual(['U1', 'U2']);
+    // Quoted cells may hold the separator, quotes and line breaks; the id is the first cell.
+    expect(participantIdsFromCsv('participant_id,note\n"U3","likes ""tea"", coffee"\nU4,"two\nlines"\n"U5"\n')).toEqual(['U3', 'U4', 'U5']);
+    const broken = join(dir, 'broken.csv');
+    await writeFile(broken, 'id\nU1,"never closed\n');
+    const bad = await run(['enroll', '--csv', broken]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/broken\.csv is not valid CSV: .*quote/i);
   });
 
   it('runs as the root script and documents itself', async () => {

@@ -2,9 +2,12 @@
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createDb, findParticipantsNeedingReconsent } from '@fitlamp/db';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { stringify as stringifyCsv } from 'csv-stringify/sync';
+import { createDb, findParticipantsNeedingReconsent, insertCoordinator } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
+import { hashCoordinatorToken, issueCoordinatorToken } from './admin-auth.ts';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
 import { createProviders } from '@fitlamp/provider-registry';
@@ -13,6 +16,7 @@ const HELP = `Usage:
   pnpm fitlamp enroll [options] <participant-id>...
   pnpm fitlamp enroll [options] --csv participants.csv
   pnpm fitlamp enroll --provider google-health --needs-reconsent
+  pnpm fitlamp coordinator add <name> --study <study-id> [--study <study-id>...]
 
 Creates an enrollment link for each participant: the same signed, expiring link as
 POST /admin/enrollments. Each participant is first checked in mindLAMP (GET /participant/{id}
@@ -34,8 +38,13 @@ and mindLAMP: the gateway need not be running, but must use the same ENROLLMENT_
 Output: CSV on stdout, one line per participant: participant_id,url,expires_at
 Problems go to stderr, one line per participant; the exit code is 1 if any participant failed.
 
+coordinator add: issues a sign-in for a study coordinator who sees only the named mindLAMP
+studies' participants, on every admin route, export and the dashboard (HTTP Basic: the name as
+user, the token as password). The token is printed once; only its hash is stored.
+
 Examples:
   pnpm fitlamp enroll U123 U456 > links.csv
+  pnpm fitlamp coordinator add ana --study S0000000001
   pnpm fitlamp enroll --provider google-health --needs-reconsent > reconsent-links.csv
 `;
 
@@ -47,20 +56,28 @@ export interface CliIo {
 
 const HEADER_CELLS = new Set(['participant_id', 'participantid', 'participant', 'id', 'user_id', 'userid']);
 
-/** Participant ids from CSV text: the first cell of each row, header and blank or `#` lines skipped. */
+/**
+ * Participant ids from CSV text: the first cell of each row (quoted cells may hold commas, quotes
+ * and line breaks), header and blank or `#` lines skipped. Cells are separated by `,`, `;` or tab.
+ */
 export function participantIdsFromCsv(text: string): string[] {
+  const rows: string[][] = parseCsv(text, {
+    delimiter: [',', ';', '\t'],
+    relax_column_count: true,
+    skip_empty_lines: true,
+    comment: '#',
+    comment_no_infix: true,
+    trim: true,
+    bom: true,
+  });
   const ids: string[] = [];
-  text.split(/\r?\n/).forEach((line, index) => {
-    const cell = (line.split(/[,;\t]/)[0] ?? '').trim().replace(/^"(.*)"$/, '$1').trim();
-    if (cell === '' || cell.startsWith('#')) return;
+  rows.forEach((row, index) => {
+    const cell = (row[0] ?? '').trim();
+    if (cell === '') return;
     if (index === 0 && HEADER_CELLS.has(cell.toLowerCase())) return;
     ids.push(cell);
   });
   return ids;
-}
-
-function csvCell(value: string): string {
-  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
 /** Runs the CLI; answers the exit code. */
@@ -75,6 +92,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         'expires-in-hours': { type: 'string' },
         csv: { type: 'string' },
         'needs-reconsent': { type: 'boolean' },
+        study: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -87,8 +105,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stdout(HELP);
     return parsed.values.help || command === 'help' ? 0 : 2;
   }
+  if (command === 'coordinator') return addCoordinator(ids, parsed.values.study ?? [], io);
   if (command !== 'enroll') {
-    io.stderr(`fitlamp: unknown command "${command}" (known: enroll)\n\n${HELP}`);
+    io.stderr(`fitlamp: unknown command "${command}" (known: enroll, coordinator)\n\n${HELP}`);
     return 2;
   }
   const provider = parsed.values.provider;
@@ -105,10 +124,18 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
   }
   if (parsed.values.csv !== undefined) {
+    let text: string;
     try {
-      ids.push(...participantIdsFromCsv(await readFile(parsed.values.csv, 'utf8')));
+      text = await readFile(parsed.values.csv, 'utf8');
     } catch (error) {
       io.stderr(`fitlamp: cannot read ${parsed.values.csv}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+      return 2;
+    }
+    try {
+      ids.push(...participantIdsFromCsv(text));
+    } catch (error) {
+      // csv-parse says where: "Quote Not Closed: the parsing is finished with an opening quote at line 3".
+      io.stderr(`fitlamp: ${parsed.values.csv} is not valid CSV: ${(error as Error).message}\n`);
       return 2;
     }
   }
@@ -152,7 +179,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           { db, lamp, enrollmentSecret: env.ENROLLMENT_SECRET, publicBaseUrl: env.PUBLIC_BASE_URL, defaultTtlHours: env.ENROLLMENT_TTL_HOURS },
           { participantId, provider, expiresInHours },
         );
-        io.stdout(`${csvCell(participantId)},${csvCell(issued.url)},${issued.expiresAt}\n`);
+        io.stdout(stringifyCsv([[participantId, issued.url, issued.expiresAt]]));
       } catch (error) {
         failures += 1;
         const message = error instanceof EnrollmentError ? error.message : `failed: ${(error as Error).message}`;
@@ -165,6 +192,54 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
   if (failures > 0) io.stderr(`fitlamp: ${failures} of ${participants.length} participants got no link\n`);
   return failures > 0 ? 1 : 0;
+}
+
+const COORDINATOR_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+const STUDY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** `coordinator add <name> --study S…`: stores the hashed token, prints the sign-in once. */
+async function addCoordinator(args: string[], studies: string[], io: CliIo): Promise<number> {
+  const [sub, name, ...extra] = args;
+  if (sub !== 'add' || name === undefined || extra.length > 0) {
+    io.stderr(`fitlamp: usage: pnpm fitlamp coordinator add <name> --study <study-id> [--study ...]\n`);
+    return 2;
+  }
+  if (!COORDINATOR_NAME.test(name)) {
+    io.stderr(`fitlamp: "${name}" is not a coordinator name: letters, digits, ".", "_", "@" or "-", up to 128, no ":"\n`);
+    return 2;
+  }
+  const studyIds = [...new Set(studies)];
+  if (studyIds.length === 0) {
+    io.stderr('fitlamp: name at least one study with --study <study-id>\n');
+    return 2;
+  }
+  const bad = studyIds.find((s) => !STUDY_ID.test(s));
+  if (bad !== undefined) {
+    io.stderr(`fitlamp: "${bad}" is not a mindLAMP study id\n`);
+    return 2;
+  }
+  let env;
+  try {
+    env = loadGatewayEnv(io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`fitlamp: configuration error: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const db = createDb(env.DATABASE_URL, { max: 1, applicationName: 'fitlamp-cli' });
+  try {
+    const token = issueCoordinatorToken();
+    if (!(await insertCoordinator(db, { name, tokenHash: hashCoordinatorToken(token), studyIds }))) {
+      io.stderr(`fitlamp: a coordinator named "${name}" exists already; pick another name\n`);
+      return 1;
+    }
+    io.stdout(`Coordinator "${name}" may see studies ${studyIds.join(', ')}.\nSign in to ${env.PUBLIC_BASE_URL.replace(/\/+$/, '')}/admin with\n  user:     ${name}\n  password: ${token}\nThe token is shown only now; fitlamp keeps its hash.\n`);
+    return 0;
+  } finally {
+    await db.destroy();
+  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays } from '@fitlamp/provider';
-import { seedBatch, seedLedger, seedParticipant } from '@fitlamp/testing';
+import { seedBatch, seedLedger, seedParticipant, seedWear } from '@fitlamp/testing';
 import { buildTestGateway, type GatewayUnderTest } from '../test/gateway.ts';
 
 // The coordinator's pages as a browser receives them, through app.inject on real Postgres.
@@ -15,16 +15,33 @@ describe('coordinator dashboard pages', () => {
   beforeAll(async () => {
     gw = await buildTestGateway();
     basic = { authorization: `Basic ${Buffer.from(`coordinator:${gw.env.ADMIN_TOKEN}`).toString('base64')}` };
-    await seedParticipant(gw.db, 'H1', { status: 'connected', streams: ['steps', 'sleep'], lastSyncAt: new Date('2026-03-05T10:15:00Z') });
-    await seedParticipant(gw.db, 'H2', { status: 'needs_reconsent', statusReason: 'Fitbit answered 410 Gone <script>alert(1)</script>' });
+    await seedParticipant(gw.db, 'H1', {
+      status: 'connected',
+      streams: ['steps', 'sleep', 'heart_rate', 'device'],
+      lastSyncAt: new Date('2026-03-05T10:15:00Z'),
+      device: { syncedAt: new Date(Date.now() - 3 * 86_400_000 - 3_600_000), battery: 12 },
+    });
+    await seedParticipant(gw.db, 'H2', { status: 'needs_reconsent', statusReason: 'Fitbit answered 410 Gone <script>alert(1)</script>', studyId: 'S2' });
     await seedParticipant(gw.db, 'H3');
     await seedLedger(gw.db, 'H1', [
       { stream: 'steps', day: today, status: 'partial', reason: 'device last synced 10:00: more may come', fetched: 400, delivered: 380 },
       { stream: 'sleep', day: addDays(today, -1), status: 'failed', reason: 'Fitbit 429 rate_limited: will retry', fetched: 0 },
       { stream: 'steps', day: addDays(today, -1), status: 'settled', fetched: 1440, delivered: 1440 },
-      // Older than the grid's 14 days: not shown.
-      { stream: 'steps', day: addDays(today, -14), status: 'failed', reason: 'too old to show' },
+      // Every data stream settled two days ago: the device stream (no row that day) has no say.
+      { stream: 'steps', day: addDays(today, -2), status: 'settled', fetched: 1440, delivered: 1440 },
+      { stream: 'sleep', day: addDays(today, -2), status: 'settled', fetched: 30, delivered: 30 },
+      { stream: 'heart_rate', day: addDays(today, -2), status: 'settled', fetched: 600, delivered: 600 },
+      { stream: 'device', day: addDays(today, -3), status: 'settled', fetched: 1, delivered: 1 },
+      // Complete, and nothing: not worn.
+      { stream: 'steps', day: addDays(today, -4), status: 'empty' },
+      { stream: 'heart_rate', day: addDays(today, -4), status: 'empty' },
+      // Older than the grid's 28 days: not shown.
+      { stream: 'steps', day: addDays(today, -28), status: 'failed', reason: 'too old to show' },
     ]);
+    await seedWear(gw.db, 'H1', addDays(today, -2), 600);
+    await seedWear(gw.db, 'H1', addDays(today, -1), 90);
+    // H3 wore the watch more over the last week than H1.
+    await seedWear(gw.db, 'H3', addDays(today, -3), 1200);
     parkedId = (await seedBatch(gw.db, 'H1', { status: 'parked', count: 7, day: today, reason: '400 bad_request: <b>unknown sensor</b>' })).batchId;
   });
   afterAll(async () => {
@@ -45,18 +62,34 @@ describe('coordinator dashboard pages', () => {
     expect(wrong.status).toBe(401);
   });
 
-  it('lists participants with status, provider, connected-at and last sync, and the parked deliveries', async () => {
+  it('opens on a heatmap: one row per participant, least worn first, with status, provider, device sync and battery', async () => {
     const res = await page('/admin');
     expect(res.status).toBe(200);
     const text = await res.text();
+    const rows = [...text.matchAll(/<tr data-participant="([^"]+)">/g)].map((m) => m[1]);
+    // H2: no wear at all; H1: 11.5 h; H3: 20 h over the last 7 days.
+    expect(rows).toEqual(['H2', 'H1', 'H3']);
     const row = (id: string) => new RegExp(`<tr data-participant="${id}">([\\s\\S]*?)</tr>`).exec(text)?.[1] ?? '';
     expect(row('H1')).toContain('href="/admin/participants/H1"');
     expect(row('H1')).toContain('<td>fitbit</td>');
-    expect(row('H1')).toContain('connected');
-    expect(row('H1')).toContain('2026-03-01 09:30 UTC');
-    expect(row('H1')).toContain('2026-03-05 10:15 UTC');
+    expect(row('H1')).toContain('<td class="status">connected');
+    expect(row('H1')).toContain('<td class="battery"><span class="low">12 %</span></td>');
+    expect(row('H1')).toContain('<td class="since">3</td>');
+    expect(row('H1')).toContain('<td class="wear7">11.5 h</td>');
+    expect(row('H3')).toContain('<td class="since">never</td>');
     expect(row('H2')).toContain('needs_reconsent');
+    expect(row('H2')).toContain('<td>S2</td>');
     expect(row('H3')).toContain('not connected');
+
+    // 28 day columns per row; each cell says what the day was and opens its detail.
+    const cells = (id: string) => new Map([...row(id).matchAll(/data-kind="(\w+)" data-day="([\d-]+)"/g)].map((m) => [m[2]!, m[1]!]));
+    expect([...row('H1').matchAll(/<td class="c /g)]).toHaveLength(28);
+    expect(cells('H1').get(addDays(today, -2))).toBe('worn');
+    expect(row('H1')).toContain(`title="${addDays(today, -2)}: 600 minutes worn"><a href="/admin/participants/H1?day=${addDays(today, -2)}#day-detail">10</a>`);
+    expect(cells('H1').get(addDays(today, -1))).toBe('failed');
+    expect(cells('H1').get(addDays(today, -4))).toBe('no_data');
+    expect(cells('H1').get(addDays(today, -5))).toBe('not_synced');
+
     // Reasons from providers and mindLAMP are text, never markup.
     expect(text).not.toContain('<script>');
     expect(text).toContain('Fitbit answered 410 Gone &lt;script&gt;alert(1)&lt;/script&gt;');
@@ -68,6 +101,21 @@ describe('coordinator dashboard pages', () => {
     expect(parked).toContain(`action="/admin/deliveries/${parkedId}/retry"`);
     expect(parked).toContain('name="returnTo" value="/admin"');
     expect(text).toContain('href="/admin/queues"');
+  });
+
+  it('filters by study, status and provider, and orders by participant on request', async () => {
+    const ids = async (query: string) => [...(await (await page(`/admin?${query}`)).text()).matchAll(/<tr data-participant="([^"]+)">/g)].map((m) => m[1]);
+    expect(await ids('study=S2')).toEqual(['H2']);
+    expect(await ids('study=S1&status=&provider=')).toEqual(['H1', 'H3']);
+    expect(await ids('status=not_connected')).toEqual(['H3']);
+    expect(await ids('status=connected&provider=fitbit')).toEqual(['H1']);
+    expect(await ids('provider=google-health')).toEqual([]);
+    expect(await ids('sort=participant')).toEqual(['H1', 'H2', 'H3']);
+    // The form keeps what was chosen.
+    expect(await (await page('/admin?study=S2')).text()).toContain('<option value="S2" selected>');
+    const bad = await page('/admin?status=sleeping');
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain('That request was not understood');
   });
 
   it('serves every page with a CSP that allows its stylesheets by hash and nothing else', async () => {
@@ -86,30 +134,45 @@ describe('coordinator dashboard pages', () => {
     }
   });
 
-  it("shows a participant's last 14 days × streams with reasons on hover and counts", async () => {
+  it("shows a participant's last 28 days as columns and streams as rows, with reasons on hover", async () => {
     const res = await page('/admin/participants/H1');
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toContain('<span id="participant">H1</span>');
-    const days = [...text.matchAll(/<tr data-day="(\d{4}-\d{2}-\d{2})">/g)].map((m) => m[1]);
-    expect(days).toHaveLength(14);
-    expect(days[0]).toBe(today);
-    expect(days.at(-1)).toBe(addDays(today, -13));
+    const header = /<thead><tr><th>Day<\/th>([\s\S]*?)<\/tr><\/thead>/.exec(text)?.[1] ?? '';
+    const days = [...header.matchAll(/<th data-day="(\d{4}-\d{2}-\d{2})"/g)].map((m) => m[1]);
+    expect(days).toHaveLength(28);
+    expect(days[0]).toBe(addDays(today, -27));
+    expect(days.at(-1)).toBe(today);
     expect(text).not.toContain('too old to show');
 
-    const dayRow = (day: string) => new RegExp(`<tr data-day="${day}">([\\s\\S]*?)</tr>`).exec(text)?.[1] ?? '';
-    expect(dayRow(today)).toContain(
-      '<td class="st st-partial" data-stream="steps" title="partial: device last synced 10:00: more may come. 400 fetched, 380 delivered, 7 parked. fetched ',
-    );
-    expect(dayRow(today)).toContain('partial<small>400 / 380</small>');
-    expect(dayRow(today)).toContain('<td class="st st-not_synced" data-stream="sleep" title="not synced: not fetched yet.');
-    // The rollup column: yesterday's sleep failed, so the day failed.
-    expect(dayRow(addDays(today, -1))).toContain('<td class="st st-failed" data-stream="all" title="failed: sleep: Fitbit 429 rate_limited: will retry.');
-    expect(dayRow(addDays(today, -1))).toContain('data-stream="steps" title="settled: complete: the device synced after the day ended. 1440 fetched, 1440 delivered.');
+    const streamRow = (stream: string) => new RegExp(`<tr data-row="${stream}">([\\s\\S]*?)</tr>`).exec(text)?.[1] ?? '';
+    const cellOf = (stream: string, day: string) => new RegExp(`<td[^>]*data-stream="${stream}" data-day="${day}"[^>]*>[^<]*</td>`).exec(streamRow(stream))?.[0] ?? '';
+    expect(cellOf('steps', today)).toContain('data-status="partial" title="' + today + ' partial: device last synced 10:00: more may come. 400 fetched, 380 delivered, 7 parked.');
+    expect(cellOf('sleep', today)).toContain('data-status="not_synced" title="' + today + ' not synced: not fetched yet.');
+    // The rollup: yesterday's sleep failed, so the day failed.
+    expect(cellOf('all', addDays(today, -1))).toContain('data-status="failed" title="' + addDays(today, -1) + ' failed: sleep: Fitbit 429 rate_limited: will retry.');
+    // Every data stream settled two days ago; the device stream had nothing to fetch that day.
+    expect(cellOf('all', addDays(today, -2))).toContain('data-status="settled"');
+    expect(cellOf('device', addDays(today, -2))).toContain('title="nothing to fetch this day">—');
+    expect(cellOf('device', addDays(today, -3))).toContain('data-status="settled"');
+    expect(streamRow('wear')).toContain(`title="${addDays(today, -2)}: 600 minutes with heart rate">10<`);
 
     const parked = new RegExp(`<tr data-batch="${parkedId}">([\\s\\S]*?)</tr>`).exec(text)?.[1] ?? '';
     expect(parked).toContain(`name="returnTo" value="/admin/participants/H1"`);
-    expect(text).toContain(`/admin/participants/H1/days?from=${addDays(today, -13)}&amp;to=${today}`);
+    expect(text).toContain(`/admin/participants/H1/days?from=${addDays(today, -27)}&amp;to=${today}`);
+  });
+
+  it('opens one day in detail from a heatmap cell: every stream with its reason, and the totals', async () => {
+    const day = addDays(today, -1);
+    const text = await (await page(`/admin/participants/H1?day=${day}`)).text();
+    expect(text).toContain(`<h2 id="day-detail">${day}</h2>`);
+    expect(text).toContain('Worn 90 minutes; 0 steps; 0 minutes asleep. All streams: <strong>failed</strong>');
+    expect(text).toMatch(/<tr data-stream="sleep"><td>sleep<\/td><td class="st st-failed">failed<\/td><td>Fitbit 429 rate_limited: will retry<\/td>/);
+    expect(text).toContain('<tr data-stream="device"><td>device</td><td colspan="6">nothing to fetch this day</td></tr>');
+    const old = await page('/admin/participants/H1?day=2020-01-01');
+    expect(await old.text()).toContain('2020-01-01 is outside the last 28 days');
+    expect((await page('/admin/participants/H1?day=2026-02-30')).status).toBe(400);
   });
 
   it('says when a participant has no connection or nothing parked', async () => {
@@ -117,7 +180,7 @@ describe('coordinator dashboard pages', () => {
     expect(text).toContain('Not connected yet: the participant has not completed consent. Send them an enrollment link.');
     expect(text).toContain('No parked deliveries');
     expect(text).toContain('No streams are scheduled for this participant');
-    expect([...text.matchAll(/<tr data-day=/g)]).toHaveLength(14);
+    expect([...text.matchAll(/<th data-day=/g)]).toHaveLength(28);
   });
 
   it('answers an unknown participant with a 404 page and a malformed id with a 400 page, each saying what to do', async () => {

@@ -92,6 +92,16 @@ export async function checkLampParticipant(lamp: LampClient, participantId: stri
   }
 }
 
+/** The participant's mindLAMP study, translating the client's errors as {@link checkLampParticipant} does. */
+async function findLampStudy(lamp: LampClient, participantId: string): Promise<string | null> {
+  try {
+    return await lamp.getParticipantStudy(participantId);
+  } catch (error) {
+    if (!(error instanceof LampError)) throw error;
+    throw new EnrollmentError('lamp_unavailable', `mindLAMP could not say which study participant "${participantId}" is in (${error.code}); try again shortly`);
+  }
+}
+
 export interface IssueEnrollmentDeps {
   db: Kysely<Database>;
   lamp: LampClient;
@@ -113,11 +123,22 @@ export interface IssuedEnrollment {
  */
 export async function issueEnrollment(
   deps: IssueEnrollmentDeps,
-  input: { participantId: string; provider: ProviderName; expiresInHours?: number | undefined },
+  input: {
+    participantId: string;
+    provider: ProviderName;
+    expiresInHours?: number | undefined;
+    /** A coordinator scoped to these studies may enroll only their participants. */
+    studyIds?: readonly string[];
+  },
   now = Date.now(),
 ): Promise<IssuedEnrollment> {
   await checkLampParticipant(deps.lamp, input.participantId);
-  await upsertParticipant(deps.db, input.participantId);
+  const studyId = await findLampStudy(deps.lamp, input.participantId);
+  if (input.studyIds && (studyId === null || !input.studyIds.includes(studyId))) {
+    // Said as mindLAMP would say it: another study's participant is not this coordinator's to know of.
+    throw new EnrollmentError('participant_not_found', `mindLAMP has no participant "${input.participantId}" in your studies`);
+  }
+  await upsertParticipant(deps.db, input.participantId, studyId);
   const expiresAt = now + (input.expiresInHours ?? deps.defaultTtlHours) * 3_600_000;
   const token = signEnrollment(deps.enrollmentSecret, { participantId: input.participantId, provider: input.provider, expiresAt });
   return {

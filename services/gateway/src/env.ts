@@ -31,6 +31,24 @@ export const gatewayEnvSchema = baseEnvSchema
     PUBLIC_RATE_LIMIT_PER_MINUTE: envFields.positiveInt(60),
     /** How the study is named on participants' pages. */
     STUDY_NAME: z.string().min(1).max(120).default('the research study'),
+    /** How often the alert rules are evaluated and due webhooks sent (0: never, for a replica that should not). */
+    ALERT_EVALUATE_SECONDS: z.coerce.number().int().min(0).default(300),
+    /** Rule: no device sync for this many days. */
+    ALERT_NO_SYNC_DAYS: envFields.positiveInt(3),
+    /** Rule: the device's battery below this percent (0: rule off). */
+    ALERT_BATTERY_BELOW_PERCENT: z.coerce.number().int().min(0).max(100).default(15),
+    /** Rule: worn less than this many hours a day (0: rule off) … */
+    ALERT_WEAR_BELOW_HOURS: z.coerce.number().min(0).max(24).default(8),
+    /** … on at least this many … */
+    ALERT_WEAR_LOW_DAYS: envFields.positiveInt(3),
+    /** … of the participant's last this many complete local days. */
+    ALERT_WEAR_WINDOW_DAYS: z.coerce.number().int().min(1).max(28).default(7),
+    /** Rule: the participant must reconnect or consent again. */
+    ALERT_RECONNECT_NEEDED: envFields.bool(true),
+    /** Rule: mindLAMP refused a delivery of the participant's data (parked). */
+    ALERT_DELIVERIES_PARKED: envFields.bool(true),
+    /** Each new alert is POSTed here (Slack or Teams incoming webhook). Unset: no webhook. */
+    ALERT_WEBHOOK_URL: envFields.url().optional(),
   });
 
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>;
@@ -41,6 +59,9 @@ export function loadGatewayEnv(source: Record<string, string | undefined>): Gate
   // OAuth codes and tokens travel through this URL: plain http is only for local trials.
   if (env.NODE_ENV === 'production' && new URL(env.PUBLIC_BASE_URL).protocol !== 'https:') {
     throw new ConfigError('PUBLIC_BASE_URL', 'PUBLIC_BASE_URL must be https:// when NODE_ENV=production');
+  }
+  if (env.ALERT_WEAR_LOW_DAYS > env.ALERT_WEAR_WINDOW_DAYS) {
+    throw new ConfigError('ALERT_WEAR_LOW_DAYS', `ALERT_WEAR_LOW_DAYS (${env.ALERT_WEAR_LOW_DAYS}) must not exceed ALERT_WEAR_WINDOW_DAYS (${env.ALERT_WEAR_WINDOW_DAYS})`);
   }
   return env;
 }

@@ -4,6 +4,7 @@ import { createDb } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { createQueues, shardLayoutOf } from '@fitlamp/queues';
 import { createLogger, createProducerConnection, redisTargetOf, runService } from '@fitlamp/runtime';
+import { alertConfigFromEnv, startAlertLoop } from './alerts.ts';
 import { buildGateway } from './app.ts';
 import { loadGatewayEnv } from './env.ts';
 import { createProviders } from '@fitlamp/provider-registry';
@@ -28,11 +29,16 @@ await runService({
     const app = await buildGateway({ env, logger, db, redis, queues, registry, providers, lamp, cipher });
     await app.listen({ port: env.PORT, host: env.HOST });
     logger.info({ providers: Object.keys(providers), publicBaseUrl: env.PUBLIC_BASE_URL }, 'gateway listening');
+    const alerts =
+      env.ALERT_EVALUATE_SECONDS > 0
+        ? startAlertLoop({ db, config: alertConfigFromEnv(env), logger, intervalMs: env.ALERT_EVALUATE_SECONDS * 1000, clockOffsetMs: env.CLOCK_OFFSET_MS })
+        : undefined;
     return {
       logger,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       closers: [
         { name: 'http', close: () => app.close() },
+        { name: 'alerts', close: async () => alerts?.close() },
         { name: 'queues', close: () => queues.close() },
         { name: 'lamp', close: () => lamp.close() },
         { name: 'postgres', close: () => db.destroy() },

@@ -5,7 +5,7 @@ import type { UserSpec } from '../world/users.ts';
 import { createWorld, type World } from '../world/world.ts';
 import { registerControlRoutes } from './control-routes.ts';
 import { registerDataRoutes } from './data-routes.ts';
-import { ACCESS_TOKEN_TTL_S, registerOAuthRoutes } from './oauth.ts';
+import { ACCESS_TOKEN_TTL_S, registerOAuthRoutes, revokeUser } from './oauth.ts';
 import { GONE_BODY } from './errors.ts';
 import { addFault, applyFault, type FaultSpec } from './faults.ts';
 import { emptyCounters, type Counters, type Fault, type FitbitState } from './state.ts';
@@ -51,6 +51,8 @@ export interface FitbitSimulator {
   /** Toggles the post-shutdown world (every API and OAuth call answers 410 Gone). */
   setGone(gone: boolean): void;
   setIntradayAccess(enabled: boolean): void;
+  /** The user removes the app's access at Fitbit: every token of theirs stops working. */
+  revokeUser(userId: string): void;
 }
 
 /**
@@ -119,5 +121,6 @@ export function createFitbitSimulator(options: FitbitSimulatorOptions): FitbitSi
     setIntradayAccess: (enabled) => {
       state.intradayAccess = enabled;
     },
+    revokeUser: (userId) => revokeUser(state, userId),
   };
 }

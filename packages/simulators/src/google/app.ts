@@ -7,7 +7,7 @@ import { registerApiRoutes } from './api-routes.ts';
 import { registerControlRoutes } from './control-routes.ts';
 import { ApiError, sendApiError } from './errors.ts';
 import { addFault, applyFault, type FaultSpec } from './faults.ts';
-import { registerOAuthRoutes } from './oauth.ts';
+import { registerOAuthRoutes, revokeGrant } from './oauth.ts';
 import { emptyCounters, healthUserIdOf, type Counters, type Fault, type GoogleState } from './state.ts';
 import { createWebhookState, describeDelivery, registerWebhookRoutes, notifySyncs, publicKeyset, pump, rotateKey, type WebhookOptions } from './webhooks.ts';
 
@@ -58,6 +58,8 @@ export interface GoogleHealthSimulator {
   clearFaults(): void;
   /** The healthUserId of a world user id. */
   healthUserId(userId: string): string;
+  /** The user removes the app's access in their Google account: every token of theirs stops working. */
+  revokeUser(userId: string): void;
   /** Notifies subscribers of syncs so far and attempts every due delivery; resolves when they are done. */
   flushWebhooks(): Promise<void>;
   /** Every delivery with its attempts and status. */
@@ -162,6 +164,7 @@ export function createGoogleHealthSimulator(options: GoogleHealthSimulatorOption
     clearFaults: () => {
       state.faults.length = 0;
     },
+    revokeUser: (userId) => revokeGrant(state, userId),
     healthUserId: (userId) => {
       const user = findUser(world, userId);
       if (!user) throw new Error(`unknown user ${userId}`);

@@ -15,6 +15,8 @@ import {
 } from './faults.ts';
 import {
   addCredential,
+  ancestorsOf,
+  selfTypeOf,
   addParticipant,
   countEvents,
   createLampStore,
@@ -280,6 +282,15 @@ function registerLampRoutes(app: FastifyInstance, store: LampStore, faults: Faul
     const id = verifyAccess(store, origin, params(request).id ?? '');
     // Root skips the existence check and gets an empty list for an unknown id (reference §2).
     return store.participants.has(id) ? [{ id }] : [];
+  });
+
+  // `GET /type/{id}/parent` (OpenAPI `API.parent`): the ids above this one, keyed by their type
+  // (LAMP-server `TypeRepository._parent`), e.g. `{"Researcher": "…", "Study": "…"}` for a participant.
+  route('GET', '/type/:id/parent', 'API.parent', (request) => {
+    const id = verifyAccess(store, originOf(request), params(request).id ?? '');
+    const parents: Record<string, string> = {};
+    for (const ancestor of ancestorsOf(store, id)) parents[selfTypeOf(store, ancestor) ?? 'Unknown'] = ancestor;
+    return parents;
   });
 
   // Tags answer on every owner type and on `/attachment/`, an exact alias (reference §2.2).

@@ -10,6 +10,8 @@ export interface DeviceTruth {
   /** Days from full to empty; the battery recharges at the start of each cycle. */
   batteryDays: number;
   batteryPhaseMs: number;
+  /** A battery stuck at this percent (a device never charged), instead of the charge cycle. */
+  batteryPercent?: number;
 }
 
 /** Physiology and habits that shape a user's generated data. */
@@ -60,6 +62,11 @@ export interface UserSpec {
   zoneHistory?: Array<{ from: string | number; zone: string }>;
   since?: string;
   autoSyncMinutes?: number;
+  /** Share of days the device is not worn at all, and worn only briefly (thin); default a few percent each. */
+  notWornRate?: number;
+  thinRate?: number;
+  /** The device's battery stays at this percent (default: charged every few days). */
+  batteryPercent?: number;
 }
 
 interface Preset {
@@ -135,6 +142,16 @@ export function createUser(seed: string, n: number, spec: UserSpec, defaultSince
     runRate: rng() * 0.35,
     fragileNightRate: 0.2 + rng() * 0.1,
   };
+  // Overrides draw nothing from rng, so the rest of the user stays what the seed makes it.
+  for (const [name, rate] of [['notWornRate', spec.notWornRate], ['thinRate', spec.thinRate]] as const) {
+    if (rate === undefined) continue;
+    if (!(rate >= 0 && rate <= 1)) throw new Error(`${name} must be a share from 0 to 1`);
+    traits[name] = rate;
+  }
+  if (traits.notWornRate + traits.thinRate > 1) throw new Error('notWornRate and thinRate must add up to at most 1');
+  if (spec.batteryPercent !== undefined && !(Number.isInteger(spec.batteryPercent) && spec.batteryPercent >= 1 && spec.batteryPercent <= 100)) {
+    throw new Error('batteryPercent must be a whole number from 1 to 100');
+  }
   const autoSyncMinutes = spec.autoSyncMinutes ?? preset.autoSyncMinutes;
   if (!Number.isInteger(autoSyncMinutes) || autoSyncMinutes < 0) throw new Error('autoSyncMinutes must be a non-negative integer');
   return {
@@ -153,6 +170,7 @@ export function createUser(seed: string, n: number, spec: UserSpec, defaultSince
         mac: hash32(seed, 'mac', id).toString(16).toUpperCase().padStart(8, '0') + hash32(seed, 'mac2', id).toString(16).toUpperCase().slice(0, 4).padStart(4, '0'),
         batteryDays: intBetween(rng, 4, 8),
         batteryPhaseMs: Math.floor(rng() * 4 * 86_400_000),
+        ...(spec.batteryPercent !== undefined ? { batteryPercent: spec.batteryPercent } : {}),
       },
     ],
     traits,

@@ -4,7 +4,7 @@ import { heartRateSeconds } from './day.ts';
 import { sessionsForNight } from './sleep.ts';
 import { countSyncs, lastSyncAt } from './sync.ts';
 import { createUser } from './users.ts';
-import { addUser, createWorld, dayTruth, findUser, moveUser, nightTruth, syncUser, viewDay, viewNight } from './world.ts';
+import { addUser, createWorld, dayTruth, findUser, moveUser, nightTruth, syncUser, viewDay, viewDevices, viewNight } from './world.ts';
 import { dayBounds, utcOfLocal } from './zones.ts';
 
 const NOW = Date.parse('2026-11-03T15:00:00Z');
@@ -198,5 +198,28 @@ describe('clock', () => {
     const real = createClock();
     expect(Math.abs(real.now() - Date.now())).toBeLessThan(1000);
     expect(real.isFrozen()).toBe(false);
+  });
+});
+
+describe('per-user options for a cockpit to look at', () => {
+  it('a non-compliant user leaves the watch off on most days, a low battery stays low, and the rest of the user is unchanged', () => {
+    const base = createWorld({ seed: 'alpha', now: NOW, users: [{ id: 'AAAAAA', preset: 'new-york' }, { id: 'BBBBBB', preset: 'sydney' }] });
+    const tuned = createWorld({
+      seed: 'alpha',
+      now: NOW,
+      users: [{ id: 'AAAAAA', preset: 'new-york', notWornRate: 0.6, thinRate: 0.3 }, { id: 'BBBBBB', preset: 'sydney', batteryPercent: 7 }],
+    });
+    const dates = Array.from({ length: 30 }, (_, i) => new Date(NOW - (i + 1) * 86_400_000).toISOString().slice(0, 10));
+    const fullDays = (world: typeof base) => dates.filter((d) => dayTruth(world, world.users[0]!, d, 1).wear === 'full').length;
+    expect(fullDays(base)).toBeGreaterThanOrEqual(15);
+    expect(fullDays(tuned)).toBeLessThanOrEqual(6);
+    const b = tuned.users[1]!;
+    syncUser(tuned, b, NOW - 3_600_000);
+    expect(viewDevices(tuned, b, NOW).map((d) => d.batteryLevel)).toEqual([7]);
+    const { batteryPercent: _, ...device } = b.devices[0]!;
+    expect(device).toEqual(base.users[1]!.devices[0]);
+    expect(b.traits).toEqual(base.users[1]!.traits);
+    expect(() => createWorld({ seed: 'alpha', now: NOW, users: [{ notWornRate: 0.8, thinRate: 0.3 }] })).toThrow('add up to at most 1');
+    expect(() => createWorld({ seed: 'alpha', now: NOW, users: [{ batteryPercent: 0 }] })).toThrow('batteryPercent');
   });
 });

@@ -218,6 +218,7 @@ export interface DeviceView {
 export function viewDevices(world: World, user: WorldUser, now: number): DeviceView[] {
   const synced = lastSync(world, user, now);
   return user.devices.map((device) => {
+    if (device.batteryPercent !== undefined) return { device, lastSyncAt: synced, batteryLevel: device.batteryPercent };
     const cycle = device.batteryDays * 86_400_000;
     const at = synced ?? now;
     const phase = (((at - device.batteryPhaseMs) % cycle) + cycle) % cycle;
