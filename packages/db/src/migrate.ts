@@ -2,11 +2,11 @@ import { Migrator, type Kysely, type Migration, type MigrationResultSet } from '
 import * as initial from './migrations/2026-11-26T00-00-00-initial.ts';
 import * as providerWebhooks from './migrations/2026-11-26T02-00-00-provider-webhooks.ts';
 import * as profileCheckedAt from './migrations/2026-11-27T00-00-00-profile-checked-at.ts';
-import * as deviceSyncTimes from './migrations/2026-12-06T00-00-00-device-sync-times.ts';
 import * as boundedOutbox from './migrations/2026-12-06T00-00-00-bounded-outbox.ts';
-import * as writerLeases from './migrations/2026-12-06T01-00-00-writer-leases.ts';
 import * as deviceBattery from './migrations/2026-12-06T00-00-00-device-battery.ts';
+import * as deviceSyncTimes from './migrations/2026-12-06T00-00-00-device-sync-times.ts';
 import * as coordinators from './migrations/2026-12-06T01-00-00-coordinators.ts';
+import * as writerLeases from './migrations/2026-12-06T01-00-00-writer-leases.ts';
 import * as alerts from './migrations/2026-12-06T02-00-00-alerts.ts';
 
 /**
@@ -17,11 +17,11 @@ export const migrations: Record<string, Migration> = {
   '2026-11-26T00-00-00-initial': initial,
   '2026-11-26T02-00-00-provider-webhooks': providerWebhooks,
   '2026-11-27T00-00-00-profile-checked-at': profileCheckedAt,
-  '2026-12-06T00-00-00-device-sync-times': deviceSyncTimes,
   '2026-12-06T00-00-00-bounded-outbox': boundedOutbox,
-  '2026-12-06T01-00-00-writer-leases': writerLeases,
   '2026-12-06T00-00-00-device-battery': deviceBattery,
+  '2026-12-06T00-00-00-device-sync-times': deviceSyncTimes,
   '2026-12-06T01-00-00-coordinators': coordinators,
+  '2026-12-06T01-00-00-writer-leases': writerLeases,
   '2026-12-06T02-00-00-alerts': alerts,
 };
 
