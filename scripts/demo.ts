@@ -33,9 +33,21 @@ if (provider !== 'google-health' && provider !== 'fitbit') throw new Error('--pr
 const accountKind = provider === 'fitbit' ? 'Fitbit' : 'Google Health';
 
 const presets = ['new-york', 'traveler', 'sydney', 'kolkata'];
+/**
+ * With --serve, some participants give the cockpit something to show: the second and fifth leave
+ * the watch off most days, the third's battery is nearly empty, and the fourth removes fitlamp's
+ * access once caught up (so it must reconnect).
+ */
+const NOT_COMPLIANT = { notWornRate: 0.45, thinRate: 0.35 };
+const role = (i: number) => (!values.serve ? undefined : i === 1 || i === 4 ? 'not compliant' : i === 2 ? 'low battery' : i === 3 ? 'must reconnect' : undefined);
 const participants: StackParticipant[] = Array.from({ length: count }, (_, i) => ({
   id: `U${String(i + 1).padStart(10, '0')}`,
-  user: { id: `FB${String(i + 1).padStart(4, '0')}`, preset: presets[i % presets.length]! },
+  user: {
+    id: `FB${String(i + 1).padStart(4, '0')}`,
+    preset: presets[i % presets.length]!,
+    ...(role(i) === 'not compliant' ? NOT_COMPLIANT : {}),
+    ...(role(i) === 'low battery' ? { batteryPercent: 8 } : {}),
+  },
   provider,
 }));
 
@@ -44,7 +56,14 @@ const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 console.log(`fitlamp demo: ${count} participants on ${accountKind}, ${days} days of backfill (service logs: ${logDir})`);
 
-const stack = await startStack({ participants, backfillDays: days, logDir, seed: 'fitlamp-demo' });
+const stack = await startStack({
+  participants,
+  backfillDays: days,
+  logDir,
+  seed: 'fitlamp-demo',
+  // The cockpit's alerts, evaluated often enough to watch them appear.
+  ...(values.serve ? { serviceEnv: { gateway: { ALERT_EVALUATE_SECONDS: '10' } } } : {}),
+});
 let exitCode = 1;
 try {
   console.log(`  started: simulators, gateway ${stack.gatewayUrl}, scheduler, fetcher, lamp-writer (${elapsed()})`);
@@ -54,7 +73,8 @@ try {
   const walStart = await currentWalLsn(stack.db);
   for (const p of participants) {
     await stack.connect(p);
-    console.log(`  connected ${p.id} (simulated ${accountKind} account ${p.user.id}, ${p.user.preset})`);
+    const r = role(participants.indexOf(p));
+    console.log(`  connected ${p.id} (simulated ${accountKind} account ${p.user.id}, ${p.user.preset}${r ? `; ${r}` : ''})`);
   }
   let lastLine = '';
   const done = await stack.waitUntilCaughtUp({
@@ -100,9 +120,24 @@ try {
   exitCode = duplicates === 0 && counts.total === done.delivered ? 0 : 1;
   if (exitCode !== 0) console.log(`\nUnexpected: ${duplicates} duplicates, ${counts.total} events stored vs ${done.delivered} delivered.`);
   if (values.serve) {
+    const leaving = participants.find((_, i) => role(i) === 'must reconnect');
+    if (leaving) {
+      // The participant removes fitlamp's access at the provider: the next sync's refresh is refused.
+      (provider === 'fitbit' ? stack.fitbit : stack.google!).revokeUser(leaving.user.id);
+      console.log(`\n  ${leaving.id} removed fitlamp's access at ${accountKind}; waiting for the next sync to notice…`);
+      const until = Date.now() + 180_000;
+      let status: string | undefined;
+      while (Date.now() < until) {
+        status = (await stack.db.selectFrom('provider_connections').select('status').where('participant_id', '=', leaving.id).executeTakeFirst())?.status;
+        if (status !== 'connected') break;
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+      console.log(`  ${leaving.id} is ${status ?? 'unknown'}`);
+    }
     console.log(`\nThe coordinator dashboard: ${stack.gatewayUrl}/admin`);
     console.log(`  sign in with user "admin" and password ${stack.adminToken}`);
     console.log('  (the simulators keep running; new data arrives as the simulated watches sync)');
+    console.log('  Open alerts are listed at the top; they are re-evaluated every 10 s.');
     console.log('Press Ctrl-C to stop.');
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

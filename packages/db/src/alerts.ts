@@ -107,11 +107,16 @@ export async function reconcileAlerts(
       .where('closed_at', 'is', null)
       .$if(participantIds.length > 0, (qb) => qb.where('participant_id', 'not in', [...participantIds]))
       .execute();
-    if (participantIds.length === 0) return [];
+    // Only the new ones are inserted: an insert the conflict clause drops still spends an id.
+    const held = new Set(
+      (await trx.selectFrom('alerts').select('participant_id').where('rule', '=', rule).where('closed_at', 'is', null).execute()).map((r) => r.participant_id),
+    );
+    const fresh = participantIds.filter((id) => !held.has(id));
+    if (fresh.length === 0) return [];
     const opened = await trx
       .insertInto('alerts')
       .values(
-        participantIds.map((participantId) => ({
+        fresh.map((participantId) => ({
           participant_id: participantId,
           rule,
           opened_at: options.now,

@@ -1,11 +1,11 @@
 import formbody from '@fastify/formbody';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { acknowledgeAlert } from '@fitlamp/db';
 import type { GatewayDeps } from './app.ts';
 import { signedInAs, studyScopeOf } from './admin-auth.ts';
-import { backLink, isCrossSite, isForm } from './admin-deliveries.ts';
+import { backLink, isForm, refuseCrossSiteFor } from './admin-deliveries.ts';
 import { sendDashboardPage } from './dashboard.ts';
 import { sendError } from './errors.ts';
 import { html, problemPage } from './pages.ts';
@@ -19,18 +19,7 @@ const alertParams = z.object({ alertId: z.string().regex(/^[1-9][0-9]{0,17}$/, '
  */
 export async function registerAdminAlertRoutes(scope: FastifyInstance, deps: Pick<GatewayDeps, 'db' | 'logger'>): Promise<void> {
   const { db, logger } = deps;
-  const refuseCrossSite = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!isCrossSite(request)) return;
-    if (isForm(request)) {
-      return sendDashboardPage(
-        reply,
-        403,
-        'Acknowledgement refused',
-        html`${problemPage('Acknowledgement refused', 'The request did not come from the fitlamp dashboard.', 'Open the dashboard and press Acknowledge there.')}${backLink('/admin')}`,
-      );
-    }
-    return sendError(reply, 403, 'cross_site', 'This acknowledgement came from another site, so it was refused. Open the dashboard at /admin and press Acknowledge there.');
-  };
+  const refuseCrossSite = refuseCrossSiteFor('Acknowledge', 'acknowledgement');
   await scope.register(async (formScope) => {
     await formScope.register(formbody, { bodyLimit: 1024 });
     formScope.withTypeProvider<ZodTypeProvider>().post(

@@ -70,7 +70,7 @@ export function isForm(request: FastifyRequest): boolean {
  * another site makes them submit: refuse POSTs a browser marks as cross-site. API clients
  * (curl, scripts) send neither header and are judged by their bearer token alone.
  */
-export function isCrossSite(request: FastifyRequest): boolean {
+function isCrossSite(request: FastifyRequest): boolean {
   const site = request.headers['sec-fetch-site'];
   if (typeof site === 'string') return site !== 'same-origin' && site !== 'none';
   const origin = request.headers.origin;
@@ -80,6 +80,25 @@ export function isCrossSite(request: FastifyRequest): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * A preValidation hook that refuses, before anything else, a dashboard form post (`button`, as
+ * the page names it; `action`, as a sentence does) another site made the browser send.
+ */
+export function refuseCrossSiteFor(button: string, action: string) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!isCrossSite(request)) return;
+    if (isForm(request)) {
+      return sendDashboardPage(
+        reply,
+        403,
+        `${button} refused`,
+        html`${problemPage(`${button} refused`, 'The request did not come from the fitlamp dashboard.', `Open the dashboard and press ${button} there.`)}${backLink('/admin')}`,
+      );
+    }
+    return sendError(reply, 403, 'cross_site', `This ${action} came from another site, so it was refused. Open the dashboard at /admin and press ${button} there.`);
+  };
 }
 
 export function backLink(to: string): SafeHtml {
@@ -117,19 +136,7 @@ ${status === 'parked' ? parkedTable(batches, '/admin/deliveries', true) : batche
     );
   });
 
-  /** Before anything else, a retry another site made the browser send is refused. */
-  const refuseCrossSite = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!isCrossSite(request)) return;
-    if (isForm(request)) {
-      return sendDashboardPage(
-        reply,
-        403,
-        'Retry refused',
-        html`${problemPage('Retry refused', 'The request did not come from the fitlamp dashboard.', 'Open the dashboard and press Retry there.')}${backLink('/admin')}`,
-      );
-    }
-    return sendError(reply, 403, 'cross_site', 'This retry came from another site, so it was refused. Open the dashboard at /admin and press Retry there.');
-  };
+  const refuseCrossSite = refuseCrossSiteFor('Retry', 'retry');
   /** The dashboard's form gets a page; a JSON client the JSON 400. */
   const retryNotUnderstood = (request: FastifyRequest, reply: FastifyReply) =>
     isForm(request)

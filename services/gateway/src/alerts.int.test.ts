@@ -18,7 +18,8 @@ const days = (n: number) => Array.from({ length: n }, (_, i) => new Date(NOW - (
 describe('alerts', () => {
   let gw: GatewayUnderTest;
   let config: AlertConfig;
-  const logger = createLogger({ name: 'alerts-test', level: 'silent' });
+  const logLines: string[] = [];
+  const logger = createLogger({ name: 'alerts-test', level: 'debug', destination: { write: (line: string) => void logLines.push(line) } });
   const openAlerts = async () =>
     (await gw.db.selectFrom('alerts').select(['id', 'participant_id', 'rule']).where('closed_at', 'is', null).orderBy('participant_id').orderBy('rule').execute()).map(
       (a) => `${a.participant_id}:${a.rule}`,
@@ -60,7 +61,10 @@ describe('alerts', () => {
     const opened = await evaluateAlerts(gw.db, config, NOW + 60_000);
     expect(Object.values(opened).every((n) => n === 0)).toBe(true);
     expect(await openAlerts()).toEqual(expected);
-    expect(await gw.db.selectFrom('alerts').select('id').execute()).toHaveLength(5);
+    const ids = (await gw.db.selectFrom('alerts').select('id').orderBy('id').execute()).map((a) => Number(a.id));
+    // Five rows, and the second round spent no ids on them.
+    expect(ids).toHaveLength(5);
+    expect(ids.at(-1)! - ids[0]!).toBe(4);
     // No webhook is configured: nothing is due.
     expect(await gw.db.selectFrom('alerts').select('id').where('notify_due_at', 'is not', null).execute()).toEqual([]);
   });
@@ -194,6 +198,33 @@ describe('alerts', () => {
         expect(body.text).toBe(`fitlamp alert: participant A-nosync: battery low (since ${new Date(t0).toISOString()}). ${body.alert.url}`);
         for (const secret of [gw.env.ADMIN_TOKEN, gw.env.ENROLLMENT_SECRET, gw.env.TOKEN_ENCRYPTION_KEY, 'seeded-not-a-token', 's3cr3t']) expect(r.body).not.toContain(secret);
       }
+      // Each refusal was logged with its reason, never with the webhook URL (a secret at Slack and Teams).
+      const warnings = logLines.filter((l) => l.includes('alert webhook not accepted'));
+      expect(warnings).toHaveLength(2);
+      expect(warnings[0]).toContain('receiver answered 503');
+      expect(logLines.join('\n')).not.toContain('s3cr3t');
+    });
+
+    it('an unreachable receiver is retried later, and the log names the error, not the URL', async () => {
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const deadUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/hooks/T1/B1/d34dh00k`;
+      await new Promise<void>((resolve) => closed.close(() => resolve()));
+      const t1 = NOW + 10 * DAY;
+      const f = await gw.db.selectFrom('provider_connections').select('id').where('participant_id', '=', 'F-fine').executeTakeFirstOrThrow();
+      await recordDeviceSync(gw.db, f.id, new Date(t1), 5);
+      logLines.length = 0;
+      await runAlertRound(gw.db, { ...config, webhookUrl: deadUrl, noSyncDays: 30 }, logger, t1);
+      const row = await gw.db
+        .selectFrom('alerts')
+        .select(['notify_attempts', 'notify_due_at', 'notified_at', 'notify_last_error'])
+        .where('participant_id', '=', 'F-fine')
+        .where('rule', '=', 'low_battery')
+        .where('closed_at', 'is', null)
+        .executeTakeFirstOrThrow();
+      expect(row).toEqual({ notify_attempts: 1, notify_due_at: new Date(t1 + FIRST_BACKOFF_MS), notified_at: null, notify_last_error: 'request failed: ECONNREFUSED' });
+      expect(logLines.join('\n')).toContain('ECONNREFUSED');
+      expect(logLines.join('\n')).not.toContain('d34dh00k');
     });
   });
 });
