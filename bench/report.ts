@@ -22,6 +22,8 @@ export interface BenchResults {
     quick: boolean;
     command: string;
     seconds?: number;
+    /** Sections a partial `--write` run kept from an earlier run, with that run's date and commit. */
+    carriedOver?: { sections: string[]; date: string; commit: string };
   };
   throughput?: Omit<ThroughputResult, 'stack'>;
   limits?: RawLimits;
@@ -197,7 +199,9 @@ the storage targets are ratios to); the prose at the end comes from \`bench/anal
 | memory | ${m.memoryGb.toFixed(1)} GiB |
 | OS | ${m.platform} |
 | Node | ${m.node} |
-| load average (1/5/15 min) | before ${m.loadBefore.map((l) => l.toFixed(2)).join(' / ')}, after ${m.loadAfter.map((l) => l.toFixed(2)).join(' / ')} |
+| load average (1/5/15 min) | before ${m.loadBefore.map((l) => l.toFixed(2)).join(' / ')}, after ${m.loadAfter.map((l) => l.toFixed(2)).join(' / ')} |${
+    m.carriedOver ? `\n| sections from an earlier run | ${m.carriedOver.sections.join(', ')}: measured ${m.carriedOver.date.slice(0, 10)}, commit ${m.carriedOver.commit} |` : ''
+  }
 | run time | ${m.seconds ? `${f0(m.seconds)} s` : ''} |
 
 This is a shared 2-core development machine: other sessions' test suites ran during the

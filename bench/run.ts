@@ -298,10 +298,22 @@ if (sections.has('freshness')) {
 results.machine.loadAfter = os.loadavg();
 results.machine.seconds = (Date.now() - started) / 1000;
 console.log(`\n${renderTable(results)}`);
+const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'freshness', 'soak'] as const;
 const analysis = () => readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
 if (write) {
-  writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(results, analysis()));
-  writeFileSync(join(repoRoot, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  // A partial run (--sections) replaces the sections it ran and keeps the others of the last run,
+  // saying which and from when.
+  const kept = values.sections && previous && !quick ? SECTION_KEYS.filter((k) => results[k] === undefined && previous[k] !== undefined) : [];
+  const saved: BenchResults =
+    kept.length > 0 && previous
+      ? {
+          ...results,
+          ...Object.fromEntries(kept.map((k) => [k, previous[k]])),
+          machine: { ...results.machine, carriedOver: { sections: kept, date: previous.machine.date, commit: previous.machine.commit } },
+        }
+      : results;
+  writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(saved, analysis()));
+  writeFileSync(join(repoRoot, 'bench/results.json'), `${JSON.stringify(saved, null, 2)}\n`);
   console.log('wrote docs/benchmarks.md and bench/results.json');
 } else if (values['set-baseline'] !== undefined && results.baseline && previous && !values['no-write']) {
   // A baseline run changes only the baseline: the other figures stay those of the last full run.
