@@ -58,6 +58,7 @@ export {
   storeFetchedDays,
   findBatchRecords,
   compactDeliveredEvents,
+  insertChunk,
   type CompactionOutcome,
   type Revision,
   type OutboxRecord,

@@ -122,9 +122,12 @@ function chunkHash(events: readonly ChunkEvent[]): string {
   return hash.digest('base64url').slice(0, 22);
 }
 
-/** Inserts one chunk of a day (events in time order) under the next sequence number. */
-async function insertChunk(
-  trx: Transaction<Database>,
+/**
+ * Inserts one chunk of a day (events in time order) under the next sequence number. Exported for
+ * seeding tests with chunks in any status; the outbox's own paths call it under the participant's lock.
+ */
+export async function insertChunk(
+  trx: Kysely<Database>,
   chunk: { participantId: string; stream: string; day: string; status: RecordStatus; batchId?: string | null; events: ChunkEvent[]; deliveredAt?: Date | null },
 ): Promise<void> {
   const events = [...chunk.events].sort(byTime);

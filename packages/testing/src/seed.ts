@@ -6,6 +6,7 @@
 import { sql, type Kysely } from 'kysely';
 import {
   endConnection,
+  insertChunk,
   markNeedsReconsent,
   markReconnectNeeded,
   markSynced,
@@ -167,26 +168,11 @@ export async function seedChunk(
   db: Kysely<Database>,
   chunk: { participantId: string; stream: string; day: string; status: RecordStatus; batchId?: string | null; events: readonly SeedEvent[] },
 ): Promise<void> {
-  const events = [...chunk.events]
-    .sort((a, b) => a.timestamp - b.timestamp)
-    .map((e) => ({ k: e.key, t: e.timestamp, s: e.sensor ?? 'lamp.steps', d: e.duration ?? null, v: e.data, h: e.hash ?? JSON.stringify(e.data) }));
-  await db
-    .insertInto('event_chunks')
-    .values({
-      participant_id: chunk.participantId,
-      stream: chunk.stream,
-      day: chunk.day,
-      seq: sql<number>`(select coalesce(max(seq), 0) + 1 from event_chunks
-        where participant_id = ${chunk.participantId} and stream = ${chunk.stream} and day = ${chunk.day})`,
-      status: chunk.status,
-      batch_id: chunk.batchId ?? null,
-      event_count: events.length,
-      from_ts: events[0]!.t,
-      content_hash: `seeded-${++keySeq}`,
-      events: JSON.stringify(events),
-      delivered_at: chunk.status === 'delivered' ? new Date() : null,
-    })
-    .execute();
+  await insertChunk(db, {
+    ...chunk,
+    events: chunk.events.map((e) => ({ k: e.key, t: e.timestamp, s: e.sensor ?? 'lamp.steps', d: e.duration ?? null, v: e.data, h: e.hash ?? JSON.stringify(e.data) })),
+    deliveredAt: chunk.status === 'delivered' ? new Date() : null,
+  });
 }
 
 /** Every event in the outbox, optionally of one participant, with its chunk's status and batch, by key. */

@@ -9,7 +9,7 @@ import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
 import { hashCoordinatorToken, issueCoordinatorToken } from './admin-auth.ts';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
-import { loadGatewayEnv } from './env.ts';
+import { loadGatewayEnv, type GatewayEnv } from './env.ts';
 import { createProviders } from '@fitlamp/provider-registry';
 
 const HELP = `Usage:
@@ -151,16 +151,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 2;
   }
 
-  let env;
-  try {
-    env = loadGatewayEnv(io.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      io.stderr(`fitlamp: configuration error: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const env = configOrReport(io);
+  if (!env) return 2;
   if (!createProviders(env)[provider]) {
     io.stderr(`fitlamp: provider "${provider}" is not configured (set its client id and secret)\n`);
     return 2;
@@ -218,16 +210,8 @@ async function addCoordinator(args: string[], studies: string[], io: CliIo): Pro
     io.stderr(`fitlamp: "${bad}" is not a mindLAMP study id\n`);
     return 2;
   }
-  let env;
-  try {
-    env = loadGatewayEnv(io.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      io.stderr(`fitlamp: configuration error: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const env = configOrReport(io);
+  if (!env) return 2;
   const db = createDb(env.DATABASE_URL, { max: 1, applicationName: 'fitlamp-cli' });
   try {
     const token = issueCoordinatorToken();
@@ -248,4 +232,17 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
   });
+}
+
+/** The gateway's configuration, or undefined after reporting what is wrong with it on stderr. */
+function configOrReport(io: CliIo): GatewayEnv | undefined {
+  try {
+    return loadGatewayEnv(io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`fitlamp: configuration error: ${error.message}\n`);
+      return undefined;
+    }
+    throw error;
+  }
 }
