@@ -2,6 +2,7 @@ import { Migrator, type Kysely, type Migration, type MigrationResultSet } from '
 import * as initial from './migrations/2026-11-26T00-00-00-initial.ts';
 import * as providerWebhooks from './migrations/2026-11-26T02-00-00-provider-webhooks.ts';
 import * as profileCheckedAt from './migrations/2026-11-27T00-00-00-profile-checked-at.ts';
+import * as consentBinding from './migrations/2026-12-06T00-00-00-consent-binding.ts';
 
 /**
  * Every migration, in order. Listed statically (not read from a folder) so that they bundle and
@@ -11,6 +12,7 @@ export const migrations: Record<string, Migration> = {
   '2026-11-26T00-00-00-initial': initial,
   '2026-11-26T02-00-00-provider-webhooks': providerWebhooks,
   '2026-11-27T00-00-00-profile-checked-at': profileCheckedAt,
+  '2026-12-06T00-00-00-consent-binding': consentBinding,
 };
 
 function createMigrator(db: Kysely<any>): Migrator {

@@ -17,12 +17,11 @@ import {
 } from '@fitlamp/simulators';
 import {
   adminDatabaseUrl,
-  answerProviderConsent,
+  completeConsent,
   buildIfStale,
   databaseUrl,
   googleSimulatorEnv,
   requestEnrollmentLink,
-  startConsent,
   startProcess,
   testRedisUrl,
   type ServiceProcess,
@@ -400,9 +399,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     },
     async connect(participant, provider = participant.provider ?? 'fitbit') {
       const link = await requestEnrollmentLink(gatewayUrl, adminToken, participant.id, { provider });
-      const authorize = await startConsent(link);
-      const callback = await answerProviderConsent(authorize, { decision: 'allow', user: participant.user.id });
-      const page = await fetch(callback);
+      const page = await completeConsent(link, { decision: 'allow', user: participant.user.id });
       const text = await page.text();
       if (page.status !== 200 || !text.includes('connected')) {
         throw new Error(`connecting ${participant.id} ended on ${page.status}: ${text.slice(0, 300)}`);

@@ -17,7 +17,10 @@ export {
   hiddenFields,
   startConsent,
   answerProviderConsent,
+  finishConsent,
+  completeConsent,
   type ConsentAnswer,
+  type ConsentStart,
 } from './consent.ts';
 export {
   seedParticipant,

@@ -6,6 +6,7 @@ import { createBullBoard } from '@bull-board/api';
 import type { HTTPStatus } from '@bull-board/api/typings/app';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
+import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
@@ -123,7 +124,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
           baseUri: ["'none'"],
         },
       },
-      referrerPolicy: { policy: 'no-referrer' },
+      // Links carry their token in the query: no other site sees them as a referrer. `same-origin`
+      // rather than `no-referrer` so that a same-origin form's `Origin` is not "null" (cross-site.ts).
+      referrerPolicy: { policy: 'same-origin' },
     });
     await pub.register(rateLimit, {
       max: deps.env.PUBLIC_RATE_LIMIT_PER_MINUTE,
@@ -135,6 +138,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       errorResponseBuilder: (_request, context) => ({ statusCode: 429, code: 'rate_limited', message: `retry after ${context.after}` }),
     });
     await pub.register(formbody, { bodyLimit: 8 * 1024 });
+    // The consent cookie binds an OAuth state to the browser that started it (connect.ts).
+    await pub.register(cookie);
     pub.setErrorHandler(
       createErrorHandler({
         badRequest: (reply, status) =>

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@fitlamp/runtime';
-import { answerProviderConsent, serviceTestEnv, startConsent } from '@fitlamp/testing';
+import { answerProviderConsent, finishConsent, serviceTestEnv, startConsent } from '@fitlamp/testing';
 import { signEnrollment } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
 import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
@@ -39,6 +39,8 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
         { id: 'CCCCC3', preset: 'kolkata' },
         { id: 'DDDDD4', preset: 'traveler' },
       ],
+      // Many requests from one address; the limit itself is tested under "gateway options".
+      env: { PUBLIC_RATE_LIMIT_PER_MINUTE: '1000' },
     });
   });
   afterAll(async () => {
@@ -124,7 +126,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(csp).toMatch(/style-src 'sha256-[A-Za-z0-9+/=]+'/);
       expect(csp).toContain(`form-action 'self' ${new URL(gw.env.FITBIT_AUTHORIZE_URL).origin}`);
       expect(csp).toContain("frame-ancestors 'none'");
-      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(res.headers.get('referrer-policy')).toBe('same-origin');
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       expect(res.headers.get('cache-control')).toBe('no-store');
     });
@@ -167,7 +169,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     });
 
     it('starts consent with single-use state and PKCE S256, storing only the state hash and the encrypted verifier', async () => {
-      const location = new URL(await startConsent(await issueLink(gw, 'U1001')));
+      const location = new URL((await startConsent(await issueLink(gw, 'U1001'))).authorizeUrl);
       expect(location.origin + location.pathname).toBe(gw.env.FITBIT_AUTHORIZE_URL);
       const q = location.searchParams;
       expect(q.get('code_challenge_method')).toBe('S256');
@@ -214,7 +216,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const again = await connectThrough(gw, 'fitbit', 'U1002', { decision: 'allow', user: 'AAAAA1' });
       expect(again.status).toBe(200);
       const before = (await connection(gw, 'U1002'))!;
-      const replay = await fetch(again.callbackUrl);
+      const replay = await fetch(again.callbackUrl, { headers: { cookie: again.cookie } });
       expect(replay.status).toBe(400);
       expect(await replay.text()).toContain('This sign-in has expired or was already used');
       expect((await connection(gw, 'U1002'))!.token_version).toBe(before.token_version);
@@ -223,9 +225,9 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(unknown.status).toBe(400);
       expect((await fetch(`${gw.base}/oauth/fitbit/callback?code=abc`)).status).toBe(400);
 
-      const authorize = await startConsent(await issueLink(gw, 'U1003'));
+      const start = await startConsent(await issueLink(gw, 'U1003'));
       await gw.db.updateTable('oauth_states').set({ expires_at: new Date(Date.now() - 1000) }).where('participant_id', '=', 'U1003').execute();
-      const expired = await fetch(await answerProviderConsent(authorize, { decision: 'allow', user: 'BBBBB2' }));
+      const expired = await finishConsent(start, await answerProviderConsent(start.authorizeUrl, { decision: 'allow', user: 'BBBBB2' }));
       expect(expired.status).toBe(400);
       expect(await connection(gw, 'U1003')).toBeUndefined();
     });
@@ -256,6 +258,84 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(await cursors(gw, 'U1003')).toEqual(ALL_STREAMS.filter((s) => !['heart_rate', 'resting_heart_rate', 'sleep', 'hrv'].includes(s)));
       const zone = await gw.db.selectFrom('participant_time_zones').select('zone').where('participant_id', '=', 'U1003').executeTakeFirst();
       expect(zone?.zone).toBe('Australia/Sydney');
+    });
+  });
+
+  describe('consent bound to the browser that started it', () => {
+    const post = (headers: Record<string, string>, t: string) =>
+      fetch(`${gw.base}/connect/fitbit`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: new URLSearchParams({ t }).toString(),
+        redirect: 'manual',
+      });
+    const statesOf = async (participantId: string) =>
+      (await gw.db.selectFrom('oauth_states').select('state_hash').where('participant_id', '=', participantId).execute()).length;
+
+    it('sets an HttpOnly, SameSite=Lax consent cookie; plain over http, __Host- and Secure over https', async () => {
+      const t = new URL(await issueLink(gw, 'U1001')).searchParams.get('t')!;
+      const plain = await post({}, t);
+      expect(plain.status).toBe(303);
+      const [cookie] = plain.headers.getSetCookie();
+      expect(cookie).toMatch(/^fitlamp-consent-fitbit=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; HttpOnly; SameSite=Lax$/);
+      const httpBase = gw.env.PUBLIC_BASE_URL;
+      gw.env.PUBLIC_BASE_URL = 'https://fitlamp.example.org';
+      try {
+        const secure = await post({}, t);
+        expect(secure.status).toBe(303);
+        const [hostCookie] = secure.headers.getSetCookie();
+        expect(hostCookie).toMatch(/^__Host-fitlamp-consent-fitbit=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+        expect(hostCookie).not.toMatch(/Domain=/i);
+      } finally {
+        gw.env.PUBLIC_BASE_URL = httpBase;
+      }
+    });
+
+    it('refuses a callback without the cookie, or with another browser’s, leaving the state to its own browser', async () => {
+      const mine = await startConsent(await issueLink(gw, 'U1003'));
+      const theirs = await startConsent(await issueLink(gw, 'U1003'));
+      const callback = await answerProviderConsent(mine.authorizeUrl, { decision: 'allow', user: 'BBBBB2' });
+      const before = await connection(gw, 'U1003');
+      const wrong: Array<Record<string, string>> = [{}, { cookie: theirs.cookie }, { cookie: `${mine.cookie.split('=')[0]}=${'x'.repeat(43)}` }];
+      for (const headers of wrong) {
+        const res = await fetch(callback, { headers });
+        expect(res.status).toBe(400);
+        expect(await res.text()).toContain('only in the browser that started it');
+        expect(await connection(gw, 'U1003')).toEqual(before);
+      }
+      // The browser that started it still finishes, once.
+      const res = await finishConsent(mine, callback);
+      expect(res.status).toBe(200);
+      expect(res.headers.getSetCookie().join()).toMatch(/^fitlamp-consent-fitbit=; Max-Age=0; Path=\/;.* HttpOnly; SameSite=Lax$/);
+      expect((await connection(gw, 'U1003'))!.provider_user_id).toBe('BBBBB2');
+    });
+
+    it('refuses cross-site form posts (Origin, Sec-Fetch-Site) with a page, starting nothing', async () => {
+      // An earlier test removed U1007 from mindLAMP.
+      gw.lampSim.store.participants.set('U1007', 'S1');
+      const t = new URL(await issueLink(gw, 'U1007')).searchParams.get('t')!;
+      const crossSite: Array<Record<string, string>> = [
+        { origin: 'http://attacker.example' },
+        { origin: 'null' },
+        { origin: `${gw.base}.attacker.example` },
+        { 'sec-fetch-site': 'cross-site' },
+        { 'sec-fetch-site': 'same-site' },
+        { origin: gw.base, 'sec-fetch-site': 'cross-site' },
+      ];
+      // Where Sec-Fetch-Site is sent it decides; a same-origin form's Origin may be "null".
+      for (const headers of crossSite) {
+        const res = await post(headers, t);
+        expect(res.status).toBe(403);
+        expect(res.headers.get('content-type')).toMatch(/text\/html/);
+        expect(res.headers.getSetCookie()).toEqual([]);
+        expect(await res.text()).toContain('This request came from another website');
+      }
+      expect(await statesOf('U1007')).toBe(0);
+      const sameOrigin: Array<Record<string, string>> = [{ origin: gw.base, 'sec-fetch-site': 'same-origin' }, { origin: 'null', 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}];
+      for (const headers of sameOrigin) {
+        expect((await post(headers, t)).status).toBe(303);
+      }
+      expect(await statesOf('U1007')).toBe(4);
     });
   });
 
@@ -347,11 +427,12 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     it('never logs a token, code, verifier, state, secret or signature, nor puts one in a job', async () => {
       gw.logs.length = 0;
       const link = await issueLink(gw, 'U1006');
-      const authorize = await startConsent(link);
+      const start = await startConsent(link);
+      const authorize = start.authorizeUrl;
       const callback = await answerProviderConsent(authorize, { decision: 'allow', user: 'CCCCC3' });
-      const res = await fetch(callback);
+      const res = await finishConsent(start, callback);
       expect(res.status).toBe(200);
-      await fetch(callback); // a replay, logged as a warning
+      await finishConsent(start, callback); // a replay, logged as a warning
       await fetch(`${gw.base}/admin/participants/U1006/connection`, { method: 'DELETE', headers: gw.admin });
 
       const stateRows = await gw.db.selectFrom('oauth_states').select('code_verifier_enc').execute();
@@ -367,6 +448,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
         new URL(authorize).searchParams.get('state')!,
         new URL(authorize).searchParams.get('code_challenge')!,
         new URL(callback).searchParams.get('code')!,
+        start.cookie.split('=')[1]!,
         ...stateRows.map((r) => gw.cipher.decrypt(r.code_verifier_enc)),
         ...gw.fitbit.state.accessTokens.keys(),
         ...gw.fitbit.state.refreshTokens.keys(),

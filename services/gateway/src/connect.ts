@@ -25,6 +25,7 @@ import {
   signEnrollment,
   verifyEnrollment,
 } from './enrollment.ts';
+import { createCrossSiteGuard } from './cross-site.ts';
 import { retireSupersededConnections } from './reconsent.ts';
 import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from './pages.ts';
 
@@ -32,6 +33,17 @@ import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from '.
 const OAUTH_STATE_TTL_MS = 10 * 60_000;
 /** A "try again" link made on the participant's behalf lives one hour. */
 const RETRY_LINK_TTL_MS = 60 * 60_000;
+
+/**
+ * The cookie binding a consent to the browser that started it (RFC 9700 §4.7.1), one per
+ * provider. HttpOnly, SameSite=Lax (the provider's redirect back is a top-level GET, which Lax
+ * lets through), Path=/. Over https a `__Host-` cookie, which browsers accept only when Secure,
+ * host-only and Path=/; over plain http (local trials) the same without Secure and the prefix.
+ */
+export function consentCookie(publicBaseUrl: string, provider: ProviderName): { name: string; secure: boolean } {
+  const secure = new URL(publicBaseUrl).protocol === 'https:';
+  return { name: `${secure ? '__Host-' : ''}fitlamp-consent-${provider}`, secure };
+}
 
 function first(value: unknown): unknown {
   return Array.isArray(value) ? value[0] : value;
@@ -71,11 +83,15 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
   const { env, db, cipher, lamp, logger } = deps;
   const studyName = env.STUDY_NAME;
   const redirectUriFor = (provider: ProviderName) => `${env.PUBLIC_BASE_URL.replace(/\/+$/, '')}/oauth/${provider}/callback`;
-  const retryLink = (provider: ProviderName, participantId: string) =>
+  /**
+   * A link to try again, issued as the one that started the attempt (`issuedAt`): a retry must not
+   * gain the right to replace an account that the original link did not have.
+   */
+  const retryLink = (provider: ProviderName, participantId: string, issuedAt: number | undefined) =>
     enrollmentUrl(
       env.PUBLIC_BASE_URL,
       provider,
-      signEnrollment(env.ENROLLMENT_SECRET, { participantId, provider, expiresAt: Date.now() + RETRY_LINK_TTL_MS }),
+      signEnrollment(env.ENROLLMENT_SECRET, { participantId, provider, expiresAt: Date.now() + RETRY_LINK_TTL_MS, issuedAt }),
     );
 
   const providerNamed = (name: string): Provider | undefined =>
@@ -114,7 +130,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       'Link expired',
       problemPage(
         'This sign-in has expired or was already used',
-        `We could not match this answer from ${provider.displayName} to a connection in progress. Each attempt works once, for 10 minutes.`,
+        `We could not match this answer from ${provider.displayName} to a connection in progress. Each attempt works once, for 10 minutes, and only in the browser that started it.`,
         'Open the link from the study team again to start over.',
       ),
     );
@@ -124,10 +140,11 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
     provider: Provider,
     input: { t?: string | undefined; user_id?: string | undefined },
     reply: FastifyReply,
-  ): Promise<{ participantId: string; fields: Record<string, string> } | undefined> {
+  ): Promise<{ participantId: string; fields: Record<string, string>; issuedAt: number | undefined } | undefined> {
     const { t, user_id: unsignedId } = input;
     let participantId: string;
     let fields: Record<string, string>;
+    let issuedAt: number | undefined;
     if (t !== undefined) {
       const check = verifyEnrollment(env.ENROLLMENT_SECRET, t, provider.name);
       if (!check.ok) {
@@ -148,6 +165,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
         return undefined;
       }
       participantId = check.claims.participantId;
+      issuedAt = check.claims.issuedAt;
       fields = { t };
     } else if (unsignedId !== undefined && env.ALLOW_UNSIGNED_ENROLLMENT) {
       // The prototype's `?user_id=` links, kept only where a study opted in.
@@ -187,7 +205,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       }
       return undefined;
     }
-    return { participantId, fields };
+    return { participantId, fields, issuedAt };
   }
 
   /** What both enrollment-link routes check before their handler. */
@@ -215,10 +233,27 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
     );
   });
 
-  app.post('/connect/:provider', { schema: { params: providerParams, body: enrollmentInput }, ...linkChecks }, async (request, reply) => {
+  const crossSite = createCrossSiteGuard(
+    () => env.PUBLIC_BASE_URL,
+    (reply) =>
+      sendPage(
+        reply,
+        403,
+        'Request refused',
+        problemPage(
+          'This request came from another website',
+          'Connecting an account must start from the link the study team sent you, not from another site.',
+          'Open the link from the study team directly in your browser.',
+        ),
+      ),
+  );
+
+  app.post('/connect/:provider', { schema: { params: providerParams, body: enrollmentInput }, onRequest: crossSite, ...linkChecks }, async (request, reply) => {
     const provider = providerOf(request);
     const who = await participantFromLink(provider, request.body, reply);
     if (!who) return reply;
+    const nonce = randomToken(32);
+    const cookie = consentCookie(env.PUBLIC_BASE_URL, provider.name);
     const state = randomToken(32);
     const { verifier, challenge } = createPkcePair();
     const scopes = provider.scopesFor(provider.streams);
@@ -229,11 +264,16 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       provider: provider.name,
       codeVerifierEnc: cipher.encrypt(verifier),
       scopesRequested: scopes,
+      browserNonceHash: sha256Hex(nonce),
+      linkIssuedAt: who.issuedAt !== undefined ? new Date(who.issuedAt) : null,
       expiresAt: new Date(Date.now() + OAUTH_STATE_TTL_MS),
     });
     logger.info({ participantId: who.participantId, provider: provider.name }, 'consent started');
     const target = provider.authorizationUrl({ redirectUri: redirectUriFor(provider.name), state, codeChallenge: challenge, scopes });
-    return reply.header('cache-control', 'no-store').redirect(target, 303);
+    return reply
+      .setCookie(cookie.name, nonce, { httpOnly: true, sameSite: 'lax', secure: cookie.secure, path: '/', maxAge: OAUTH_STATE_TTL_MS / 1000 })
+      .header('cache-control', 'no-store')
+      .redirect(target, 303);
   });
 
   app.get(
@@ -246,13 +286,22 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
     async (request, reply) => {
       const provider = providerOf(request);
       const query = request.query;
-      const stateRow = await consumeOauthState(db, sha256Hex(query.state), provider.name);
-      if (!stateRow) {
-        logger.warn({ provider: provider.name }, 'oauth callback with unknown, expired or used state');
+      const cookie = consentCookie(env.PUBLIC_BASE_URL, provider.name);
+      const nonce = request.cookies[cookie.name];
+      if (!nonce) {
+        logger.warn({ provider: provider.name }, 'oauth callback without the consent cookie: not the browser that started');
         return signInExpired(reply, provider);
       }
+      const stateRow = await consumeOauthState(db, sha256Hex(query.state), provider.name, sha256Hex(nonce));
+      if (!stateRow) {
+        logger.warn({ provider: provider.name }, 'oauth callback with unknown, expired or used state, or another browser’s');
+        return signInExpired(reply, provider);
+      }
+      // The nonce is spent with its state: whatever happens next, this attempt is over.
+      reply.clearCookie(cookie.name, { httpOnly: true, sameSite: 'lax', secure: cookie.secure, path: '/' });
       const participantId = stateRow.participant_id;
-      const retryUrl = retryLink(provider.name, participantId);
+      const linkIssuedAt = stateRow.link_issued_at?.getTime();
+      const retryUrl = retryLink(provider.name, participantId, linkIssuedAt);
       const { code, error } = query;
 
       if (error !== undefined || code === undefined) {

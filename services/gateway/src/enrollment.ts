@@ -6,9 +6,11 @@ import type { ProviderName } from '@fitlamp/provider';
 
 /**
  * Enrollment links: `<PUBLIC_BASE_URL>/connect/<provider>?t=<payload>.<signature>`, where the
- * payload is base64url JSON `{v, p: participant id, r: provider, e: expiry (epoch seconds)}` and
- * the signature an HMAC-SHA256 of it under `ENROLLMENT_SECRET`. Nothing is stored per link: any
- * change to the payload breaks the signature, and the expiry is inside it.
+ * payload is base64url JSON `{v, p: participant id, r: provider, e: expiry (epoch seconds),
+ * i: issued at (epoch ms)}` and the signature an HMAC-SHA256 of it under `ENROLLMENT_SECRET`.
+ * Nothing is stored per link: any change to the payload breaks the signature, and the expiry is
+ * inside it. The issue time decides whether the link may replace a connected account: only a
+ * link issued after the connection was made may (links from before `i` existed may not).
  */
 
 const PURPOSE = 'fitlamp-enrollment-v1';
@@ -20,12 +22,20 @@ export interface EnrollmentClaims {
   provider: ProviderName;
   /** UTC epoch ms. */
   expiresAt: number;
+  /** UTC epoch ms; absent on links made before links carried it. */
+  issuedAt?: number | undefined;
 }
 
 /** Makes the `t` value of an enrollment link. */
 export function signEnrollment(secret: string, claims: EnrollmentClaims): string {
   const payload = Buffer.from(
-    JSON.stringify({ v: 1, p: claims.participantId, r: claims.provider, e: Math.floor(claims.expiresAt / 1000) }),
+    JSON.stringify({
+      v: 1,
+      p: claims.participantId,
+      r: claims.provider,
+      e: Math.floor(claims.expiresAt / 1000),
+      ...(claims.issuedAt !== undefined ? { i: claims.issuedAt } : {}),
+    }),
   ).toString('base64url');
   return `${payload}.${sign(secret, `${PURPOSE}.${payload}`)}`;
 }
@@ -41,18 +51,25 @@ export function verifyEnrollment(secret: string, token: string, provider: Provid
   if (dot <= 0 || token.length > 1024) return { ok: false, reason: 'invalid' };
   const payload = token.slice(0, dot);
   if (!verifySignature(secret, `${PURPOSE}.${payload}`, token.slice(dot + 1))) return { ok: false, reason: 'invalid' };
-  let body: { v?: unknown; p?: unknown; r?: unknown; e?: unknown };
+  let body: { v?: unknown; p?: unknown; r?: unknown; e?: unknown; i?: unknown };
   try {
     body = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof body;
   } catch {
     return { ok: false, reason: 'invalid' };
   }
-  if (body.v !== 1 || typeof body.p !== 'string' || !PARTICIPANT_ID.test(body.p) || body.r !== provider || typeof body.e !== 'number') {
+  if (
+    body.v !== 1 ||
+    typeof body.p !== 'string' ||
+    !PARTICIPANT_ID.test(body.p) ||
+    body.r !== provider ||
+    typeof body.e !== 'number' ||
+    (body.i !== undefined && !Number.isSafeInteger(body.i))
+  ) {
     return { ok: false, reason: 'invalid' };
   }
   const expiresAt = body.e * 1000;
   if (expiresAt <= now) return { ok: false, reason: 'expired', expiresAt };
-  return { ok: true, claims: { participantId: body.p, provider, expiresAt } };
+  return { ok: true, claims: { participantId: body.p, provider, expiresAt, issuedAt: body.i as number | undefined } };
 }
 
 /** The link for a participant, under the gateway's public URL. */
@@ -119,7 +136,7 @@ export async function issueEnrollment(
   await checkLampParticipant(deps.lamp, input.participantId);
   await upsertParticipant(deps.db, input.participantId);
   const expiresAt = now + (input.expiresInHours ?? deps.defaultTtlHours) * 3_600_000;
-  const token = signEnrollment(deps.enrollmentSecret, { participantId: input.participantId, provider: input.provider, expiresAt });
+  const token = signEnrollment(deps.enrollmentSecret, { participantId: input.participantId, provider: input.provider, expiresAt, issuedAt: now });
   return {
     participantId: input.participantId,
     provider: input.provider,

@@ -145,7 +145,8 @@ describe('failures on the server', () => {
   });
 
   it("answers a participant's page and the dashboard with a page that says what to do, never the cause", async () => {
-    const callback = await gw.inject(`/oauth/fitbit/callback?state=${'s'.repeat(43)}&code=abc`);
+    // With a consent cookie, so that the callback reaches the database.
+    const callback = await gw.inject(`/oauth/fitbit/callback?state=${'s'.repeat(43)}&code=abc`, { headers: { cookie: `fitlamp-consent-fitbit=${'n'.repeat(43)}` } });
     expect(callback.status).toBe(500);
     const page = await callback.text();
     expect(page).toContain('Something went wrong on our side');

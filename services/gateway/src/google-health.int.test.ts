@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { answerProviderConsent, startConsent, testRedisUrl } from '@fitlamp/testing';
+import { completeConsent, startConsent, testRedisUrl } from '@fitlamp/testing';
 import { MIGRATED_REASON_PREFIX } from './reconsent.ts';
 import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
@@ -58,7 +58,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(text).toContain('<form method="post" action="/connect/google-health">');
       expect(page.headers.get('content-security-policy')).toMatch(new RegExp(`form-action 'self'[^;]* ${new URL(gw.googleUrl!).origin}`));
 
-      const location = new URL(await startConsent(link));
+      const location = new URL((await startConsent(link)).authorizeUrl);
       expect(location.origin + location.pathname).toBe(gw.env.GOOGLE_AUTHORIZE_URL);
       const q = location.searchParams;
       expect(q.get('access_type')).toBe('offline');
@@ -112,7 +112,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(denied.status).toBe(200);
       expect(denied.text).toContain('Google Health was not connected');
       expect(await connectionOf(gw, 'G3', 'google-health')).toBeUndefined();
-      expect((await fetch(denied.callbackUrl)).status).toBe(400);
+      expect((await fetch(denied.callbackUrl, { headers: { cookie: denied.cookie } })).status).toBe(400);
       const fitbitLink = new URL(await issueLink(gw, 'G3'));
       const crossed = await fetch(`${gw.base}/connect/google-health?t=${fitbitLink.searchParams.get('t')}`);
       expect(crossed.status).toBe(400);
@@ -165,7 +165,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       try {
         // G4 re-consents with their own Google account (same person, same participant).
         const g4 = links.find((l) => l.participantId === 'G4')!;
-        const page = await fetch(await answerProviderConsent(await startConsent(g4.url), { decision: 'allow', user: 'CCCCC3' }));
+        const page = await completeConsent(g4.url, { decision: 'allow', user: 'CCCCC3' });
         expect(page.status).toBe(200);
         const legacy4 = (await connectionOf(gw, 'G4', 'fitbit'))!;
         expect(legacy4.status).toBe('disconnected');

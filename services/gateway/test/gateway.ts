@@ -26,6 +26,7 @@ import {
 import {
   answerProviderConsent,
   createTestDatabase,
+  finishConsent,
   googleSimulatorEnv,
   requestEnrollmentLink,
   serviceTestEnv,
@@ -254,10 +255,10 @@ export async function connectThrough(
   provider: 'fitbit' | 'google-health',
   participantId: string,
   answer: ConsentAnswer = { decision: 'allow' },
-): Promise<{ status: number; text: string; callbackUrl: string; authorizeUrl: string }> {
+): Promise<{ status: number; text: string; callbackUrl: string; authorizeUrl: string; cookie: string }> {
   const link = await issueLink(gw, participantId, { provider });
-  const authorizeUrl = await startConsent(link);
-  const callbackUrl = await answerProviderConsent(authorizeUrl, answer);
-  const res = await fetch(callbackUrl);
-  return { status: res.status, text: await res.text(), callbackUrl, authorizeUrl };
+  const start = await startConsent(link);
+  const callbackUrl = await answerProviderConsent(start.authorizeUrl, answer);
+  const res = await finishConsent(start, callbackUrl);
+  return { status: res.status, text: await res.text(), callbackUrl, authorizeUrl: start.authorizeUrl, cookie: start.cookie };
 }
