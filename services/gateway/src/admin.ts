@@ -78,7 +78,7 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
     try {
       const issued = await issueEnrollment(enrollmentDeps(), { participantId, provider, expiresInHours });
       logger.info({ participantId, provider, expiresAt: issued.expiresAt }, 'enrollment link issued');
-      return reply.code(201).send({ url: issued.url, expiresAt: issued.expiresAt });
+      return reply.code(201).send({ url: issued.url, expiresAt: issued.expiresAt, ...(issued.warning ? { warning: issued.warning } : {}) });
     } catch (error) {
       if (!(error instanceof EnrollmentError)) throw error;
       const status = error.code === 'participant_not_found' ? 404 : error.code === 'lamp_rejected' ? 502 : 503;

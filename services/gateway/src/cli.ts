@@ -153,6 +153,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           { participantId, provider, expiresInHours },
         );
         io.stdout(`${csvCell(participantId)},${csvCell(issued.url)},${issued.expiresAt}\n`);
+        if (issued.warning) io.stderr(`${participantId}: warning: ${issued.warning}\n`);
       } catch (error) {
         failures += 1;
         const message = error instanceof EnrollmentError ? error.message : `failed: ${(error as Error).message}`;

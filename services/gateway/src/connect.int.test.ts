@@ -32,12 +32,14 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
   let gw: TestGateway;
   beforeAll(async () => {
     gw = await startTestGateway({
-      participants: ['U1001', 'U1002', 'U1003', 'U1004', 'U1005', 'U1006', 'U1007'],
+      participants: ['U1001', 'U1002', 'U1003', 'U1004', 'U1005', 'U1006', 'U1007', 'U1008'],
       fitbitUsers: [
         { id: 'AAAAA1', preset: 'new-york' },
         { id: 'BBBBB2', preset: 'sydney' },
         { id: 'CCCCC3', preset: 'kolkata' },
         { id: 'DDDDD4', preset: 'traveler' },
+        { id: 'EEEEE5', preset: 'new-york' },
+        { id: 'FFFFF6', preset: 'new-york' },
       ],
       // Many requests from one address; the limit itself is tested under "gateway options".
       env: { PUBLIC_RATE_LIMIT_PER_MINUTE: '1000' },
@@ -423,6 +425,63 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     });
   });
 
+  describe('links cannot take over a connection', () => {
+    const consent = async (link: string, answer: { decision: 'allow' | 'deny'; user?: string }) => {
+      const start = await startConsent(link);
+      const res = await finishConsent(start, await answerProviderConsent(start.authorizeUrl, answer));
+      return { status: res.status, text: await res.text() };
+    };
+
+    it('the link that made a connection, and its retry links, cannot replace its account; the same account reconnects', async () => {
+      const link = await issueLink(gw, 'U1008');
+      expect((await consent(link, { decision: 'allow', user: 'EEEEE5' })).status).toBe(200);
+      const connected = (await connection(gw, 'U1008'))!;
+      expect(connected.provider_user_id).toBe('EEEEE5');
+
+      const takeover = await consent(link, { decision: 'allow', user: 'FFFFF6' });
+      expect(takeover.status).toBe(409);
+      expect(takeover.text).toContain('is already connected to another Fitbit account');
+      expect(takeover.text).toContain('ask the study team for a new link');
+      expect(await connection(gw, 'U1008')).toEqual(connected);
+      // The grant it obtained went back to Fitbit; the connected account's is untouched.
+      expect(gw.fitbit.state.activeRefresh.has('FFFFF6')).toBe(false);
+      expect(gw.fitbit.state.refreshTokens.get(gw.cipher.decrypt(connected.refresh_token_enc!))?.status).toBe('active');
+
+      // A denial's "try again" link is no newer than the link it came from.
+      const denied = await consent(link, { decision: 'deny' });
+      const retry = /href="([^"]+)" id="retry"/.exec(denied.text)![1]!.replace(/&amp;/g, '&');
+      expect((await consent(retry, { decision: 'allow', user: 'FFFFF6' })).status).toBe(409);
+      expect((await connection(gw, 'U1008'))!.provider_user_id).toBe('EEEEE5');
+
+      const same = await consent(link, { decision: 'allow', user: 'EEEEE5' });
+      expect(same.status).toBe(200);
+      expect((await connection(gw, 'U1008'))!).toMatchObject({ provider_user_id: 'EEEEE5', token_version: connected.token_version + 1 });
+    });
+
+    it('a fresh link from an administrator, who is warned, can replace it', async () => {
+      const issued = await fetch(`${gw.base}/admin/enrollments`, {
+        method: 'POST',
+        headers: { ...gw.admin, 'content-type': 'application/json' },
+        body: JSON.stringify({ participantId: 'U1008', provider: 'fitbit' }),
+      });
+      expect(issued.status).toBe(201);
+      const body = (await issued.json()) as { url: string; warning?: string };
+      expect(body.warning).toMatch(/^participant "U1008" is connected to a fitbit account: a link issued now can replace it/);
+      const noWarning = (await (
+        await fetch(`${gw.base}/admin/enrollments`, { method: 'POST', headers: { ...gw.admin, 'content-type': 'application/json' }, body: JSON.stringify({ participantId: 'U1001', provider: 'fitbit' }) })
+      ).json()) as { warning?: string };
+      expect(noWarning.warning).toBeUndefined();
+      const dashboard = await (await fetch(`${gw.base}/admin/participants/U1008`, { headers: gw.admin })).text();
+      expect(dashboard).toContain('id="replace-warning-fitbit"');
+
+      const before = (await connection(gw, 'U1008'))!;
+      const replaced = await consent(body.url, { decision: 'allow', user: 'FFFFF6' });
+      expect(replaced.status).toBe(200);
+      expect((await connection(gw, 'U1008'))!.provider_user_id).toBe('FFFFF6');
+      expect(gw.fitbit.state.refreshTokens.get(gw.cipher.decrypt(before.refresh_token_enc!))?.status).toBe('revoked');
+    });
+  });
+
   describe('security', () => {
     it('never logs a token, code, verifier, state, secret or signature, nor puts one in a job', async () => {
       gw.logs.length = 0;
@@ -498,6 +557,12 @@ describe('gateway options', () => {
     } finally {
       await gw.close();
     }
+  });
+
+  it('refuses ALLOW_UNSIGNED_ENROLLMENT in production', () => {
+    const env = serviceTestEnv({ NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://fitlamp.example.org', ALLOW_UNSIGNED_ENROLLMENT: 'true' });
+    expect(() => loadGatewayEnv(env)).toThrow(/ALLOW_UNSIGNED_ENROLLMENT is refused when NODE_ENV=production/);
+    expect(loadGatewayEnv({ ...env, NODE_ENV: 'development' }).ALLOW_UNSIGNED_ENROLLMENT).toBe(true);
   });
 
   it('refuses to start in production with a non-https PUBLIC_BASE_URL', () => {

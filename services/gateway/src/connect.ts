@@ -370,7 +370,24 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
         scopes,
         account,
         streams: granted,
+        linkIssuedAt,
       });
+
+      if (outcome.kind === 'replace_refused') {
+        logger.warn({ participantId, provider: provider.name }, 'consent refused: an older link may not replace the connected account');
+        // Nothing of this grant is kept: it goes back to the provider.
+        await revokeGrant(deps, provider, participantId, grant.refreshToken ?? grant.accessToken);
+        return sendPage(
+          reply,
+          409,
+          'Already connected',
+          problemPage(
+            `Participant "${participantId}" is already connected to another ${provider.displayName} account`,
+            `This link cannot replace the ${provider.displayName} account that is connected, so nothing was changed and the account you signed in with was not connected.`,
+            `If the participant now uses a different ${provider.displayName} account, please ask the study team for a new link.`,
+          ),
+        );
+      }
 
       if (outcome.kind === 'taken') {
         logger.warn({ participantId, provider: provider.name, owner: outcome.ownerParticipantId }, 'account already connected to another participant');
@@ -406,8 +423,27 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
   );
 }
 
-/** What storing a grant came to: connected (with the connection it replaced), or the account is another participant's. */
-type ConnectOutcome = { kind: 'connected'; previous: ProviderConnection | undefined } | { kind: 'taken'; ownerParticipantId: string };
+/**
+ * What storing a grant came to: connected (with the connection it replaced); the account is
+ * another participant's; or the link is older than the participant's connection to another
+ * account, which it may not replace.
+ */
+type ConnectOutcome =
+  | { kind: 'connected'; previous: ProviderConnection | undefined }
+  | { kind: 'taken'; ownerParticipantId: string }
+  | { kind: 'replace_refused' };
+
+/**
+ * Whether a consent started from a link issued at `linkIssuedAt` may replace `previous`'s account:
+ * only a link issued after that connection was made, so only by an administrator who chose to
+ * (the dashboard warns). The link that made a connection, its "try again" links, unsigned links
+ * and links from before links carried their issue time (`undefined`) may not: anyone holding one
+ * could otherwise swap in their own account. The same account may always reconnect.
+ */
+export function mayReplaceAccount(previous: ProviderConnection | undefined, providerUserId: string, linkIssuedAt: number | undefined): boolean {
+  if (!previous?.provider_user_id || previous.provider_user_id === providerUserId) return true;
+  return linkIssuedAt !== undefined && linkIssuedAt > (previous.connected_at?.getTime() ?? 0);
+}
 
 /**
  * Stores a fresh grant in one transaction: participant, connection (tokens encrypted, version
@@ -424,6 +460,8 @@ async function storeGrant(
     scopes: readonly string[];
     account: AccountInfo | undefined;
     streams: readonly StreamName[];
+    /** When the link that started this consent was issued (see {@link mayReplaceAccount}). */
+    linkIssuedAt: number | undefined;
   },
 ): Promise<ConnectOutcome> {
   const { cipher } = deps;
@@ -451,6 +489,7 @@ async function storeGrant(
       return { kind: 'taken', ownerParticipantId: owner.participant_id };
     }
     const previous = await findConnection(trx, participantId, provider.name);
+    if (!mayReplaceAccount(previous, providerUserId, input.linkIssuedAt)) return { kind: 'replace_refused' };
     await upsertParticipant(trx, participantId);
     await saveConnectedTokens(trx, { ...tokens, participantId });
     if (input.account?.timeZone) await recordTimeZone(trx, participantId, input.account.timeZone, `${provider.name}-profile`);
@@ -474,13 +513,18 @@ async function revokeReplaced(
   if (!previous || previous.provider_user_id === providerUserId) return;
   const stored = previous.refresh_token_enc ?? previous.access_token_enc;
   if (!stored) return;
+  await revokeGrant(deps, provider, previous.participant_id, deps.cipher.decrypt(stored));
+}
+
+/** Revokes a grant fitlamp does not keep, at the provider; a failure is logged, not thrown. */
+async function revokeGrant(deps: GatewayDeps, provider: Provider, participantId: string, token: string): Promise<void> {
   try {
-    await provider.revokeToken(deps.cipher.decrypt(stored));
-    deps.logger.info({ participantId: previous.participant_id, provider: provider.name }, 'revoked the replaced account’s tokens');
+    await provider.revokeToken(token);
+    deps.logger.info({ participantId, provider: provider.name }, 'revoked tokens fitlamp does not keep');
   } catch (err) {
     deps.logger.warn(
-      { participantId: previous.participant_id, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' },
-      'could not revoke the replaced tokens',
+      { participantId, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' },
+      'could not revoke tokens fitlamp does not keep',
     );
   }
 }

@@ -16,7 +16,7 @@ import {
 import { addDays, localDayAt } from '@fitlamp/provider';
 import type { GatewayDeps } from './app.ts';
 import { DAY_STATUSES, loadDayLedger, type DayRollup, type StreamDay } from './admin-days.ts';
-import { PARTICIPANT_ID } from './enrollment.ts';
+import { PARTICIPANT_ID, replaceWarning } from './enrollment.ts';
 import { createErrorHandler } from './errors.ts';
 import { html, layout, problemPage, STYLE_HASH, type SafeHtml } from './pages.ts';
 
@@ -301,7 +301,8 @@ ${parked.total > parked.batches.length ? html`<p class="note">Showing the newest
   <tbody>${connections.map(
           (c) => html`<tr><td>${c.provider}</td><td>${c.status}${c.status_reason ? html`<br><small>${c.status_reason}</small>` : html``}</td>
   <td>${when(c.connected_at)}</td><td>${when(c.last_sync_at)}</td><td>${when(c.device_last_sync_at)}</td></tr>`,
-        )}</tbody></table></div>`
+        )}</tbody></table></div>
+  ${connections.filter((c) => c.provider_user_id).map((c) => html`<p class="warn" id="replace-warning-${c.provider}">Careful: ${replaceWarning(participantId, c.provider)} Links issued before ${when(c.connected_at)} cannot.</p>`)}`
   }
   <h2>Last ${GRID_DAYS} days</h2>
   <p class="note">The participant's local days (${zone}), newest first. As JSON:

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { sign, verifySignature } from '@fitlamp/crypto';
-import { upsertParticipant, type Database } from '@fitlamp/db';
+import { findConnection, upsertParticipant, type Database } from '@fitlamp/db';
 import { LampError, type LampClient } from '@fitlamp/lamp';
 import type { ProviderName } from '@fitlamp/provider';
 
@@ -79,6 +79,14 @@ export function enrollmentUrl(publicBaseUrl: string, provider: ProviderName, tok
   return url.toString();
 }
 
+/**
+ * What a coordinator is told when a link is issued for a participant already connected: unlike
+ * the links before it, this one can replace the connected account with another.
+ */
+export function replaceWarning(participantId: string, provider: ProviderName): string {
+  return `participant "${participantId}" is connected to a ${provider} account: a link issued now can replace it with another account, for whoever opens it. Send one only to the participant, and only if they changed accounts.`;
+}
+
 /** Why an enrollment could not be issued; `message` is safe to show a coordinator. */
 export class EnrollmentError extends Error {
   constructor(
@@ -122,6 +130,8 @@ export interface IssuedEnrollment {
   provider: ProviderName;
   url: string;
   expiresAt: string;
+  /** Set when the participant is connected to an account of this provider: this link can replace it. */
+  warning?: string;
 }
 
 /**
@@ -137,11 +147,13 @@ export async function issueEnrollment(
   await upsertParticipant(deps.db, input.participantId);
   const expiresAt = now + (input.expiresInHours ?? deps.defaultTtlHours) * 3_600_000;
   const token = signEnrollment(deps.enrollmentSecret, { participantId: input.participantId, provider: input.provider, expiresAt, issuedAt: now });
+  const connected = await findConnection(deps.db, input.participantId, input.provider);
   return {
     participantId: input.participantId,
     provider: input.provider,
     url: enrollmentUrl(deps.publicBaseUrl, input.provider, token),
     // The link carries whole seconds.
     expiresAt: new Date(Math.floor(expiresAt / 1000) * 1000).toISOString(),
+    ...(connected?.provider_user_id ? { warning: replaceWarning(input.participantId, input.provider) } : {}),
   };
 }

@@ -42,5 +42,9 @@ export function loadGatewayEnv(source: Record<string, string | undefined>): Gate
   if (env.NODE_ENV === 'production' && new URL(env.PUBLIC_BASE_URL).protocol !== 'https:') {
     throw new ConfigError('PUBLIC_BASE_URL', 'PUBLIC_BASE_URL must be https:// when NODE_ENV=production');
   }
+  // Anyone could write `?user_id=` links for any participant: only for local trials.
+  if (env.NODE_ENV === 'production' && env.ALLOW_UNSIGNED_ENROLLMENT) {
+    throw new ConfigError('ALLOW_UNSIGNED_ENROLLMENT', 'ALLOW_UNSIGNED_ENROLLMENT is refused when NODE_ENV=production: issue signed links (pnpm fitlamp enroll)');
+  }
   return env;
 }
