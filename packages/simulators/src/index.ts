@@ -45,3 +45,4 @@ export { STREAM_DATA_TYPES as GOOGLE_STREAM_DATA_TYPES, SCOPES as GOOGLE_HEALTH_
 export type { Counters as GoogleCounters, Fault as GoogleFault } from './google/state.ts';
 export type { FaultSpec as GoogleFaultSpec } from './google/faults.ts';
 export type { Delivery as GoogleWebhookDelivery, WebhookOptions as GoogleWebhookOptions } from './google/webhooks.ts';
+export { envelope as googleWebhookEnvelope, signBody as signGoogleWebhookBody } from './google/webhooks.ts';

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import { googleWebhookEnvelope, signGoogleWebhookBody } from '@fitlamp/simulators';
 import { completeConsent, startConsent, testRedisUrl } from '@fitlamp/testing';
 import { MIGRATED_REASON_PREFIX } from './reconsent.ts';
 import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
@@ -286,7 +288,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(await metric('duplicate')).toBe(duplicatesBefore + 2);
     });
 
-    it('refuses bad signatures, unknown users, malformed bodies and a wrong Authorization, changing nothing', async () => {
+    it('refuses bad signatures, malformed bodies and a wrong Authorization; answers unknown users 204; changing nothing', async () => {
       await clearSyncJobs();
       const stamp = async () => (await gw.db.selectFrom('provider_webhooks').select('last_verified_at').executeTakeFirstOrThrow()).last_verified_at.getTime();
       const stampBefore = await stamp();
@@ -297,8 +299,11 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       await control('/webhooks/settings', { badSignature: false });
       // FFFFF6 exists at Google but never connected to this study.
       await control('/webhooks/notify', { userId: 'FFFFF6', dataType: 'steps', startTime: '2026-11-21T16:00:00Z', endTime: '2026-11-21T16:05:00Z' });
+      await control('/webhooks/notify', { userId: 'FFFFF6', dataType: 'steps', startTime: '2026-11-21T17:00:00Z', endTime: '2026-11-21T17:05:00Z' });
       const mine = (await deliveries()).slice(before);
-      expect(mine.map((d) => d.attempts[0]?.status)).toEqual([401, 404]);
+      // Only 204 stops Google redelivering an unknown user's notifications for 7 days.
+      expect(mine.map((d) => d.attempts[0]?.status)).toEqual([401, 204, 204]);
+      expect(gw.logs.filter((l) => l.includes('a user no participant is connected with')).length).toBe(1);
 
       const unsigned = await fetch(url(), { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof mine[0]!.body === 'string' ? mine[0]!.body : JSON.stringify(mine[0]!.body) });
       expect(unsigned.status).toBe(401);
@@ -310,6 +315,38 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(await gw.queues.sync.getJob('sync-G1')).toBeUndefined();
       expect(await gw.queues.sync.count()).toBe(0);
       expect(await stamp()).toBe(stampBefore);
+    });
+
+    it('leaves the notifications a failure stopped free for redelivery, and only those', async () => {
+      await clearSyncJobs();
+      const google = gw.google!;
+      const user = (id: string) => google.world.users.find((u) => u.id === id)!;
+      const at = (iso: string) => Date.parse(iso);
+      const body = JSON.stringify([
+        googleWebhookEnvelope(google.state, user('AAAAA1'), 'steps', 'UPSERT', [[at('2026-11-22T15:00:00Z'), at('2026-11-22T15:05:00Z')]]),
+        googleWebhookEnvelope(google.state, user('BBBBB2'), 'steps', 'UPSERT', [[at('2026-11-22T01:00:00Z'), at('2026-11-22T01:05:00Z')]]),
+      ]);
+      const deliver = () =>
+        fetch(url(), { method: 'POST', headers: { 'content-type': 'application/json', 'x-healthapi-signature': signGoogleWebhookBody(google.state.webhooks, body) }, body });
+      // G2's durable work fails (Postgres refuses its ledger update); G1's succeeds.
+      await gw.db.insertInto('day_ledger').values({ participant_id: 'G2', stream: 'steps', day: '2026-11-22', status: 'settled', synced_through: new Date() }).execute();
+      await sql`create function refuse_g2() returns trigger language plpgsql as $$ begin if new.participant_id = 'G2' then raise exception 'refused for the test'; end if; return new; end $$`.execute(gw.db);
+      await sql`create trigger refuse_g2 before update on day_ledger for each row execute function refuse_g2()`.execute(gw.db);
+      try {
+        const first = await deliver();
+        expect(first.status).toBe(503);
+        expect((await gw.queues.sync.getJob('sync-G1'))?.data).toMatchObject({ reason: 'webhook', days: ['2026-11-22'] });
+        expect(await gw.queues.sync.getJob('sync-G2')).toBeUndefined();
+      } finally {
+        await sql`drop trigger refuse_g2 on day_ledger`.execute(gw.db);
+        await sql`drop function refuse_g2()`.execute(gw.db);
+      }
+      await clearSyncJobs();
+      // Google redelivers the same body: G1's notification is a duplicate now, G2's is handled.
+      const again = await deliver();
+      expect(again.status).toBe(204);
+      expect(await gw.queues.sync.getJob('sync-G1')).toBeUndefined();
+      expect((await gw.queues.sync.getJob('sync-G2'))?.data).toMatchObject({ reason: 'webhook', streams: ['steps'] });
     });
 
     it('keeps verifying across a signing-key rotation (the keyset is fetched again for a new key id)', async () => {
