@@ -100,6 +100,21 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
     expect(row.status_reason).toMatch(/refresh token expired on 2026-11-27T.*Testing mode gets 7-day refresh tokens.*must reconnect/);
   });
 
+  it('marks reconnect_needed when a newer generation’s refresh token is dead, even if the caller saw an older one', async () => {
+    const h = await setup();
+    const deps = { db: h.db, cipher: h.cipher, provider: h.provider, now: h.now };
+    expect((await getAccessToken(deps, h.row, { force: true })).version).toBe(2);
+    // Generation 2's access token has expired and its refresh token was revoked at Google.
+    const current = await h.db.selectFrom('provider_connections').selectAll().executeTakeFirstOrThrow();
+    await h.provider.revokeToken(h.cipher.decrypt(current.refresh_token_enc!));
+    await h.db.updateTable('provider_connections').set({ access_token_expires_at: new Date(h.now() - 1000) }).execute();
+    // A fetcher that read generation 1 before asks: the lock holder refreshes generation 2's token.
+    const error = await getAccessToken(deps, h.row, { force: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectionLostError);
+    const row = await h.db.selectFrom('provider_connections').select(['status', 'token_version']).executeTakeFirstOrThrow();
+    expect(row).toEqual({ status: 'reconnect_needed', token_version: 2 });
+  });
+
   it('polls less often while webhooks are healthy, and as usual once they fall silent', async () => {
     const h = await setup();
     expect(await pollIntervalMs(h.db, 'google-health', { baseMs: 60_000 })).toBe(60_000);

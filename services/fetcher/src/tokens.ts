@@ -64,8 +64,11 @@ export async function getAccessToken(
  */
 async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersion: number): Promise<AccessToken> {
   const { db, cipher, provider } = deps;
+  // The generation the lock holder judged: the row's, which may be newer than the caller's.
+  let judgedVersion = seenVersion;
   const outcome = await db.transaction().execute(async (trx): Promise<AccessToken | ConnectionLostError> => {
     const row = await lockConnectionForRefresh(trx, connectionId);
+    if (row) judgedVersion = row.token_version;
     if (!row || row.status !== 'connected' || !row.refresh_token_enc) {
       return new ConnectionLostError(
         (row?.status as ConnectionLostError['status'] | undefined) ?? 'disconnected',
@@ -123,8 +126,10 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
   });
   if (outcome instanceof ConnectionLostError) {
     // Recorded after the lock's transaction ends (a throw inside it would roll this back), and
-    // only if the row still holds the generation we judged: a reconnect meanwhile wins.
-    const guard = { tokenVersion: seenVersion };
+    // only if the row still holds the generation we judged (the row's under the lock, not the
+    // caller's older one, or a dead token of a newer generation would never be recorded and be
+    // spent again on every sync): a reconnect meanwhile wins.
+    const guard = { tokenVersion: judgedVersion };
     if (outcome.status === 'reconnect_needed') await markReconnectNeeded(db, connectionId, outcome.reason, guard);
     if (outcome.status === 'needs_reconsent') await markNeedsReconsent(db, connectionId, outcome.reason, guard);
     throw outcome;
