@@ -10,7 +10,7 @@ import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { connectionTokenPlace, createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, type StreamName } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type SyncPayload } from '@fitlamp/queues';
@@ -150,8 +150,8 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
         participantId: p.participantId,
         provider: 'fitbit',
         providerUserId: grant.providerUserId!,
-        accessTokenEnc: cipher.encrypt(grant.accessToken),
-        refreshTokenEnc: cipher.encrypt(grant.refreshToken!),
+        accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(p.participantId, 'access_token_enc')),
+        refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(p.participantId, 'refresh_token_enc')),
         keyId: cipher.activeKeyId,
         accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
         refreshTokenExpiresAt: null,

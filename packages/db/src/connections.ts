@@ -34,6 +34,14 @@ import type { ConnectionStatus, Database, ProviderConnection, ProviderName } fro
  * - `last_sync_at`: when a sync of this connection last completed without failures ({@link markSynced}).
  */
 
+/** A connection's encrypted token columns. */
+export type TokenColumn = 'access_token_enc' | 'refresh_token_enc';
+
+/** Where a connection's token lives, bound into its ciphertext (`@fitlamp/crypto`'s `SecretPlace`). */
+export function connectionTokenPlace(participantId: string, column: TokenColumn): { table: string; column: string; participantId: string } {
+  return { table: 'provider_connections', column, participantId };
+}
+
 /** Statuses in which a connection still holds (or should hold) tokens and owns its provider account. */
 export const ACTIVE_CONNECTION_STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent'] as const satisfies readonly ConnectionStatus[];
 

@@ -28,8 +28,10 @@ export {
   type ConnectedTokens,
   type RefreshedTokens,
   type LostConnectionGuard,
+  connectionTokenPlace,
+  type TokenColumn,
 } from './connections.ts';
-export { insertOauthState, consumeOauthState, deleteExpiredOauthStates, type NewOauthState } from './oauth-states.ts';
+export { insertOauthState, consumeOauthState, deleteExpiredOauthStates, codeVerifierPlace, type NewOauthState } from './oauth-states.ts';
 export {
   DUE_NOW,
   scheduleStreams,

@@ -12,6 +12,11 @@ import type { Database, OauthState, ProviderName } from './schema.ts';
  * they expire ({@link deleteExpiredOauthStates}).
  */
 
+/** Where a consent's PKCE verifier lives, bound into its ciphertext (`@fitlamp/crypto`'s `SecretPlace`). */
+export function codeVerifierPlace(participantId: string): { table: string; column: string; participantId: string } {
+  return { table: 'oauth_states', column: 'code_verifier_enc', participantId };
+}
+
 /** What an OAuth consent in progress needs: stored under the SHA-256 of the state, never the state itself. */
 export interface NewOauthState {
   stateHash: string;

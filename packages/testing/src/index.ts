@@ -32,3 +32,4 @@ export {
   type SeedParticipantOptions,
   type SeedDay,
 } from './seed.ts';
+export { storedToken } from './tokens.ts';

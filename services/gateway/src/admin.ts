@@ -14,6 +14,7 @@ import { jobIdFor } from '@fitlamp/queues';
 import type { GatewayDeps } from './app.ts';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
 import { sendError } from './errors.ts';
+import { revocableToken } from './stored-tokens.ts';
 import { issueReconsentLinks, migrationStates } from './reconsent.ts';
 
 const PROVIDERS = ['fitbit', 'google-health'] as const satisfies readonly ProviderName[];
@@ -129,15 +130,14 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
     // so the coordinator can retry and no grant stays alive at the provider unnoticed.
     const revoked = new Map<string, boolean>();
     for (const connection of connections) {
-      const stored = connection.refresh_token_enc ?? connection.access_token_enc;
-      if (!stored) {
+      if (!connection.refresh_token_enc && !connection.access_token_enc) {
         revoked.set(connection.provider, false);
         continue;
       }
       const provider = deps.providers[connection.provider];
       try {
         if (!provider) throw new Error(`provider "${connection.provider}" is not configured on this gateway`);
-        await provider.revokeToken(deps.cipher.decrypt(stored));
+        await provider.revokeToken(revocableToken(deps.cipher, connection)!);
         revoked.set(connection.provider, true);
       } catch (error) {
         const code = error instanceof ProviderError ? error.code : 'unexpected';

@@ -1,6 +1,7 @@
+import { codeVerifierPlace } from '@fitlamp/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@fitlamp/runtime';
-import { answerProviderConsent, finishConsent, serviceTestEnv, startConsent } from '@fitlamp/testing';
+import { answerProviderConsent, finishConsent, serviceTestEnv, startConsent, storedToken } from '@fitlamp/testing';
 import { signEnrollment } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
 import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
@@ -185,7 +186,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const row = rows.at(-1)!;
       expect(JSON.stringify(rows)).not.toContain(state);
       expect(row.state_hash).toMatch(/^[0-9a-f]{64}$/);
-      expect(row.code_verifier_enc).toMatch(/^v1\.test1\./);
+      expect(row.code_verifier_enc).toMatch(/^v2\.test1\./);
       const ttl = row.expires_at.getTime() - row.created_at.getTime();
       expect(ttl).toBeGreaterThan(9.9 * 60_000);
       expect(ttl).toBeLessThanOrEqual(10 * 60_000 + 1000);
@@ -203,8 +204,8 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const issuedRefresh = gw.fitbit.state.activeRefresh.get('AAAAA1')!;
       expect(row.refresh_token_enc).not.toBe(issuedRefresh);
       expect(row.refresh_token_enc).not.toContain(issuedRefresh);
-      expect(gw.cipher.decrypt(row.refresh_token_enc!)).toBe(issuedRefresh);
-      expect(gw.fitbit.state.accessTokens.get(gw.cipher.decrypt(row.access_token_enc!))?.userId).toBe('AAAAA1');
+      expect(storedToken(gw.cipher, row, 'refresh_token_enc')).toBe(issuedRefresh);
+      expect(gw.fitbit.state.accessTokens.get(storedToken(gw.cipher, row, 'access_token_enc'))?.userId).toBe('AAAAA1');
       expect(row.access_token_expires_at!.getTime() - Date.now()).toBeGreaterThan(7.9 * 3_600_000);
       expect(row.scopes.sort()).toEqual(['activity', 'heartrate', 'oxygen_saturation', 'profile', 'respiratory_rate', 'settings', 'sleep', 'temperature']);
       const zones = await gw.db.selectFrom('participant_time_zones').selectAll().where('participant_id', '=', 'U1002').execute();
@@ -345,7 +346,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     it('reconnecting with another account replaces the tokens and revokes the old ones at Fitbit', async () => {
       expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'CCCCC3' })).status).toBe(200);
       const first = (await connection(gw, 'U1004'))!;
-      const oldRefresh = gw.cipher.decrypt(first.refresh_token_enc!);
+      const oldRefresh = storedToken(gw.cipher, first, 'refresh_token_enc');
       expect(gw.fitbit.state.refreshTokens.get(oldRefresh)?.status).toBe('active');
 
       expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'DDDDD4' })).status).toBe(200);
@@ -353,7 +354,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(moved).toMatchObject({ provider_user_id: 'DDDDD4', token_version: 2, status: 'connected' });
       expect(gw.fitbit.state.refreshTokens.get(oldRefresh)?.status).toBe('revoked');
       expect(gw.fitbit.state.activeRefresh.has('CCCCC3')).toBe(false);
-      expect(gw.fitbit.state.activeRefresh.get('DDDDD4')).toBe(gw.cipher.decrypt(moved.refresh_token_enc!));
+      expect(gw.fitbit.state.activeRefresh.get('DDDDD4')).toBe(storedToken(gw.cipher, moved, 'refresh_token_enc'));
     });
 
     it('reconnecting the same account keeps the new grant alive', async () => {
@@ -361,8 +362,8 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'DDDDD4' })).status).toBe(200);
       const after = (await connection(gw, 'U1004'))!;
       expect(after.token_version).toBe(before.token_version + 1);
-      const refresh = gw.cipher.decrypt(after.refresh_token_enc!);
-      expect(refresh).not.toBe(gw.cipher.decrypt(before.refresh_token_enc!));
+      const refresh = storedToken(gw.cipher, after, 'refresh_token_enc');
+      expect(refresh).not.toBe(storedToken(gw.cipher, before, 'refresh_token_enc'));
       expect(gw.fitbit.state.refreshTokens.get(refresh)?.status).toBe('active');
     });
 
@@ -375,7 +376,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       // The owner keeps syncing: Fitbit retired its old refresh token when this grant was made.
       const owner = (await connection(gw, 'U1004'))!;
       expect(owner.status).toBe('connected');
-      expect(gw.fitbit.state.activeRefresh.get('DDDDD4')).toBe(gw.cipher.decrypt(owner.refresh_token_enc!));
+      expect(gw.fitbit.state.activeRefresh.get('DDDDD4')).toBe(storedToken(gw.cipher, owner, 'refresh_token_enc'));
     });
 
     it('lists participants with status, provider, scopes, connected-at and last sync', async () => {
@@ -400,7 +401,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
 
     it('disconnects: revokes at Fitbit, deletes the tokens, stops syncing', async () => {
       const before = (await connection(gw, 'U1002'))!;
-      const refresh = gw.cipher.decrypt(before.refresh_token_enc!);
+      const refresh = storedToken(gw.cipher, before, 'refresh_token_enc');
       expect(await gw.queues.sync.getJob('sync-U1002')).toBeDefined();
 
       gw.fitbit.addFault({ path: '/oauth2/revoke', kind: 'error', status: 503, count: 1 });
@@ -445,7 +446,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(await connection(gw, 'U1008')).toEqual(connected);
       // The grant it obtained went back to Fitbit; the connected account's is untouched.
       expect(gw.fitbit.state.activeRefresh.has('FFFFF6')).toBe(false);
-      expect(gw.fitbit.state.refreshTokens.get(gw.cipher.decrypt(connected.refresh_token_enc!))?.status).toBe('active');
+      expect(gw.fitbit.state.refreshTokens.get(storedToken(gw.cipher, connected, 'refresh_token_enc'))?.status).toBe('active');
 
       // A denial's "try again" link is no newer than the link it came from.
       const denied = await consent(link, { decision: 'deny' });
@@ -478,7 +479,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const replaced = await consent(body.url, { decision: 'allow', user: 'FFFFF6' });
       expect(replaced.status).toBe(200);
       expect((await connection(gw, 'U1008'))!.provider_user_id).toBe('FFFFF6');
-      expect(gw.fitbit.state.refreshTokens.get(gw.cipher.decrypt(before.refresh_token_enc!))?.status).toBe('revoked');
+      expect(gw.fitbit.state.refreshTokens.get(storedToken(gw.cipher, before, 'refresh_token_enc'))?.status).toBe('revoked');
     });
   });
 
@@ -494,7 +495,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       await finishConsent(start, callback); // a replay, logged as a warning
       await fetch(`${gw.base}/admin/participants/U1006/connection`, { method: 'DELETE', headers: gw.admin });
 
-      const stateRows = await gw.db.selectFrom('oauth_states').select('code_verifier_enc').execute();
+      const stateRows = await gw.db.selectFrom('oauth_states').select(['code_verifier_enc', 'participant_id']).execute();
       const t = new URL(link).searchParams.get('t')!;
       const secrets = [
         gw.env.ADMIN_TOKEN,
@@ -508,7 +509,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
         new URL(authorize).searchParams.get('code_challenge')!,
         new URL(callback).searchParams.get('code')!,
         start.cookie.split('=')[1]!,
-        ...stateRows.map((r) => gw.cipher.decrypt(r.code_verifier_enc)),
+        ...stateRows.map((r) => gw.cipher.decrypt(r.code_verifier_enc, codeVerifierPlace(r.participant_id))),
         ...gw.fitbit.state.accessTokens.keys(),
         ...gw.fitbit.state.refreshTokens.keys(),
         ...gw.fitbit.state.codes.keys(),

@@ -3,6 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createPkcePair, randomToken, sha256Hex } from '@fitlamp/crypto';
 import {
+  codeVerifierPlace,
+  connectionTokenPlace,
   consumeOauthState,
   findActiveConnectionByAccount,
   findConnection,
@@ -27,6 +29,7 @@ import {
 } from './enrollment.ts';
 import { createCrossSiteGuard } from './cross-site.ts';
 import { retireSupersededConnections } from './reconsent.ts';
+import { revocableToken } from './stored-tokens.ts';
 import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from './pages.ts';
 
 /** OAuth state lives 10 minutes (the brief; Fitbit's codes live as long: fitbit-web-api §1.2). */
@@ -262,7 +265,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       stateHash: sha256Hex(state),
       participantId: who.participantId,
       provider: provider.name,
-      codeVerifierEnc: cipher.encrypt(verifier),
+      codeVerifierEnc: cipher.encrypt(verifier, codeVerifierPlace(who.participantId)),
       scopesRequested: scopes,
       browserNonceHash: sha256Hex(nonce),
       linkIssuedAt: who.issuedAt !== undefined ? new Date(who.issuedAt) : null,
@@ -343,7 +346,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       try {
         grant = await provider.exchangeCode({
           code,
-          codeVerifier: cipher.decrypt(stateRow.code_verifier_enc),
+          codeVerifier: cipher.decrypt(stateRow.code_verifier_enc, codeVerifierPlace(participantId)),
           redirectUri: redirectUriFor(provider.name),
         });
       } catch (err) {
@@ -466,17 +469,19 @@ async function storeGrant(
 ): Promise<ConnectOutcome> {
   const { cipher } = deps;
   const { provider, participantId, providerUserId, grant } = input;
-  const tokens = {
+  // Encrypted for the row they are stored in: the participant's, or the account owner's.
+  const tokens = (owner: string) => ({
+    participantId: owner,
     provider: provider.name,
     providerUserId,
     legacyUserId: input.account?.legacyUserId ?? null,
-    accessTokenEnc: cipher.encrypt(grant.accessToken),
-    refreshTokenEnc: grant.refreshToken ? cipher.encrypt(grant.refreshToken) : null,
+    accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(owner, 'access_token_enc')),
+    refreshTokenEnc: grant.refreshToken ? cipher.encrypt(grant.refreshToken, connectionTokenPlace(owner, 'refresh_token_enc')) : null,
     keyId: cipher.activeKeyId,
     accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
     refreshTokenExpiresAt: grant.refreshTokenExpiresAt ? new Date(grant.refreshTokenExpiresAt) : null,
     scopes: input.scopes,
-  };
+  });
   return deps.db.transaction().execute(async (trx) => {
     await lockProviderAccount(trx, provider.name, providerUserId);
     const owner = await findActiveConnectionByAccount(trx, provider.name, providerUserId);
@@ -485,13 +490,13 @@ async function storeGrant(
       // user, fitbit-web-api §1.4), so this consent has just superseded the owner's tokens, and
       // revoking it would revoke the owner's access too (revocation is per user and app, §1.8).
       // The same account owner consented to the same app: the owner keeps syncing on the new grant.
-      await saveConnectedTokens(trx, { ...tokens, participantId: owner.participant_id });
+      await saveConnectedTokens(trx, tokens(owner.participant_id));
       return { kind: 'taken', ownerParticipantId: owner.participant_id };
     }
     const previous = await findConnection(trx, participantId, provider.name);
     if (!mayReplaceAccount(previous, providerUserId, input.linkIssuedAt)) return { kind: 'replace_refused' };
     await upsertParticipant(trx, participantId);
-    await saveConnectedTokens(trx, { ...tokens, participantId });
+    await saveConnectedTokens(trx, tokens(participantId));
     if (input.account?.timeZone) await recordTimeZone(trx, participantId, input.account.timeZone, `${provider.name}-profile`);
     await scheduleStreams(trx, participantId, input.streams);
     return { kind: 'connected', previous };
@@ -511,9 +516,8 @@ async function revokeReplaced(
   providerUserId: string,
 ): Promise<void> {
   if (!previous || previous.provider_user_id === providerUserId) return;
-  const stored = previous.refresh_token_enc ?? previous.access_token_enc;
-  if (!stored) return;
-  await revokeGrant(deps, provider, previous.participant_id, deps.cipher.decrypt(stored));
+  const token = revocableToken(deps.cipher, previous);
+  if (token) await revokeGrant(deps, provider, previous.participant_id, token);
 }
 
 /** Revokes a grant fitlamp does not keep, at the provider; a failure is logged, not thrown. */

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { googleWebhookEnvelope, signGoogleWebhookBody } from '@fitlamp/simulators';
-import { completeConsent, startConsent, testRedisUrl } from '@fitlamp/testing';
+import { completeConsent, startConsent, testRedisUrl, storedToken } from '@fitlamp/testing';
 import { MIGRATED_REASON_PREFIX } from './reconsent.ts';
 import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
@@ -85,8 +85,8 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       const row = (await connectionOf(gw, 'G1', 'google-health'))!;
       expect(row).toMatchObject({ status: 'connected', provider_user_id: gw.google!.healthUserId('AAAAA1'), legacy_user_id: 'AAAAA1', key_id: 'test1' });
       expect(row.scopes.sort()).toEqual(ALL_SCOPES);
-      expect(row.refresh_token_enc).toMatch(/^v1\.test1\./);
-      expect(gw.cipher.decrypt(row.refresh_token_enc!).length).toBeGreaterThan(10);
+      expect(row.refresh_token_enc).toMatch(/^v2\.test1\./);
+      expect(storedToken(gw.cipher, row, 'refresh_token_enc').length).toBeGreaterThan(10);
       const zones = await gw.db.selectFrom('participant_time_zones').selectAll().where('participant_id', '=', 'G1').execute();
       expect(zones.map((z) => [z.zone, z.source])).toEqual([['America/New_York', 'google-health-profile']]);
       const cursors = await gw.db.selectFrom('sync_cursors').select('stream').where('participant_id', '=', 'G1').execute();
