@@ -29,6 +29,8 @@ export {
   type RefreshedTokens,
   type LostConnectionGuard,
   connectionTokenPlace,
+  listConnectionsWithTokens,
+  rewrapConnectionTokens,
   type TokenColumn,
 } from './connections.ts';
 export { insertOauthState, consumeOauthState, deleteExpiredOauthStates, codeVerifierPlace, type NewOauthState } from './oauth-states.ts';

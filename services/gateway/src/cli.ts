@@ -1,8 +1,11 @@
-// `pnpm fitlamp enroll …`: enrollment links for a list of participants, from the command line.
+// `pnpm fitlamp enroll …`: enrollment links for a list of participants, from the command line;
+// `pnpm fitlamp rotate-keys`: every stored token re-encrypted under TOKEN_ENCRYPTION_KEY.
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb, findParticipantsNeedingReconsent } from '@fitlamp/db';
+import { rotateKeys } from './rotate-keys.ts';
 import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
@@ -13,6 +16,7 @@ const HELP = `Usage:
   pnpm fitlamp enroll [options] <participant-id>...
   pnpm fitlamp enroll [options] --csv participants.csv
   pnpm fitlamp enroll --provider google-health --needs-reconsent
+  pnpm fitlamp rotate-keys
 
 Creates an enrollment link for each participant: the same signed, expiring link as
 POST /admin/enrollments. Each participant is first checked in mindLAMP (GET /participant/{id}
@@ -87,8 +91,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stdout(HELP);
     return parsed.values.help || command === 'help' ? 0 : 2;
   }
+  if (command === 'rotate-keys') return runRotateKeys(io);
   if (command !== 'enroll') {
-    io.stderr(`fitlamp: unknown command "${command}" (known: enroll)\n\n${HELP}`);
+    io.stderr(`fitlamp: unknown command "${command}" (known: enroll, rotate-keys)\n\n${HELP}`);
     return 2;
   }
   const provider = parsed.values.provider;
@@ -166,6 +171,33 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
   if (failures > 0) io.stderr(`fitlamp: ${failures} of ${participants.length} participants got no link\n`);
   return failures > 0 ? 1 : 0;
+}
+
+/** `pnpm fitlamp rotate-keys`: every connection's tokens under TOKEN_ENCRYPTION_KEY, with progress on stderr. */
+async function runRotateKeys(io: CliIo): Promise<number> {
+  let env;
+  try {
+    env = loadGatewayEnv(io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`fitlamp: configuration error: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const previous = env.TOKEN_ENCRYPTION_KEY_PREVIOUS ? [parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY_PREVIOUS, 'TOKEN_ENCRYPTION_KEY_PREVIOUS')] : [];
+  const cipher = createTokenCipher(parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY), previous);
+  const db = createDb(env.DATABASE_URL, { max: 2, applicationName: 'fitlamp-cli' });
+  try {
+    const report = await rotateKeys(db, cipher, (r) => io.stderr(`rotate-keys: ${r.seen} connections read, ${r.rewritten} re-encrypted\n`));
+    io.stderr(
+      `rotate-keys: done: ${report.seen} connections, ${report.rewritten} re-encrypted; every token is under key "${cipher.activeKeyId}". ` +
+        `TOKEN_ENCRYPTION_KEY_PREVIOUS can now be removed safely.\n`,
+    );
+    return 0;
+  } finally {
+    await db.destroy();
+  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
