@@ -151,7 +151,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       previous = next;
     }, 1_000);
     const t0 = Date.now();
-    await mapLimit(participants, 8, (p) => stack.connect(p));
+    await mapLimit(participants, 8, async (p) => void (await stack.connect(p)));
     const connectSeconds = (Date.now() - t0) / 1000;
     o.log(`    connected ${participants.length} participants in ${connectSeconds.toFixed(1)} s`);
 

@@ -134,9 +134,11 @@ export interface Stack {
   dataStreams: StreamName[];
   /**
    * Enrolls and connects a participant the way a person would, minus the browser, through
-   * `provider` (default: the participant's own, else fitbit).
+   * `provider` (default: the participant's own, else fitbit). Resolves with the enrollment link used.
    */
-  connect(participant: StackParticipant, provider?: 'fitbit' | 'google-health'): Promise<void>;
+  connect(participant: StackParticipant, provider?: 'fitbit' | 'google-health'): Promise<string>;
+  /** The environment every service was started with (secrets included), for tests that audit logs. */
+  env: Readonly<Record<string, string>>;
   progress(): Promise<StackProgress>;
   /**
    * Resolves once every window day is fetched and every record delivered. Throws when nothing has
@@ -389,6 +391,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     lamp,
     lampUrl,
     processes,
+    env: common,
     dataStreams,
     startService,
     progress,
@@ -404,6 +407,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
       if (page.status !== 200 || !text.includes('connected')) {
         throw new Error(`connecting ${participant.id} ended on ${page.status}: ${text.slice(0, 300)}`);
       }
+      return link;
     },
     async waitUntilCaughtUp({ stallMs = 120_000, timeoutMs = 900_000, onProgress } = {}) {
       const deadline = Date.now() + timeoutMs;

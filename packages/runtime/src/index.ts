@@ -8,7 +8,7 @@ export {
   providerEnvSchema,
   checkProviderEnv,
 } from './env.ts';
-export { createLogger, stripQuery, type Logger, type LoggerOptions } from './logger.ts';
+export { createLogger, redactDeep, stripQuery, type Logger, type LoggerOptions } from './logger.ts';
 export { createProducerConnection, createWorkerConnection } from './redis.ts';
 export { runService, type Closer, type RunningService, type RunServiceOptions } from './shutdown.ts';
 export {

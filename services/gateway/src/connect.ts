@@ -327,7 +327,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       }
 
       const failed = (what: string, err: unknown) => {
-        const details = err instanceof ProviderError ? { code: err.code, status: err.details.status } : { code: 'unexpected' };
+        const details = err instanceof ProviderError ? { providerError: err.code, status: err.details.status } : { providerError: 'unexpected' };
         logger.warn({ participantId, provider: provider.name, step: what, ...details }, 'connection failed');
         return sendPage(
           reply,
@@ -359,7 +359,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       } catch (err) {
         // Without the profile the time zone stays unknown; the fetcher asks again later.
         if (!grant.providerUserId) return failed('account', err);
-        logger.warn({ participantId, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' }, 'profile unavailable at connect');
+        logger.warn({ participantId, provider: provider.name, providerError: err instanceof ProviderError ? err.code : 'unexpected' }, 'profile unavailable at connect');
       }
       const providerUserId = account?.providerUserId ?? grant.providerUserId!;
       const missing = provider.streamsMissingScope(scopes, provider.streams);
@@ -527,7 +527,7 @@ async function revokeGrant(deps: GatewayDeps, provider: Provider, participantId:
     deps.logger.info({ participantId, provider: provider.name }, 'revoked tokens fitlamp does not keep');
   } catch (err) {
     deps.logger.warn(
-      { participantId, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' },
+      { participantId, provider: provider.name, providerError: err instanceof ProviderError ? err.code : 'unexpected' },
       'could not revoke tokens fitlamp does not keep',
     );
   }

@@ -74,7 +74,7 @@ async function revokeLegacy(deps: Pick<GatewayDeps, 'providers' | 'cipher' | 'lo
   } catch (error) {
     if (error instanceof ProviderError && error.code === 'gone') return true;
     deps.logger.warn(
-      { participantId: connection.participant_id, provider: connection.provider, code: error instanceof ProviderError ? error.code : 'unexpected' },
+      { participantId: connection.participant_id, provider: connection.provider, providerError: error instanceof ProviderError ? error.code : 'unexpected' },
       'could not revoke the legacy grant; deleting the tokens anyway',
     );
     return false;
