@@ -175,7 +175,7 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     expect(duplicates.length).toBe(5);
     expect(duplicates.every((d) => d.state === 'delivered')).toBe(true);
     expect(deliveries.filter((d) => d.duplicateOf === null && d.state === 'delivered').length).toBeGreaterThan(5);
-    const metrics = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${stack.gatewayOpsUrl}/metrics`)).text();
     const ignored = Number(/fitlamp_webhook_notifications_total\{provider="google-health",outcome="duplicate"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     expect(ignored).toBe(duplicates.length);
   }, 900_000);

@@ -122,6 +122,8 @@ export interface Stack {
   redisUrl: string;
   queuePrefix: string;
   gatewayUrl: string;
+  /** The gateway's ops server: /readyz and /metrics (OPS_PORT). */
+  gatewayOpsUrl: string;
   adminToken: string;
   fitbit: FitbitSimulator;
   fitbitUrl: string;
@@ -201,6 +203,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
 
   const gatewayPort = await freePort();
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  const gatewayOpsPort = await freePort();
   const clientSecret = randomBytes(16).toString('hex');
   const simStart = options.simStartAt ? Date.parse(options.simStartAt) : undefined;
   const fitbit = createFitbitSimulator({
@@ -280,6 +283,8 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   const startService = async (name: ServiceName): Promise<ServiceProcess> => {
     const port = name === 'gateway' ? gatewayPort : await freePort();
     const env: Record<string, string> = { ...common, ...options.serviceEnv?.[name], PORT: String(port) };
+    // The gateway's /readyz and /metrics have a port of their own.
+    if (name === 'gateway') env.OPS_PORT = String(gatewayOpsPort);
     if (options.cpuProfile?.includes(name)) {
       const dir = join(options.cpuProfileDir ?? join(options.logDir ?? '.', 'cpu-profiles'), `${name}-${processes[name].length + 1}`);
       mkdirSync(dir, { recursive: true });
@@ -384,6 +389,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     redisUrl,
     queuePrefix,
     gatewayUrl,
+    gatewayOpsUrl: `http://127.0.0.1:${gatewayOpsPort}`,
     adminToken,
     fitbit,
     fitbitUrl,

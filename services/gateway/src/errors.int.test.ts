@@ -175,7 +175,10 @@ describe('Bull Board failures', () => {
       const text = await res.text();
       expect((JSON.parse(text) as { message: string }).message).toBe(INTERNAL_ERROR_MESSAGE);
       expect(text).not.toMatch(/WRONGTYPE|wrong kind/);
-      expect(gw.logs.some((l) => l.includes('queue dashboard request failed') && l.includes('WRONGTYPE'))).toBe(true);
+      // The details are in the log under the request id the answer carries.
+      const requestId = res.headers.get('x-request-id')!;
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(gw.logs.some((l) => l.includes('queue dashboard request failed') && l.includes('WRONGTYPE') && l.includes(`"reqId":"${requestId}"`))).toBe(true);
     } finally {
       await redis.del(`${gw.env.QUEUE_PREFIX}:sync:wait`);
       redis.disconnect();

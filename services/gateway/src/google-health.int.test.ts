@@ -216,7 +216,8 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
     type Delivery = { id: number; state: string; duplicateOf?: number; body: unknown; attempts: Array<{ status?: number }> };
     const deliveries = async (): Promise<Delivery[]> => (await control('/webhooks/deliveries')).deliveries;
     const metric = async (outcome: string) => {
-      const text = await (await fetch(`${gw.base}/metrics`)).text();
+      // What the ops port's /metrics serves (main.ts): the gateway's registry.
+      const text = await gw.registry.metrics();
       const m = new RegExp(`fitlamp_webhook_notifications_total\\{provider="google-health",outcome="${outcome}"\\} (\\d+)`).exec(text);
       return Number(m?.[1] ?? 0);
     };

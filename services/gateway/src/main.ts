@@ -3,8 +3,8 @@ import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { createQueues } from '@fitlamp/queues';
-import { createLogger, createProducerConnection, runService } from '@fitlamp/runtime';
-import { buildGateway } from './app.ts';
+import { createLogger, createProducerConnection, runService, startOpsServer } from '@fitlamp/runtime';
+import { buildGateway, gatewayReadinessChecks } from './app.ts';
 import { loadGatewayEnv } from './env.ts';
 import { createProviders } from '@fitlamp/provider-registry';
 
@@ -27,12 +27,15 @@ await runService({
     collectDefaultMetrics({ register: registry });
     const app = await buildGateway({ env, logger, db, redis, queues, registry, providers, lamp, cipher });
     await app.listen({ port: env.PORT, host: env.HOST });
-    logger.info({ providers: Object.keys(providers), publicBaseUrl: env.PUBLIC_BASE_URL }, 'gateway listening');
+    // /readyz and /metrics on a port the Ingress does not route (probes and Prometheus only).
+    const ops = await startOpsServer({ host: env.HOST, port: env.OPS_PORT, registry, logger, checks: gatewayReadinessChecks({ db, redis }) });
+    logger.info({ providers: Object.keys(providers), publicBaseUrl: env.PUBLIC_BASE_URL, ops: ops.url }, 'gateway listening');
     return {
       logger,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       closers: [
         { name: 'http', close: () => app.close() },
+        { name: 'ops', close: () => new Promise((resolve) => ops.close(resolve)) },
         { name: 'queues', close: () => queues.close() },
         { name: 'lamp', close: () => lamp.close() },
         { name: 'postgres', close: () => db.destroy() },

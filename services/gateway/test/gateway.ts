@@ -52,6 +52,9 @@ export interface GatewayUnderTest {
   db: Kysely<Database>;
   queues: QueueSet;
   cipher: TokenCipher;
+  /** Its Redis connection (what readiness pings) and Prometheus registry (what the ops port serves). */
+  redis: Redis;
+  registry: Registry;
   /** Every log line the gateway wrote, as raw JSON text. */
   logs: string[];
   /** `Authorization` header for the admin API. */
@@ -94,13 +97,16 @@ async function assemble(env: GatewayEnv, db: Kysely<Database>, redisUrl: string)
   const queues = createQueues(redis, env.QUEUE_PREFIX);
   const cipher = createTokenCipher(parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY));
   const lamp = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 5_000 });
-  const app = await buildGateway({ env, logger, db, redis, queues, registry: new Registry(), providers: createProviders(env), lamp, cipher });
+  const registry = new Registry();
+  const app = await buildGateway({ env, logger, db, redis, queues, registry, providers: createProviders(env), lamp, cipher });
   return {
     env,
     app,
     db,
     queues,
     cipher,
+    redis,
+    registry,
     logs,
     admin: { authorization: `Bearer ${env.ADMIN_TOKEN}` },
     async close() {
