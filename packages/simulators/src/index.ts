@@ -18,6 +18,7 @@ export { createFitbitSimulator, type FitbitSimulator, type FitbitSimulatorOption
 export type { Counters as FitbitCounters, Fault as FitbitFault } from './fitbit/state.ts';
 export type { FaultSpec as FitbitFaultSpec } from './fitbit/faults.ts';
 export { createClock, type Clock } from './world/clock.ts';
+export { createRng, intBetween } from './world/random.ts';
 export {
   addUser,
   createWorld,
