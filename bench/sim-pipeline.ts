@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { sql, type Kysely } from 'kysely';
 import { Registry } from 'prom-client';
 import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant, type Database } from '@fitlamp/db';
+import { connectionTokenPlace, createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant, type Database } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { startPostgresServer, type PostgresServer } from '@fitlamp/harness';
 import { createLampClient } from '@fitlamp/lamp';
@@ -151,8 +151,8 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
         participantId: p.participantId,
         provider: 'fitbit',
         providerUserId: grant.providerUserId!,
-        accessTokenEnc: cipher.encrypt(grant.accessToken),
-        refreshTokenEnc: cipher.encrypt(grant.refreshToken!),
+        accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(p.participantId, 'access_token_enc')),
+        refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(p.participantId, 'refresh_token_enc')),
         keyId: cipher.activeKeyId,
         accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
         refreshTokenExpiresAt: null,

@@ -169,7 +169,8 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     await mapLimit(participants, 8, async (p) => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await stack.connect(p);
+          await stack.connect(p);
+          return;
         } catch (error) {
           if (attempt >= 5 || !/\b503\b/.test(String(error))) throw error;
           connectRetries++;

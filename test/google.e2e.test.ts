@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack, type StackParticipant } from '@fitlamp/harness';
 import { addDays, localDayAt } from '@fitlamp/provider';
 import { findUser, syncUser, viewDay } from '@fitlamp/simulators';
-import { answerProviderConsent, startConsent, waitFor } from '@fitlamp/testing';
+import { answerProviderConsent, completeConsent, startConsent, waitFor } from '@fitlamp/testing';
 
 // The four services as processes with the Google Health and Fitbit simulators sharing one world:
 // 10 participants on Google Health (webhooks on, duplicates injected) and 5 on the legacy Fitbit
@@ -94,7 +94,7 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     expect(links.map((l) => l.participantId).sort()).toEqual(legacyParticipants.map((p) => p.id));
     for (const link of links) {
       const user = legacyParticipants.find((p) => p.id === link.participantId)!.user.id;
-      const page = await fetch(await answerProviderConsent(await startConsent(link.url), { decision: 'allow', user }));
+      const page = await completeConsent(link.url, { decision: 'allow', user });
       expect(page.status).toBe(200);
     }
     const migrated = (await (await fetch(`${stack.gatewayUrl}/admin/participants?migration=migrated`, { headers: admin })).json()) as {
@@ -168,7 +168,7 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     expect(duplicates.length).toBe(5);
     expect(duplicates.every((d) => d.state === 'delivered')).toBe(true);
     expect(deliveries.filter((d) => d.duplicateOf === null && d.state === 'delivered').length).toBeGreaterThan(5);
-    const metrics = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${stack.gatewayOpsUrl}/metrics`)).text();
     const ignored = Number(/fitlamp_webhook_notifications_total\{provider="google-health",outcome="duplicate"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     expect(ignored).toBe(duplicates.length);
   }, 900_000);

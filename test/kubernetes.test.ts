@@ -165,18 +165,24 @@ function checkContainers(objs: Obj[]): string[] {
   return problems;
 }
 
-/** fitlamp's own containers: /healthz and /readyz on the port the service listens on (PORT). */
+/**
+ * fitlamp's own containers: /healthz and /readyz on the ops port: OPS_PORT (the gateway, whose PORT
+ * serves the public pages) or PORT (a worker's only server). Prometheus scrapes that port.
+ */
 function checkServiceProbes(objs: Obj[]): string[] {
   const problems: string[] = [];
   for (const d of fitlampDeployments(objs)) {
     const c = d.spec.template.spec.containers[0];
     const env = containerEnv(objs, c);
-    const port = c.ports?.find((p: any) => String(p.containerPort) === env.PORT);
-    if (!port) problems.push(`${d.metadata.name}: no container port equal to PORT=${env.PORT}`);
+    const opsPort = env.OPS_PORT ?? env.PORT;
+    const port = c.ports?.find((p: any) => String(p.containerPort) === opsPort);
+    if (!port) problems.push(`${d.metadata.name}: no container port equal to the ops port ${opsPort}`);
     const probe = (p: any, path: string, what: string) => {
       if (p?.httpGet?.path !== path) problems.push(`${d.metadata.name}: ${what} does not GET ${path}`);
-      else if (p.httpGet.port !== port?.name && p.httpGet.port !== port?.containerPort) problems.push(`${d.metadata.name}: ${what} is not on PORT`);
+      else if (p.httpGet.port !== port?.name && p.httpGet.port !== port?.containerPort) problems.push(`${d.metadata.name}: ${what} is not on the ops port`);
     };
+    const scrape = d.spec.template.metadata?.annotations?.['prometheus.io/port'];
+    if (scrape !== opsPort) problems.push(`${d.metadata.name}: Prometheus scrapes port ${scrape}, not the ops port ${opsPort}`);
     probe(c.livenessProbe, '/healthz', 'livenessProbe');
     probe(c.readinessProbe, '/readyz', 'readinessProbe');
     if (c.startupProbe) probe(c.startupProbe, '/healthz', 'startupProbe');
@@ -432,6 +438,9 @@ describe('deploy/kubernetes', () => {
         for (const path of rule.http.paths) expect(path.backend.service.name).toBe('fitlamp-gateway');
       }
       expect(byKind(objs, 'Service').map((s) => s.metadata.name)).toEqual(['fitlamp-gateway']);
+      // The Service behind the Ingress exposes the pages' port only, never the ops port (/readyz, /metrics).
+      const [service] = byKind(objs, 'Service') as [Obj];
+      expect(service.spec.ports.map((p: any) => p.targetPort)).toEqual(['http']);
     });
   });
 

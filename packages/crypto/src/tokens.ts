@@ -17,7 +17,8 @@ export interface EncryptionKey {
   key: Buffer;
 }
 
-const FORMAT = 'v1';
+const FORMAT = 'v2';
+const LEGACY_FORMAT = 'v1';
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
 /**
@@ -38,19 +39,42 @@ export function parseEncryptionKey(setting: string, variable = 'TOKEN_ENCRYPTION
   return { id, key };
 }
 
+/**
+ * Where a stored secret lives: bound into its ciphertext as associated data, so a value moved to
+ * another table, column or participant's row fails authentication instead of decrypting.
+ */
+export interface SecretPlace {
+  table: string;
+  column: string;
+  participantId: string;
+}
+
 /** Encrypts with the active key and decrypts with any key it still knows (rotation). */
 export interface TokenCipher {
   readonly activeKeyId: string;
-  encrypt(plaintext: string): string;
-  decrypt(ciphertext: string): string;
+  encrypt(plaintext: string, place: SecretPlace): string;
+  decrypt(ciphertext: string, place: SecretPlace): string;
   /** The key id a stored value was written with, so a re-encryption job can find old rows. */
   keyIdOf(ciphertext: string): string;
+  /** Whether a stored value is not yet in the current format under the active key (`rotate-keys` rewrites it). */
+  isStale(ciphertext: string): boolean;
+}
+
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+function associatedData(format: string, keyId: string, place: SecretPlace): Buffer {
+  // v1 bound the key id only; it is read (never written) until `rotate-keys` has rewritten it.
+  if (format === LEGACY_FORMAT) return Buffer.from(keyId);
+  return Buffer.from(JSON.stringify([FORMAT, keyId, place.table, place.column, place.participantId]));
 }
 
 /**
- * AES-256-GCM with a random 96-bit IV per value. The stored form is
- * `v1.<keyId>.<iv>.<ciphertext>.<tag>` (base64url); the key id is bound as associated data so a
- * value cannot be relabelled to another key.
+ * AES-256-GCM with a random 96-bit IV per value and a 128-bit tag. The stored form is
+ * `v2.<keyId>.<iv>.<ciphertext>.<tag>` (base64url); the format, key id, table, column and
+ * participant are bound as associated data, so a value can be neither relabelled to another key
+ * nor moved to another row. `v1` values (key id bound only) still decrypt, so an upgrade needs no
+ * downtime; `rotate-keys` rewrites them.
  */
 export function createTokenCipher(active: EncryptionKey, previous: EncryptionKey[] = []): TokenCipher {
   const keys = new Map<string, Buffer>();
@@ -58,37 +82,43 @@ export function createTokenCipher(active: EncryptionKey, previous: EncryptionKey
 
   const split = (ciphertext: string) => {
     const parts = ciphertext.split('.');
-    if (parts.length !== 5 || parts[0] !== FORMAT) {
-      throw new CryptoError('ciphertext_malformed', 'stored secret is not in the v1 format');
+    if (parts.length !== 5 || (parts[0] !== FORMAT && parts[0] !== LEGACY_FORMAT)) {
+      throw new CryptoError('ciphertext_malformed', 'stored secret is not in the v1 or v2 format');
     }
-    const [, keyId, iv, body, tag] = parts as [string, string, string, string, string];
-    return { keyId, iv, body, tag };
+    const [format, keyId, iv, body, tag] = parts as [string, string, string, string, string];
+    return { format, keyId, iv: Buffer.from(iv, 'base64url'), body: Buffer.from(body, 'base64url'), tag: Buffer.from(tag, 'base64url') };
   };
 
   return {
     activeKeyId: active.id,
-    encrypt(plaintext) {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', active.key, iv);
-      cipher.setAAD(Buffer.from(active.id));
+    encrypt(plaintext, place) {
+      const iv = randomBytes(IV_BYTES);
+      const cipher = createCipheriv('aes-256-gcm', active.key, iv, { authTagLength: TAG_BYTES });
+      cipher.setAAD(associatedData(FORMAT, active.id, place));
       const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
       return [FORMAT, active.id, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
     },
-    decrypt(ciphertext) {
-      const { keyId, iv, body, tag } = split(ciphertext);
+    decrypt(ciphertext, place) {
+      const { format, keyId, iv, body, tag } = split(ciphertext);
       const key = keys.get(keyId);
       if (!key) throw new CryptoError('key_unknown', `no key with id "${keyId}" is configured`);
+      // A short tag would be accepted by GCM and weaken it; a short IV is not what we write.
+      if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new CryptoError('ciphertext_malformed', 'stored secret has a wrong IV or tag length');
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
-        decipher.setAAD(Buffer.from(keyId));
-        decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-        return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+        const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+        decipher.setAAD(associatedData(format, keyId, place));
+        decipher.setAuthTag(tag);
+        return Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
       } catch {
         throw new CryptoError('ciphertext_tampered', 'stored secret failed authentication');
       }
     },
     keyIdOf(ciphertext) {
       return split(ciphertext).keyId;
+    },
+    isStale(ciphertext) {
+      const { format, keyId } = split(ciphertext);
+      return format !== FORMAT || keyId !== active.id;
     },
   };
 }

@@ -35,6 +35,14 @@ import type { ConnectionStatus, Database, ProviderConnection, ProviderName } fro
  * - `last_sync_at`: when a sync of this connection last completed without failures ({@link markSynced}).
  */
 
+/** A connection's encrypted token columns. */
+export type TokenColumn = 'access_token_enc' | 'refresh_token_enc';
+
+/** Where a connection's token lives, bound into its ciphertext (`@fitlamp/crypto`'s `SecretPlace`). */
+export function connectionTokenPlace(participantId: string, column: TokenColumn): { table: string; column: string; participantId: string } {
+  return { table: 'provider_connections', column, participantId };
+}
+
 /** Statuses in which a connection still holds (or should hold) tokens and owns its provider account. */
 export const ACTIVE_CONNECTION_STATUSES = ['connected', 'reconnect_needed', 'needs_reconsent'] as const satisfies readonly ConnectionStatus[];
 
@@ -378,4 +386,34 @@ export async function recordProfileCheck(db: Kysely<Database>, connectionId: str
 /** Marks a sync of the connection complete at `at` (the fetcher's clock). */
 export async function markSynced(db: Kysely<Database>, connectionId: string, at: Date): Promise<void> {
   await db.updateTable('provider_connections').set({ last_sync_at: at, updated_at: at }).where('id', '=', connectionId).execute();
+}
+
+/** A page of connections holding tokens, by id, for re-encryption (`rotate-keys`). */
+export async function listConnectionsWithTokens(db: Kysely<Database>, afterId: string | undefined, limit: number): Promise<ProviderConnection[]> {
+  let query = db
+    .selectFrom('provider_connections')
+    .selectAll()
+    .where((eb) => eb.or([eb('access_token_enc', 'is not', null), eb('refresh_token_enc', 'is not', null)]));
+  if (afterId !== undefined) query = query.where('id', '>', afterId);
+  return query.orderBy('id').limit(limit).execute();
+}
+
+/**
+ * Replaces a connection's ciphertexts with the same tokens re-encrypted, only if the row still
+ * holds the ones read (a refresh or reconnect meanwhile wins: its tokens are already under the
+ * active key). Answers whether the row changed.
+ */
+export async function rewrapConnectionTokens(
+  db: Kysely<Database>,
+  read: Pick<ProviderConnection, 'id' | 'access_token_enc' | 'refresh_token_enc'>,
+  rewrapped: { accessTokenEnc: string | null; refreshTokenEnc: string | null; keyId: string },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('provider_connections')
+    .set({ access_token_enc: rewrapped.accessTokenEnc, refresh_token_enc: rewrapped.refreshTokenEnc, key_id: rewrapped.keyId })
+    .where('id', '=', read.id)
+    .where(sql<boolean>`access_token_enc is not distinct from ${read.access_token_enc}`)
+    .where(sql<boolean>`refresh_token_enc is not distinct from ${read.refresh_token_enc}`)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }

@@ -29,8 +29,12 @@ export {
   type ConnectedTokens,
   type RefreshedTokens,
   type LostConnectionGuard,
+  connectionTokenPlace,
+  listConnectionsWithTokens,
+  rewrapConnectionTokens,
+  type TokenColumn,
 } from './connections.ts';
-export { insertOauthState, consumeOauthState, deleteExpiredOauthStates, type NewOauthState } from './oauth-states.ts';
+export { insertOauthState, consumeOauthState, deleteExpiredOauthStates, codeVerifierPlace, type NewOauthState } from './oauth-states.ts';
 export {
   DUE_NOW,
   scheduleStreams,

@@ -3,6 +3,7 @@ import * as initial from './migrations/2026-11-26T00-00-00-initial.ts';
 import * as providerWebhooks from './migrations/2026-11-26T02-00-00-provider-webhooks.ts';
 import * as profileCheckedAt from './migrations/2026-11-27T00-00-00-profile-checked-at.ts';
 import * as boundedOutbox from './migrations/2026-12-06T00-00-00-bounded-outbox.ts';
+import * as consentBinding from './migrations/2026-12-06T00-00-00-consent-binding.ts';
 import * as deviceBattery from './migrations/2026-12-06T00-00-00-device-battery.ts';
 import * as deviceSyncTimes from './migrations/2026-12-06T00-00-00-device-sync-times.ts';
 import * as coordinators from './migrations/2026-12-06T01-00-00-coordinators.ts';
@@ -18,6 +19,7 @@ export const migrations: Record<string, Migration> = {
   '2026-11-26T02-00-00-provider-webhooks': providerWebhooks,
   '2026-11-27T00-00-00-profile-checked-at': profileCheckedAt,
   '2026-12-06T00-00-00-bounded-outbox': boundedOutbox,
+  '2026-12-06T00-00-00-consent-binding': consentBinding,
   '2026-12-06T00-00-00-device-battery': deviceBattery,
   '2026-12-06T00-00-00-device-sync-times': deviceSyncTimes,
   '2026-12-06T01-00-00-coordinators': coordinators,

@@ -61,6 +61,8 @@ export interface OauthStatesTable {
   provider: ProviderName;
   code_verifier_enc: string;
   scopes_requested: string[];
+  browser_nonce_hash: string | null;
+  link_issued_at: Timestamp | null;
   expires_at: Timestamp;
   used_at: Timestamp | null;
   created_at: Created;

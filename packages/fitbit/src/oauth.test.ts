@@ -55,7 +55,7 @@ describe('scopes', () => {
 });
 
 describe('authorization URL', () => {
-  it('carries the code flow, PKCE S256 explicitly, and space-separated scopes', () => {
+  it('carries the code flow, PKCE S256 explicitly, space-separated scopes, and asks for consent every time', () => {
     const url = new URL(
       createFitbitProvider({ clientId: '23ABCD', clientSecret: 's' }).authorizationUrl({
         redirectUri: 'https://fitlamp.example/oauth/fitbit/callback',
@@ -73,6 +73,7 @@ describe('authorization URL', () => {
       state: 'st4te',
       code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
       code_challenge_method: 'S256',
+      prompt: 'consent',
     });
     expect(url.search).toContain('scope=activity+sleep');
   });

@@ -49,6 +49,9 @@ export function authorizationUrl(authorizeUrl: string, clientId: string, req: Au
   url.searchParams.set('state', req.state);
   url.searchParams.set('code_challenge', req.codeChallenge);
   url.searchParams.set('code_challenge_method', 'S256');
+  // Always ask: an account that already authorised the app would otherwise be connected silently,
+  // without the person at the keyboard seeing whose account it is (fitbit-web-api §1.2).
+  url.searchParams.set('prompt', 'consent');
   return url.toString();
 }
 

@@ -17,12 +17,11 @@ import {
 } from '@fitlamp/simulators';
 import {
   adminDatabaseUrl,
-  answerProviderConsent,
+  completeConsent,
   buildIfStale,
   databaseUrl,
   googleSimulatorEnv,
   requestEnrollmentLink,
-  startConsent,
   startProcess,
   testRedisUrl,
   type ServiceProcess,
@@ -132,6 +131,8 @@ export interface Stack {
   redisUrl: string;
   queuePrefix: string;
   gatewayUrl: string;
+  /** The gateway's ops server: /readyz and /metrics (OPS_PORT). */
+  gatewayOpsUrl: string;
   adminToken: string;
   fitbit: FitbitSimulator;
   fitbitUrl: string;
@@ -144,9 +145,11 @@ export interface Stack {
   dataStreams: StreamName[];
   /**
    * Enrolls and connects a participant the way a person would, minus the browser, through
-   * `provider` (default: the participant's own, else fitbit).
+   * `provider` (default: the participant's own, else fitbit). Resolves with the enrollment link used.
    */
-  connect(participant: StackParticipant, provider?: 'fitbit' | 'google-health'): Promise<void>;
+  connect(participant: StackParticipant, provider?: 'fitbit' | 'google-health'): Promise<string>;
+  /** The environment every service was started with (secrets included), for tests that audit logs. */
+  env: Readonly<Record<string, string>>;
   progress(): Promise<StackProgress>;
   /**
    * Resolves once every window day is fetched and every record delivered. Throws when nothing has
@@ -216,6 +219,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
 
   const gatewayPort = await freePort();
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  const gatewayOpsPort = await freePort();
   const clientSecret = randomBytes(16).toString('hex');
   const simStart = options.simStartAt ? Date.parse(options.simStartAt) : undefined;
   const fitbit = createFitbitSimulator({
@@ -295,6 +299,8 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   const startService = async (name: ServiceName): Promise<ServiceProcess> => {
     const port = name === 'gateway' ? gatewayPort : await freePort();
     const env: Record<string, string> = { ...common, ...options.serviceEnv?.[name], PORT: String(port) };
+    // The gateway's /readyz and /metrics have a port of their own.
+    if (name === 'gateway') env.OPS_PORT = String(gatewayOpsPort);
     if (options.cpuProfile?.includes(name)) {
       const dir = join(options.cpuProfileDir ?? join(options.logDir ?? '.', 'cpu-profiles'), `${name}-${processes[name].length + 1}`);
       mkdirSync(dir, { recursive: true });
@@ -400,6 +406,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     redisUrl,
     queuePrefix,
     gatewayUrl,
+    gatewayOpsUrl: `http://127.0.0.1:${gatewayOpsPort}`,
     adminToken,
     fitbit,
     fitbitUrl,
@@ -407,6 +414,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     lamp,
     lampUrl,
     processes,
+    env: common,
     dataStreams,
     startService,
     progress,
@@ -417,13 +425,12 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     },
     async connect(participant, provider = participant.provider ?? 'fitbit') {
       const link = await requestEnrollmentLink(gatewayUrl, adminToken, participant.id, { provider });
-      const authorize = await startConsent(link);
-      const callback = await answerProviderConsent(authorize, { decision: 'allow', user: participant.user.id });
-      const page = await fetch(callback);
+      const page = await completeConsent(link, { decision: 'allow', user: participant.user.id });
       const text = await page.text();
       if (page.status !== 200 || !text.includes('connected')) {
         throw new Error(`connecting ${participant.id} ended on ${page.status}: ${text.slice(0, 300)}`);
       }
+      return link;
     },
     async waitUntilCaughtUp({ stallMs = 120_000, timeoutMs = 900_000, onProgress } = {}) {
       const deadline = Date.now() + timeoutMs;

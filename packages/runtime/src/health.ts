@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { Logger } from './logger.ts';
 
 /** A named dependency probe: resolves when reachable, rejects otherwise. */
 export interface ReadinessCheck {
@@ -9,11 +10,19 @@ export interface ReadinessCheck {
 
 export interface ReadinessReport {
   ok: boolean;
-  checks: Record<string, 'ok' | string>;
+  /** Per dependency: `ok`, `down` (the probe failed) or `timeout` (no answer in time). */
+  checks: Record<string, 'ok' | 'down' | 'timeout'>;
 }
 
-/** Runs every check with a timeout; the report names each dependency that is down and why. */
-export async function checkReadiness(checks: ReadinessCheck[], timeoutMs = 2_000): Promise<ReadinessReport> {
+/**
+ * Runs every check with a timeout. The report names each dependency that is down, never the
+ * driver's error text (which can carry hosts, users, internals): that goes to `onFailure`, for the log.
+ */
+export async function checkReadiness(
+  checks: ReadinessCheck[],
+  timeoutMs = 2_000,
+  onFailure?: (name: string, error: unknown) => void,
+): Promise<ReadinessReport> {
   const results = await Promise.all(
     checks.map(async ({ name, check }) => {
       let timer: NodeJS.Timeout | undefined;
@@ -21,12 +30,13 @@ export async function checkReadiness(checks: ReadinessCheck[], timeoutMs = 2_000
         await Promise.race([
           check(),
           new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+            timer = setTimeout(() => reject(new ReadinessTimeout(timeoutMs)), timeoutMs);
           }),
         ]);
         return [name, 'ok'] as const;
       } catch (error) {
-        return [name, error instanceof Error ? error.message || error.name : String(error)] as const;
+        onFailure?.(name, error);
+        return [name, error instanceof ReadinessTimeout ? 'timeout' : 'down'] as const;
       } finally {
         clearTimeout(timer);
       }
@@ -35,16 +45,26 @@ export async function checkReadiness(checks: ReadinessCheck[], timeoutMs = 2_000
   return { ok: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
 }
 
+class ReadinessTimeout extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'ReadinessTimeout';
+  }
+}
+
 export interface OpsServerOptions {
   host: string;
   port: number;
   registry: Registry;
   checks: ReadinessCheck[];
+  /** Where a failed check's error goes (the readiness answer only names the dependency). */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 /**
  * The small HTTP server a worker runs beside its queue work: `/healthz` (process up),
  * `/readyz` (dependencies reachable, 503 naming what is down) and `/metrics` (Prometheus text).
+ * The gateway runs one too: these paths are not on the port the Ingress routes.
  */
 export async function startOpsServer(options: OpsServerOptions): Promise<Server & { url: string }> {
   const server = createServer((req, res) => {
@@ -56,7 +76,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<Server 
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     } else if (path === '/readyz') {
-      void checkReadiness(options.checks).then((report) => {
+      const logFailure = (name: string, err: unknown) => options.logger?.warn({ dependency: name, err }, 'readiness check failed');
+      void checkReadiness(options.checks, undefined, logFailure).then((report) => {
         res
           .writeHead(report.ok ? 200 : 503, { 'content-type': 'application/json' })
           .end(JSON.stringify({ status: report.ok ? 'ready' : 'not_ready', checks: report.checks }));

@@ -10,7 +10,7 @@ export {
   queueConsumerEnvSchema,
   redisTargetOf,
 } from './env.ts';
-export { createLogger, stripQuery, type Logger, type LoggerOptions } from './logger.ts';
+export { createLogger, redactDeep, stripQuery, type Logger, type LoggerOptions } from './logger.ts';
 export { createProducerConnection, createWorkerConnection, type ConnectionTarget, type RedisConnection } from './redis.ts';
 export { runService, type Closer, type RunningService, type RunServiceOptions } from './shutdown.ts';
 export {

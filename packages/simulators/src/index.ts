@@ -19,6 +19,7 @@ export { createFitbitSimulator, type FitbitSimulator, type FitbitSimulatorOption
 export type { Counters as FitbitCounters, Fault as FitbitFault } from './fitbit/state.ts';
 export type { FaultSpec as FitbitFaultSpec } from './fitbit/faults.ts';
 export { createClock, type Clock } from './world/clock.ts';
+export { createRng, intBetween } from './world/random.ts';
 export {
   addUser,
   createWorld,
@@ -47,3 +48,4 @@ export { STREAM_DATA_TYPES as GOOGLE_STREAM_DATA_TYPES, SCOPES as GOOGLE_HEALTH_
 export type { Counters as GoogleCounters, Fault as GoogleFault } from './google/state.ts';
 export type { FaultSpec as GoogleFaultSpec } from './google/faults.ts';
 export type { Delivery as GoogleWebhookDelivery, WebhookOptions as GoogleWebhookOptions } from './google/webhooks.ts';
+export { envelope as googleWebhookEnvelope, signBody as signGoogleWebhookBody } from './google/webhooks.ts';

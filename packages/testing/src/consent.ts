@@ -31,8 +31,18 @@ export function hiddenFields(page: string): Record<string, string> {
   return fields;
 }
 
-/** Opens a link's consent page and submits it, as a browser would; answers the provider URL it redirects to. */
-export async function startConsent(link: string): Promise<string> {
+/** A consent started as a browser would: where the provider's consent screen is, and the browser's consent cookie. */
+export interface ConsentStart {
+  authorizeUrl: string;
+  /** The `Cookie` header the browser sends back with the callback (`name=value`). */
+  cookie: string;
+}
+
+/**
+ * Opens a link's consent page and submits it, as a browser would; answers the provider URL it
+ * redirects to and the consent cookie it set (the callback must carry it: {@link finishConsent}).
+ */
+export async function startConsent(link: string): Promise<ConsentStart> {
   const page = await fetch(link);
   if (page.status !== 200) throw new Error(`consent page answered ${page.status}`);
   const url = new URL(link);
@@ -43,7 +53,14 @@ export async function startConsent(link: string): Promise<string> {
     redirect: 'manual',
   });
   if (res.status !== 303) throw new Error(`consent start answered ${res.status}: ${await res.text()}`);
-  return res.headers.get('location')!;
+  const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]!).find((c) => c.includes('fitlamp-consent-'));
+  if (!cookie) throw new Error('consent start set no consent cookie');
+  return { authorizeUrl: res.headers.get('location')!, cookie };
+}
+
+/** Follows the provider's redirect back to the gateway's callback from the browser that started the consent. */
+export function finishConsent(start: ConsentStart, callbackUrl: string): Promise<Response> {
+  return fetch(callbackUrl, { headers: { cookie: start.cookie } });
 }
 
 export interface ConsentAnswer {
@@ -77,4 +94,10 @@ export async function answerProviderConsent(authorizeUrl: string, answer: Consen
   });
   if (res.status !== 302) throw new Error(`consent answered ${res.status}: ${await res.text()}`);
   return res.headers.get('location')!;
+}
+
+/** The whole consent as one browser: open the link, submit it, answer the provider, follow the redirect back. */
+export async function completeConsent(link: string, answer: ConsentAnswer): Promise<Response> {
+  const start = await startConsent(link);
+  return finishConsent(start, await answerProviderConsent(start.authorizeUrl, answer));
 }

@@ -15,6 +15,7 @@ export function serviceTestEnv(overrides: Record<string, string | undefined> = {
     PUBLIC_BASE_URL: 'http://127.0.0.1:8080',
     HOST: '127.0.0.1',
     PORT: '0',
+    OPS_PORT: '0',
     ADMIN_TOKEN: randomBytes(24).toString('base64url'),
     ENROLLMENT_SECRET: randomBytes(32).toString('base64url'),
     TOKEN_ENCRYPTION_KEY: `test1:${randomBytes(32).toString('base64')}`,

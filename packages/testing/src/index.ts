@@ -17,7 +17,10 @@ export {
   hiddenFields,
   startConsent,
   answerProviderConsent,
+  finishConsent,
+  completeConsent,
   type ConsentAnswer,
+  type ConsentStart,
 } from './consent.ts';
 export {
   seedParticipant,
@@ -34,3 +37,4 @@ export {
   type SeedDay,
 } from './seed.ts';
 export { waitFor } from './wait.ts';
+export { storedToken } from './tokens.ts';

@@ -4,13 +4,13 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { saveConnectedTokens, upsertParticipant } from '@fitlamp/db';
+import { connectionTokenPlace, saveConnectedTokens, upsertParticipant } from '@fitlamp/db';
 import { createGoogleHealthProvider } from '@fitlamp/google-health';
 import { STREAMS } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createGoogleHealthSimulator, type GoogleHealthSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase } from '@fitlamp/testing';
+import { createTestDatabase, testRedisUrl, uniquePrefix, type TestDatabase, storedToken } from '@fitlamp/testing';
 import { pollIntervalMs } from './poll-interval.ts';
 import { createFetcherMetrics, createSyncProcessor, type SyncSummary } from './sync.worker.ts';
 import { ConnectionLostError, getAccessToken } from './tokens.ts';
@@ -52,7 +52,8 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
       revokeUrl: `${url}/revoke`,
       apiUrl: url,
     });
-    const cipher = createTokenCipher(parseEncryptionKey(`t1:${randomBytes(32).toString('base64')}`));
+    const key = parseEncryptionKey(`t1:${randomBytes(32).toString('base64')}`);
+    const cipher = createTokenCipher(key);
     sim.state.autoConsent = { decision: 'allow', userId: 'NYC001', scopes: undefined };
     const { verifier, challenge } = createPkcePair();
     const res = await fetch(provider.authorizationUrl({ redirectUri: REDIRECT, state: 'state-state-state', codeChallenge: challenge, scopes: provider.scopesFor(STREAMS) }), { redirect: 'manual' });
@@ -66,14 +67,14 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
       participantId: P,
       provider: 'google-health',
       providerUserId: sim.healthUserId('NYC001'),
-      accessTokenEnc: cipher.encrypt(grant.accessToken),
-      refreshTokenEnc: cipher.encrypt(grant.refreshToken!),
+      accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(P, 'access_token_enc')),
+      refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(P, 'refresh_token_enc')),
       keyId: cipher.activeKeyId,
       accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
       refreshTokenExpiresAt: new Date(grant.refreshTokenExpiresAt!),
       scopes: grant.scopes,
     });
-    return { db: t.db, provider, cipher, now, row, grant };
+    return { db: t.db, provider, cipher, key, now, row, grant };
   }
 
   it('refreshes without a new refresh token and keeps the stored one', async () => {
@@ -81,10 +82,25 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
     const access = await getAccessToken({ db: h.db, cipher: h.cipher, provider: h.provider, now: h.now }, h.row, { force: true });
     expect(access.version).toBe(2);
     const row = await h.db.selectFrom('provider_connections').selectAll().executeTakeFirstOrThrow();
-    expect(h.cipher.decrypt(row.refresh_token_enc!)).toBe(h.grant.refreshToken);
-    expect(h.cipher.decrypt(row.access_token_enc!)).toBe(access.accessToken);
+    expect(storedToken(h.cipher, row, 'refresh_token_enc')).toBe(h.grant.refreshToken);
+    expect(storedToken(h.cipher, row, 'access_token_enc')).toBe(access.accessToken);
     expect(access.accessToken).not.toBe(h.grant.accessToken);
     expect(row.status).toBe('connected');
+  });
+
+  it('re-encrypts the kept refresh token under the active key in the same update, so key_id is true of both', async () => {
+    const h = await setup();
+    const t2 = parseEncryptionKey(`t2:${randomBytes(32).toString('base64')}`);
+    const next = createTokenCipher(t2, [h.key]);
+    const access = await getAccessToken({ db: h.db, cipher: next, provider: h.provider, now: h.now }, h.row, { force: true });
+    const row = await h.db.selectFrom('provider_connections').selectAll().executeTakeFirstOrThrow();
+    expect(row.key_id).toBe('t2');
+    expect(next.keyIdOf(row.access_token_enc!)).toBe('t2');
+    expect(next.keyIdOf(row.refresh_token_enc!)).toBe('t2');
+    // Readable without the old key: the old key can go.
+    const onlyNew = createTokenCipher(t2);
+    expect(storedToken(onlyNew, row, 'refresh_token_enc')).toBe(h.grant.refreshToken);
+    expect(storedToken(onlyNew, row, 'access_token_enc')).toBe(access.accessToken);
   });
 
   it('marks reconnect_needed, naming the 7-day Testing-mode limit, once the refresh token has expired', async () => {
@@ -98,6 +114,21 @@ describe('Google Health tokens (fetcher, Google simulator in Testing mode, Postg
     const row = await h.db.selectFrom('provider_connections').select(['status', 'status_reason', 'refresh_token_enc']).executeTakeFirstOrThrow();
     expect(row.status).toBe('reconnect_needed');
     expect(row.status_reason).toMatch(/refresh token expired on 2026-11-27T.*Testing mode gets 7-day refresh tokens.*must reconnect/);
+  });
+
+  it('marks reconnect_needed when a newer generation’s refresh token is dead, even if the caller saw an older one', async () => {
+    const h = await setup();
+    const deps = { db: h.db, cipher: h.cipher, provider: h.provider, now: h.now };
+    expect((await getAccessToken(deps, h.row, { force: true })).version).toBe(2);
+    // Generation 2's access token has expired and its refresh token was revoked at Google.
+    const current = await h.db.selectFrom('provider_connections').selectAll().executeTakeFirstOrThrow();
+    await h.provider.revokeToken(storedToken(h.cipher, current, 'refresh_token_enc'));
+    await h.db.updateTable('provider_connections').set({ access_token_expires_at: new Date(h.now() - 1000) }).execute();
+    // A fetcher that read generation 1 before asks: the lock holder refreshes generation 2's token.
+    const error = await getAccessToken(deps, h.row, { force: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectionLostError);
+    const row = await h.db.selectFrom('provider_connections').select(['status', 'token_version']).executeTakeFirstOrThrow();
+    expect(row).toEqual({ status: 'reconnect_needed', token_version: 2 });
   });
 
   it('polls less often while webhooks are healthy, and as usual once they fall silent', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { createDb, saveConnectedTokens, upsertParticipant, type Database } from '@fitlamp/db';
+import { connectionTokenPlace, createDb, saveConnectedTokens, upsertParticipant, type Database } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS } from '@fitlamp/provider';
 import { createFitbitSimulator, type FitbitSimulator } from '@fitlamp/simulators';
@@ -63,8 +63,8 @@ describe('a refresh storm: eight fetchers racing for short-lived Fitbit tokens',
         participantId: p.id,
         provider: 'fitbit',
         providerUserId: grant.providerUserId!,
-        accessTokenEnc: cipher.encrypt(grant.accessToken),
-        refreshTokenEnc: cipher.encrypt(grant.refreshToken!),
+        accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(p.id, 'access_token_enc')),
+        refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(p.id, 'refresh_token_enc')),
         keyId: cipher.activeKeyId,
         accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
         refreshTokenExpiresAt: null,

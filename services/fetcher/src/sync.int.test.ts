@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
-import { findDayTotals, findDueParticipants, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { connectionTokenPlace, findDayTotals, findDueParticipants, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
@@ -46,8 +46,8 @@ async function connect(h: Pick<Harness, 't' | 'sim' | 'provider' | 'cipher'>, pa
     participantId,
     provider: 'fitbit',
     providerUserId: grant.providerUserId!,
-    accessTokenEnc: h.cipher.encrypt(grant.accessToken),
-    refreshTokenEnc: h.cipher.encrypt(grant.refreshToken!),
+    accessTokenEnc: h.cipher.encrypt(grant.accessToken, connectionTokenPlace(participantId, 'access_token_enc')),
+    refreshTokenEnc: h.cipher.encrypt(grant.refreshToken!, connectionTokenPlace(participantId, 'refresh_token_enc')),
     keyId: h.cipher.activeKeyId,
     accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
     refreshTokenExpiresAt: null,
@@ -234,13 +234,13 @@ describe('fetcher sync against the Fitbit simulator', () => {
 
   it('on 401 refreshes once and retries; a dead refresh token marks the participant reconnect_needed', async () => {
     h = await harness();
-    await h.t.db.updateTable('provider_connections').set({ access_token_enc: h.cipher.encrypt('not-a-valid-token') }).execute();
+    await h.t.db.updateTable('provider_connections').set({ access_token_enc: h.cipher.encrypt('not-a-valid-token', connectionTokenPlace(P, 'access_token_enc')) }).execute();
     expect((await h.run()).outcome).toBe('synced');
     expect((await h.t.db.selectFrom('provider_connections').select('token_version').executeTakeFirstOrThrow()).token_version).toBe(2);
 
     await h.t.db
       .updateTable('provider_connections')
-      .set({ access_token_enc: h.cipher.encrypt('not-a-valid-token'), refresh_token_enc: h.cipher.encrypt('revoked-refresh-token') })
+      .set({ access_token_enc: h.cipher.encrypt('not-a-valid-token', connectionTokenPlace(P, 'access_token_enc')), refresh_token_enc: h.cipher.encrypt('revoked-refresh-token', connectionTokenPlace(P, 'refresh_token_enc')) })
       .execute();
     const lost = await h.run();
     expect(lost.outcome).toBe('connection_lost');

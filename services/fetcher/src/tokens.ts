@@ -1,11 +1,13 @@
 import type { Kysely } from 'kysely';
 import {
+  connectionTokenPlace,
   lockConnectionForRefresh,
   markNeedsReconsent,
   markReconnectNeeded,
   saveRefreshedTokens,
   type Database,
   type ProviderConnection,
+  type TokenColumn,
 } from '@fitlamp/db';
 import type { TokenCipher } from '@fitlamp/crypto';
 import { ProviderError, type Provider } from '@fitlamp/provider';
@@ -49,7 +51,7 @@ export async function getAccessToken(
   const now = deps.now?.() ?? Date.now();
   const expiresAt = connection.access_token_expires_at?.getTime() ?? 0;
   if (!options.force && connection.access_token_enc && expiresAt - now > REFRESH_MARGIN_MS) {
-    return { accessToken: deps.cipher.decrypt(connection.access_token_enc), version: connection.token_version };
+    return { accessToken: deps.cipher.decrypt(connection.access_token_enc, connectionTokenPlace(connection.participant_id, 'access_token_enc')), version: connection.token_version };
   }
   return refreshUnderLock(deps, connection.id, options.seenVersion ?? connection.token_version);
 }
@@ -62,10 +64,15 @@ export async function getAccessToken(
  * the commit, Fitbit answers an identical refresh request within two minutes with the same tokens
  * (reference §1.4), and the lock is released with the connection, so the next attempt recovers.
  */
+const place = (row: ProviderConnection, column: TokenColumn) => connectionTokenPlace(row.participant_id, column);
+
 async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersion: number): Promise<AccessToken> {
   const { db, cipher, provider } = deps;
+  // The generation the lock holder judged: the row's, which may be newer than the caller's.
+  let judgedVersion = seenVersion;
   const outcome = await db.transaction().execute(async (trx): Promise<AccessToken | ConnectionLostError> => {
     const row = await lockConnectionForRefresh(trx, connectionId);
+    if (row) judgedVersion = row.token_version;
     if (!row || row.status !== 'connected' || !row.refresh_token_enc) {
       return new ConnectionLostError(
         (row?.status as ConnectionLostError['status'] | undefined) ?? 'disconnected',
@@ -76,11 +83,13 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
     if (row.token_version !== seenVersion && row.access_token_enc) {
       // Someone else refreshed while we waited for the lock: their tokens are ours now.
       const expiresAt = row.access_token_expires_at?.getTime() ?? 0;
-      if (expiresAt - now > 0) return { accessToken: cipher.decrypt(row.access_token_enc), version: row.token_version };
+      if (expiresAt - now > 0) return { accessToken: cipher.decrypt(row.access_token_enc, place(row, 'access_token_enc')), version: row.token_version };
     }
     let grant;
+    let refreshToken: string;
     try {
-      grant = await provider.refreshToken(cipher.decrypt(row.refresh_token_enc));
+      refreshToken = cipher.decrypt(row.refresh_token_enc, place(row, 'refresh_token_enc'));
+      grant = await provider.refreshToken(refreshToken);
     } catch (error) {
       if (error instanceof ProviderError && error.code === 'invalid_grant') {
         // We hold the lock and the version we read is the newest: no one else refreshed, so the
@@ -110,9 +119,10 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
     }
     const version = row.token_version + 1;
     await saveRefreshedTokens(trx, connectionId, {
-      accessTokenEnc: cipher.encrypt(grant.accessToken),
-      // Google omits refresh_token on refresh: the stored one stays.
-      refreshTokenEnc: grant.refreshToken ? cipher.encrypt(grant.refreshToken) : undefined,
+      accessTokenEnc: cipher.encrypt(grant.accessToken, place(row, 'access_token_enc')),
+      // Google omits refresh_token on refresh: the stored one stays, re-encrypted under the active
+      // key in the same update, so `key_id` is true of both columns.
+      refreshTokenEnc: cipher.encrypt(grant.refreshToken ?? refreshToken, place(row, 'refresh_token_enc')),
       keyId: cipher.activeKeyId,
       tokenVersion: version,
       accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
@@ -123,8 +133,10 @@ async function refreshUnderLock(deps: TokenDeps, connectionId: string, seenVersi
   });
   if (outcome instanceof ConnectionLostError) {
     // Recorded after the lock's transaction ends (a throw inside it would roll this back), and
-    // only if the row still holds the generation we judged: a reconnect meanwhile wins.
-    const guard = { tokenVersion: seenVersion };
+    // only if the row still holds the generation we judged (the row's under the lock, not the
+    // caller's older one, or a dead token of a newer generation would never be recorded and be
+    // spent again on every sync): a reconnect meanwhile wins.
+    const guard = { tokenVersion: judgedVersion };
     if (outcome.status === 'reconnect_needed') await markReconnectNeeded(db, connectionId, outcome.reason, guard);
     if (outcome.status === 'needs_reconsent') await markNeedsReconsent(db, connectionId, outcome.reason, guard);
     throw outcome;

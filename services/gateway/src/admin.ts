@@ -16,6 +16,7 @@ import type { GatewayDeps } from './app.ts';
 import { EnrollmentError, issueEnrollment, PARTICIPANT_ID } from './enrollment.ts';
 import { studyScopeOf } from './admin-auth.ts';
 import { sendError } from './errors.ts';
+import { revocableToken } from './stored-tokens.ts';
 import { issueReconsentLinks, migrationStates } from './reconsent.ts';
 
 /** The providers and connection statuses a coordinator can filter by. */
@@ -83,7 +84,7 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
     try {
       const issued = await issueEnrollment(enrollmentDeps(), { participantId, provider, expiresInHours, ...(scope ? { studyIds: scope } : {}) });
       logger.info({ participantId, provider, expiresAt: issued.expiresAt }, 'enrollment link issued');
-      return reply.code(201).send({ url: issued.url, expiresAt: issued.expiresAt });
+      return reply.code(201).send({ url: issued.url, expiresAt: issued.expiresAt, ...(issued.warning ? { warning: issued.warning } : {}) });
     } catch (error) {
       if (!(error instanceof EnrollmentError)) throw error;
       const status = error.code === 'participant_not_found' ? 404 : error.code === 'lamp_rejected' ? 502 : 503;
@@ -141,15 +142,14 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: GatewayDeps): 
     // so the coordinator can retry and no grant stays alive at the provider unnoticed.
     const revoked = new Map<string, boolean>();
     for (const connection of connections) {
-      const stored = connection.refresh_token_enc ?? connection.access_token_enc;
-      if (!stored) {
+      if (!connection.refresh_token_enc && !connection.access_token_enc) {
         revoked.set(connection.provider, false);
         continue;
       }
       const provider = deps.providers[connection.provider];
       try {
         if (!provider) throw new Error(`provider "${connection.provider}" is not configured on this gateway`);
-        await provider.revokeToken(deps.cipher.decrypt(stored));
+        await provider.revokeToken(revocableToken(deps.cipher, connection)!);
         revoked.set(connection.provider, true);
       } catch (error) {
         const code = error instanceof ProviderError ? error.code : 'unexpected';

@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '@fitlamp/testing';
+import { randomBytes } from 'node:crypto';
+import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
+import { connectionTokenPlace, saveConnectedTokens, upsertParticipant } from '@fitlamp/db';
+import { repoRoot, storedToken } from '@fitlamp/testing';
 import { participantIdsFromCsv, runCli } from './cli.ts';
 import { startTestGateway, type TestGateway } from '../test/gateway.ts';
 
@@ -89,5 +92,49 @@ describe('pnpm fitlamp enroll', () => {
     const { stdout } = await promisify(execFile)('pnpm', ['--silent', 'fitlamp', 'enroll', '--help'], { cwd: repoRoot, timeout: 15_000 });
     expect(stdout).toContain('pnpm fitlamp enroll [options] <participant-id>...');
     expect(stdout).toContain('works directly against Postgres');
+  });
+});
+
+describe('pnpm fitlamp rotate-keys', () => {
+  it('re-encrypts every connection under the active key, with progress, after which the previous key can go', async () => {
+    const gw = await startTestGateway({ participants: ['U3101'] });
+    try {
+      const oldSetting = `t0:${randomBytes(32).toString('base64')}`;
+      const old = createTokenCipher(parseEncryptionKey(oldSetting));
+      for (const participantId of ['U3101', 'U3102']) {
+        await upsertParticipant(gw.db, participantId);
+        await saveConnectedTokens(gw.db, {
+          participantId,
+          provider: 'fitbit',
+          providerUserId: `ACC${participantId}`,
+          accessTokenEnc: old.encrypt(`access-${participantId}`, connectionTokenPlace(participantId, 'access_token_enc')),
+          refreshTokenEnc: old.encrypt(`refresh-${participantId}`, connectionTokenPlace(participantId, 'refresh_token_enc')),
+          keyId: 't0',
+          accessTokenExpiresAt: new Date(Date.now() + 3_600_000),
+          refreshTokenExpiresAt: null,
+          scopes: ['activity'],
+        });
+      }
+      let stderr = '';
+      const env = Object.fromEntries(Object.entries(gw.env).map(([k, v]) => [k, v === undefined ? undefined : String(v)]));
+      const code = await runCli(['rotate-keys'], { env: { ...env, TOKEN_ENCRYPTION_KEY_PREVIOUS: oldSetting }, stdout: () => {}, stderr: (t) => void (stderr += t) });
+      expect(code).toBe(0);
+      expect(stderr).toContain('rotate-keys: 2 connections read, 2 re-encrypted');
+      expect(stderr).toContain('TOKEN_ENCRYPTION_KEY_PREVIOUS can now be removed safely');
+      // Readable with the active key alone.
+      const rows = await gw.db.selectFrom('provider_connections').selectAll().orderBy('participant_id').execute();
+      for (const row of rows) {
+        expect(row.key_id).toBe(gw.cipher.activeKeyId);
+        expect(storedToken(gw.cipher, row, 'access_token_enc')).toBe(`access-${row.participant_id}`);
+        expect(storedToken(gw.cipher, row, 'refresh_token_enc')).toBe(`refresh-${row.participant_id}`);
+      }
+      expect(stderr).not.toContain('access-U31');
+      // A second run finds nothing to do.
+      stderr = '';
+      expect(await runCli(['rotate-keys'], { env, stdout: () => {}, stderr: (t) => void (stderr += t) })).toBe(0);
+      expect(stderr).toContain('2 connections, 0 re-encrypted');
+    } finally {
+      await gw.close();
+    }
   });
 });

@@ -1,10 +1,13 @@
-// `pnpm fitlamp enroll …`: enrollment links for a list of participants, from the command line.
+// `pnpm fitlamp enroll …`: enrollment links for a list of participants, from the command line;
+// `pnpm fitlamp rotate-keys`: every stored token re-encrypted under TOKEN_ENCRYPTION_KEY.
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { stringify as stringifyCsv } from 'csv-stringify/sync';
+import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb, findParticipantsNeedingReconsent, insertCoordinator } from '@fitlamp/db';
+import { rotateKeys } from './rotate-keys.ts';
 import { createLampClient } from '@fitlamp/lamp';
 import { ConfigError } from '@fitlamp/runtime';
 import { hashCoordinatorToken, issueCoordinatorToken } from './admin-auth.ts';
@@ -17,6 +20,7 @@ const HELP = `Usage:
   pnpm fitlamp enroll [options] --csv participants.csv
   pnpm fitlamp enroll --provider google-health --needs-reconsent
   pnpm fitlamp coordinator add <name> --study <study-id> [--study <study-id>...]
+  pnpm fitlamp rotate-keys
 
 Creates an enrollment link for each participant: the same signed, expiring link as
 POST /admin/enrollments. Each participant is first checked in mindLAMP (GET /participant/{id}
@@ -106,8 +110,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return parsed.values.help || command === 'help' ? 0 : 2;
   }
   if (command === 'coordinator') return addCoordinator(ids, parsed.values.study ?? [], io);
+  if (command === 'rotate-keys') return runRotateKeys(io);
   if (command !== 'enroll') {
-    io.stderr(`fitlamp: unknown command "${command}" (known: enroll, coordinator)\n\n${HELP}`);
+    io.stderr(`fitlamp: unknown command "${command}" (known: enroll, coordinator, rotate-keys)\n\n${HELP}`);
     return 2;
   }
   const provider = parsed.values.provider;
@@ -172,6 +177,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           { participantId, provider, expiresInHours },
         );
         io.stdout(stringifyCsv([[participantId, issued.url, issued.expiresAt]]));
+        if (issued.warning) io.stderr(`${participantId}: warning: ${issued.warning}\n`);
       } catch (error) {
         failures += 1;
         const message = error instanceof EnrollmentError ? error.message : `failed: ${(error as Error).message}`;
@@ -220,6 +226,25 @@ async function addCoordinator(args: string[], studies: string[], io: CliIo): Pro
       return 1;
     }
     io.stdout(`Coordinator "${name}" may see studies ${studyIds.join(', ')}.\nSign in to ${env.PUBLIC_BASE_URL.replace(/\/+$/, '')}/admin with\n  user:     ${name}\n  password: ${token}\nThe token is shown only now; fitlamp keeps its hash.\n`);
+    return 0;
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** `pnpm fitlamp rotate-keys`: every connection's tokens under TOKEN_ENCRYPTION_KEY, with progress on stderr. */
+async function runRotateKeys(io: CliIo): Promise<number> {
+  const env = configOrReport(io);
+  if (!env) return 2;
+  const previous = env.TOKEN_ENCRYPTION_KEY_PREVIOUS ? [parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY_PREVIOUS, 'TOKEN_ENCRYPTION_KEY_PREVIOUS')] : [];
+  const cipher = createTokenCipher(parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY), previous);
+  const db = createDb(env.DATABASE_URL, { max: 2, applicationName: 'fitlamp-cli' });
+  try {
+    const report = await rotateKeys(db, cipher, (r) => io.stderr(`rotate-keys: ${r.seen} connections read, ${r.rewritten} re-encrypted\n`));
+    io.stderr(
+      `rotate-keys: done: ${report.seen} connections, ${report.rewritten} re-encrypted; every token is under key "${cipher.activeKeyId}". ` +
+        `TOKEN_ENCRYPTION_KEY_PREVIOUS can now be removed safely.\n`,
+    );
     return 0;
   } finally {
     await db.destroy();

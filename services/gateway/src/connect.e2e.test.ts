@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { launchTestBrowser, watchPage, type TestBrowser } from '@fitlamp/testing';
+import { launchTestBrowser, watchPage, type TestBrowser, storedToken } from '@fitlamp/testing';
 import { signEnrollment, enrollmentUrl } from './enrollment.ts';
 import { issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
@@ -45,10 +45,10 @@ describe('participant connects in a real browser', () => {
     expect(row).toMatchObject({ status: 'connected', provider_user_id: fitbitUser, key_id: 'test1' });
     expect(row.access_token_enc).not.toBe(issuedAccess);
     expect(row.refresh_token_enc).not.toBe(issuedRefresh);
-    expect(row.access_token_enc).toMatch(/^v1\.test1\./);
-    expect(row.refresh_token_enc).toMatch(/^v1\.test1\./);
-    expect(gw.cipher.decrypt(row.access_token_enc!)).toBe(issuedAccess);
-    expect(gw.cipher.decrypt(row.refresh_token_enc!)).toBe(issuedRefresh);
+    expect(row.access_token_enc).toMatch(/^v2\.test1\./);
+    expect(row.refresh_token_enc).toMatch(/^v2\.test1\./);
+    expect(storedToken(gw.cipher, row, 'access_token_enc')).toBe(issuedAccess);
+    expect(storedToken(gw.cipher, row, 'refresh_token_enc')).toBe(issuedRefresh);
   });
 
   it('denies at Fitbit, sees a friendly page with a way to try again, and nothing is stored', async () => {

@@ -1,6 +1,7 @@
+import { codeVerifierPlace } from '@fitlamp/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@fitlamp/runtime';
-import { answerProviderConsent, serviceTestEnv, startConsent } from '@fitlamp/testing';
+import { answerProviderConsent, finishConsent, serviceTestEnv, startConsent, storedToken } from '@fitlamp/testing';
 import { signEnrollment } from './enrollment.ts';
 import { loadGatewayEnv } from './env.ts';
 import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
@@ -32,13 +33,17 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
   let gw: TestGateway;
   beforeAll(async () => {
     gw = await startTestGateway({
-      participants: ['U1001', 'U1002', 'U1003', 'U1004', 'U1005', 'U1006', 'U1007'],
+      participants: ['U1001', 'U1002', 'U1003', 'U1004', 'U1005', 'U1006', 'U1007', 'U1008'],
       fitbitUsers: [
         { id: 'AAAAA1', preset: 'new-york' },
         { id: 'BBBBB2', preset: 'sydney' },
         { id: 'CCCCC3', preset: 'kolkata' },
         { id: 'DDDDD4', preset: 'traveler' },
+        { id: 'EEEEE5', preset: 'new-york' },
+        { id: 'FFFFF6', preset: 'new-york' },
       ],
+      // Many requests from one address; the limit itself is tested under "gateway options".
+      env: { PUBLIC_RATE_LIMIT_PER_MINUTE: '1000' },
     });
   });
   afterAll(async () => {
@@ -124,7 +129,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(csp).toMatch(/style-src 'sha256-[A-Za-z0-9+/=]+'/);
       expect(csp).toContain(`form-action 'self' ${new URL(gw.env.FITBIT_AUTHORIZE_URL).origin}`);
       expect(csp).toContain("frame-ancestors 'none'");
-      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(res.headers.get('referrer-policy')).toBe('same-origin');
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       expect(res.headers.get('cache-control')).toBe('no-store');
     });
@@ -167,7 +172,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     });
 
     it('starts consent with single-use state and PKCE S256, storing only the state hash and the encrypted verifier', async () => {
-      const location = new URL(await startConsent(await issueLink(gw, 'U1001')));
+      const location = new URL((await startConsent(await issueLink(gw, 'U1001'))).authorizeUrl);
       expect(location.origin + location.pathname).toBe(gw.env.FITBIT_AUTHORIZE_URL);
       const q = location.searchParams;
       expect(q.get('code_challenge_method')).toBe('S256');
@@ -181,7 +186,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const row = rows.at(-1)!;
       expect(JSON.stringify(rows)).not.toContain(state);
       expect(row.state_hash).toMatch(/^[0-9a-f]{64}$/);
-      expect(row.code_verifier_enc).toMatch(/^v1\.test1\./);
+      expect(row.code_verifier_enc).toMatch(/^v2\.test1\./);
       const ttl = row.expires_at.getTime() - row.created_at.getTime();
       expect(ttl).toBeGreaterThan(9.9 * 60_000);
       expect(ttl).toBeLessThanOrEqual(10 * 60_000 + 1000);
@@ -199,8 +204,8 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const issuedRefresh = gw.fitbit.state.activeRefresh.get('AAAAA1')!;
       expect(row.refresh_token_enc).not.toBe(issuedRefresh);
       expect(row.refresh_token_enc).not.toContain(issuedRefresh);
-      expect(gw.cipher.decrypt(row.refresh_token_enc!)).toBe(issuedRefresh);
-      expect(gw.fitbit.state.accessTokens.get(gw.cipher.decrypt(row.access_token_enc!))?.userId).toBe('AAAAA1');
+      expect(storedToken(gw.cipher, row, 'refresh_token_enc')).toBe(issuedRefresh);
+      expect(gw.fitbit.state.accessTokens.get(storedToken(gw.cipher, row, 'access_token_enc'))?.userId).toBe('AAAAA1');
       expect(row.access_token_expires_at!.getTime() - Date.now()).toBeGreaterThan(7.9 * 3_600_000);
       expect(row.scopes.sort()).toEqual(['activity', 'heartrate', 'oxygen_saturation', 'profile', 'respiratory_rate', 'settings', 'sleep', 'temperature']);
       const zones = await gw.db.selectFrom('participant_time_zones').selectAll().where('participant_id', '=', 'U1002').execute();
@@ -214,7 +219,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       const again = await connectThrough(gw, 'fitbit', 'U1002', { decision: 'allow', user: 'AAAAA1' });
       expect(again.status).toBe(200);
       const before = (await connection(gw, 'U1002'))!;
-      const replay = await fetch(again.callbackUrl);
+      const replay = await fetch(again.callbackUrl, { headers: { cookie: again.cookie } });
       expect(replay.status).toBe(400);
       expect(await replay.text()).toContain('This sign-in has expired or was already used');
       expect((await connection(gw, 'U1002'))!.token_version).toBe(before.token_version);
@@ -223,9 +228,9 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(unknown.status).toBe(400);
       expect((await fetch(`${gw.base}/oauth/fitbit/callback?code=abc`)).status).toBe(400);
 
-      const authorize = await startConsent(await issueLink(gw, 'U1003'));
+      const start = await startConsent(await issueLink(gw, 'U1003'));
       await gw.db.updateTable('oauth_states').set({ expires_at: new Date(Date.now() - 1000) }).where('participant_id', '=', 'U1003').execute();
-      const expired = await fetch(await answerProviderConsent(authorize, { decision: 'allow', user: 'BBBBB2' }));
+      const expired = await finishConsent(start, await answerProviderConsent(start.authorizeUrl, { decision: 'allow', user: 'BBBBB2' }));
       expect(expired.status).toBe(400);
       expect(await connection(gw, 'U1003')).toBeUndefined();
     });
@@ -259,11 +264,89 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     });
   });
 
+  describe('consent bound to the browser that started it', () => {
+    const post = (headers: Record<string, string>, t: string) =>
+      fetch(`${gw.base}/connect/fitbit`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: new URLSearchParams({ t }).toString(),
+        redirect: 'manual',
+      });
+    const statesOf = async (participantId: string) =>
+      (await gw.db.selectFrom('oauth_states').select('state_hash').where('participant_id', '=', participantId).execute()).length;
+
+    it('sets an HttpOnly, SameSite=Lax consent cookie; plain over http, __Host- and Secure over https', async () => {
+      const t = new URL(await issueLink(gw, 'U1001')).searchParams.get('t')!;
+      const plain = await post({}, t);
+      expect(plain.status).toBe(303);
+      const [cookie] = plain.headers.getSetCookie();
+      expect(cookie).toMatch(/^fitlamp-consent-fitbit=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; HttpOnly; SameSite=Lax$/);
+      const httpBase = gw.env.PUBLIC_BASE_URL;
+      gw.env.PUBLIC_BASE_URL = 'https://fitlamp.example.org';
+      try {
+        const secure = await post({}, t);
+        expect(secure.status).toBe(303);
+        const [hostCookie] = secure.headers.getSetCookie();
+        expect(hostCookie).toMatch(/^__Host-fitlamp-consent-fitbit=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+        expect(hostCookie).not.toMatch(/Domain=/i);
+      } finally {
+        gw.env.PUBLIC_BASE_URL = httpBase;
+      }
+    });
+
+    it('refuses a callback without the cookie, or with another browser’s, leaving the state to its own browser', async () => {
+      const mine = await startConsent(await issueLink(gw, 'U1003'));
+      const theirs = await startConsent(await issueLink(gw, 'U1003'));
+      const callback = await answerProviderConsent(mine.authorizeUrl, { decision: 'allow', user: 'BBBBB2' });
+      const before = await connection(gw, 'U1003');
+      const wrong: Array<Record<string, string>> = [{}, { cookie: theirs.cookie }, { cookie: `${mine.cookie.split('=')[0]}=${'x'.repeat(43)}` }];
+      for (const headers of wrong) {
+        const res = await fetch(callback, { headers });
+        expect(res.status).toBe(400);
+        expect(await res.text()).toContain('only in the browser that started it');
+        expect(await connection(gw, 'U1003')).toEqual(before);
+      }
+      // The browser that started it still finishes, once.
+      const res = await finishConsent(mine, callback);
+      expect(res.status).toBe(200);
+      expect(res.headers.getSetCookie().join()).toMatch(/^fitlamp-consent-fitbit=; Max-Age=0; Path=\/;.* HttpOnly; SameSite=Lax$/);
+      expect((await connection(gw, 'U1003'))!.provider_user_id).toBe('BBBBB2');
+    });
+
+    it('refuses cross-site form posts (Origin, Sec-Fetch-Site) with a page, starting nothing', async () => {
+      // An earlier test removed U1007 from mindLAMP.
+      gw.lampSim.store.participants.set('U1007', 'S1');
+      const t = new URL(await issueLink(gw, 'U1007')).searchParams.get('t')!;
+      const crossSite: Array<Record<string, string>> = [
+        { origin: 'http://attacker.example' },
+        { origin: 'null' },
+        { origin: `${gw.base}.attacker.example` },
+        { 'sec-fetch-site': 'cross-site' },
+        { 'sec-fetch-site': 'same-site' },
+        { origin: gw.base, 'sec-fetch-site': 'cross-site' },
+      ];
+      // Where Sec-Fetch-Site is sent it decides; a same-origin form's Origin may be "null".
+      for (const headers of crossSite) {
+        const res = await post(headers, t);
+        expect(res.status).toBe(403);
+        expect(res.headers.get('content-type')).toMatch(/text\/html/);
+        expect(res.headers.getSetCookie()).toEqual([]);
+        expect(await res.text()).toContain('This request came from another website');
+      }
+      expect(await statesOf('U1007')).toBe(0);
+      const sameOrigin: Array<Record<string, string>> = [{ origin: gw.base, 'sec-fetch-site': 'same-origin' }, { origin: 'null', 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}];
+      for (const headers of sameOrigin) {
+        expect((await post(headers, t)).status).toBe(303);
+      }
+      expect(await statesOf('U1007')).toBe(4);
+    });
+  });
+
   describe('lifecycle', () => {
     it('reconnecting with another account replaces the tokens and revokes the old ones at Fitbit', async () => {
       expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'CCCCC3' })).status).toBe(200);
       const first = (await connection(gw, 'U1004'))!;
-      const oldRefresh = gw.cipher.decrypt(first.refresh_token_enc!);
+      const oldRefresh = storedToken(gw.cipher, first, 'refresh_token_enc');
       expect(gw.fitbit.state.refreshTokens.get(oldRefresh)?.status).toBe('active');
 
       expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'DDDDD4' })).status).toBe(200);
@@ -271,7 +354,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect(moved).toMatchObject({ provider_user_id: 'DDDDD4', token_version: 2, status: 'connected' });
       expect(gw.fitbit.state.refreshTokens.get(oldRefresh)?.status).toBe('revoked');
       expect(gw.fitbit.state.activeRefresh.has('CCCCC3')).toBe(false);
-      expect(gw.fitbit.state.activeRefresh.get('DDDDD4')).toBe(gw.cipher.decrypt(moved.refresh_token_enc!));
+      expect(gw.fitbit.state.activeRefresh.get('DDDDD4')).toBe(storedToken(gw.cipher, moved, 'refresh_token_enc'));
     });
 
     it('reconnecting the same account keeps the new grant alive', async () => {
@@ -279,8 +362,8 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       expect((await connectThrough(gw, 'fitbit', 'U1004', { decision: 'allow', user: 'DDDDD4' })).status).toBe(200);
       const after = (await connection(gw, 'U1004'))!;
       expect(after.token_version).toBe(before.token_version + 1);
-      const refresh = gw.cipher.decrypt(after.refresh_token_enc!);
-      expect(refresh).not.toBe(gw.cipher.decrypt(before.refresh_token_enc!));
+      const refresh = storedToken(gw.cipher, after, 'refresh_token_enc');
+      expect(refresh).not.toBe(storedToken(gw.cipher, before, 'refresh_token_enc'));
       expect(gw.fitbit.state.refreshTokens.get(refresh)?.status).toBe('active');
     });
 
@@ -293,7 +376,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
       // The owner keeps syncing: Fitbit retired its old refresh token when this grant was made.
       const owner = (await connection(gw, 'U1004'))!;
       expect(owner.status).toBe('connected');
-      expect(gw.fitbit.state.activeRefresh.get('DDDDD4')).toBe(gw.cipher.decrypt(owner.refresh_token_enc!));
+      expect(gw.fitbit.state.activeRefresh.get('DDDDD4')).toBe(storedToken(gw.cipher, owner, 'refresh_token_enc'));
     });
 
     it('lists participants with status, provider, scopes, connected-at and last sync', async () => {
@@ -318,7 +401,7 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
 
     it('disconnects: revokes at Fitbit, deletes the tokens, stops syncing', async () => {
       const before = (await connection(gw, 'U1002'))!;
-      const refresh = gw.cipher.decrypt(before.refresh_token_enc!);
+      const refresh = storedToken(gw.cipher, before, 'refresh_token_enc');
       expect(await gw.queues.getJob('sync', 'U1002')).toBeDefined();
 
       gw.fitbit.addFault({ path: '/oauth2/revoke', kind: 'error', status: 503, count: 1 });
@@ -343,18 +426,76 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
     });
   });
 
+  describe('links cannot take over a connection', () => {
+    const consent = async (link: string, answer: { decision: 'allow' | 'deny'; user?: string }) => {
+      const start = await startConsent(link);
+      const res = await finishConsent(start, await answerProviderConsent(start.authorizeUrl, answer));
+      return { status: res.status, text: await res.text() };
+    };
+
+    it('the link that made a connection, and its retry links, cannot replace its account; the same account reconnects', async () => {
+      const link = await issueLink(gw, 'U1008');
+      expect((await consent(link, { decision: 'allow', user: 'EEEEE5' })).status).toBe(200);
+      const connected = (await connection(gw, 'U1008'))!;
+      expect(connected.provider_user_id).toBe('EEEEE5');
+
+      const takeover = await consent(link, { decision: 'allow', user: 'FFFFF6' });
+      expect(takeover.status).toBe(409);
+      expect(takeover.text).toContain('is already connected to another Fitbit account');
+      expect(takeover.text).toContain('ask the study team for a new link');
+      expect(await connection(gw, 'U1008')).toEqual(connected);
+      // The grant it obtained went back to Fitbit; the connected account's is untouched.
+      expect(gw.fitbit.state.activeRefresh.has('FFFFF6')).toBe(false);
+      expect(gw.fitbit.state.refreshTokens.get(storedToken(gw.cipher, connected, 'refresh_token_enc'))?.status).toBe('active');
+
+      // A denial's "try again" link is no newer than the link it came from.
+      const denied = await consent(link, { decision: 'deny' });
+      const retry = /href="([^"]+)" id="retry"/.exec(denied.text)![1]!.replace(/&amp;/g, '&');
+      expect((await consent(retry, { decision: 'allow', user: 'FFFFF6' })).status).toBe(409);
+      expect((await connection(gw, 'U1008'))!.provider_user_id).toBe('EEEEE5');
+
+      const same = await consent(link, { decision: 'allow', user: 'EEEEE5' });
+      expect(same.status).toBe(200);
+      expect((await connection(gw, 'U1008'))!).toMatchObject({ provider_user_id: 'EEEEE5', token_version: connected.token_version + 1 });
+    });
+
+    it('a fresh link from an administrator, who is warned, can replace it', async () => {
+      const issued = await fetch(`${gw.base}/admin/enrollments`, {
+        method: 'POST',
+        headers: { ...gw.admin, 'content-type': 'application/json' },
+        body: JSON.stringify({ participantId: 'U1008', provider: 'fitbit' }),
+      });
+      expect(issued.status).toBe(201);
+      const body = (await issued.json()) as { url: string; warning?: string };
+      expect(body.warning).toMatch(/^participant "U1008" is connected to a fitbit account: a link issued now can replace it/);
+      const noWarning = (await (
+        await fetch(`${gw.base}/admin/enrollments`, { method: 'POST', headers: { ...gw.admin, 'content-type': 'application/json' }, body: JSON.stringify({ participantId: 'U1001', provider: 'fitbit' }) })
+      ).json()) as { warning?: string };
+      expect(noWarning.warning).toBeUndefined();
+      const dashboard = await (await fetch(`${gw.base}/admin/participants/U1008`, { headers: gw.admin })).text();
+      expect(dashboard).toContain('id="replace-warning-fitbit"');
+
+      const before = (await connection(gw, 'U1008'))!;
+      const replaced = await consent(body.url, { decision: 'allow', user: 'FFFFF6' });
+      expect(replaced.status).toBe(200);
+      expect((await connection(gw, 'U1008'))!.provider_user_id).toBe('FFFFF6');
+      expect(gw.fitbit.state.refreshTokens.get(storedToken(gw.cipher, before, 'refresh_token_enc'))?.status).toBe('revoked');
+    });
+  });
+
   describe('security', () => {
     it('never logs a token, code, verifier, state, secret or signature, nor puts one in a job', async () => {
       gw.logs.length = 0;
       const link = await issueLink(gw, 'U1006');
-      const authorize = await startConsent(link);
+      const start = await startConsent(link);
+      const authorize = start.authorizeUrl;
       const callback = await answerProviderConsent(authorize, { decision: 'allow', user: 'CCCCC3' });
-      const res = await fetch(callback);
+      const res = await finishConsent(start, callback);
       expect(res.status).toBe(200);
-      await fetch(callback); // a replay, logged as a warning
+      await finishConsent(start, callback); // a replay, logged as a warning
       await fetch(`${gw.base}/admin/participants/U1006/connection`, { method: 'DELETE', headers: gw.admin });
 
-      const stateRows = await gw.db.selectFrom('oauth_states').select('code_verifier_enc').execute();
+      const stateRows = await gw.db.selectFrom('oauth_states').select(['code_verifier_enc', 'participant_id']).execute();
       const t = new URL(link).searchParams.get('t')!;
       const secrets = [
         gw.env.ADMIN_TOKEN,
@@ -367,7 +508,8 @@ describe('participant connection flow (gateway, Fitbit and mindLAMP simulators, 
         new URL(authorize).searchParams.get('state')!,
         new URL(authorize).searchParams.get('code_challenge')!,
         new URL(callback).searchParams.get('code')!,
-        ...stateRows.map((r) => gw.cipher.decrypt(r.code_verifier_enc)),
+        start.cookie.split('=')[1]!,
+        ...stateRows.map((r) => gw.cipher.decrypt(r.code_verifier_enc, codeVerifierPlace(r.participant_id))),
         ...gw.fitbit.state.accessTokens.keys(),
         ...gw.fitbit.state.refreshTokens.keys(),
         ...gw.fitbit.state.codes.keys(),
@@ -416,6 +558,12 @@ describe('gateway options', () => {
     } finally {
       await gw.close();
     }
+  });
+
+  it('refuses ALLOW_UNSIGNED_ENROLLMENT in production', () => {
+    const env = serviceTestEnv({ NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://fitlamp.example.org', ALLOW_UNSIGNED_ENROLLMENT: 'true' });
+    expect(() => loadGatewayEnv(env)).toThrow(/ALLOW_UNSIGNED_ENROLLMENT is refused when NODE_ENV=production/);
+    expect(loadGatewayEnv({ ...env, NODE_ENV: 'development' }).ALLOW_UNSIGNED_ENROLLMENT).toBe(true);
   });
 
   it('refuses to start in production with a non-https PUBLIC_BASE_URL', () => {

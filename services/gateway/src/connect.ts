@@ -3,6 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createPkcePair, randomToken, sha256Hex } from '@fitlamp/crypto';
 import {
+  codeVerifierPlace,
+  connectionTokenPlace,
   consumeOauthState,
   findActiveConnectionByAccount,
   findConnection,
@@ -25,13 +27,26 @@ import {
   signEnrollment,
   verifyEnrollment,
 } from './enrollment.ts';
+import { createCrossSiteGuard } from './cross-site.ts';
 import { retireSupersededConnections } from './reconsent.ts';
+import { revocableToken } from './stored-tokens.ts';
 import { connectedPage, consentPage, deniedPage, problemPage, sendPage } from './pages.ts';
 
 /** OAuth state lives 10 minutes (the brief; Fitbit's codes live as long: fitbit-web-api §1.2). */
 const OAUTH_STATE_TTL_MS = 10 * 60_000;
 /** A "try again" link made on the participant's behalf lives one hour. */
 const RETRY_LINK_TTL_MS = 60 * 60_000;
+
+/**
+ * The cookie binding a consent to the browser that started it (RFC 9700 §4.7.1), one per
+ * provider. HttpOnly, SameSite=Lax (the provider's redirect back is a top-level GET, which Lax
+ * lets through), Path=/. Over https a `__Host-` cookie, which browsers accept only when Secure,
+ * host-only and Path=/; over plain http (local trials) the same without Secure and the prefix.
+ */
+export function consentCookie(publicBaseUrl: string, provider: ProviderName): { name: string; secure: boolean } {
+  const secure = new URL(publicBaseUrl).protocol === 'https:';
+  return { name: `${secure ? '__Host-' : ''}fitlamp-consent-${provider}`, secure };
+}
 
 function first(value: unknown): unknown {
   return Array.isArray(value) ? value[0] : value;
@@ -71,11 +86,15 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
   const { env, db, cipher, lamp, logger } = deps;
   const studyName = env.STUDY_NAME;
   const redirectUriFor = (provider: ProviderName) => `${env.PUBLIC_BASE_URL.replace(/\/+$/, '')}/oauth/${provider}/callback`;
-  const retryLink = (provider: ProviderName, participantId: string) =>
+  /**
+   * A link to try again, issued as the one that started the attempt (`issuedAt`): a retry must not
+   * gain the right to replace an account that the original link did not have.
+   */
+  const retryLink = (provider: ProviderName, participantId: string, issuedAt: number | undefined) =>
     enrollmentUrl(
       env.PUBLIC_BASE_URL,
       provider,
-      signEnrollment(env.ENROLLMENT_SECRET, { participantId, provider, expiresAt: Date.now() + RETRY_LINK_TTL_MS }),
+      signEnrollment(env.ENROLLMENT_SECRET, { participantId, provider, expiresAt: Date.now() + RETRY_LINK_TTL_MS, issuedAt }),
     );
 
   const providerNamed = (name: string): Provider | undefined =>
@@ -114,7 +133,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       'Link expired',
       problemPage(
         'This sign-in has expired or was already used',
-        `We could not match this answer from ${provider.displayName} to a connection in progress. Each attempt works once, for 10 minutes.`,
+        `We could not match this answer from ${provider.displayName} to a connection in progress. Each attempt works once, for 10 minutes, and only in the browser that started it.`,
         'Open the link from the study team again to start over.',
       ),
     );
@@ -124,10 +143,11 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
     provider: Provider,
     input: { t?: string | undefined; user_id?: string | undefined },
     reply: FastifyReply,
-  ): Promise<{ participantId: string; fields: Record<string, string> } | undefined> {
+  ): Promise<{ participantId: string; fields: Record<string, string>; issuedAt: number | undefined } | undefined> {
     const { t, user_id: unsignedId } = input;
     let participantId: string;
     let fields: Record<string, string>;
+    let issuedAt: number | undefined;
     if (t !== undefined) {
       const check = verifyEnrollment(env.ENROLLMENT_SECRET, t, provider.name);
       if (!check.ok) {
@@ -148,6 +168,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
         return undefined;
       }
       participantId = check.claims.participantId;
+      issuedAt = check.claims.issuedAt;
       fields = { t };
     } else if (unsignedId !== undefined && env.ALLOW_UNSIGNED_ENROLLMENT) {
       // The prototype's `?user_id=` links, kept only where a study opted in.
@@ -187,7 +208,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       }
       return undefined;
     }
-    return { participantId, fields };
+    return { participantId, fields, issuedAt };
   }
 
   /** What both enrollment-link routes check before their handler. */
@@ -215,10 +236,27 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
     );
   });
 
-  app.post('/connect/:provider', { schema: { params: providerParams, body: enrollmentInput }, ...linkChecks }, async (request, reply) => {
+  const crossSite = createCrossSiteGuard(
+    () => env.PUBLIC_BASE_URL,
+    (reply) =>
+      sendPage(
+        reply,
+        403,
+        'Request refused',
+        problemPage(
+          'This request came from another website',
+          'Connecting an account must start from the link the study team sent you, not from another site.',
+          'Open the link from the study team directly in your browser.',
+        ),
+      ),
+  );
+
+  app.post('/connect/:provider', { schema: { params: providerParams, body: enrollmentInput }, onRequest: crossSite, ...linkChecks }, async (request, reply) => {
     const provider = providerOf(request);
     const who = await participantFromLink(provider, request.body, reply);
     if (!who) return reply;
+    const nonce = randomToken(32);
+    const cookie = consentCookie(env.PUBLIC_BASE_URL, provider.name);
     const state = randomToken(32);
     const { verifier, challenge } = createPkcePair();
     const scopes = provider.scopesFor(provider.streams);
@@ -227,13 +265,18 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       stateHash: sha256Hex(state),
       participantId: who.participantId,
       provider: provider.name,
-      codeVerifierEnc: cipher.encrypt(verifier),
+      codeVerifierEnc: cipher.encrypt(verifier, codeVerifierPlace(who.participantId)),
       scopesRequested: scopes,
+      browserNonceHash: sha256Hex(nonce),
+      linkIssuedAt: who.issuedAt !== undefined ? new Date(who.issuedAt) : null,
       expiresAt: new Date(Date.now() + OAUTH_STATE_TTL_MS),
     });
     logger.info({ participantId: who.participantId, provider: provider.name }, 'consent started');
     const target = provider.authorizationUrl({ redirectUri: redirectUriFor(provider.name), state, codeChallenge: challenge, scopes });
-    return reply.header('cache-control', 'no-store').redirect(target, 303);
+    return reply
+      .setCookie(cookie.name, nonce, { httpOnly: true, sameSite: 'lax', secure: cookie.secure, path: '/', maxAge: OAUTH_STATE_TTL_MS / 1000 })
+      .header('cache-control', 'no-store')
+      .redirect(target, 303);
   });
 
   app.get(
@@ -246,13 +289,22 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
     async (request, reply) => {
       const provider = providerOf(request);
       const query = request.query;
-      const stateRow = await consumeOauthState(db, sha256Hex(query.state), provider.name);
-      if (!stateRow) {
-        logger.warn({ provider: provider.name }, 'oauth callback with unknown, expired or used state');
+      const cookie = consentCookie(env.PUBLIC_BASE_URL, provider.name);
+      const nonce = request.cookies[cookie.name];
+      if (!nonce) {
+        logger.warn({ provider: provider.name }, 'oauth callback without the consent cookie: not the browser that started');
         return signInExpired(reply, provider);
       }
+      const stateRow = await consumeOauthState(db, sha256Hex(query.state), provider.name, sha256Hex(nonce));
+      if (!stateRow) {
+        logger.warn({ provider: provider.name }, 'oauth callback with unknown, expired or used state, or another browser’s');
+        return signInExpired(reply, provider);
+      }
+      // The nonce is spent with its state: whatever happens next, this attempt is over.
+      reply.clearCookie(cookie.name, { httpOnly: true, sameSite: 'lax', secure: cookie.secure, path: '/' });
       const participantId = stateRow.participant_id;
-      const retryUrl = retryLink(provider.name, participantId);
+      const linkIssuedAt = stateRow.link_issued_at?.getTime();
+      const retryUrl = retryLink(provider.name, participantId, linkIssuedAt);
       const { code, error } = query;
 
       if (error !== undefined || code === undefined) {
@@ -275,7 +327,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       }
 
       const failed = (what: string, err: unknown) => {
-        const details = err instanceof ProviderError ? { code: err.code, status: err.details.status } : { code: 'unexpected' };
+        const details = err instanceof ProviderError ? { providerError: err.code, status: err.details.status } : { providerError: 'unexpected' };
         logger.warn({ participantId, provider: provider.name, step: what, ...details }, 'connection failed');
         return sendPage(
           reply,
@@ -294,7 +346,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       try {
         grant = await provider.exchangeCode({
           code,
-          codeVerifier: cipher.decrypt(stateRow.code_verifier_enc),
+          codeVerifier: cipher.decrypt(stateRow.code_verifier_enc, codeVerifierPlace(participantId)),
           redirectUri: redirectUriFor(provider.name),
         });
       } catch (err) {
@@ -307,7 +359,7 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
       } catch (err) {
         // Without the profile the time zone stays unknown; the fetcher asks again later.
         if (!grant.providerUserId) return failed('account', err);
-        logger.warn({ participantId, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' }, 'profile unavailable at connect');
+        logger.warn({ participantId, provider: provider.name, providerError: err instanceof ProviderError ? err.code : 'unexpected' }, 'profile unavailable at connect');
       }
       const providerUserId = account?.providerUserId ?? grant.providerUserId!;
       const missing = provider.streamsMissingScope(scopes, provider.streams);
@@ -321,7 +373,24 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
         scopes,
         account,
         streams: granted,
+        linkIssuedAt,
       });
+
+      if (outcome.kind === 'replace_refused') {
+        logger.warn({ participantId, provider: provider.name }, 'consent refused: an older link may not replace the connected account');
+        // Nothing of this grant is kept: it goes back to the provider.
+        await revokeGrant(deps, provider, participantId, grant.refreshToken ?? grant.accessToken);
+        return sendPage(
+          reply,
+          409,
+          'Already connected',
+          problemPage(
+            `Participant "${participantId}" is already connected to another ${provider.displayName} account`,
+            `This link cannot replace the ${provider.displayName} account that is connected, so nothing was changed and the account you signed in with was not connected.`,
+            `If the participant now uses a different ${provider.displayName} account, please ask the study team for a new link.`,
+          ),
+        );
+      }
 
       if (outcome.kind === 'taken') {
         logger.warn({ participantId, provider: provider.name, owner: outcome.ownerParticipantId }, 'account already connected to another participant');
@@ -357,8 +426,27 @@ export function registerConnectRoutes(scope: FastifyInstance, deps: GatewayDeps)
   );
 }
 
-/** What storing a grant came to: connected (with the connection it replaced), or the account is another participant's. */
-type ConnectOutcome = { kind: 'connected'; previous: ProviderConnection | undefined } | { kind: 'taken'; ownerParticipantId: string };
+/**
+ * What storing a grant came to: connected (with the connection it replaced); the account is
+ * another participant's; or the link is older than the participant's connection to another
+ * account, which it may not replace.
+ */
+type ConnectOutcome =
+  | { kind: 'connected'; previous: ProviderConnection | undefined }
+  | { kind: 'taken'; ownerParticipantId: string }
+  | { kind: 'replace_refused' };
+
+/**
+ * Whether a consent started from a link issued at `linkIssuedAt` may replace `previous`'s account:
+ * only a link issued after that connection was made, so only by an administrator who chose to
+ * (the dashboard warns). The link that made a connection, its "try again" links, unsigned links
+ * and links from before links carried their issue time (`undefined`) may not: anyone holding one
+ * could otherwise swap in their own account. The same account may always reconnect.
+ */
+export function mayReplaceAccount(previous: ProviderConnection | undefined, providerUserId: string, linkIssuedAt: number | undefined): boolean {
+  if (!previous?.provider_user_id || previous.provider_user_id === providerUserId) return true;
+  return linkIssuedAt !== undefined && linkIssuedAt > (previous.connected_at?.getTime() ?? 0);
+}
 
 /**
  * Stores a fresh grant in one transaction: participant, connection (tokens encrypted, version
@@ -375,21 +463,25 @@ async function storeGrant(
     scopes: readonly string[];
     account: AccountInfo | undefined;
     streams: readonly StreamName[];
+    /** When the link that started this consent was issued (see {@link mayReplaceAccount}). */
+    linkIssuedAt: number | undefined;
   },
 ): Promise<ConnectOutcome> {
   const { cipher } = deps;
   const { provider, participantId, providerUserId, grant } = input;
-  const tokens = {
+  // Encrypted for the row they are stored in: the participant's, or the account owner's.
+  const tokens = (owner: string) => ({
+    participantId: owner,
     provider: provider.name,
     providerUserId,
     legacyUserId: input.account?.legacyUserId ?? null,
-    accessTokenEnc: cipher.encrypt(grant.accessToken),
-    refreshTokenEnc: grant.refreshToken ? cipher.encrypt(grant.refreshToken) : null,
+    accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(owner, 'access_token_enc')),
+    refreshTokenEnc: grant.refreshToken ? cipher.encrypt(grant.refreshToken, connectionTokenPlace(owner, 'refresh_token_enc')) : null,
     keyId: cipher.activeKeyId,
     accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
     refreshTokenExpiresAt: grant.refreshTokenExpiresAt ? new Date(grant.refreshTokenExpiresAt) : null,
     scopes: input.scopes,
-  };
+  });
   return deps.db.transaction().execute(async (trx) => {
     await lockProviderAccount(trx, provider.name, providerUserId);
     const owner = await findActiveConnectionByAccount(trx, provider.name, providerUserId);
@@ -398,12 +490,13 @@ async function storeGrant(
       // user, fitbit-web-api §1.4), so this consent has just superseded the owner's tokens, and
       // revoking it would revoke the owner's access too (revocation is per user and app, §1.8).
       // The same account owner consented to the same app: the owner keeps syncing on the new grant.
-      await saveConnectedTokens(trx, { ...tokens, participantId: owner.participant_id });
+      await saveConnectedTokens(trx, tokens(owner.participant_id));
       return { kind: 'taken', ownerParticipantId: owner.participant_id };
     }
     const previous = await findConnection(trx, participantId, provider.name);
+    if (!mayReplaceAccount(previous, providerUserId, input.linkIssuedAt)) return { kind: 'replace_refused' };
     await upsertParticipant(trx, participantId);
-    await saveConnectedTokens(trx, { ...tokens, participantId });
+    await saveConnectedTokens(trx, tokens(participantId));
     if (input.account?.timeZone) await recordTimeZone(trx, participantId, input.account.timeZone, `${provider.name}-profile`);
     await scheduleStreams(trx, participantId, input.streams);
     return { kind: 'connected', previous };
@@ -423,15 +516,19 @@ async function revokeReplaced(
   providerUserId: string,
 ): Promise<void> {
   if (!previous || previous.provider_user_id === providerUserId) return;
-  const stored = previous.refresh_token_enc ?? previous.access_token_enc;
-  if (!stored) return;
+  const token = revocableToken(deps.cipher, previous);
+  if (token) await revokeGrant(deps, provider, previous.participant_id, token);
+}
+
+/** Revokes a grant fitlamp does not keep, at the provider; a failure is logged, not thrown. */
+async function revokeGrant(deps: GatewayDeps, provider: Provider, participantId: string, token: string): Promise<void> {
   try {
-    await provider.revokeToken(deps.cipher.decrypt(stored));
-    deps.logger.info({ participantId: previous.participant_id, provider: provider.name }, 'revoked the replaced account’s tokens');
+    await provider.revokeToken(token);
+    deps.logger.info({ participantId, provider: provider.name }, 'revoked tokens fitlamp does not keep');
   } catch (err) {
     deps.logger.warn(
-      { participantId: previous.participant_id, provider: provider.name, code: err instanceof ProviderError ? err.code : 'unexpected' },
-      'could not revoke the replaced tokens',
+      { participantId, provider: provider.name, providerError: err instanceof ProviderError ? err.code : 'unexpected' },
+      'could not revoke tokens fitlamp does not keep',
     );
   }
 }

@@ -192,4 +192,23 @@ describe('coordinator uses the dashboard in a real browser', () => {
     await expect(page.locator('#alerts-heading').textContent()).resolves.toBe('Open alerts (1)');
     expect(consoleErrors).toEqual([]);
   });
+
+  it('opens Bull Board with nothing loaded from another host and no CSP refusal', async () => {
+    const others: string[] = [];
+    const errors: string[] = [];
+    const board = watchPage(await browser.newPage(), errors, 'status of 401');
+    board.on('request', (request) => {
+      if (new URL(request.url()).origin !== gw.base) others.push(request.url());
+    });
+    const response = await board.goto(`${gw.base}/admin/queues`);
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
+    // The app ran (its scripts passed the CSP) and read the queues through its API.
+    await board.getByText('deliver', { exact: false }).first().waitFor();
+    await board.getByText('sync', { exact: false }).first().waitFor();
+    await board.waitForLoadState('networkidle');
+    expect(others).toEqual([]);
+    expect(errors).toEqual([]);
+    await board.close();
+  });
 });

@@ -22,7 +22,7 @@ import { PROVIDERS, STATUSES } from './admin.ts';
 import { studyScopeOf } from './admin-auth.ts';
 import { ALERT_LABELS } from './alerts.ts';
 import { DAY_STATUSES, isoDay, loadDayLedger, type DayRollup, type StreamDay } from './admin-days.ts';
-import { PARTICIPANT_ID } from './enrollment.ts';
+import { PARTICIPANT_ID, replaceWarning } from './enrollment.ts';
 import { createErrorHandler } from './errors.ts';
 import { COMPLIANCE_DAYS, loadOverview, OVERVIEW_DAYS, type CellKind, type Overview, type OverviewCell } from './overview.ts';
 import { html, layout, problemPage, STYLE_HASH, type SafeHtml } from './pages.ts';
@@ -470,7 +470,8 @@ ${parked.total > parked.batches.length ? html`<p class="note">Showing the newest
   <tbody>${connections.map(
           (c) => html`<tr><td>${c.provider}</td><td>${c.status}${c.status_reason ? html`<br><small>${c.status_reason}</small>` : html``}</td>
   <td>${when(c.connected_at)}</td><td>${when(c.last_sync_at)}</td><td>${when(c.device_last_sync_at)}</td><td>${battery(c.device_battery_level)}</td></tr>`,
-        )}</tbody></table></div>`
+        )}</tbody></table></div>
+  ${connections.filter((c) => c.provider_user_id).map((c) => html`<p class="warn" id="replace-warning-${c.provider}">Careful: ${replaceWarning(participantId, c.provider)} Links issued before ${when(c.connected_at)} cannot.</p>`)}`
   }
   <h2>Last ${GRID_DAYS} days</h2>
   <p class="note">The participant's local days (${zone}), oldest first. As JSON:

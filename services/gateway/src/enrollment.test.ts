@@ -15,6 +15,20 @@ describe('enrollment links', () => {
     expect(verifyEnrollment(SECRET, token, 'fitbit', claims.expiresAt)).toEqual({ ok: false, reason: 'expired', expiresAt: claims.expiresAt });
   });
 
+  it('carry when they were issued, signed like the rest', () => {
+    const issuedAt = Date.parse('2026-11-26T11:59:59.123Z');
+    const token = signEnrollment(SECRET, { ...claims, issuedAt });
+    expect(verifyEnrollment(SECRET, token, 'fitbit', now)).toEqual({ ok: true, claims: { ...claims, issuedAt } });
+    const [payload, sig] = token.split('.') as [string, string];
+    const body = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+    for (const change of [{ i: issuedAt + 1 }, { i: undefined }]) {
+      const forged = Buffer.from(JSON.stringify({ ...body, ...change })).toString('base64url');
+      expect(verifyEnrollment(SECRET, `${forged}.${sig}`, 'fitbit', now).ok).toBe(false);
+    }
+    const odd = signEnrollment(SECRET, { ...claims, issuedAt: 1.5 });
+    expect(verifyEnrollment(SECRET, odd, 'fitbit', now)).toEqual({ ok: false, reason: 'invalid' });
+  });
+
   it('reject any change to the payload or signature, and junk', () => {
     const token = signEnrollment(SECRET, claims);
     const [payload, sig] = token.split('.') as [string, string];

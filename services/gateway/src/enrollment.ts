@@ -1,14 +1,16 @@
 import type { Kysely } from 'kysely';
 import { sign, verifySignature } from '@fitlamp/crypto';
-import { upsertParticipant, type Database } from '@fitlamp/db';
+import { findConnection, upsertParticipant, type Database } from '@fitlamp/db';
 import { LampError, type LampClient } from '@fitlamp/lamp';
 import type { ProviderName } from '@fitlamp/provider';
 
 /**
  * Enrollment links: `<PUBLIC_BASE_URL>/connect/<provider>?t=<payload>.<signature>`, where the
- * payload is base64url JSON `{v, p: participant id, r: provider, e: expiry (epoch seconds)}` and
- * the signature an HMAC-SHA256 of it under `ENROLLMENT_SECRET`. Nothing is stored per link: any
- * change to the payload breaks the signature, and the expiry is inside it.
+ * payload is base64url JSON `{v, p: participant id, r: provider, e: expiry (epoch seconds),
+ * i: issued at (epoch ms)}` and the signature an HMAC-SHA256 of it under `ENROLLMENT_SECRET`.
+ * Nothing is stored per link: any change to the payload breaks the signature, and the expiry is
+ * inside it. The issue time decides whether the link may replace a connected account: only a
+ * link issued after the connection was made may (links from before `i` existed may not).
  */
 
 const PURPOSE = 'fitlamp-enrollment-v1';
@@ -20,12 +22,20 @@ export interface EnrollmentClaims {
   provider: ProviderName;
   /** UTC epoch ms. */
   expiresAt: number;
+  /** UTC epoch ms; absent on links made before links carried it. */
+  issuedAt?: number | undefined;
 }
 
 /** Makes the `t` value of an enrollment link. */
 export function signEnrollment(secret: string, claims: EnrollmentClaims): string {
   const payload = Buffer.from(
-    JSON.stringify({ v: 1, p: claims.participantId, r: claims.provider, e: Math.floor(claims.expiresAt / 1000) }),
+    JSON.stringify({
+      v: 1,
+      p: claims.participantId,
+      r: claims.provider,
+      e: Math.floor(claims.expiresAt / 1000),
+      ...(claims.issuedAt !== undefined ? { i: claims.issuedAt } : {}),
+    }),
   ).toString('base64url');
   return `${payload}.${sign(secret, `${PURPOSE}.${payload}`)}`;
 }
@@ -41,18 +51,25 @@ export function verifyEnrollment(secret: string, token: string, provider: Provid
   if (dot <= 0 || token.length > 1024) return { ok: false, reason: 'invalid' };
   const payload = token.slice(0, dot);
   if (!verifySignature(secret, `${PURPOSE}.${payload}`, token.slice(dot + 1))) return { ok: false, reason: 'invalid' };
-  let body: { v?: unknown; p?: unknown; r?: unknown; e?: unknown };
+  let body: { v?: unknown; p?: unknown; r?: unknown; e?: unknown; i?: unknown };
   try {
     body = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof body;
   } catch {
     return { ok: false, reason: 'invalid' };
   }
-  if (body.v !== 1 || typeof body.p !== 'string' || !PARTICIPANT_ID.test(body.p) || body.r !== provider || typeof body.e !== 'number') {
+  if (
+    body.v !== 1 ||
+    typeof body.p !== 'string' ||
+    !PARTICIPANT_ID.test(body.p) ||
+    body.r !== provider ||
+    typeof body.e !== 'number' ||
+    (body.i !== undefined && !Number.isSafeInteger(body.i))
+  ) {
     return { ok: false, reason: 'invalid' };
   }
   const expiresAt = body.e * 1000;
   if (expiresAt <= now) return { ok: false, reason: 'expired', expiresAt };
-  return { ok: true, claims: { participantId: body.p, provider, expiresAt } };
+  return { ok: true, claims: { participantId: body.p, provider, expiresAt, issuedAt: body.i as number | undefined } };
 }
 
 /** The link for a participant, under the gateway's public URL. */
@@ -60,6 +77,14 @@ export function enrollmentUrl(publicBaseUrl: string, provider: ProviderName, tok
   const url = new URL(`${publicBaseUrl.replace(/\/+$/, '')}/connect/${provider}`);
   url.searchParams.set('t', token);
   return url.toString();
+}
+
+/**
+ * What a coordinator is told when a link is issued for a participant already connected: unlike
+ * the links before it, this one can replace the connected account with another.
+ */
+export function replaceWarning(participantId: string, provider: ProviderName): string {
+  return `participant "${participantId}" is connected to a ${provider} account: a link issued now can replace it with another account, for whoever opens it. Send one only to the participant, and only if they changed accounts.`;
 }
 
 /** Why an enrollment could not be issued; `message` is safe to show a coordinator. */
@@ -115,6 +140,8 @@ export interface IssuedEnrollment {
   provider: ProviderName;
   url: string;
   expiresAt: string;
+  /** Set when the participant is connected to an account of this provider: this link can replace it. */
+  warning?: string;
 }
 
 /**
@@ -140,12 +167,14 @@ export async function issueEnrollment(
   }
   await upsertParticipant(deps.db, input.participantId, studyId);
   const expiresAt = now + (input.expiresInHours ?? deps.defaultTtlHours) * 3_600_000;
-  const token = signEnrollment(deps.enrollmentSecret, { participantId: input.participantId, provider: input.provider, expiresAt });
+  const token = signEnrollment(deps.enrollmentSecret, { participantId: input.participantId, provider: input.provider, expiresAt, issuedAt: now });
+  const connected = await findConnection(deps.db, input.participantId, input.provider);
   return {
     participantId: input.participantId,
     provider: input.provider,
     url: enrollmentUrl(deps.publicBaseUrl, input.provider, token),
     // The link carries whole seconds.
     expiresAt: new Date(Math.floor(expiresAt / 1000) * 1000).toISOString(),
+    ...(connected?.provider_user_id ? { warning: replaceWarning(input.participantId, input.provider) } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import {
   baseEnvSchema,
@@ -17,6 +18,20 @@ export const gatewayEnvSchema = baseEnvSchema
   .extend({
     PORT: envFields.port(8080),
     HOST: z.string().default('0.0.0.0'),
+    /** `/readyz` and `/metrics` (and `/healthz`): a port the Ingress does not route. */
+    OPS_PORT: envFields.port(9090),
+    /**
+     * Which proxies' `X-Forwarded-For` to believe for the client address (rate limits, logs):
+     * `false` (default: none, the socket's peer is the client), a hop count (`1`: one proxy,
+     * the Ingress controller), or comma-separated addresses and CIDRs of the proxies.
+     */
+    TRUST_PROXY: z
+      .string()
+      .default('false')
+      .refine((v) => v === 'false' || /^[1-9]\d{0,1}$/.test(v) || v.split(',').every((e) => isIP(e.trim().split('/')[0]!) !== 0), {
+        message: 'expected false, a hop count (1-99), or comma-separated proxy addresses/CIDRs',
+      })
+      .transform((v): boolean | number | string[] => (v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v.split(',').map((e) => e.trim()))),
     /** The gateway's external URL; redirect URIs hang off it and must be registered exactly. */
     PUBLIC_BASE_URL: envFields.url(),
     ADMIN_TOKEN: envFields.secret(24),
@@ -29,6 +44,8 @@ export const gatewayEnvSchema = baseEnvSchema
       .default('https://www.gstatic.com/googlehealthapi/webhooks/webhooks_public_keyset.json'),
     /** Requests per minute per client IP on public pages. */
     PUBLIC_RATE_LIMIT_PER_MINUTE: envFields.positiveInt(60),
+    /** Requests per minute per client IP on /admin (the API, the dashboard, Bull Board). */
+    ADMIN_RATE_LIMIT_PER_MINUTE: envFields.positiveInt(600),
     /** How the study is named on participants' pages. */
     STUDY_NAME: z.string().min(1).max(120).default('the research study'),
     /** How often the alert rules are evaluated and due webhooks sent (0: never, for a replica that should not). */
@@ -62,6 +79,10 @@ export function loadGatewayEnv(source: Record<string, string | undefined>): Gate
   }
   if (env.ALERT_WEAR_LOW_DAYS > env.ALERT_WEAR_WINDOW_DAYS) {
     throw new ConfigError('ALERT_WEAR_LOW_DAYS', `ALERT_WEAR_LOW_DAYS (${env.ALERT_WEAR_LOW_DAYS}) must not exceed ALERT_WEAR_WINDOW_DAYS (${env.ALERT_WEAR_WINDOW_DAYS})`);
+  }
+  // Anyone could write `?user_id=` links for any participant: only for local trials.
+  if (env.NODE_ENV === 'production' && env.ALLOW_UNSIGNED_ENROLLMENT) {
+    throw new ConfigError('ALLOW_UNSIGNED_ENROLLMENT', 'ALLOW_UNSIGNED_ENROLLMENT is refused when NODE_ENV=production: issue signed links (pnpm fitlamp enroll)');
   }
   return env;
 }

@@ -145,7 +145,8 @@ describe('failures on the server', () => {
   });
 
   it("answers a participant's page and the dashboard with a page that says what to do, never the cause", async () => {
-    const callback = await gw.inject(`/oauth/fitbit/callback?state=${'s'.repeat(43)}&code=abc`);
+    // With a consent cookie, so that the callback reaches the database.
+    const callback = await gw.inject(`/oauth/fitbit/callback?state=${'s'.repeat(43)}&code=abc`, { headers: { cookie: `fitlamp-consent-fitbit=${'n'.repeat(43)}` } });
     expect(callback.status).toBe(500);
     const page = await callback.text();
     expect(page).toContain('Something went wrong on our side');
@@ -174,7 +175,10 @@ describe('Bull Board failures', () => {
       const text = await res.text();
       expect((JSON.parse(text) as { message: string }).message).toBe(INTERNAL_ERROR_MESSAGE);
       expect(text).not.toMatch(/WRONGTYPE|wrong kind/);
-      expect(gw.logs.some((l) => l.includes('queue dashboard request failed') && l.includes('WRONGTYPE'))).toBe(true);
+      // The details are in the log under the request id the answer carries.
+      const requestId = res.headers.get('x-request-id')!;
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(gw.logs.some((l) => l.includes('queue dashboard request failed') && l.includes('WRONGTYPE') && l.includes(`"reqId":"${requestId}"`))).toBe(true);
     } finally {
       await redis.del(`${gw.env.QUEUE_PREFIX}:sync:wait`);
       redis.disconnect();

@@ -72,7 +72,7 @@ export function createErrorHandler(pages?: ErrorPages) {
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     if (status >= 500) {
       request.log.error(
-        { err: { type: error.name, code: error.code, message: error.message, stack: error.stack }, method: request.method, url: stripQuery(request.url) },
+        { err: { type: error.name, errorCode: error.code, message: error.message, stack: error.stack }, method: request.method, url: stripQuery(request.url) },
         'request failed',
       );
       return pages ? pages.internal(reply) : sendError(reply, status, 'internal', INTERNAL_ERROR_MESSAGE);

@@ -40,7 +40,7 @@ describe('participant connects Google Health in a real browser', () => {
     expect(consoleErrors).toEqual([]);
     const row = await gw.db.selectFrom('provider_connections').selectAll().where('participant_id', '=', 'U4001').executeTakeFirstOrThrow();
     expect(row).toMatchObject({ provider: 'google-health', status: 'connected', provider_user_id: gw.google!.healthUserId(user), legacy_user_id: user });
-    expect(row.refresh_token_enc).toMatch(/^v1\.test1\./);
+    expect(row.refresh_token_enc).toMatch(/^v2\.test1\./);
   });
 
   it('unticks a scope at Google and is told which data will not be collected', async () => {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { answerProviderConsent, startConsent, testRedisUrl } from '@fitlamp/testing';
+import { sql } from 'kysely';
+import { googleWebhookEnvelope, signGoogleWebhookBody } from '@fitlamp/simulators';
+import { completeConsent, startConsent, testRedisUrl, storedToken } from '@fitlamp/testing';
 import { MIGRATED_REASON_PREFIX } from './reconsent.ts';
 import { connectThrough, issueLink, startTestGateway, type TestGateway } from '../test/gateway.ts';
 
@@ -58,7 +60,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(text).toContain('<form method="post" action="/connect/google-health">');
       expect(page.headers.get('content-security-policy')).toMatch(new RegExp(`form-action 'self'[^;]* ${new URL(gw.googleUrl!).origin}`));
 
-      const location = new URL(await startConsent(link));
+      const location = new URL((await startConsent(link)).authorizeUrl);
       expect(location.origin + location.pathname).toBe(gw.env.GOOGLE_AUTHORIZE_URL);
       const q = location.searchParams;
       expect(q.get('access_type')).toBe('offline');
@@ -83,8 +85,8 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       const row = (await connectionOf(gw, 'G1', 'google-health'))!;
       expect(row).toMatchObject({ status: 'connected', provider_user_id: gw.google!.healthUserId('AAAAA1'), legacy_user_id: 'AAAAA1', key_id: 'test1' });
       expect(row.scopes.sort()).toEqual(ALL_SCOPES);
-      expect(row.refresh_token_enc).toMatch(/^v1\.test1\./);
-      expect(gw.cipher.decrypt(row.refresh_token_enc!).length).toBeGreaterThan(10);
+      expect(row.refresh_token_enc).toMatch(/^v2\.test1\./);
+      expect(storedToken(gw.cipher, row, 'refresh_token_enc').length).toBeGreaterThan(10);
       const zones = await gw.db.selectFrom('participant_time_zones').selectAll().where('participant_id', '=', 'G1').execute();
       expect(zones.map((z) => [z.zone, z.source])).toEqual([['America/New_York', 'google-health-profile']]);
       const cursors = await gw.db.selectFrom('sync_cursors').select('stream').where('participant_id', '=', 'G1').execute();
@@ -112,7 +114,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(denied.status).toBe(200);
       expect(denied.text).toContain('Google Health was not connected');
       expect(await connectionOf(gw, 'G3', 'google-health')).toBeUndefined();
-      expect((await fetch(denied.callbackUrl)).status).toBe(400);
+      expect((await fetch(denied.callbackUrl, { headers: { cookie: denied.cookie } })).status).toBe(400);
       const fitbitLink = new URL(await issueLink(gw, 'G3'));
       const crossed = await fetch(`${gw.base}/connect/google-health?t=${fitbitLink.searchParams.get('t')}`);
       expect(crossed.status).toBe(400);
@@ -165,7 +167,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       try {
         // G4 re-consents with their own Google account (same person, same participant).
         const g4 = links.find((l) => l.participantId === 'G4')!;
-        const page = await fetch(await answerProviderConsent(await startConsent(g4.url), { decision: 'allow', user: 'CCCCC3' }));
+        const page = await completeConsent(g4.url, { decision: 'allow', user: 'CCCCC3' });
         expect(page.status).toBe(200);
         const legacy4 = (await connectionOf(gw, 'G4', 'fitbit'))!;
         expect(legacy4.status).toBe('disconnected');
@@ -214,7 +216,8 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
     type Delivery = { id: number; state: string; duplicateOf?: number; body: unknown; attempts: Array<{ status?: number }> };
     const deliveries = async (): Promise<Delivery[]> => (await control('/webhooks/deliveries')).deliveries;
     const metric = async (outcome: string) => {
-      const text = await (await fetch(`${gw.base}/metrics`)).text();
+      // What the ops port's /metrics serves (main.ts): the gateway's registry.
+      const text = await gw.registry.metrics();
       const m = new RegExp(`fitlamp_webhook_notifications_total\\{provider="google-health",outcome="${outcome}"\\} (\\d+)`).exec(text);
       return Number(m?.[1] ?? 0);
     };
@@ -286,7 +289,7 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(await metric('duplicate')).toBe(duplicatesBefore + 2);
     });
 
-    it('refuses bad signatures, unknown users, malformed bodies and a wrong Authorization, changing nothing', async () => {
+    it('refuses bad signatures, malformed bodies and a wrong Authorization; answers unknown users 204; changing nothing', async () => {
       await clearSyncJobs();
       const stamp = async () => (await gw.db.selectFrom('provider_webhooks').select('last_verified_at').executeTakeFirstOrThrow()).last_verified_at.getTime();
       const stampBefore = await stamp();
@@ -297,8 +300,11 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       await control('/webhooks/settings', { badSignature: false });
       // FFFFF6 exists at Google but never connected to this study.
       await control('/webhooks/notify', { userId: 'FFFFF6', dataType: 'steps', startTime: '2026-11-21T16:00:00Z', endTime: '2026-11-21T16:05:00Z' });
+      await control('/webhooks/notify', { userId: 'FFFFF6', dataType: 'steps', startTime: '2026-11-21T17:00:00Z', endTime: '2026-11-21T17:05:00Z' });
       const mine = (await deliveries()).slice(before);
-      expect(mine.map((d) => d.attempts[0]?.status)).toEqual([401, 404]);
+      // Only 204 stops Google redelivering an unknown user's notifications for 7 days.
+      expect(mine.map((d) => d.attempts[0]?.status)).toEqual([401, 204, 204]);
+      expect(gw.logs.filter((l) => l.includes('a user no participant is connected with')).length).toBe(1);
 
       const unsigned = await fetch(url(), { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof mine[0]!.body === 'string' ? mine[0]!.body : JSON.stringify(mine[0]!.body) });
       expect(unsigned.status).toBe(401);
@@ -310,6 +316,38 @@ describe('Google Health: connect, migration, webhooks (gateway, simulators, Post
       expect(await gw.queues.getJob('sync', 'G1')).toBeUndefined();
       expect(await gw.queues.count('sync')).toBe(0);
       expect(await stamp()).toBe(stampBefore);
+    });
+
+    it('leaves the notifications a failure stopped free for redelivery, and only those', async () => {
+      await clearSyncJobs();
+      const google = gw.google!;
+      const user = (id: string) => google.world.users.find((u) => u.id === id)!;
+      const at = (iso: string) => Date.parse(iso);
+      const body = JSON.stringify([
+        googleWebhookEnvelope(google.state, user('AAAAA1'), 'steps', 'UPSERT', [[at('2026-11-22T15:00:00Z'), at('2026-11-22T15:05:00Z')]]),
+        googleWebhookEnvelope(google.state, user('BBBBB2'), 'steps', 'UPSERT', [[at('2026-11-22T01:00:00Z'), at('2026-11-22T01:05:00Z')]]),
+      ]);
+      const deliver = () =>
+        fetch(url(), { method: 'POST', headers: { 'content-type': 'application/json', 'x-healthapi-signature': signGoogleWebhookBody(google.state.webhooks, body) }, body });
+      // G2's durable work fails (Postgres refuses its ledger update); G1's succeeds.
+      await gw.db.insertInto('day_ledger').values({ participant_id: 'G2', stream: 'steps', day: '2026-11-22', status: 'settled', synced_through: new Date() }).execute();
+      await sql`create function refuse_g2() returns trigger language plpgsql as $$ begin if new.participant_id = 'G2' then raise exception 'refused for the test'; end if; return new; end $$`.execute(gw.db);
+      await sql`create trigger refuse_g2 before update on day_ledger for each row execute function refuse_g2()`.execute(gw.db);
+      try {
+        const first = await deliver();
+        expect(first.status).toBe(503);
+        expect((await gw.queues.getJob('sync', 'G1'))?.data).toMatchObject({ reason: 'webhook', days: ['2026-11-22'] });
+        expect(await gw.queues.getJob('sync', 'G2')).toBeUndefined();
+      } finally {
+        await sql`drop trigger refuse_g2 on day_ledger`.execute(gw.db);
+        await sql`drop function refuse_g2()`.execute(gw.db);
+      }
+      await clearSyncJobs();
+      // Google redelivers the same body: G1's notification is a duplicate now, G2's is handled.
+      const again = await deliver();
+      expect(again.status).toBe(204);
+      expect(await gw.queues.getJob('sync', 'G1')).toBeUndefined();
+      expect((await gw.queues.getJob('sync', 'G2'))?.data).toMatchObject({ reason: 'webhook', streams: ['steps'] });
     });
 
     it('keeps verifying across a signing-key rotation (the keyset is fetched again for a new key id)', async () => {

@@ -3,9 +3,9 @@ import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { createQueues, shardLayoutOf } from '@fitlamp/queues';
-import { createLogger, createProducerConnection, redisTargetOf, runService } from '@fitlamp/runtime';
+import { createLogger, createProducerConnection, redisTargetOf, runService, startOpsServer } from '@fitlamp/runtime';
 import { alertConfigFromEnv, startAlertLoop } from './alerts.ts';
-import { buildGateway } from './app.ts';
+import { buildGateway, gatewayReadinessChecks } from './app.ts';
 import { loadGatewayEnv } from './env.ts';
 import { createProviders } from '@fitlamp/provider-registry';
 
@@ -28,7 +28,9 @@ await runService({
     collectDefaultMetrics({ register: registry });
     const app = await buildGateway({ env, logger, db, redis, queues, registry, providers, lamp, cipher });
     await app.listen({ port: env.PORT, host: env.HOST });
-    logger.info({ providers: Object.keys(providers), publicBaseUrl: env.PUBLIC_BASE_URL }, 'gateway listening');
+    // /readyz and /metrics on a port the Ingress does not route (probes and Prometheus only).
+    const ops = await startOpsServer({ host: env.HOST, port: env.OPS_PORT, registry, logger, checks: gatewayReadinessChecks({ db, redis }) });
+    logger.info({ providers: Object.keys(providers), publicBaseUrl: env.PUBLIC_BASE_URL, ops: ops.url }, 'gateway listening');
     const alerts =
       env.ALERT_EVALUATE_SECONDS > 0
         ? startAlertLoop({ db, config: alertConfigFromEnv(env), logger, intervalMs: env.ALERT_EVALUATE_SECONDS * 1000, clockOffsetMs: env.CLOCK_OFFSET_MS })
@@ -39,6 +41,7 @@ await runService({
       closers: [
         { name: 'http', close: () => app.close() },
         { name: 'alerts', close: async () => alerts?.close() },
+        { name: 'ops', close: () => new Promise((resolve) => ops.close(resolve)) },
         { name: 'queues', close: () => queues.close() },
         { name: 'lamp', close: () => lamp.close() },
         { name: 'postgres', close: () => db.destroy() },

@@ -9,6 +9,7 @@ import {
 import { ProviderError, type AccountInfo, type Provider, type ProviderName } from '@fitlamp/provider';
 import type { GatewayDeps } from './app.ts';
 import { EnrollmentError, issueEnrollment, type IssueEnrollmentDeps } from './enrollment.ts';
+import { revocableToken } from './stored-tokens.ts';
 
 /**
  * Moving participants from the legacy Fitbit Web API (410 Gone since 2026-11-02) to the Google
@@ -65,16 +66,15 @@ export async function retireSupersededConnections(
  * with the API (google-health-api §6), so the token can no longer be used by anyone.
  */
 async function revokeLegacy(deps: Pick<GatewayDeps, 'providers' | 'cipher' | 'logger'>, connection: ProviderConnection): Promise<boolean> {
-  const stored = connection.refresh_token_enc ?? connection.access_token_enc;
   const provider = deps.providers[connection.provider];
-  if (!stored || !provider) return false;
+  if ((!connection.refresh_token_enc && !connection.access_token_enc) || !provider) return false;
   try {
-    await provider.revokeToken(deps.cipher.decrypt(stored));
+    await provider.revokeToken(revocableToken(deps.cipher, connection)!);
     return true;
   } catch (error) {
     if (error instanceof ProviderError && error.code === 'gone') return true;
     deps.logger.warn(
-      { participantId: connection.participant_id, provider: connection.provider, code: error instanceof ProviderError ? error.code : 'unexpected' },
+      { participantId: connection.participant_id, provider: connection.provider, providerError: error instanceof ProviderError ? error.code : 'unexpected' },
       'could not revoke the legacy grant; deleting the tokens anyway',
     );
     return false;

@@ -15,7 +15,8 @@ import { createKeysetVerifier } from './webhook-keyset.ts';
  * route keeps the HTTP side: raw body, handshake, Authorization and signature, participants,
  * the ledger, dedup and the queue. Answers 204 having only looked the users up and enqueued
  * work; the data itself is pulled by the fetcher. Duplicates (delivery is at least once) are
- * ignored for as long as Google may redeliver.
+ * ignored for as long as Google may redeliver; a notification counts as seen only once its work is
+ * durable. Notifications for users fitlamp does not know get 204 too (only 204 stops Google).
  */
 
 /** Google keeps undelivered notifications up to 7 days (§4.6): remember one a day longer. */
@@ -98,17 +99,24 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
       const users = [...new Set(list.map((n) => n.providerUserId))];
       const participantOf = await findParticipantsByAccounts(db, 'google-health', users);
       const known = list.filter((n) => participantOf.has(n.providerUserId));
-      if (known.length === 0) {
-        count('unknown_user', list.length);
-        logger.warn({ provider: 'google-health', notifications: list.length }, 'webhook notification for unknown users refused');
-        return sendError(reply, 404, 'unknown_user', 'no participant is connected with this healthUserId');
+      const unknownUsers = users.filter((u) => !participantOf.has(u));
+      if (unknownUsers.length > 0) {
+        // 204 all the same: any other answer makes Google redeliver for 7 days (§4.6), and
+        // nothing will ever know these users. Said once per user (per dedup period), not per delivery.
+        count('unknown_user', list.length - known.length);
+        for (const user of unknownUsers) {
+          const first = await redis.set(`${deps.env.QUEUE_PREFIX}-webhook-unknown-${user}`, '1', 'EX', DEDUP_TTL_SECONDS, 'NX').catch(() => 'OK');
+          if (first === 'OK') logger.warn({ provider: 'google-health', healthUserId: user }, 'webhook notifications for a user no participant is connected with are ignored');
+        }
       }
-      if (known.length < list.length) count('unknown_user', list.length - known.length);
+      if (known.length === 0) return reply.code(204).send();
 
       await recordWebhookVerified(db, 'google-health', list.length);
 
-      // Targeted syncs, merged per participant.
-      const work = new Map<string, { streams: Set<StreamName>; days: Set<string>; keys: string[] }>();
+      // Targeted syncs, merged per participant. A notification counts as seen (its dedup key is
+      // set) only once its participant's durable work is done: a failure part-way leaves every
+      // notification not yet handled free to come back in Google's redelivery.
+      const work = new Map<string, { streams: Set<StreamName>; days: Set<string>; keys: Set<string> }>();
       const zonesOf = new Map<string, ZoneHistory>();
       for (const n of known) {
         const stream = n.stream;
@@ -117,39 +125,45 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
           continue;
         }
         const key = `${deps.env.QUEUE_PREFIX}-webhook-${n.dedupKey}`;
-        // SET NX: the first delivery wins; a redelivery within the TTL is a duplicate.
-        if ((await redis.set(key, '1', 'EX', DEDUP_TTL_SECONDS, 'NX')) !== 'OK') {
+        if ((await redis.exists(key)) === 1) {
           count('duplicate');
           continue;
         }
         const participantId = participantOf.get(n.providerUserId)!;
         if (!zonesOf.has(participantId)) zonesOf.set(participantId, await findZoneHistory(db, participantId));
-        const entry = work.get(participantId) ?? { streams: new Set(), days: new Set(), keys: [] };
+        const entry = work.get(participantId) ?? { streams: new Set(), days: new Set(), keys: new Set() };
         entry.streams.add(stream);
         for (const day of n.days(zonesOf.get(participantId)!)) entry.days.add(day);
-        entry.keys.push(key);
+        entry.keys.add(key);
         work.set(participantId, entry);
-        count('accepted');
       }
+      let failed = 0;
       for (const [participantId, entry] of work) {
-        // Durable first: the named days lose their fetch watermark, so the planner fetches them
-        // on the participant's next sync even if a job is already waiting (same job id) or Redis
-        // loses this one.
-        await invalidateLedgerDays(db, participantId, {
-          streams: [...entry.streams],
-          days: [...entry.days],
-          reason: 'Google Health notified a change',
-        });
         try {
+          // Durable first: the named days lose their fetch watermark, so the planner fetches them
+          // on the participant's next sync even if a job is already waiting (same job id) or Redis
+          // loses this one.
+          await invalidateLedgerDays(db, participantId, {
+            streams: [...entry.streams],
+            days: [...entry.days],
+            reason: 'Google Health notified a change',
+          });
           await enqueue(deps.queues, 'sync', { participantId, reason: 'webhook', streams: [...entry.streams], days: [...entry.days].sort() });
+          // Seen only now. Two deliveries racing may both do the work: it is idempotent (same
+          // days, same job id); losing it is not.
+          const seen = redis.multi();
+          for (const key of entry.keys) seen.set(key, '1', 'EX', DEDUP_TTL_SECONDS);
+          await seen.exec();
+          count('accepted', entry.keys.size);
         } catch (error) {
-          // Not enqueued: forget the notification so Google's retry is not taken for a duplicate.
-          // One key per DEL: on a Redis Cluster the keys live in different slots.
-          await Promise.all(entry.keys.map((key) => redis.del(key))).catch(() => {});
-          logger.warn({ participantId, err: error instanceof Error ? error.message : String(error) }, 'could not enqueue a webhook sync');
-          return sendError(reply, 503, 'unavailable', 'could not queue the work; retry later');
+          failed += 1;
+          logger.error(
+            { participantId, err: { type: error instanceof Error ? error.name : typeof error, message: error instanceof Error ? error.message : String(error) } },
+            'webhook notifications not handled; left for redelivery',
+          );
         }
       }
+      if (failed > 0) return sendError(reply, 503, 'unavailable', 'some notifications could not be handled; retry later');
       logger.info({ provider: 'google-health', notifications: list.length, participants: work.size }, 'webhook notifications accepted');
       return reply.code(204).send();
     });

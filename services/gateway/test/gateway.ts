@@ -26,6 +26,7 @@ import {
 import {
   answerProviderConsent,
   createTestDatabase,
+  finishConsent,
   googleSimulatorEnv,
   requestEnrollmentLink,
   serviceTestEnv,
@@ -51,6 +52,9 @@ export interface GatewayUnderTest {
   db: Kysely<Database>;
   queues: QueueSet;
   cipher: TokenCipher;
+  /** Its Redis connection (what readiness pings) and Prometheus registry (what the ops port serves). */
+  redis: Redis;
+  registry: Registry;
   /** Every log line the gateway wrote, as raw JSON text. */
   logs: string[];
   /** `Authorization` header for the admin API. */
@@ -93,13 +97,16 @@ async function assemble(env: GatewayEnv, db: Kysely<Database>, redisUrl: string)
   const queues = createQueues(redis, env.QUEUE_PREFIX);
   const cipher = createTokenCipher(parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY));
   const lamp = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 5_000 });
-  const app = await buildGateway({ env, logger, db, redis, queues, registry: new Registry(), providers: createProviders(env), lamp, cipher });
+  const registry = new Registry();
+  const app = await buildGateway({ env, logger, db, redis, queues, registry, providers: createProviders(env), lamp, cipher });
   return {
     env,
     app,
     db,
     queues,
     cipher,
+    redis,
+    registry,
     logs,
     admin: { authorization: `Bearer ${env.ADMIN_TOKEN}` },
     async close() {
@@ -254,10 +261,10 @@ export async function connectThrough(
   provider: 'fitbit' | 'google-health',
   participantId: string,
   answer: ConsentAnswer = { decision: 'allow' },
-): Promise<{ status: number; text: string; callbackUrl: string; authorizeUrl: string }> {
+): Promise<{ status: number; text: string; callbackUrl: string; authorizeUrl: string; cookie: string }> {
   const link = await issueLink(gw, participantId, { provider });
-  const authorizeUrl = await startConsent(link);
-  const callbackUrl = await answerProviderConsent(authorizeUrl, answer);
-  const res = await fetch(callbackUrl);
-  return { status: res.status, text: await res.text(), callbackUrl, authorizeUrl };
+  const start = await startConsent(link);
+  const callbackUrl = await answerProviderConsent(start.authorizeUrl, answer);
+  const res = await finishConsent(start, callbackUrl);
+  return { status: res.status, text: await res.text(), callbackUrl, authorizeUrl: start.authorizeUrl, cookie: start.cookie };
 }

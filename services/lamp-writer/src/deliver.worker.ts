@@ -246,7 +246,7 @@ function createDeliverRun(deps: DeliverDeps) {
           // backoff interval later, before anything is sent again.
           await markBatchUnknown(deps.db, batch, error.message);
           deps.metrics.batches.inc({ outcome: 'unknown' });
-          log.warn({ batchId: batch.id, code: error.code, status: error.status }, 'delivery outcome unknown; will read back before retrying');
+          log.warn({ batchId: batch.id, lampError: error.code, status: error.status }, 'delivery outcome unknown; will read back before retrying');
           throw error;
         }
         if (error.code === 'unauthorized' || error.code === 'forbidden') {
@@ -261,7 +261,7 @@ function createDeliverRun(deps: DeliverDeps) {
         summary.parked += records.length;
         deps.metrics.batches.inc({ outcome: 'parked' });
         deps.metrics.events.inc({ outcome: 'parked' }, records.length);
-        log.error({ batchId: batch.id, status: error.status, code: error.code }, 'mindLAMP refused a batch; parked');
+        log.error({ batchId: batch.id, status: error.status, lampError: error.code }, 'mindLAMP refused a batch; parked');
       }
     }
     if (summary.batches > 0) log.info(summary, 'delivered');

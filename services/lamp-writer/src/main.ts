@@ -42,6 +42,7 @@ await runService({
       host: env.HOST,
       port: env.PORT,
       registry,
+      logger,
       checks: [
         { name: 'postgres', check: () => pingDatabase(db) },
         { name: 'redis', check: () => producer.ping() },

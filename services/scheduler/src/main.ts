@@ -48,6 +48,7 @@ await runService({
       host: env.HOST,
       port: env.PORT,
       registry,
+      logger,
       checks: [
         { name: 'postgres', check: () => pingDatabase(db) },
         { name: 'redis', check: () => redis.ping() },
