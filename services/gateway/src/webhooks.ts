@@ -151,9 +151,8 @@ export async function registerGoogleHealthWebhooks(app: FastifyInstance, deps: G
           await enqueue(deps.queues, 'sync', { participantId, reason: 'webhook', streams: [...entry.streams], days: [...entry.days].sort() });
           // Seen only now. Two deliveries racing may both do the work: it is idempotent (same
           // days, same job id); losing it is not.
-          const seen = redis.multi();
-          for (const key of entry.keys) seen.set(key, '1', 'EX', DEDUP_TTL_SECONDS);
-          await seen.exec();
+          // One SET per key: on a Redis Cluster the keys live in different slots (no MULTI across them).
+          await Promise.all([...entry.keys].map((key) => redis.set(key, '1', 'EX', DEDUP_TTL_SECONDS)));
           count('accepted', entry.keys.size);
         } catch (error) {
           failed += 1;
