@@ -24,10 +24,15 @@ export interface RedisServer {
  * A private redis-server for a run that must be free to FLUSHALL or restart Redis without
  * touching anyone else's queues. Needs the `redis-server` binary (Debian's redis-server package).
  * `port`: listen there (a restart after `stop()`, for clients to reconnect to); a free one else.
+ * `aofDir`: keep an append-only file there (`appendfsync always`), so a restart on the same port
+ * and dir comes back with every acknowledged write; else nothing is persisted.
  */
-export async function startRedisServer(options: { port?: number } = {}): Promise<RedisServer> {
+export async function startRedisServer(options: { port?: number; aofDir?: string } = {}): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+  const persistence = options.aofDir
+    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', options.aofDir]
+    : ['--appendonly', 'no'];
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {

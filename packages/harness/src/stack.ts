@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql, type Kysely } from 'kysely';
@@ -27,6 +28,7 @@ import {
   testRedisUrl,
   type ServiceProcess,
 } from '@fitlamp/testing';
+import { startPostgresServer, type PostgresServer } from './postgres-server.ts';
 import { freePort, startRedisServer, type RedisServer } from './redis-server.ts';
 
 /**
@@ -64,6 +66,15 @@ export interface StackOptions {
   simStartAt?: string;
   /** Run an own redis-server (needed to FLUSHALL safely); else the machine's with a unique prefix. */
   ownRedis?: boolean;
+  /** With `ownRedis`: keep an append-only file, so `restartRedis()` comes back with the queues. */
+  redisAof?: boolean;
+  /**
+   * Run an own Postgres cluster (temp dir, free port) instead of a database on the machine's, so
+   * the run may restart Postgres or terminate connections without touching anyone else's.
+   */
+  ownPostgres?: boolean;
+  /** Lifetime of the Fitbit simulator's access tokens (default 8 h); short ones make refreshes frequent. */
+  accessTokenTtlSeconds?: number;
   syncIntervalSeconds?: number;
   schedulerTickSeconds?: number;
   sweepSeconds?: number;
@@ -122,6 +133,12 @@ export interface Stack {
   databaseUrl: string;
   redisUrl: string;
   queuePrefix: string;
+  /** The own Postgres cluster (`ownPostgres`). */
+  postgres?: PostgresServer;
+  /** The own redis-server (`ownRedis`). */
+  redisServer?: RedisServer | undefined;
+  /** Stops the own redis-server and starts it again on the same port (and AOF, with `redisAof`). */
+  restartRedis(): Promise<void>;
   gatewayUrl: string;
   adminToken: string;
   fitbit: FitbitSimulator;
@@ -171,19 +188,32 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   if (options.built) buildIfStale(SERVICES);
   const run = randomBytes(4).toString('hex');
   const dbName = `fitlamp_stack_${run}`;
-  const admin = new pg.Client({ connectionString: adminDatabaseUrl });
+  let postgres: PostgresServer | undefined;
+  if (options.ownPostgres) {
+    postgres = await startPostgresServer();
+    cleanup.push(() => postgres!.stop());
+  }
+  const admin = new pg.Client({ connectionString: postgres?.adminUrl ?? adminDatabaseUrl });
   await admin.connect();
   await admin.query(`create database ${dbName}`);
   await admin.end();
-  cleanup.push(async () => dropDatabase(dbName));
-  const dbUrl = databaseUrl(dbName);
+  // The own cluster goes as a whole; on the shared one, only this run's database.
+  if (!postgres) cleanup.push(async () => dropDatabase(dbName));
+  const dbUrl = postgres ? postgres.urlOf(dbName) : databaseUrl(dbName);
   const db = createDb(dbUrl, { max: 4, applicationName: 'fitlamp-stack' });
   cleanup.push(() => db.destroy());
   await migrateToLatest(db);
 
   let redis: RedisServer | undefined;
+  let aofDir: string | undefined;
   if (options.ownRedis) {
-    redis = await startRedisServer();
+    if (options.redisAof) {
+      const dir = mkdtempSync(join(tmpdir(), 'fitlamp-redis-'));
+      aofDir = dir;
+      cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    }
+    redis = await startRedisServer(aofDir ? { aofDir } : {});
+    // Whichever redis-server is running by then (restartRedis replaces it).
     cleanup.push(() => redis!.stop());
   }
   const redisUrl = redis?.url ?? testRedisUrl;
@@ -211,6 +241,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     users: options.participants.map((p) => p.user),
     ...(simStart !== undefined ? { startAt: simStart } : {}),
     ...(options.rateLimitPerHour ? { rateLimitPerHour: options.rateLimitPerHour } : {}),
+    ...(options.accessTokenTtlSeconds ? { accessTokenTtlSeconds: options.accessTokenTtlSeconds } : {}),
   });
   // The simulated world keeps time like the real one: ticking, from wherever it starts.
   fitbit.clock.freeze(false);
@@ -382,6 +413,15 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     databaseUrl: dbUrl,
     redisUrl,
     queuePrefix,
+    ...(postgres ? { postgres } : {}),
+    get redisServer() {
+      return redis;
+    },
+    async restartRedis() {
+      if (!redis) throw new Error('restartRedis needs ownRedis');
+      await redis.stop();
+      redis = await startRedisServer({ port: redis.port, ...(aofDir ? { aofDir } : {}) });
+    },
     gatewayUrl,
     adminToken,
     fitbit,
