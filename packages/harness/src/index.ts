@@ -8,3 +8,5 @@ export {
   type ServiceResources,
 } from './stack.ts';
 export { startRedisServer, freePort, type RedisServer } from './redis-server.ts';
+export { startPostgresServer, type PostgresServer } from './postgres-server.ts';
+export { runChaos, checkMindLamp, renderReliability, FULL_PLAN, type ChaosPlan, type ChaosReport, type FaultKind } from './chaos.ts';
