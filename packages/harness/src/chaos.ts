@@ -359,7 +359,9 @@ async function chaos(
   for (let i = 0; i < plan.providerBursts; i++) {
     actions.push(providerFault('provider-5xx', { path: pick(dataPaths), kind: 'error', status: pick([500, 502, 503]), count: 4 }));
     actions.push(providerFault('provider-429-retry-after', { path: pick(dataPaths), kind: 'error', status: 429, retryAfterSeconds: 15, count: 2 }));
-    actions.push(providerFault('provider-401', { path: pick(dataPaths), kind: 'error', status: 401, count: 3 }));
+    // One 401 at a time: fitlamp refreshes and retries, and a second 401 on the fresh token means
+    // the grant is gone (reconnect needed), by design. Storms of 401s come from token-storm.
+    actions.push(providerFault('provider-401', { path: pick(dataPaths), kind: 'error', status: 401, count: 1 }));
   }
   add(plan.tokenStorms, async () => {
     const now = fitbit.clock.now();
