@@ -97,7 +97,17 @@ export interface ChaosReport {
   faults: Array<{ kind: FaultKind; injected: number; armed: number; fired: number }>;
   /** Service processes that exited without being killed by the run. */
   unexpectedExits: string[];
-  events: { expected: number; lost: number; duplicated: number; misplaced: number; repeatsInMindLamp: number; checkedParticipantDays: number; storedInMindLamp: number };
+  events: {
+    expected: number;
+    lost: number;
+    duplicated: number;
+    misplaced: number;
+    repeatsInMindLamp: number;
+    checkedParticipantDays: number;
+    storedInMindLamp: number;
+    /** The first participant-days that differ, and the first repeats, to start a diagnosis from. */
+    problems: string[];
+  };
   refreshTokenReuse: number;
   refreshes: number;
   /** Longest gap between two mindLAMP writes for one participant during the steady state, ms. */
@@ -494,6 +504,7 @@ export function checkMindLamp(stack: Stack, participants: StackParticipant[], ba
   let duplicated = 0;
   let misplaced = 0;
   let checkedParticipantDays = 0;
+  const problems: string[] = [];
   for (const p of participants) {
     const user = findUser(fitbit.world, p.user.id)!;
     const { first, today } = syncWindow(asZones(user), now, backfillDays);
@@ -519,6 +530,7 @@ export function checkMindLamp(stack: Stack, participants: StackParticipant[], ba
           if (t >= truth.start && t < truth.end) inDay.set(s, (inDay.get(s) ?? 0) + 1);
         }
         expected += want[key].length;
+        const before = { lost, duplicated, misplaced };
         for (const w of want[key]) {
           const n = inDay.get(w) ?? 0;
           if (n === 0) lost++;
@@ -527,11 +539,28 @@ export function checkMindLamp(stack: Stack, participants: StackParticipant[], ba
         }
         // Stored at an instant (or with a value) the world does not have.
         for (const n of inDay.values()) misplaced += n;
+        if (problems.length < 30 && (lost > before.lost || duplicated > before.duplicated || misplaced > before.misplaced)) {
+          const zone = user.zoneHistory.at(-1)!.zone;
+          problems.push(
+            `${p.id} (${zone}) ${key} ${day}: ${lost - before.lost} lost, ${duplicated - before.duplicated} duplicated, ` +
+              `${misplaced - before.misplaced} misplaced (first stray: ${[...inDay.keys()].slice(0, 3).map((k) => new Date(Number(k.split(':')[0])).toISOString() + '=' + k.split(':')[1]).join(', ')})`,
+          );
+        }
       }
     }
   }
   const repeats = lamp.findRepeats();
-  return { expected, lost, duplicated, misplaced, repeatsInMindLamp: repeats.extraCopies, checkedParticipantDays, storedInMindLamp: lamp.countEvents().total };
+  for (const group of repeats.groups.slice(0, 10)) problems.push(`repeat: ${JSON.stringify(group).slice(0, 300)}`);
+  return {
+    expected,
+    lost,
+    duplicated,
+    misplaced,
+    repeatsInMindLamp: repeats.extraCopies,
+    checkedParticipantDays,
+    storedInMindLamp: lamp.countEvents().total,
+    problems,
+  };
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -593,6 +622,7 @@ export function renderReliability(report: ChaosReport, note: string): string {
     `| last fault to everything fetched and delivered | ${s(report.recovery.finalCatchUpMs)} |`,
     '',
   ];
+  if (report.events.problems.length) lines.push('## Differences (first ones)', '', ...report.events.problems.map((e) => `- ${e}`), '');
   if (report.unexpectedExits.length) lines.push('## Unexpected exits', '', ...report.unexpectedExits.map((e) => `- ${e}`), '');
   return lines.join('\n');
 }
