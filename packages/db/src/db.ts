@@ -23,6 +23,10 @@ export function createDb(connectionString: string, options: DbOptions = {}): Kys
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
   // would crash the process. The next query gets a fresh client.
   pool.on('error', () => {});
+  // A checked-out client has no pool listener: Postgres ending its connection between two queries
+  // (a transaction held open, pg_terminate_backend, a restart) would emit an unheard 'error' and
+  // end the process. The next query on it fails instead, and the pool discards it on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -14,6 +14,8 @@ export interface PostgresServer {
   dataDir: string;
   /** URL of database `name` on this server. */
   databaseUrl(name: string): string;
+  /** Fast shutdown, then start again on the same port and data (clients must reconnect). */
+  restart(): Promise<void>;
   /** Stops the server (fast shutdown) and deletes its data directory. */
   stop(): Promise<void>;
 }
@@ -44,6 +46,8 @@ export async function startPostgresServer(options: { settings?: Record<string, s
       proc.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${program} exited with ${code}: ${output.slice(-2000)}`))));
     });
   const port = await freePort();
+  let serverArgs = '';
+  const start = () => run('pg_ctl', ['-D', dataDir, '-o', serverArgs, '-l', join(dataDir, 'server.log'), '-w', '-t', '60', 'start']);
   try {
     await run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8', '--no-sync']);
     const settings: Record<string, string> = {
@@ -53,10 +57,10 @@ export async function startPostgresServer(options: { settings?: Record<string, s
       max_connections: '200',
       ...options.settings,
     };
-    const serverArgs = Object.entries(settings)
+    serverArgs = Object.entries(settings)
       .map(([k, v]) => `-c ${k}=${v}`)
       .join(' ');
-    await run('pg_ctl', ['-D', dataDir, '-o', serverArgs, '-l', join(dataDir, 'server.log'), '-w', '-t', '60', 'start']);
+    await start();
   } catch (error) {
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
@@ -68,6 +72,10 @@ export async function startPostgresServer(options: { settings?: Record<string, s
     port,
     dataDir,
     databaseUrl,
+    async restart() {
+      await run('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
+      await start();
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

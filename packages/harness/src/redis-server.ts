@@ -48,15 +48,20 @@ export interface RedisServer {
  * A private redis-server for a run that must be free to FLUSHALL or restart Redis without
  * touching anyone else's queues. Needs the `redis-server` binary (Debian's redis-server package).
  * `port`: listen there (a restart after `stop()`, for clients to reconnect to); a free one else.
+ * `aofDir`: keep an append-only file there (`appendfsync always`), so a restart on the same port
+ * and dir comes back with every acknowledged write; else nothing is persisted.
  */
-export async function startRedisServer(options: { port?: number } = {}): Promise<RedisServer> {
+export async function startRedisServer(options: { port?: number; aofDir?: string } = {}): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
-  return spawnRedis(port, []);
+  const persistence = options.aofDir
+    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', options.aofDir]
+    : ['--appendonly', 'no'];
+  return spawnRedis(port, persistence);
 }
 
-/** Starts redis-server on `port` with `extraArgs` and resolves once it accepts connections. */
+/** Starts redis-server on `port` with `extraArgs` (persistence and the like) and resolves once it accepts connections. */
 async function spawnRedis(port: number, extraArgs: string[]): Promise<RedisServer> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -109,7 +114,7 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
     for (let i = 0; i < masters; i += 1) {
       const port = await freeClusterPort();
       nodes.push(
-        await spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--daemonize', 'no']),
+        await spawnRedis(port, ['--appendonly', 'no', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--daemonize', 'no']),
       );
     }
     await execFileAsync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-yes'], { timeout: 30_000 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql, type Kysely } from 'kysely';
@@ -64,12 +65,15 @@ export interface StackOptions {
   simStartAt?: string;
   /** Run an own redis-server (needed to FLUSHALL safely); else the machine's with a unique prefix. */
   ownRedis?: boolean;
+  /** With `ownRedis`: keep an append-only file, so `restartRedis()` comes back with the queues. */
+  redisAof?: boolean;
   /**
-   * Run an own Postgres cluster (initdb in a temporary directory, stopped and deleted by `stop()`),
-   * so that nothing else writes to it: its WAL position and size move only with this stack's work.
-   * Else a fresh database on the machine's Postgres.
+   * Run an own Postgres cluster (temp dir, free port) instead of a database on the machine's, so
+   * the run may restart Postgres or terminate connections without touching anyone else's.
    */
   ownPostgres?: boolean;
+  /** Lifetime of the Fitbit simulator's access tokens (default 8 h); short ones make refreshes frequent. */
+  accessTokenTtlSeconds?: number;
   syncIntervalSeconds?: number;
   schedulerTickSeconds?: number;
   sweepSeconds?: number;
@@ -130,6 +134,12 @@ export interface Stack {
   adminDatabaseUrl: string;
   redisUrl: string;
   queuePrefix: string;
+  /** The own Postgres cluster (`ownPostgres`). */
+  postgres?: PostgresServer;
+  /** The own redis-server (`ownRedis`). */
+  redisServer?: RedisServer | undefined;
+  /** Stops the own redis-server and starts it again on the same port (and AOF, with `redisAof`). */
+  restartRedis(): Promise<void>;
   gatewayUrl: string;
   /** The gateway's ops server: /readyz and /metrics (OPS_PORT). */
   gatewayOpsUrl: string;
@@ -201,8 +211,15 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   await migrateToLatest(db);
 
   let redis: RedisServer | undefined;
+  let aofDir: string | undefined;
   if (options.ownRedis) {
-    redis = await startRedisServer();
+    if (options.redisAof) {
+      const dir = mkdtempSync(join(tmpdir(), 'fitlamp-redis-'));
+      aofDir = dir;
+      cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    }
+    redis = await startRedisServer(aofDir ? { aofDir } : {});
+    // Whichever redis-server is running by then (restartRedis replaces it).
     cleanup.push(() => redis!.stop());
   }
   const redisUrl = redis?.url ?? testRedisUrl;
@@ -231,6 +248,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     users: options.participants.map((p) => p.user),
     ...(simStart !== undefined ? { startAt: simStart } : {}),
     ...(options.rateLimitPerHour ? { rateLimitPerHour: options.rateLimitPerHour } : {}),
+    ...(options.accessTokenTtlSeconds ? { accessTokenTtlSeconds: options.accessTokenTtlSeconds } : {}),
   });
   // The simulated world keeps time like the real one: ticking, from wherever it starts.
   fitbit.clock.freeze(false);
@@ -405,6 +423,15 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
     adminDatabaseUrl: adminUrl,
     redisUrl,
     queuePrefix,
+    ...(postgres ? { postgres } : {}),
+    get redisServer() {
+      return redis;
+    },
+    async restartRedis() {
+      if (!redis) throw new Error('restartRedis needs ownRedis');
+      await redis.stop();
+      redis = await startRedisServer({ port: redis.port, ...(aofDir ? { aofDir } : {}) });
+    },
     gatewayUrl,
     gatewayOpsUrl: `http://127.0.0.1:${gatewayOpsPort}`,
     adminToken,

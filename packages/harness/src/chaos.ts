@@ -1,0 +1,628 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { daysBetween, addDays, syncWindow, type ZoneHistory } from '@fitlamp/provider';
+import { findUser, viewDay, type FitbitFault, type FaultRule, type WorldUser } from '@fitlamp/simulators';
+import type { ServiceProcess } from '@fitlamp/testing';
+import { startStack, type ServiceName, type Stack, type StackParticipant, type StackProgress } from './stack.ts';
+
+const run = promisify(execFile);
+
+/**
+ * A chaos run: the whole stack on its own Postgres cluster and redis-server (AOF on), two
+ * replicas of each worker, participants whose watches sync every minute, and faults fired at
+ * random moments while the backfill and then the steady state run: SIGKILLed service processes
+ * (restarted, as an orchestrator would), a Redis FLUSHALL, a Redis restart, pg_terminate_backend
+ * of the services' connections, a Postgres restart, ambiguous mindLAMP writes (stored then
+ * dropped, answered after the client's timeout, partly written), provider 5xx, 429 with and
+ * without Retry-After, and 401 storms. Then every fault is confirmed from the simulators' own
+ * counts, and mindLAMP is compared with the simulated world event by event.
+ */
+
+export interface ChaosPlan {
+  participants: number;
+  backfillDays: number;
+  /** Steady state after the backfill is fetched, ms (faults keep coming). */
+  steadyMs: number;
+  kills: number;
+  pgTerminations: number;
+  /** Bursts of ambiguous mindLAMP writes; each burst arms `lampBurstSize` requests of one kind. */
+  lampBursts: number;
+  lampBurstSize: number;
+  /** Provider fault bursts of each kind: 5xx, 429 with Retry-After, 401. */
+  providerBursts: number;
+  /** 401 storms: every access token the provider issued expires at once. */
+  tokenStorms: number;
+  /**
+   * Fire a 429 without Retry-After (fitlamp then waits for the provider's hourly reset) 20-90 s
+   * before the simulated top of the hour; `simStartAt` must put one within the run.
+   */
+  bare429: boolean;
+  /** Where the simulated clock starts. */
+  simStartAt: string;
+  seed: string;
+  logDir?: string;
+  log?: (line: string) => void;
+}
+
+export const FULL_PLAN: Omit<ChaosPlan, 'simStartAt'> = {
+  participants: 50,
+  backfillDays: 7,
+  steadyMs: 10 * 60_000,
+  kills: 22,
+  pgTerminations: 12,
+  lampBursts: 28,
+  lampBurstSize: 5,
+  providerBursts: 3,
+  tokenStorms: 2,
+  bare429: true,
+  seed: 'fitlamp-chaos',
+};
+
+export type FaultKind =
+  | 'sigkill'
+  | 'redis-flushall'
+  | 'redis-restart'
+  | 'pg-terminate-backend'
+  | 'postgres-restart'
+  | 'lamp-store-then-drop'
+  | 'lamp-late-answer'
+  | 'lamp-partial-write'
+  | 'provider-5xx'
+  | 'provider-429-retry-after'
+  | 'provider-429-bare'
+  | 'provider-401'
+  | 'token-storm';
+
+export interface FaultRecord {
+  kind: FaultKind;
+  /** ms since the chaos started. */
+  at: number;
+  detail: string;
+  /** How many were armed (requests, backends, tokens) and how many fired, by the simulators' or the server's own count. */
+  armed: number;
+  fired: () => number;
+  /** ms from the fault (its end, for restarts) to the next event stored in mindLAMP. */
+  nextWriteAfterMs?: number;
+  /** SIGKILL: ms until the replacement process reported started. */
+  restartedAfterMs?: number;
+}
+
+export interface ChaosReport {
+  plan: Omit<ChaosPlan, 'log'>;
+  startedAt: string;
+  wallMs: number;
+  backfillMs: number;
+  steadyMs: number;
+  faults: Array<{ kind: FaultKind; injected: number; armed: number; fired: number }>;
+  /** Service processes that exited without being killed by the run. */
+  unexpectedExits: string[];
+  events: {
+    expected: number;
+    lost: number;
+    duplicated: number;
+    misplaced: number;
+    repeatsInMindLamp: number;
+    checkedParticipantDays: number;
+    storedInMindLamp: number;
+    /** The first participant-days that differ, and the first repeats, to start a diagnosis from. */
+    problems: string[];
+  };
+  refreshTokenReuse: number;
+  refreshes: number;
+  /** Longest gap between two mindLAMP writes for one participant during the steady state, ms. */
+  longestStallMs: number;
+  longestStallParticipant: string | null;
+  /** Longest period with any stream-day `failed`, ms (recovery from provider errors). */
+  longestFailedMs: number;
+  recovery: {
+    sigkillRestartMaxMs: number;
+    sigkillRestartMedianMs: number;
+    nextWriteMaxMs: Partial<Record<FaultKind, number>>;
+    /** From the last fault until everything was fetched and delivered. */
+    finalCatchUpMs: number;
+  };
+}
+
+const asZones = (user: WorldUser): ZoneHistory => user.zoneHistory.map((z) => ({ zone: z.zone, validFrom: z.from }));
+
+/** A small seeded PRNG (mulberry32), so a run's schedule can be repeated. */
+function random(seed: string): () => number {
+  let a = [...seed].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 2654435761) >>> 0, 1779033703);
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LAMP_TIMEOUT_MS = 2_000;
+const PRESETS = ['new-york', 'sydney', 'kolkata'];
+
+export async function runChaos(plan: ChaosPlan): Promise<ChaosReport> {
+  const log = plan.log ?? (() => {});
+  const rand = random(plan.seed);
+  const pick = <T>(list: T[]): T => list[Math.floor(rand() * list.length)]!;
+  const participants: StackParticipant[] = Array.from({ length: plan.participants }, (_, i) => ({
+    id: `U${String(i + 1).padStart(10, '0')}`,
+    user: { id: `CHS${String(i + 1).padStart(3, '0')}`, preset: PRESETS[i % PRESETS.length]!, autoSyncMinutes: 1 },
+  }));
+  const wallStart = Date.now();
+  log(`starting the stack: own Postgres and Redis (AOF), ${plan.participants} participants, 2 fetchers, 2 writers`);
+  const stack = await startStack({
+    participants,
+    backfillDays: plan.backfillDays,
+    simStartAt: plan.simStartAt,
+    ownRedis: true,
+    redisAof: true,
+    ownPostgres: true,
+    fetcherReplicas: 2,
+    writerReplicas: 2,
+    syncIntervalSeconds: 60,
+    schedulerTickSeconds: 2,
+    sweepSeconds: 10,
+    rateLimitPerHour: 5_000,
+    accessTokenTtlSeconds: 300,
+    seed: plan.seed,
+    env: { LAMP_TIMEOUT_MS: String(LAMP_TIMEOUT_MS), LAMP_WRITER_LEASE_MS: '10000', PROFILE_CHECK_SECONDS: '30' },
+    ...(plan.logDir ? { logDir: plan.logDir } : {}),
+  });
+  try {
+    return await chaos(stack, plan, participants, { log, rand, pick, wallStart });
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function chaos(
+  stack: Stack,
+  plan: ChaosPlan,
+  participants: StackParticipant[],
+  { log, rand, pick, wallStart }: { log: (line: string) => void; rand: () => number; pick: <T>(list: T[]) => T; wallStart: number },
+): Promise<ChaosReport> {
+  const { fitbit, lamp } = stack;
+  const dbName = new URL(stack.databaseUrl).pathname.slice(1);
+  const adminUrl = stack.postgres!.adminUrl;
+  for (const p of participants) await stack.connect(p);
+  log(`${participants.length} participants connected`);
+  const t0 = Date.now();
+  const since = () => Date.now() - t0;
+  const records: FaultRecord[] = [];
+  const lastLampWrite = () => lamp.store.events.at(-1)?.receivedAt ?? 0;
+  /** Resolves with the ms from `from` to the next event stored in mindLAMP (checked in the background). */
+  const watchNextWrite = (record: FaultRecord, from: number) => {
+    const timer = setInterval(() => {
+      if (lastLampWrite() > from) {
+        record.nextWriteAfterMs = lastLampWrite() - from;
+        clearInterval(timer);
+      }
+    }, 250);
+    timers.push(timer);
+  };
+  const timers: NodeJS.Timeout[] = [];
+
+  // The orchestrator: whatever exits is started again; exits the run did not cause are findings.
+  const killed = new Set<ServiceProcess>();
+  const replaced = new Set<ServiceProcess>();
+  const unexpectedExits: string[] = [];
+  let supervising = true;
+  const supervisor = (async () => {
+    while (supervising) {
+      for (const name of Object.keys(stack.processes) as ServiceName[]) {
+        for (const proc of stack.processes[name]) {
+          if (proc.proc.exitCode === null && proc.proc.signalCode === null) continue;
+          if (replaced.has(proc)) continue;
+          replaced.add(proc);
+          if (!killed.has(proc)) unexpectedExits.push(`${name} pid ${proc.proc.pid} exited ${proc.proc.exitCode ?? proc.proc.signalCode} at ${since()} ms: ${proc.stderr.slice(-12).join(' | ').slice(0, 1500)}`);
+          // Like an orchestrator's restart loop: try again until it starts.
+          void (async () => {
+            for (;;) {
+              try {
+                await stack.startService(name);
+                const record = records.find((r) => r.kind === 'sigkill' && r.detail.endsWith(`pid ${proc.proc.pid}`));
+                if (record) record.restartedAfterMs = since() - record.at;
+                return;
+              } catch (error) {
+                log(`restarting ${name} failed (${(error as Error).message.slice(0, 200)}); trying again`);
+                await sleep(2_000);
+              }
+            }
+          })();
+        }
+      }
+      await sleep(500);
+    }
+  })();
+
+  // Stall and failed-day sampling.
+  const lastGrowth = new Map<string, number>();
+  const lastCount = new Map<string, number>();
+  let steadyFrom = Infinity;
+  let longestStallMs = 0;
+  let longestStallParticipant: string | null = null;
+  let failedSince: number | null = null;
+  let longestFailedMs = 0;
+  let sampling = true;
+  let lastProgressLog = 0;
+  const sampler = (async () => {
+    while (sampling) {
+      const now = Date.now();
+      const counts = lamp.countEvents().participants;
+      for (const p of participants) {
+        const n = counts[p.id]?.total ?? 0;
+        if (n !== lastCount.get(p.id)) {
+          lastCount.set(p.id, n);
+          lastGrowth.set(p.id, now);
+        } else if (now > steadyFrom && lastGrowth.has(p.id)) {
+          const stall = now - Math.max(lastGrowth.get(p.id)!, steadyFrom);
+          if (stall > longestStallMs) {
+            longestStallMs = stall;
+            longestStallParticipant = p.id;
+          }
+        }
+      }
+      try {
+        const progress = await stack.progress();
+        const failed = progress.failedDays;
+        if (now - lastProgressLog > 30_000) {
+          lastProgressLog = now;
+          log(`[${(since() / 1000).toFixed(1)} s] ${JSON.stringify(progress)}`);
+        }
+        if (failed > 0) failedSince ??= now;
+        else if (failedSince !== null) {
+          longestFailedMs = Math.max(longestFailedMs, now - failedSince);
+          failedSince = null;
+        }
+      } catch {
+        // Postgres restarting: sample again next time.
+      }
+      await sleep(2_000);
+    }
+  })();
+
+  // The faults, shuffled, fired at random moments over the expected length of the run.
+  type Action = () => Promise<FaultRecord | undefined>;
+  const actions: Action[] = [];
+  const add = (n: number, action: Action) => {
+    for (let i = 0; i < n; i++) actions.push(action);
+  };
+  const one = (kind: FaultKind, detail: string, armed: number, fired: () => number, watchFrom = Date.now()): FaultRecord => {
+    const record: FaultRecord = { kind, at: since(), detail, armed, fired };
+    records.push(record);
+    watchNextWrite(record, watchFrom);
+    log(`[${(record.at / 1000).toFixed(1)} s] ${kind}: ${detail}`);
+    return record;
+  };
+  add(plan.kills, async () => {
+    const live = (Object.entries(stack.processes) as Array<[ServiceName, ServiceProcess[]]>).flatMap(([name, list]) =>
+      list.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null && !killed.has(p)).map((p) => ({ name, p })),
+    );
+    if (live.length === 0) return undefined;
+    const { name, p } = pick(live);
+    killed.add(p);
+    p.proc.kill('SIGKILL');
+    await p.exited;
+    return one('sigkill', `${name} pid ${p.proc.pid}`, 1, () => (p.proc.signalCode === 'SIGKILL' ? 1 : 0));
+  });
+  add(plan.pgTerminations, async () => {
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ pid: number; application_name: string }>(
+        `select pid, application_name from pg_stat_activity where datname = $1 and application_name like 'fitlamp-%' and application_name <> 'fitlamp-stack'`,
+        [dbName],
+      );
+      const victims = rows.filter(() => rand() < 0.5);
+      if (victims.length === 0 && rows.length > 0) victims.push(pick(rows));
+      let terminated = 0;
+      for (const v of victims) {
+        const r = await admin.query<{ ok: boolean }>('select pg_terminate_backend($1) as ok', [v.pid]);
+        if (r.rows[0]?.ok) terminated++;
+      }
+      return one('pg-terminate-backend', `${terminated} of ${rows.length} service connections (${[...new Set(victims.map((v) => v.application_name))].join(', ')})`, victims.length, () => terminated);
+    } finally {
+      await admin.end();
+    }
+  });
+  add(1, async () => {
+    const { stdout } = await run('redis-cli', ['-u', stack.redisUrl, 'FLUSHALL']);
+    const ok = stdout.trim() === 'OK';
+    return one('redis-flushall', `FLUSHALL answered ${stdout.trim()}`, 1, () => (ok ? 1 : 0));
+  });
+  add(1, async () => {
+    const before = Date.now();
+    await stack.restartRedis();
+    const down = Date.now() - before;
+    return one('redis-restart', `redis-server stopped and started again on its AOF (${down} ms down)`, 1, () => 1);
+  });
+  add(1, async () => {
+    const before = Date.now();
+    await stack.postgres!.restart();
+    const down = Date.now() - before;
+    return one('postgres-restart', `pg_ctl restart -m fast (${down} ms down)`, 1, () => 1);
+  });
+  const lampKinds = [
+    { kind: 'lamp-store-then-drop' as const, fault: () => ({ kind: 'store-then-drop' as const }) },
+    { kind: 'lamp-late-answer' as const, fault: () => ({ kind: 'latency' as const, ms: LAMP_TIMEOUT_MS + 1_500 }) },
+    { kind: 'lamp-partial-write' as const, fault: () => ({ kind: 'partial-write' as const, stored: 1 + Math.floor(rand() * 200) }) },
+  ];
+  for (let i = 0; i < plan.lampBursts; i++) {
+    const { kind, fault } = lampKinds[i % lampKinds.length]!;
+    actions.push(async () => {
+      const f = fault();
+      const rule: FaultRule = lamp.addFault({ route: 'Participant.create_sensor_events', fault: f, times: plan.lampBurstSize });
+      return one(kind, `next ${plan.lampBurstSize} sensor-event POSTs: ${JSON.stringify(f)}`, plan.lampBurstSize, () => rule.applied);
+    });
+  }
+  const providerFault = (kind: FaultKind, spec: Parameters<typeof fitbit.addFault>[0]) => async () => {
+    const fault: FitbitFault = fitbit.addFault(spec);
+    const count = spec.count!;
+    return one(kind, `next ${count} requests under ${spec.path}: ${spec.status}${spec.retryAfterSeconds !== undefined ? `, Retry-After ${spec.retryAfterSeconds}` : ''}`, count, () =>
+      count - Math.max(0, fault.remaining ?? 0),
+    );
+  };
+  // Paths every minute's sync asks for (today's steps and heart rate), so an armed fault fires.
+  const dataPaths = ['/1/user/-/activities/steps', '/1/user/-/activities/heart', '/1/user/-/activities'];
+  for (let i = 0; i < plan.providerBursts; i++) {
+    actions.push(providerFault('provider-5xx', { path: pick(dataPaths), kind: 'error', status: pick([500, 502, 503]), count: 4 }));
+    actions.push(providerFault('provider-429-retry-after', { path: pick(dataPaths), kind: 'error', status: 429, retryAfterSeconds: 15, count: 2 }));
+    // One 401 at a time: fitlamp refreshes and retries, and a second 401 on the fresh token means
+    // the grant is gone (reconnect needed), by design. Storms of 401s come from token-storm.
+    actions.push(providerFault('provider-401', { path: pick(dataPaths), kind: 'error', status: 401, count: 1 }));
+  }
+  add(plan.tokenStorms, async () => {
+    const now = fitbit.clock.now();
+    const live = [...fitbit.state.accessTokens.values()].filter((a) => !a.revoked && a.expiresAt > now);
+    for (const a of live) a.expiresAt = now;
+    const issuedBefore = fitbit.counters().accessTokensIssued;
+    return one('token-storm', `${live.length} live access tokens expired at once (401 on their next use)`, live.length, () =>
+      Math.min(live.length, fitbit.counters().accessTokensIssued - issuedBefore),
+    );
+  });
+  // Shuffle (Fisher-Yates, seeded).
+  for (let i = actions.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [actions[i], actions[j]] = [actions[j]!, actions[i]!];
+  }
+
+  // A bare 429 (no Retry-After) makes fitlamp wait for the provider's hourly reset: fired 20-90 s
+  // before the simulated top of the hour, so that the wait ends within the run.
+  const topOfHour = Math.ceil((fitbit.clock.now() + 1) / 3_600_000) * 3_600_000;
+  const bareDue = plan.bare429 && topOfHour - fitbit.clock.now() > 20_000;
+  if (plan.bare429 && !bareDue) log('the simulated top of the hour is too close: no bare 429 in this run (start the clock earlier)');
+  let bare: FaultRecord | undefined;
+  const bareTimer = setInterval(() => {
+    const left = topOfHour - fitbit.clock.now();
+    if (!bareDue || bare || left > 90_000 || left < 20_000) return;
+    const fault = fitbit.addFault({ path: '/1/user/-/activities', kind: 'error', status: 429, count: 2 });
+    bare = one('provider-429-bare', `next 2 requests under /1/user/-/activities: 429 without Retry-After (reset at the top of the hour, ${Math.round(left / 1000)} s away)`, 2, () =>
+      2 - Math.max(0, fault.remaining ?? 0),
+    );
+  }, 1_000);
+  timers.push(bareTimer);
+
+  const gap = (plan.steadyMs * 1.3) / actions.length;
+  let backfillMs = 0;
+  const backfilled = (async () => {
+    for (;;) {
+      try {
+        const p = await stack.progress();
+        if (p.daysDone >= p.daysExpected) break;
+      } catch {
+        // Postgres restarting.
+      }
+      await sleep(2_000);
+    }
+    backfillMs = since();
+    steadyFrom = Date.now();
+    log(`[${(backfillMs / 1000).toFixed(1)} s] backfill fetched; steady state for ${plan.steadyMs / 1000} s`);
+  })();
+  for (const action of actions) {
+    await sleep(gap * (0.3 + 1.4 * rand()));
+    try {
+      await action();
+    } catch (error) {
+      log(`fault failed to inject: ${(error as Error).message}`);
+    }
+  }
+  // The steady state lasts its full length after the backfill, and the bare 429 must have come.
+  await backfilled;
+  while (Date.now() - steadyFrom < plan.steadyMs || (bareDue && !bare && fitbit.clock.now() < topOfHour - 20_000)) await sleep(1_000);
+  // Armed faults fire on the next requests that match; writes and syncs come every minute.
+  for (const started = Date.now(); lamp.faults.rules.length > 0 || fitbit.state.faults.length > 0; ) {
+    if (Date.now() - started > 300_000) {
+      log(`armed faults left unfired after 5 min: ${JSON.stringify({ lamp: lamp.faults.rules, fitbit: fitbit.state.faults })}`);
+      break;
+    }
+    await sleep(1_000);
+  }
+  const lastFaultAt = Date.now();
+  log(`[${(since() / 1000).toFixed(1)} s] faults over; waiting until everything is fetched and delivered`);
+  // Armed faults that found no request are left armed until the end (counted as armed, not fired).
+  const steadyMs = lastFaultAt - steadyFrom;
+  const caughtUp = await stack.waitUntilCaughtUp({ stallMs: 180_000, timeoutMs: 1_200_000 });
+  const finalCatchUpMs = Date.now() - lastFaultAt;
+  log(`caught up after ${(finalCatchUpMs / 1000).toFixed(1)} s: ${JSON.stringify(caughtUp)}`);
+  sampling = false;
+  supervising = false;
+  await Promise.all([sampler, supervisor]);
+  for (const t of timers) clearInterval(t);
+  if (failedSince !== null) longestFailedMs = Math.max(longestFailedMs, Date.now() - failedSince);
+
+  const events = checkMindLamp(stack, participants, plan.backfillDays);
+  const byKind = new Map<FaultKind, { kind: FaultKind; injected: number; armed: number; fired: number }>();
+  for (const r of records) {
+    const row = byKind.get(r.kind) ?? { kind: r.kind, injected: 0, armed: 0, fired: 0 };
+    row.injected += 1;
+    row.armed += r.armed;
+    row.fired += r.fired();
+    byKind.set(r.kind, row);
+  }
+  const restarts = records.flatMap((r) => (r.restartedAfterMs !== undefined ? [r.restartedAfterMs] : [])).sort((a, b) => a - b);
+  const nextWriteMaxMs: Partial<Record<FaultKind, number>> = {};
+  for (const r of records) {
+    if (r.nextWriteAfterMs !== undefined) nextWriteMaxMs[r.kind] = Math.max(nextWriteMaxMs[r.kind] ?? 0, r.nextWriteAfterMs);
+  }
+  const { log: _log, ...planOut } = plan;
+  void _log;
+  return {
+    plan: planOut,
+    startedAt: new Date(wallStart).toISOString(),
+    wallMs: Date.now() - wallStart,
+    backfillMs,
+    steadyMs,
+    faults: [...byKind.values()].sort((a, b) => a.kind.localeCompare(b.kind)),
+    unexpectedExits,
+    events,
+    refreshTokenReuse: fitbit.counters().refreshTokenReuse,
+    refreshes: fitbit.counters().refreshTokensIssued,
+    longestStallMs,
+    longestStallParticipant,
+    longestFailedMs,
+    recovery: {
+      sigkillRestartMaxMs: restarts.at(-1) ?? 0,
+      sigkillRestartMedianMs: restarts[Math.floor(restarts.length / 2)] ?? 0,
+      nextWriteMaxMs,
+      finalCatchUpMs,
+    },
+  };
+}
+
+/**
+ * mindLAMP against the simulated world: every minute of steps and heart rate of every settled day
+ * (more than 48 h past, so no longer revised) in each participant's window, counted per instant
+ * and value (never collapsed), plus the simulator's own repeat finder over everything stored.
+ */
+export function checkMindLamp(stack: Stack, participants: StackParticipant[], backfillDays: number): ChaosReport['events'] {
+  const { fitbit, lamp } = stack;
+  const now = fitbit.clock.now();
+  let expected = 0;
+  let lost = 0;
+  let duplicated = 0;
+  let misplaced = 0;
+  let checkedParticipantDays = 0;
+  const problems: string[] = [];
+  for (const p of participants) {
+    const user = findUser(fitbit.world, p.user.id)!;
+    const { first, today } = syncWindow(asZones(user), now, backfillDays);
+    const minutes = (sensor: string) =>
+      lamp
+        .listEvents({ participantId: p.id, sensor })
+        .filter((e) => e.event.duration === undefined)
+        .map((e) => `${Number(e.event.timestamp)}:${(e.event.data as { value: number }).value}`);
+    const stored = { steps: minutes('lamp.steps'), heart: minutes('lamp.heart_rate') };
+    const days = daysBetween(first, addDays(today, -3));
+    for (const day of days) {
+      const truth = viewDay(fitbit.world, user, day, now).day;
+      if (!truth) continue;
+      checkedParticipantDays++;
+      const want = {
+        steps: truth.steps.flatMap((v, m) => (v > 0 ? [`${truth.start + m * 60_000}:${v}`] : [])),
+        heart: truth.heartRate.flatMap((v, m) => (v !== null ? [`${truth.start + m * 60_000}:${v}`] : [])),
+      };
+      for (const key of ['steps', 'heart'] as const) {
+        const inDay = new Map<string, number>();
+        for (const s of stored[key]) {
+          const t = Number(s.split(':')[0]);
+          if (t >= truth.start && t < truth.end) inDay.set(s, (inDay.get(s) ?? 0) + 1);
+        }
+        expected += want[key].length;
+        const before = { lost, duplicated, misplaced };
+        for (const w of want[key]) {
+          const n = inDay.get(w) ?? 0;
+          if (n === 0) lost++;
+          if (n > 1) duplicated += n - 1;
+          inDay.delete(w);
+        }
+        // Stored at an instant (or with a value) the world does not have.
+        for (const n of inDay.values()) misplaced += n;
+        if (problems.length < 30 && (lost > before.lost || duplicated > before.duplicated || misplaced > before.misplaced)) {
+          const zone = user.zoneHistory.at(-1)!.zone;
+          problems.push(
+            `${p.id} (${zone}) ${key} ${day}: ${lost - before.lost} lost, ${duplicated - before.duplicated} duplicated, ` +
+              `${misplaced - before.misplaced} misplaced (first stray: ${[...inDay.keys()].slice(0, 3).map((k) => new Date(Number(k.split(':')[0])).toISOString() + '=' + k.split(':')[1]).join(', ')})`,
+          );
+        }
+      }
+    }
+  }
+  const repeats = lamp.findRepeats();
+  for (const group of repeats.groups.slice(0, 10)) problems.push(`repeat: ${JSON.stringify(group).slice(0, 300)}`);
+  return {
+    expected,
+    lost,
+    duplicated,
+    misplaced,
+    repeatsInMindLamp: repeats.extraCopies,
+    checkedParticipantDays,
+    storedInMindLamp: lamp.countEvents().total,
+    problems,
+  };
+}
+
+const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** The report as Markdown (docs/reliability.md). */
+export function renderReliability(report: ChaosReport, note: string): string {
+  const lines = [
+    '# Reliability: the chaos run',
+    '',
+    'Generated by `pnpm chaos` (packages/harness/src/chaos.ts; a short variant runs in the test suite as',
+    '`test/chaos.e2e.test.ts`). The whole stack runs as real processes on real time against its own',
+    'Postgres cluster and redis-server (AOF on), two replicas of each worker, the simulators in the',
+    'run\'s process; every participant\'s watch syncs every minute. Faults are fired at random moments',
+    'of the backfill and the steady state; killed or crashed processes are started again, as an',
+    'orchestrator would.',
+    '',
+    note,
+    '',
+    `Run of ${report.startedAt}: ${report.plan.participants} participants, ${report.plan.backfillDays}-day backfill ` +
+      `(fetched after ${s(report.backfillMs)}), then ${s(report.steadyMs)} of steady state; ${s(report.wallMs)} wall in all.`,
+    '',
+    '## Faults injected',
+    '',
+    'Armed: requests, connections or tokens the fault was set up for. Fired: confirmed by the simulators\' own',
+    'counts (mindLAMP fault rules applied, Fitbit fault rules used up, access tokens re-issued after a storm),',
+    'by `pg_terminate_backend` answering true, or by the process dying of SIGKILL.',
+    '',
+    '| kind | injected | armed | fired |',
+    '| --- | ---: | ---: | ---: |',
+    ...report.faults.map((f) => `| ${f.kind} | ${f.injected} | ${f.armed} | ${f.fired} |`),
+    '',
+    '## Outcome',
+    '',
+    '| figure | value |',
+    '| --- | ---: |',
+    `| events expected (steps and heart-rate minutes of settled days) | ${report.events.expected} |`,
+    `| participant-days checked | ${report.events.checkedParticipantDays} |`,
+    `| events lost | ${report.events.lost} |`,
+    `| events duplicated | ${report.events.duplicated} |`,
+    `| events at a wrong instant or value | ${report.events.misplaced} |`,
+    `| repeats anywhere in mindLAMP (findRepeats) | ${report.events.repeatsInMindLamp} |`,
+    `| events stored in mindLAMP | ${report.events.storedInMindLamp} |`,
+    `| refresh-token reuses | ${report.refreshTokenReuse} (of ${report.refreshes} refreshes) |`,
+    `| service exits not caused by the run | ${report.unexpectedExits.length} |`,
+    `| longest stall of one participant's data (steady state) | ${s(report.longestStallMs)}${report.longestStallParticipant ? ` (${report.longestStallParticipant})` : ''} |`,
+    `| longest time with any stream-day failed | ${s(report.longestFailedMs)} |`,
+    '',
+    '## Recovery',
+    '',
+    'A stall is the longest time a participant\'s mindLAMP event count did not grow during the steady state, while',
+    'their watch synced every minute. Next write: from the fault (for restarts, from the server being back) to',
+    'the next event stored in mindLAMP by anyone.',
+    '',
+    '| figure | value |',
+    '| --- | ---: |',
+    `| SIGKILL to replacement started, median | ${s(report.recovery.sigkillRestartMedianMs)} |`,
+    `| SIGKILL to replacement started, max | ${s(report.recovery.sigkillRestartMaxMs)} |`,
+    ...Object.entries(report.recovery.nextWriteMaxMs).map(([k, v]) => `| ${k}: next mindLAMP write, max | ${s(v!)} |`),
+    `| last fault to everything fetched and delivered | ${s(report.recovery.finalCatchUpMs)} |`,
+    '',
+  ];
+  if (report.events.problems.length) lines.push('## Differences (first ones)', '', ...report.events.problems.map((e) => `- ${e}`), '');
+  if (report.unexpectedExits.length) lines.push('## Unexpected exits', '', ...report.unexpectedExits.map((e) => `- ${e}`), '');
+  return lines.join('\n');
+}
