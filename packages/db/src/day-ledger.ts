@@ -348,17 +348,24 @@ export async function countLedgerStatuses(
   }));
 }
 
-/** Each stream's status per participant and day in `from`…`to` (exports). */
+/**
+ * Each stream's status per participant and day in `from`…`to` (exports): one entry per
+ * participant-day that has a ledger row, its statuses by stream, ordered by participant, then day.
+ * Grouped in Postgres, so a page of participants costs one row per day, not one per stream-day.
+ */
 export async function findLedgerStatuses(
   db: Kysely<Database>,
   range: { participantIds: readonly string[]; from: string; to: string },
-): Promise<Array<{ participantId: string; day: string; stream: string; status: DayStatus }>> {
+): Promise<Array<{ participantId: string; day: string; statuses: Partial<Record<string, DayStatus>> }>> {
   if (range.participantIds.length === 0) return [];
   return db
     .selectFrom('day_ledger')
-    .select(['participant_id as participantId', 'day', 'stream', 'status'])
+    .select(['participant_id as participantId', 'day', sql<Partial<Record<string, DayStatus>>>`jsonb_object_agg(stream, status)`.as('statuses')])
     .where('participant_id', 'in', [...range.participantIds])
     .where('day', '>=', range.from)
     .where('day', '<=', range.to)
+    .groupBy(['participant_id', 'day'])
+    .orderBy('participant_id')
+    .orderBy('day')
     .execute();
 }

@@ -71,10 +71,11 @@ export function registerAdminExportRoutes(scope: FastifyInstance, deps: Pick<Gat
           findLedgerStatuses(db, { participantIds, from, to }),
         ]);
         const totalOf = new Map(totals.map((t) => [`${t.participantId}/${t.day}`, t]));
-        const statusOf = new Map(statuses.map((s) => [`${s.participantId}/${s.day}/${s.stream}`, s.status]));
+        const statusOf = new Map(statuses.map((s) => [`${s.participantId}/${s.day}`, s.statuses]));
         for (const participant of page) {
           for (const day of days) {
             const t = totalOf.get(`${participant.id}/${day}`);
+            const status = statusOf.get(`${participant.id}/${day}`);
             yield [
               participant.id,
               participant.studyId ?? '',
@@ -82,7 +83,7 @@ export function registerAdminExportRoutes(scope: FastifyInstance, deps: Pick<Gat
               t?.wearMinutes ?? 0,
               t?.steps ?? 0,
               t?.sleepMinutes ?? 0,
-              ...DAY_STREAMS.map((s) => statusOf.get(`${participant.id}/${day}/${s}`) ?? ''),
+              ...DAY_STREAMS.map((s) => status?.[s] ?? ''),
             ];
           }
         }
