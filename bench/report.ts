@@ -1,4 +1,6 @@
 // The printed table and docs/benchmarks.md, from the measured results.
+import { STREAMS } from '@fitlamp/provider';
+import type { ExportBenchResult, OverviewBenchResult } from './cockpit.ts';
 import type { FreshnessResult } from './freshness.ts';
 import type { RawLimits } from './limits.ts';
 import type { ProfileSummary } from './profile.ts';
@@ -32,6 +34,10 @@ export interface BenchResults {
   efficiency?: SteadyResult;
   freshness?: FreshnessResult;
   soak?: SoakResult;
+  /** The study overview's render time (section 7), with the command and commit it ran at. */
+  cockpit?: OverviewBenchResult & { command: string; commit: string };
+  /** The gateway's memory while streaming the compliance export (section 7). */
+  cockpitExport?: ExportBenchResult & { command: string; commit: string };
   /** Figures of a design this one is measured against (kept across runs, set by --set-baseline). */
   baseline?: { storage?: StorageBaseline };
 }
@@ -137,6 +143,7 @@ export function targets(r: BenchResults): Target[] {
   if (e) out.push({ name: 'Steady-state provider requests', target: '≤ 1.5 × minimum', measured: `${e.ratio.toFixed(2)} × (${f1(e.requestsPerParticipantDay)} vs ${f1(e.minimumPerParticipantDay)} per participant-day)`, met: e.ratio <= 1.5 });
   const fr = r.freshness;
   if (fr) out.push({ name: 'Freshness p95', target: `≤ poll ${fr.pollSeconds} s + 30 s`, measured: `${f1(fr.p95)} s`, met: fr.samples > 0 && fr.p95 <= fr.pollSeconds + 30 });
+  out.push(...cockpitTargets(r));
   return out;
 }
 
@@ -357,9 +364,90 @@ the time runs from the sync to the first event that sync made visible being stor
 | ${fr.samples} | ${f1(fr.p50)} s | ${f1(fr.p95)} s | ${f1(fr.p99)} s | ${f1(fr.max)} s | ${fr.missed} |
 `);
   }
+  parts.push(renderCockpit(r));
   parts.push(`\n${analysis.trim()}\n`);
   return parts.join('\n');
 }
+
+/** Issue 17's targets: the overview renders in under 1 s; the export streams in under 250 MiB. */
+export function cockpitTargets(r: BenchResults): Target[] {
+  const out: Target[] = [];
+  const c = r.cockpit;
+  if (c) {
+    const complete = c.rows === c.participants && c.cells === c.participants * c.days;
+    out.push({
+      name: `Study overview, ${f0(c.participants)} participants × ${c.days} days`,
+      target: '< 1 s',
+      measured: `p95 ${f0(c.responseMs.p95)} ms full response (server ${f0(c.serverMs.p95)} ms)${complete ? '' : `, only ${c.rows} rows / ${c.cells} cells`}`,
+      met: complete && c.responseMs.p95 < 1_000,
+    });
+  }
+  const e = r.cockpitExport;
+  if (e) {
+    const complete = e.rows === e.expectedRows && e.participantsSeen === e.participants;
+    out.push({
+      name: `Compliance export, ${f0(e.participants)} participants × ${e.days} days: gateway peak RSS`,
+      target: '< 250 MiB',
+      measured: `${f0(e.peakRssBytes / MB)} MiB${complete ? '' : ` (INCOMPLETE: ${f0(e.rows)} of ${f0(e.expectedRows)} rows)`}`,
+      met: complete && e.peakRssBytes < 250 * MB,
+    });
+  }
+  return out;
+}
+
+/** Section 7: the coordinator's cockpit at study scale. */
+export function renderCockpit(r: BenchResults): string {
+  const c = r.cockpit;
+  const e = r.cockpitExport;
+  if (!c && !e) return '';
+  const load = (x: { loadBefore: number[]; loadAfter: number[] }) => `${x.loadBefore.map((l) => l.toFixed(2)).join(' / ')} → ${x.loadAfter.map((l) => l.toFixed(2)).join(' / ')}`;
+  const ms = (p: { p50: number; p95: number; max: number }) => `${f0(p.p50)} / ${f0(p.p95)} / ${f0(p.max)} ms`;
+  const out: string[] = [`## 7. Coordinator cockpit (study overview and exports)
+
+A study as the pipeline leaves it, seeded through \`@fitlamp/testing\`'s helpers (which write through
+\`@fitlamp/db\`): per participant a connection (Fitbit or Google Health) with its device's last sync
+and battery, a time zone (New York, London, Kolkata, Sydney), stream cursors, and per local day a
+ledger row for each of the ${DAY_STREAM_COUNT} data streams and the day's totals (wear minutes, steps, sleep
+minutes). About 87% wear their watch 14–23 h a day, 8% wear it little, 3% stopped syncing 2–12
+days ago, 1% must reconnect, 1% have a low battery; the day of a device's last sync is partial,
+later days not synced, one stream-day in a thousand failed (\`bench/cockpit.ts\`). The gateway is its
+built bundle on node with the production flags and \`NODE_ENV=production\`, its alert loop on; the
+measurements start after its first alert round.
+`];
+  if (c) {
+    out.push(`### GET /admin: ${f0(c.participants)} participants × ${c.days} days
+
+\`${c.command}\` at commit ${c.commit}, ${c.date.slice(0, 16).replace('T', ' ')} UTC; load average (1/5/15 min) ${load(c)}.
+${f0(c.ledgerRows)} ledger rows and ${f0(c.summaryRows)} day totals in the database. ${c.requests} requests one after another,
+after two untimed ones; each page ${mib(c.bytes)} with ${f0(c.rows)} participant rows and ${f0(c.cells)} day cells.
+
+| | p50 / p95 / max |
+|---|---|
+| gateway's own time (its request log, until the page is sent) | ${ms(c.serverMs)} |
+| at the client: status and headers | ${ms(c.firstByteMs)} |
+| **at the client: the whole page** | **${ms(c.responseMs)}** |
+`);
+  }
+  if (e) {
+    out.push(`### GET /admin/export/compliance.csv: ${f0(e.participants)} participants × ${e.days} days
+
+\`${e.command}\` at commit ${e.commit}, ${e.date.slice(0, 16).replace('T', ' ')} UTC; load average ${load(e)} (memory, not time: run without the lock).
+${f0(e.ledgerRows)} ledger rows and ${f0(e.summaryRows)} day totals in the database; \`from=${e.from}&to=${e.to}\`.
+
+| | |
+|---|---|
+| rows received | ${f0(e.rows)} of ${f0(e.expectedRows)} (${f0(e.participantsSeen)} participants), ${mib(e.bytes)} |
+| time | ${f1(e.seconds)} s (${f0(e.rows / e.seconds)} rows/s) |
+| gateway RSS before the request | ${mib(e.rssBeforeBytes)} |
+| **gateway RSS, highest of ${f0(e.samples)} samples while streaming** (\`/proc/<pid>/status\` VmRSS every 20 ms) | **${mib(e.peakRssBytes)}** |
+| gateway VmHWM since it started (its start and first alert round included) | ${e.processPeakRssBytes === null ? '?' : mib(e.processPeakRssBytes)} |
+`);
+  }
+  return out.join('\n');
+}
+
+/** The streams with a ledger row per day (all but the \`device\` snapshot). */
+const DAY_STREAM_COUNT = STREAMS.filter((s) => s !== 'device').length;
 
 /** Section 6: what Postgres writes and keeps, against the baseline design's figures. */
 export function renderStorage(r: BenchResults): string {

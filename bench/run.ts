@@ -6,6 +6,8 @@
 //   pnpm bench --sections throughput,limits --participants 100 --days 3
 //   pnpm bench --sections soak      # 100 participants × 30 simulated days: the database's size per day
 //   pnpm bench --sections throughput --set-baseline "old design (records table)"
+//   pnpm bench --sections cockpit   # GET /admin for 1,000 participants × 28 days, timed (run it under flock: a latency)
+//   pnpm bench --sections cockpit-export   # the gateway's RSS while exporting 10,000 participants × 90 days
 //                                   # keeps this run's WAL and bytes kept per event as baseline.storage
 import { execSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,11 +19,12 @@ import { runFreshness, type FreshnessResult } from './freshness.ts';
 import { measureRawLimits, type RawLimits } from './limits.ts';
 import { findProfiles, summarizeProfile, type ProfileSummary } from './profile.ts';
 import { renderReport, renderTable, type BenchResults } from './report.ts';
+import { runCockpit } from './cockpit.ts';
 import { runSoak, type SoakResult } from './soak.ts';
 import { runSteady, type SteadyResult } from './steady.ts';
 import { runThroughput, type ThroughputResult } from './throughput.ts';
 
-const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling', 'soak'] as const;
+const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling', 'soak', 'cockpit', 'cockpit-export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -50,6 +53,11 @@ const { values } = parseArgs({
     'fresh-participants': { type: 'string' },
     'fresh-rounds': { type: 'string' },
     'fresh-poll': { type: 'string' },
+    'cockpit-participants': { type: 'string' },
+    'cockpit-days': { type: 'string' },
+    'cockpit-requests': { type: 'string' },
+    'export-participants': { type: 'string' },
+    'export-days': { type: 'string' },
     profile: { type: 'boolean' },
     // Node 20's parseArgs has no negated booleans (allowNegative is Node 22): spelled out.
     'no-profile': { type: 'boolean', default: false },
@@ -76,6 +84,8 @@ if (values.help) {
   scaling:     --scaling-participants (30; quick 10) --scaling-days (3; quick 2)
   efficiency:  --steady-participants (12; quick 4) --steady-days (2; quick 1) --steady-poll SECONDS (900)
   freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-poll SECONDS (30)
+  cockpit:     --cockpit-participants (1000; quick 100) --cockpit-days (28) --cockpit-requests (20; quick 5)
+  cockpit-export: --export-participants (10000; quick 500) --export-days (90)
   output:      writes docs/benchmarks.md and bench/results.json for a full run; --write forces, --no-write skips;
                --render re-renders docs/benchmarks.md from bench/results.json and bench/analysis.md`);
   process.exit(0);
@@ -295,10 +305,27 @@ if (sections.has('freshness')) {
   log(`    p50 ${r.p50.toFixed(1)} s, p95 ${r.p95.toFixed(1)} s, p99 ${r.p99.toFixed(1)} s over ${r.samples} syncs (${r.missed} missed)`);
 }
 
+if (sections.has('cockpit') || sections.has('cockpit-export')) {
+  const overview = sections.has('cockpit')
+    ? { participants: num(values['cockpit-participants'], 1_000, 100), days: num(values['cockpit-days'], 28, 28), requests: num(values['cockpit-requests'], 20, 5) }
+    : undefined;
+  const exporting = sections.has('cockpit-export') ? { participants: num(values['export-participants'], 10_000, 500), days: num(values['export-days'], 90, 90) } : undefined;
+  log(
+    `\n[cockpit] the gateway (built, NODE_ENV=production) over a seeded study:` +
+      `${overview ? ` GET /admin for ${overview.participants} participants × ${overview.days} days, ${overview.requests} timed requests;` : ''}` +
+      `${exporting ? ` compliance.csv for ${exporting.participants} participants × ${exporting.days} days, RSS sampled;` : ''}` +
+      ` Postgres ${ownPostgres ? 'a cluster of its own' : "the machine's"}`,
+  );
+  const r = await runCockpit({ ...(overview ? { overview } : {}), ...(exporting ? { export: exporting } : {}), ownPostgres, log });
+  const command = `pnpm bench ${process.argv.slice(2).join(' ')}`.trim();
+  if (r.overview) results.cockpit = { ...r.overview, command, commit: results.machine.commit };
+  if (r.export) results.cockpitExport = { ...r.export, command, commit: results.machine.commit };
+}
+
 results.machine.loadAfter = os.loadavg();
 results.machine.seconds = (Date.now() - started) / 1000;
 console.log(`\n${renderTable(results)}`);
-const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'freshness', 'soak'] as const;
+const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'freshness', 'soak', 'cockpit', 'cockpitExport'] as const;
 const analysis = () => readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
 if (write) {
   // A partial run (--sections) replaces the sections it ran and keeps the others of the last run,

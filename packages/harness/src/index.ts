@@ -1,5 +1,6 @@
 export {
   startStack,
+  readProcResources,
   type Stack,
   type StackOptions,
   type StackParticipant,

@@ -506,7 +506,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
 }
 
 /** Reads VmRSS, VmHWM and utime+stime of a process; nulls if it is gone or this is not Linux. */
-function readProcResources(pid: number): Pick<ServiceResources, 'rssBytes' | 'peakRssBytes' | 'cpuMs'> {
+export function readProcResources(pid: number): Pick<ServiceResources, 'rssBytes' | 'peakRssBytes' | 'cpuMs'> {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (field: string) => {

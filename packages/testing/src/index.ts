@@ -27,6 +27,8 @@ export {
   seedLedger,
   seedBatch,
   seedWear,
+  seedDayTotals,
+  type SeedDayTotals,
   recordsOf,
   seedChunk,
   outboxEvents,

@@ -82,6 +82,8 @@ export interface SeedDay {
   /** When the day was fetched; 23:00 UTC that day if absent, never if `null`. */
   fetchedAt?: Date | null;
   provider?: ProviderName;
+  /** The stream's total for the day (`day_total`: wear minutes, steps, sleep minutes), for streams that have one. */
+  total?: number | null;
 }
 
 /** Day ledger rows, as the fetcher and the lamp-writer would have left them. */
@@ -99,6 +101,7 @@ export async function seedLedger(db: Kysely<Database>, participantId: string, da
         records_fetched: d.fetched ?? 0,
         records_delivered: d.delivered ?? 0,
         fetched_at: d.fetchedAt === undefined ? new Date(`${d.day}T23:00:00Z`) : d.fetchedAt,
+        day_total: d.total ?? null,
       })),
     )
     .execute();
@@ -201,16 +204,36 @@ export async function outboxEvents(db: Kysely<Database>, participantId?: string)
     .sort((a, b) => a.timestamp - b.timestamp || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
+/** A participant-day's totals as the fetcher leaves them in `day_summaries`; an absent total is left as it is. */
+export interface SeedDayTotals {
+  day: string;
+  wearMinutes?: number;
+  steps?: number;
+  sleepMinutes?: number;
+}
+
+/** Participant-days' totals (what the overview, the alerts and the exports read), in one statement. */
+export async function seedDayTotals(db: Kysely<Database>, participantId: string, days: readonly SeedDayTotals[]): Promise<void> {
+  if (days.length === 0) return;
+  await db
+    .insertInto('day_summaries')
+    .values(days.map((d) => ({ participant_id: participantId, day: d.day, wear_minutes: d.wearMinutes ?? null, steps: d.steps ?? null, sleep_minutes: d.sleepMinutes ?? null })))
+    .onConflict((oc) =>
+      oc.columns(['participant_id', 'day']).doUpdateSet({
+        wear_minutes: sql`coalesce(excluded.wear_minutes, day_summaries.wear_minutes)`,
+        steps: sql`coalesce(excluded.steps, day_summaries.steps)`,
+        sleep_minutes: sql`coalesce(excluded.sleep_minutes, day_summaries.sleep_minutes)`,
+      }),
+    )
+    .execute();
+}
+
 /**
  * A participant-day's wear time, as the fetcher leaves it after storing the day: `minutes`
  * minutes with heart rate in its summary (what the overview and the day totals read).
  */
 export async function seedWear(db: Kysely<Database>, participantId: string, day: string, minutes: number): Promise<void> {
-  await db
-    .insertInto('day_summaries')
-    .values({ participant_id: participantId, day, wear_minutes: minutes })
-    .onConflict((oc) => oc.columns(['participant_id', 'day']).doUpdateSet({ wear_minutes: minutes }))
-    .execute();
+  await seedDayTotals(db, participantId, [{ day, wearMinutes: minutes }]);
 }
 
 /** The outbox state of events by key, in the order asked: status and batch. */
