@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack, type StackParticipant } from '@fitlamp/harness';
 import { addDays, localDayAt } from '@fitlamp/provider';
 import { findUser, syncUser, viewDay } from '@fitlamp/simulators';
-import { answerProviderConsent, completeConsent, startConsent, waitFor } from '@fitlamp/testing';
+import { answerProviderConsent, completeConsent, minuteValues, startConsent, waitFor } from '@fitlamp/testing';
 
 // The four services as processes with the Google Health and Fitbit simulators sharing one world:
 // 10 participants on Google Health (webhooks on, duplicates injected) and 5 on the legacy Fitbit
@@ -128,13 +128,8 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     for (const p of participants) {
       const user = findUser(fitbit.world, p.user.id)!;
       // Every stored minute as an [instant, value] pair, never collapsed: a copy is an extra pair.
-      const minutes = (sensor: string) =>
-        lamp
-          .listEvents({ participantId: p.id, sensor })
-          .filter((e) => e.event.duration === undefined)
-          .map((e) => [Number(e.event.timestamp), (e.event.data as { value: number }).value] as [number, number]);
-      const steps = minutes('lamp.steps');
-      const heart = minutes('lamp.heart_rate');
+      const steps = minuteValues(lamp, p.id, 'lamp.steps');
+      const heart = minuteValues(lamp, p.id, 'lamp.heart_rate');
       // The participant's own today (Sydney is a day ahead of UTC at 15:00Z).
       const today = localDayAt(user.zoneHistory.map((z) => ({ zone: z.zone, validFrom: z.from })), now);
       for (let i = 3; i < DAYS; i++) {

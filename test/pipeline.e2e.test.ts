@@ -5,7 +5,7 @@ import { startStack, type Stack, type StackParticipant } from '@fitlamp/harness'
 import { addDays, daysBetween, localDayAt, localDayBounds, syncWindow, type ZoneHistory } from '@fitlamp/provider';
 import { queueCatalog } from '@fitlamp/queues';
 import { dayTruth, findUser, moveUser, syncUser, viewDay, type DayTruth, type WorldUser } from '@fitlamp/simulators';
-import { waitFor } from '@fitlamp/testing';
+import { minuteValues, waitFor } from '@fitlamp/testing';
 
 // The four services as processes against the simulators, with faults injected along the way:
 // provider 5xx and 429, mindLAMP dropping the connection after storing and answering too late, a
@@ -165,13 +165,8 @@ describe('the pipeline end to end, with faults', () => {
     for (const p of participants) {
       const user = findUser(fitbit.world, p.user.id)!;
       // Every stored minute, as [instant, value] pairs: a copy shows up as an extra pair.
-      const minutes = (sensor: string) =>
-        lamp
-          .listEvents({ participantId: p.id, sensor })
-          .filter((e) => e.event.duration === undefined)
-          .map((e) => [Number(e.event.timestamp), (e.event.data as { value: number }).value] as [number, number]);
-      const steps = minutes('lamp.steps');
-      const heart = minutes('lamp.heart_rate');
+      const steps = minuteValues(lamp, p.id, 'lamp.steps');
+      const heart = minuteValues(lamp, p.id, 'lamp.heart_rate');
       const { first, today } = windowOf(user);
       for (let day = addDays(today, -3); day >= first; day = addDays(day, -1)) {
         const view = viewDay(fitbit.world, user, day, now);

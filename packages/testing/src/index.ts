@@ -38,5 +38,6 @@ export {
   type SeedParticipantOptions,
   type SeedDay,
 } from './seed.ts';
+export { minuteValues, type StoredLampEvents } from './lamp-events.ts';
 export { waitFor } from './wait.ts';
 export { storedToken } from './tokens.ts';
