@@ -9,8 +9,8 @@ import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { sql, type Kysely } from 'kysely';
 import { Registry } from 'prom-client';
-import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { connectionTokenPlace, createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant, type Database } from '@fitlamp/db';
+import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
+import { createDb, migrateToLatest, recordTimeZone, scheduleStreams, type Database } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { startPostgresServer, type PostgresServer } from '@fitlamp/harness';
 import { createLampClient } from '@fitlamp/lamp';
@@ -18,7 +18,7 @@ import { STREAMS } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createFitbitSimulator, createLampSimulator, findUser, syncUser, type FitbitSimulator, type LampSimulator, type WorldUser } from '@fitlamp/simulators';
-import { createTestDatabase, testRedisUrl } from '@fitlamp/testing';
+import { connectSimulatedParticipant, createTestDatabase, testRedisUrl } from '@fitlamp/testing';
 import { createFetcherMetrics, createSyncProcessor, type SyncSummary } from '../services/fetcher/src/sync.worker.ts';
 import { createWriterMetrics, startDeliverWorker } from '../services/lamp-writer/src/deliver.worker.ts';
 import { runTick } from '../services/scheduler/src/tick.ts';
@@ -140,29 +140,11 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
     const manualNext = new Map(participants.filter((p) => p.preset === 'kolkata').map((p) => [p.participantId, now() + rand() * 3 * 3_600_000]));
 
     for (const p of participants) {
-      sim.state.autoConsent = { decision: 'allow', userId: p.userId, scopes: undefined };
-      const { verifier, challenge } = createPkcePair();
-      const authUrl = provider.authorizationUrl({ redirectUri: REDIRECT, state: 's', codeChallenge: challenge, scopes: provider.scopesFor(STREAMS) });
-      const res = await fetch(authUrl, { redirect: 'manual' });
-      const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
-      const grant = await provider.exchangeCode({ code, codeVerifier: verifier, redirectUri: REDIRECT });
-      await upsertParticipant(db, p.participantId);
-      await saveConnectedTokens(db, {
-        participantId: p.participantId,
-        provider: 'fitbit',
-        providerUserId: grant.providerUserId!,
-        accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(p.participantId, 'access_token_enc')),
-        refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(p.participantId, 'refresh_token_enc')),
-        keyId: cipher.activeKeyId,
-        accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
-        refreshTokenExpiresAt: null,
-        scopes: grant.scopes,
-      });
+      await connectSimulatedParticipant(db, { sim, provider, cipher, redirectUri: REDIRECT, participantId: p.participantId, userId: p.userId });
       await recordTimeZone(db, p.participantId, userOf.get(p.participantId)!.zoneHistory[0]!.zone, 'fitbit', new Date(0));
       await scheduleStreams(db, p.participantId, STREAMS);
       if (p.preset === 'kolkata') syncUser(sim.world, userOf.get(p.participantId)!, now() - 60_000);
     }
-    sim.state.autoConsent = undefined;
     // scheduleStreams made them due at the database's now(); the simulated day may be another.
     await db.updateTable('sync_cursors').set({ next_due_at: new Date(now()) }).execute();
 

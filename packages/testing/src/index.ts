@@ -38,6 +38,7 @@ export {
   type SeedParticipantOptions,
   type SeedDay,
 } from './seed.ts';
+export { connectSimulatedParticipant } from './connect.ts';
 export { minuteValues, type StoredLampEvents } from './lamp-events.ts';
 export { waitFor } from './wait.ts';
 export { storedToken } from './tokens.ts';

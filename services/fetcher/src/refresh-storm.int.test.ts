@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPkcePair, createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { connectionTokenPlace, createDb, saveConnectedTokens, upsertParticipant, type Database } from '@fitlamp/db';
+import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
+import { createDb, type Database } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
-import { STREAMS } from '@fitlamp/provider';
 import { createFitbitSimulator, type FitbitSimulator } from '@fitlamp/simulators';
-import { createTestDatabase, type TestDatabase } from '@fitlamp/testing';
+import { connectSimulatedParticipant, createTestDatabase, type TestDatabase } from '@fitlamp/testing';
 import { sql, type Kysely } from 'kysely';
 import { REFRESH_MARGIN_MS, getAccessToken, type TokenDeps } from './tokens.ts';
 
@@ -53,23 +52,8 @@ describe('a refresh storm: eight fetchers racing for short-lived Fitbit tokens',
     const providerConfig = { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUrl: url, authorizeUrl: `${url}/oauth2/authorize` };
     const consent = createFitbitProvider(providerConfig);
     for (const p of participants) {
-      sim.state.autoConsent = { decision: 'allow', userId: p.user, scopes: undefined };
-      const { verifier, challenge } = createPkcePair();
-      const res = await fetch(consent.authorizationUrl({ redirectUri: REDIRECT, state: 's', codeChallenge: challenge, scopes: consent.scopesFor(STREAMS) }), { redirect: 'manual' });
-      const grant = await consent.exchangeCode({ code: new URL(res.headers.get('location')!).searchParams.get('code')!, codeVerifier: verifier, redirectUri: REDIRECT });
+      const grant = await connectSimulatedParticipant(t.db, { sim, provider: consent, cipher, redirectUri: REDIRECT, participantId: p.id, userId: p.user });
       expect(grant.accessTokenExpiresAt - Date.now()).toBeLessThanOrEqual(TOKEN_TTL_S * 1000);
-      await upsertParticipant(t.db, p.id);
-      await saveConnectedTokens(t.db, {
-        participantId: p.id,
-        provider: 'fitbit',
-        providerUserId: grant.providerUserId!,
-        accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(p.id, 'access_token_enc')),
-        refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(p.id, 'refresh_token_enc')),
-        keyId: cipher.activeKeyId,
-        accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
-        refreshTokenExpiresAt: null,
-        scopes: grant.scopes,
-      });
     }
     const fetchers: TokenDeps[] = Array.from({ length: FETCHERS }, () => {
       const db = createDb(t.url, { max: participants.length + 1 });

@@ -1,0 +1,42 @@
+import type { Kysely } from 'kysely';
+import { createPkcePair, type TokenCipher } from '@fitlamp/crypto';
+import { connectionTokenPlace, saveConnectedTokens, upsertParticipant, type Database } from '@fitlamp/db';
+import { STREAMS, type Provider, type TokenGrant } from '@fitlamp/provider';
+import type { FitbitSimulator } from '@fitlamp/simulators';
+
+/**
+ * Connects a participant to a simulated Fitbit account without the gateway: the simulator consents
+ * for `userId` on its own, the provider client exchanges the code (PKCE, every stream's scopes), and
+ * the tokens are stored encrypted as the gateway's callback stores them. For tests and benchmarks
+ * of what runs after a connection (token refresh, the fetcher). Answers the provider's grant.
+ */
+export async function connectSimulatedParticipant(
+  db: Kysely<Database>,
+  options: { sim: FitbitSimulator; provider: Provider; cipher: TokenCipher; redirectUri: string; participantId: string; userId: string },
+): Promise<TokenGrant> {
+  const { sim, provider, cipher, redirectUri, participantId } = options;
+  sim.state.autoConsent = { decision: 'allow', userId: options.userId, scopes: undefined };
+  let grant: TokenGrant;
+  try {
+    const { verifier, challenge } = createPkcePair();
+    const authUrl = provider.authorizationUrl({ redirectUri, state: 's', codeChallenge: challenge, scopes: provider.scopesFor(STREAMS) });
+    const res = await fetch(authUrl, { redirect: 'manual' });
+    const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+    grant = await provider.exchangeCode({ code, codeVerifier: verifier, redirectUri });
+  } finally {
+    sim.state.autoConsent = undefined;
+  }
+  await upsertParticipant(db, participantId);
+  await saveConnectedTokens(db, {
+    participantId,
+    provider: 'fitbit',
+    providerUserId: grant.providerUserId!,
+    accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(participantId, 'access_token_enc')),
+    refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(participantId, 'refresh_token_enc')),
+    keyId: cipher.activeKeyId,
+    accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
+    refreshTokenExpiresAt: null,
+    scopes: grant.scopes,
+  });
+  return grant;
+}
