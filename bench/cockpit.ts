@@ -12,13 +12,13 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { sql, type Kysely } from 'kysely';
 import { createDb, migrateToLatest, recordTimeZone, type Database, type DayStatus, type ProviderName } from '@fitlamp/db';
-import { freePort, readProcResources, startPostgresServer } from '@fitlamp/harness';
+import { freePort, readProcResources } from '@fitlamp/harness';
 import { addDays, localDayAt, localDayBounds, STREAMS } from '@fitlamp/provider';
+import { createRng } from '@fitlamp/simulators';
 import {
   buildIfStale,
-  createTestDatabase,
-  seedDayTotals,
-  seedLedger,
+  seedDayTotalRows,
+  seedLedgerRows,
   seedParticipant,
   serviceTestEnv,
   startProcess,
@@ -28,6 +28,7 @@ import {
   type SeedDayTotals,
   type ServiceProcess,
 } from '@fitlamp/testing';
+import { createBenchDatabase } from './sim-pipeline.ts';
 import { mapLimit } from './throughput.ts';
 
 const DAY_STREAMS = STREAMS.filter((s) => s !== 'device');
@@ -104,18 +105,6 @@ export interface CockpitResult {
   export?: ExportBenchResult;
 }
 
-/** A small deterministic generator per participant, so every run seeds the same study. */
-function rngFor(seed: number): () => number {
-  let a = (seed * 2_654_435_761) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 type Kind = 'compliant' | 'low_wear' | 'stopped_syncing' | 'reconnect' | 'low_battery';
 
 interface CohortParticipant {
@@ -135,7 +124,7 @@ interface CohortParticipant {
  * alerts are for).
  */
 export function cohortParticipant(index: number, now: number): CohortParticipant {
-  const rand = rngFor(index);
+  const rand = createRng('cockpit', index);
   const r = rand();
   const kind: Kind = r < 0.08 ? 'low_wear' : r < 0.11 ? 'stopped_syncing' : r < 0.12 ? 'reconnect' : r < 0.13 ? 'low_battery' : 'compliant';
   const deviceSyncAt =
@@ -166,7 +155,7 @@ export function cohortDays(p: CohortParticipant, offsets: readonly number[], now
   for (const offset of offsets) {
     const day = addDays(today, -offset);
     // The same day always gets the same values, whichever phase seeds it.
-    const rand = rngFor(p.index * 1_000 + offset + 1);
+    const rand = createRng('cockpit', p.index, offset);
     const provider = p.provider;
     if (day > syncDay) {
       const reason = `the device has not synced this day yet (last sync ${new Date(p.deviceSyncAt).toISOString()})`;
@@ -214,40 +203,45 @@ export function cohortDays(p: CohortParticipant, offsets: readonly number[], now
   return { ledger, totals };
 }
 
-/** Seeds participants `first`…`last` (1-based) with their local days `offsets`; `withParticipant` also seeds the participant itself. */
+/**
+ * Seeds participants `first`…`last` (1-based) with their local days `offsets`, 50 participants at a
+ * time: each participant through `seedParticipant` (its connection, device and cursors go through
+ * @fitlamp/db's functions), the batch's ledger rows and day totals in one statement each.
+ * `withParticipant: false` adds days to participants seeded before.
+ */
 async function seedCohort(
   db: Kysely<Database>,
   range: { first: number; last: number; offsets: readonly number[]; withParticipant: boolean },
   now: number,
   log: (line: string) => void,
 ): Promise<void> {
-  const indexes = Array.from({ length: range.last - range.first + 1 }, (_, i) => range.first + i);
-  let done = 0;
+  const BATCH = 50;
   let lastLog = Date.now();
-  await mapLimit(indexes, 6, async (index) => {
-    const p = cohortParticipant(index, now);
+  for (let first = range.first; first <= range.last; first += BATCH) {
+    const batch = Array.from({ length: Math.min(BATCH, range.last - first + 1) }, (_, i) => cohortParticipant(first + i, now));
     if (range.withParticipant) {
-      const status = p.kind === 'reconnect' ? 'reconnect_needed' : 'connected';
-      await seedParticipant(db, p.id, {
-        studyId: p.studyId,
-        provider: p.provider,
-        status,
-        ...(status === 'reconnect_needed' ? { statusReason: 'the refresh token was refused (invalid_grant): the participant must reconnect' } : {}),
-        streams: [...STREAMS],
-        lastSyncAt: new Date(Math.min(now, p.deviceSyncAt + 120_000)),
-        device: { syncedAt: new Date(p.deviceSyncAt), battery: p.battery },
+      await mapLimit(batch, 4, async (p) => {
+        const status = p.kind === 'reconnect' ? 'reconnect_needed' : 'connected';
+        await seedParticipant(db, p.id, {
+          studyId: p.studyId,
+          provider: p.provider,
+          status,
+          ...(status === 'reconnect_needed' ? { statusReason: 'the refresh token was refused (invalid_grant): the participant must reconnect' } : {}),
+          streams: [...STREAMS],
+          lastSyncAt: new Date(Math.min(now, p.deviceSyncAt + 120_000)),
+          device: { syncedAt: new Date(p.deviceSyncAt), battery: p.battery },
+        });
+        await recordTimeZone(db, p.id, p.zone, p.provider, new Date(0));
       });
-      await recordTimeZone(db, p.id, p.zone, p.provider, new Date(0));
     }
-    const { ledger, totals } = cohortDays(p, range.offsets, now);
-    await seedLedger(db, p.id, ledger);
-    await seedDayTotals(db, p.id, totals);
-    done++;
+    const days = batch.map((p) => ({ p, ...cohortDays(p, range.offsets, now) }));
+    await seedLedgerRows(db, days.flatMap(({ p, ledger }) => ledger.map((d) => ({ ...d, participantId: p.id }))));
+    await seedDayTotalRows(db, days.flatMap(({ p, totals }) => totals.map((d) => ({ ...d, participantId: p.id }))));
     if (Date.now() - lastLog > 15_000) {
       lastLog = Date.now();
-      log(`      seeded ${done}/${indexes.length} participants`);
+      log(`      seeded ${first + batch.length - range.first}/${range.last - range.first + 1} participants`);
     }
-  });
+  }
 }
 
 async function countRows(db: Kysely<Database>): Promise<{ ledger: number; summaries: number }> {
@@ -386,19 +380,9 @@ export async function runCockpit(o: CockpitOptions): Promise<CockpitResult> {
   const undo: Array<() => Promise<unknown>> = [];
   const result: CockpitResult = {};
   try {
-    let url: string;
-    if (o.ownPostgres) {
-      const server = await startPostgresServer();
-      undo.push(() => server.stop());
-      const admin = createDb(server.adminUrl, { max: 1 });
-      await sql.raw('create database fitlamp_cockpit').execute(admin);
-      await admin.destroy();
-      url = server.databaseUrl('fitlamp_cockpit');
-    } else {
-      const t = await createTestDatabase({ migrated: false });
-      undo.push(() => t.drop());
-      url = t.url;
-    }
+    const database = await createBenchDatabase(o.ownPostgres);
+    undo.push(() => database.drop());
+    const url = database.url;
     const db = createDb(url, { max: 8, applicationName: 'fitlamp-bench-cockpit' });
     undo.push(() => db.destroy());
     await migrateToLatest(db);

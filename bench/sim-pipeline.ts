@@ -77,6 +77,27 @@ const CLIENT_SECRET = 'bench-sim-secret';
 const REDIRECT = 'http://127.0.0.1:9/oauth/fitbit/callback';
 const PRESETS = ['new-york', 'traveler', 'sydney', 'kolkata'];
 
+/**
+ * An empty database for a bench run: on a Postgres cluster of its own (its WAL and size move only
+ * with the run), else on the machine's. `drop()` removes it (with its cluster).
+ */
+export async function createBenchDatabase(ownPostgres: boolean): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!ownPostgres) {
+    const t = await createTestDatabase({ migrated: false });
+    return { url: t.url, drop: () => t.drop() };
+  }
+  const server: PostgresServer = await startPostgresServer();
+  try {
+    const admin = createDb(server.adminUrl, { max: 1 });
+    await sql.raw('create database fitlamp_bench').execute(admin);
+    await admin.destroy();
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  return { url: server.databaseUrl('fitlamp_bench'), drop: () => server.stop() };
+}
+
 export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeline> {
   const undo: Array<() => Promise<unknown>> = [];
   const cleanup = async () => {
@@ -84,20 +105,9 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
     undo.length = 0;
   };
   try {
-    let url: string;
-    if (o.ownPostgres) {
-      const server: PostgresServer = await startPostgresServer();
-      undo.push(() => server.stop());
-      const admin = createDb(server.adminUrl, { max: 1 });
-      await sql.raw('create database fitlamp_bench').execute(admin);
-      await admin.destroy();
-      url = server.databaseUrl('fitlamp_bench');
-    } else {
-      const t = await createTestDatabase({ migrated: false });
-      undo.push(() => t.drop());
-      url = t.url;
-    }
-    const db = createDb(url, { max: 10, applicationName: 'fitlamp-bench-sim' });
+    const database = await createBenchDatabase(o.ownPostgres ?? false);
+    undo.push(() => database.drop());
+    const db = createDb(database.url, { max: 10, applicationName: 'fitlamp-bench-sim' });
     undo.push(() => db.destroy());
     await migrateToLatest(db);
 

@@ -25,9 +25,11 @@ export {
 export {
   seedParticipant,
   seedLedger,
+  seedLedgerRows,
   seedBatch,
   seedWear,
   seedDayTotals,
+  seedDayTotalRows,
   type SeedDayTotals,
   recordsOf,
   seedChunk,

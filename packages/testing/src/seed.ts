@@ -88,23 +88,27 @@ export interface SeedDay {
 
 /** Day ledger rows, as the fetcher and the lamp-writer would have left them. */
 export async function seedLedger(db: Kysely<Database>, participantId: string, days: readonly SeedDay[]): Promise<void> {
-  await db
-    .insertInto('day_ledger')
-    .values(
-      days.map((d) => ({
-        participant_id: participantId,
-        stream: d.stream,
-        day: d.day,
-        status: d.status,
-        reason: d.reason ?? null,
-        provider: d.provider ?? 'fitbit',
-        records_fetched: d.fetched ?? 0,
-        records_delivered: d.delivered ?? 0,
-        fetched_at: d.fetchedAt === undefined ? new Date(`${d.day}T23:00:00Z`) : d.fetchedAt,
-        day_total: d.total ?? null,
-      })),
-    )
-    .execute();
+  await seedLedgerRows(
+    db,
+    days.map((d) => ({ ...d, participantId })),
+  );
+}
+
+/**
+ * Day ledger rows of any number of participants in one statement (each column sent as one array and
+ * unnested by Postgres), for seeds the size of a study.
+ */
+export async function seedLedgerRows(db: Kysely<Database>, rows: ReadonlyArray<SeedDay & { participantId: string }>): Promise<void> {
+  if (rows.length === 0) return;
+  const column = <T>(pick: (d: SeedDay & { participantId: string }) => T) => rows.map(pick);
+  await sql`
+    insert into day_ledger (participant_id, stream, day, status, reason, provider, records_fetched, records_delivered, fetched_at, day_total)
+    select * from unnest(
+      ${column((d) => d.participantId)}::text[], ${column((d) => d.stream)}::text[], ${column((d) => d.day)}::date[],
+      ${column((d) => d.status)}::text[], ${column((d) => d.reason ?? null)}::text[], ${column((d) => d.provider ?? 'fitbit')}::text[],
+      ${column((d) => d.fetched ?? 0)}::int[], ${column((d) => d.delivered ?? 0)}::int[],
+      ${column((d) => (d.fetchedAt === undefined ? new Date(`${d.day}T23:00:00Z`) : d.fetchedAt)?.toISOString() ?? null)}::timestamptz[],
+      ${column((d) => d.total ?? null)}::int[])`.execute(db);
 }
 
 let keySeq = 0;
@@ -214,18 +218,23 @@ export interface SeedDayTotals {
 
 /** Participant-days' totals (what the overview, the alerts and the exports read), in one statement. */
 export async function seedDayTotals(db: Kysely<Database>, participantId: string, days: readonly SeedDayTotals[]): Promise<void> {
-  if (days.length === 0) return;
-  await db
-    .insertInto('day_summaries')
-    .values(days.map((d) => ({ participant_id: participantId, day: d.day, wear_minutes: d.wearMinutes ?? null, steps: d.steps ?? null, sleep_minutes: d.sleepMinutes ?? null })))
-    .onConflict((oc) =>
-      oc.columns(['participant_id', 'day']).doUpdateSet({
-        wear_minutes: sql`coalesce(excluded.wear_minutes, day_summaries.wear_minutes)`,
-        steps: sql`coalesce(excluded.steps, day_summaries.steps)`,
-        sleep_minutes: sql`coalesce(excluded.sleep_minutes, day_summaries.sleep_minutes)`,
-      }),
-    )
-    .execute();
+  await seedDayTotalRows(
+    db,
+    days.map((d) => ({ ...d, participantId })),
+  );
+}
+
+/** Day totals of any number of participants in one statement (columns as unnested arrays). */
+export async function seedDayTotalRows(db: Kysely<Database>, rows: ReadonlyArray<SeedDayTotals & { participantId: string }>): Promise<void> {
+  if (rows.length === 0) return;
+  await sql`
+    insert into day_summaries (participant_id, day, wear_minutes, steps, sleep_minutes)
+    select * from unnest(${rows.map((d) => d.participantId)}::text[], ${rows.map((d) => d.day)}::date[],
+      ${rows.map((d) => d.wearMinutes ?? null)}::int[], ${rows.map((d) => d.steps ?? null)}::int[], ${rows.map((d) => d.sleepMinutes ?? null)}::int[])
+    on conflict (participant_id, day) do update set
+      wear_minutes = coalesce(excluded.wear_minutes, day_summaries.wear_minutes),
+      steps = coalesce(excluded.steps, day_summaries.steps),
+      sleep_minutes = coalesce(excluded.sleep_minutes, day_summaries.sleep_minutes)`.execute(db);
 }
 
 /**
