@@ -10,6 +10,7 @@
 //   resident memory sampled from /proc while it streams, the rows counted as they arrive.
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { join } from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { createDb, migrateToLatest, recordTimeZone, type Database, type DayStatus, type ProviderName } from '@fitlamp/db';
 import { freePort, readProcResources } from '@fitlamp/harness';
@@ -17,6 +18,7 @@ import { addDays, localDayAt, localDayBounds, STREAMS } from '@fitlamp/provider'
 import { createRng } from '@fitlamp/simulators';
 import {
   buildIfStale,
+  repoRoot,
   seedDayTotalRows,
   seedLedgerRows,
   seedParticipant,
@@ -41,6 +43,8 @@ export interface CockpitOptions {
   export?: { participants: number; days: number };
   /** A Postgres cluster of the run's own [true], else a database on the machine's. */
   ownPostgres: boolean;
+  /** Write a CPU profile of each gateway run here (packages/harness/src/cpu-profile.mjs), read at its exit. */
+  profileDir?: string;
   log: (line: string) => void;
 }
 
@@ -60,6 +64,8 @@ export interface OverviewBenchResult {
   /** At the bench's HTTP client: until the status line and headers, and until the last byte. */
   firstByteMs: Percentiles;
   responseMs: Percentiles;
+  /** The gateway process's CPU time (user + system, /proc) over the timed requests, per request. */
+  cpuMsPerRequest: number;
   /** The page's size, and the participant rows and day cells counted in it (each request's). */
   bytes: number;
   rows: number;
@@ -209,7 +215,7 @@ export function cohortDays(p: CohortParticipant, offsets: readonly number[], now
  * @fitlamp/db's functions), the batch's ledger rows and day totals in one statement each.
  * `withParticipant: false` adds days to participants seeded before.
  */
-async function seedCohort(
+export async function seedCohort(
   db: Kysely<Database>,
   range: { first: number; last: number; offsets: readonly number[]; withParticipant: boolean },
   now: number,
@@ -268,7 +274,7 @@ interface Gateway {
  * listens and its first alert round (which starts with it) has ended, so neither measurement
  * overlaps it.
  */
-async function startGateway(databaseUrl: string): Promise<Gateway> {
+async function startGateway(databaseUrl: string, profileDir?: string): Promise<Gateway> {
   buildIfStale(['gateway']);
   const port = await freePort();
   const token = randomBytes(24).toString('base64url');
@@ -282,6 +288,9 @@ async function startGateway(databaseUrl: string): Promise<Gateway> {
     PORT: String(port),
     OPS_PORT: String(await freePort()),
     ADMIN_TOKEN: token,
+    ...(profileDir
+      ? { NODE_OPTIONS: `--import ${join(repoRoot, 'packages/harness/src/cpu-profile.mjs')}`, FITLAMP_CPU_PROFILE_DIR: profileDir }
+      : {}),
   });
   const process = startProcess('services/gateway/dist/main.js', env);
   await process.waitForLine(/"msg":"gateway listening"/, 60_000);
@@ -312,7 +321,10 @@ async function measureOverview(gateway: Gateway, o: NonNullable<CockpitOptions['
   await one();
   await one();
   const samples = [];
+  const pid = gateway.process.proc.pid!;
+  const cpuBefore = readProcResources(pid).cpuMs ?? 0;
   for (let i = 0; i < o.requests; i++) samples.push(await one());
+  const cpuMsPerRequest = ((readProcResources(pid).cpuMs ?? 0) - cpuBefore) / o.requests;
   const body = samples[0]!.body;
   const rows = (body.match(/<tr data-participant="/g) ?? []).length;
   const cells = (body.match(/<td class="c[ "]/g) ?? []).length;
@@ -320,6 +332,7 @@ async function measureOverview(gateway: Gateway, o: NonNullable<CockpitOptions['
     serverMs: percentiles(samples.map((s) => s.server)),
     firstByteMs: percentiles(samples.map((s) => s.firstByte)),
     responseMs: percentiles(samples.map((s) => s.total)),
+    cpuMsPerRequest,
     bytes: Buffer.byteLength(body),
     rows,
     cells,
@@ -401,7 +414,7 @@ export async function runCockpit(o: CockpitOptions): Promise<CockpitResult> {
       seeded = v.participants;
       const counts = await countRows(db);
       o.log(`    seeded in ${seedSeconds.toFixed(0)} s: ${counts.ledger} ledger rows, ${counts.summaries} day totals; starting the gateway`);
-      const gateway = await startGateway(url);
+      const gateway = await startGateway(url, o.profileDir && join(o.profileDir, 'gateway-overview'));
       try {
         const loadBefore = os.loadavg();
         const m = await measureOverview(gateway, v);
@@ -420,7 +433,7 @@ export async function runCockpit(o: CockpitOptions): Promise<CockpitResult> {
         };
         o.log(
           `    GET /admin (${m.rows} participants, ${m.cells} day cells, ${(m.bytes / MB).toFixed(1)} MiB): server p50 ${m.serverMs.p50} ms, p95 ${m.serverMs.p95} ms; ` +
-            `full response p50 ${m.responseMs.p50.toFixed(0)} ms, p95 ${m.responseMs.p95.toFixed(0)} ms over ${v.requests} requests`,
+            `full response p50 ${m.responseMs.p50.toFixed(0)} ms, p95 ${m.responseMs.p95.toFixed(0)} ms over ${v.requests} requests; gateway CPU ${m.cpuMsPerRequest.toFixed(0)} ms per request`,
         );
       } finally {
         await gateway.stop();
@@ -444,7 +457,7 @@ export async function runCockpit(o: CockpitOptions): Promise<CockpitResult> {
       // The newest local day of any zone, and the 90 before it: every participant's days are in range.
       const to = ZONES.map((zone) => localDayAt([{ zone, validFrom: 0 }], now)).reduce((a, b) => (b > a ? b : a));
       const from = addDays(to, -(e.days - 1));
-      const gateway = await startGateway(url);
+      const gateway = await startGateway(url, o.profileDir && join(o.profileDir, 'gateway-export'));
       try {
         const loadBefore = os.loadavg();
         const m = await measureExport(gateway, from, to);

@@ -426,6 +426,8 @@ after two untimed ones; each page ${mib(c.bytes)} with ${f0(c.rows)} participant
 | gateway's own time (its request log, until the page is sent) | ${ms(c.serverMs)} |
 | at the client: status and headers | ${ms(c.firstByteMs)} |
 | **at the client: the whole page** | **${ms(c.responseMs)}** |
+
+The gateway's CPU time over the timed requests (\`/proc/<pid>/stat\`): ${f0(c.cpuMsPerRequest)} ms per request.
 `);
   }
   if (e) {

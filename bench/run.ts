@@ -316,7 +316,11 @@ if (sections.has('cockpit') || sections.has('cockpit-export')) {
       `${exporting ? ` compliance.csv for ${exporting.participants} participants × ${exporting.days} days, RSS sampled;` : ''}` +
       ` Postgres ${ownPostgres ? 'a cluster of its own' : "the machine's"}`,
   );
-  const r = await runCockpit({ ...(overview ? { overview } : {}), ...(exporting ? { export: exporting } : {}), ownPostgres, log });
+  const profileDir = profiling ? join(logRoot, 'cockpit-profiles') : undefined;
+  const r = await runCockpit({ ...(overview ? { overview } : {}), ...(exporting ? { export: exporting } : {}), ownPostgres, ...(profileDir ? { profileDir } : {}), log });
+  for (const p of profileDir ? findProfiles(profileDir).map((f) => summarizeProfile(f, repoRoot)) : []) {
+    log(`    profile ${p.file}: busy ${(p.busy * 100).toFixed(0)}% of ${p.seconds.toFixed(0)} s; top: ${p.functions.slice(0, 8).map((m) => `${m.name} ${(m.share * 100).toFixed(0)}%`).join(', ')}`);
+  }
   const command = `pnpm bench ${process.argv.slice(2).join(' ')}`.trim();
   if (r.overview) results.cockpit = { ...r.overview, command, commit: results.machine.commit };
   if (r.export) results.cockpitExport = { ...r.export, command, commit: results.machine.commit };
