@@ -192,9 +192,10 @@ function alertsTable(alerts: readonly OpenAlert[]): SafeHtml {
 <p class="note">An acknowledged alert leaves this list; it closes by itself when its condition clears, and a new one opens if it returns later.</p>`;
 }
 
-function heatCell(participantId: string, cell: OverviewCell): SafeHtml {
+/** A heatmap cell; `link` is the participant's page, escaped once for the row's 28 cells. */
+function heatCell(link: SafeHtml, cell: OverviewCell): SafeHtml {
   if (cell.kind === 'future') return html`<td class="c k-future"></td>`;
-  const href = `${participantLink(participantId)}?day=${cell.day}#day-detail`;
+  const href = html`${link}?day=${cell.day}#day-detail`;
   if (cell.kind === 'worn') {
     const { text, shade } = wearLabel(cell.wearMinutes);
     const title = `${cell.day}: ${cell.wearMinutes} minutes worn${cell.partial ? ', still arriving' : ''}`;
@@ -207,6 +208,12 @@ function heatCell(participantId: string, cell: OverviewCell): SafeHtml {
 function battery(level: number | null): SafeHtml {
   if (level === null) return html`—`;
   return level < LOW_BATTERY_MARK ? html`<span class="low">${level} %</span>` : html`${level} %`;
+}
+
+/** A row's cells, newest day first. */
+function heatCells(participantId: string, cells: readonly OverviewCell[]): SafeHtml[] {
+  const link = html`${participantLink(participantId)}`;
+  return [...cells].reverse().map((c) => heatCell(link, c));
 }
 
 function heatmap(overview: Overview): SafeHtml {
@@ -227,7 +234,7 @@ function heatmap(overview: Overview): SafeHtml {
 <td class="battery">${battery(r.batteryLevel)}</td>
 <td class="since">${r.daysSinceSync ?? 'never'}</td>
 <td class="wear7">${(r.recentWearMinutes / 60).toFixed(1)} h</td>
-${[...r.cells].reverse().map((c) => heatCell(r.participantId, c))}</tr>`,
+${heatCells(r.participantId, r.cells)}</tr>`,
   )}</tbody></table></div>
 <p class="note legend">Newest day first. Each cell: hours the device was worn that local day (minutes with heart rate); click it for the day's detail.
 <span class="w3">12</span> worn <span class="k-no_data">${CELL_SYMBOL.no_data}</span> ${CELL_MEANING.no_data}

@@ -28,8 +28,13 @@ export const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('
 
 /** Escapes text for HTML element content and double-quoted attributes. */
 export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+  // Most values (ids, days, numbers) have nothing to escape: answered as they are, no new string.
+  if (!HTML_SPECIAL.test(value)) return value;
+  return value.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
 }
+
+const HTML_SPECIAL = /[&<>"']/;
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 /** HTML that is already safe (made by `html` or `escapeHtml`). */
 export interface SafeHtml {
