@@ -88,10 +88,7 @@ export interface SeedDay {
 
 /** Day ledger rows, as the fetcher and the lamp-writer would have left them. */
 export async function seedLedger(db: Kysely<Database>, participantId: string, days: readonly SeedDay[]): Promise<void> {
-  await seedLedgerRows(
-    db,
-    days.map((d) => ({ ...d, participantId })),
-  );
+  await seedLedgerRows(db, days.map((d) => ({ ...d, participantId })));
 }
 
 /**
@@ -218,10 +215,7 @@ export interface SeedDayTotals {
 
 /** Participant-days' totals (what the overview, the alerts and the exports read), in one statement. */
 export async function seedDayTotals(db: Kysely<Database>, participantId: string, days: readonly SeedDayTotals[]): Promise<void> {
-  await seedDayTotalRows(
-    db,
-    days.map((d) => ({ ...d, participantId })),
-  );
+  await seedDayTotalRows(db, days.map((d) => ({ ...d, participantId })));
 }
 
 /** Day totals of any number of participants in one statement (columns as unnested arrays). */
