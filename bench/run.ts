@@ -113,13 +113,14 @@ const ownPostgres = !values['shared-postgres'];
 const write =
   values['no-write'] ? false : (values.write ?? (!quick && !values.sections && !values.participants && !values.days && values['set-baseline'] === undefined));
 // The previous results' baseline (the figures of the design this one replaced) is carried over.
-const previous = (() => {
+const readPrevious = () => {
   try {
     return JSON.parse(readFileSync(join(repoRoot, 'bench/results.json'), 'utf8')) as BenchResults;
   } catch {
     return undefined;
   }
-})();
+};
+const previous = readPrevious();
 const logRoot = mkdtempSync(join(os.tmpdir(), 'fitlamp-bench-'));
 const log = (line: string) => console.log(line);
 const started = Date.now();
@@ -302,7 +303,10 @@ const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency
 const analysis = () => readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
 if (write) {
   // A partial run (--sections) replaces the sections it ran and keeps the others of the last run,
-  // saying which and from when.
+  // saying which and from when. Read again now: another partial run (a soak takes an hour) may
+  // have written its sections since this one started.
+  const previous = readPrevious();
+  if (previous?.baseline && values['set-baseline'] === undefined) results.baseline = previous.baseline;
   const kept = values.sections && previous && !quick ? SECTION_KEYS.filter((k) => results[k] === undefined && previous[k] !== undefined) : [];
   const saved: BenchResults =
     kept.length > 0 && previous
