@@ -420,5 +420,27 @@ ${mdTable(['simulated day', 'size over the empty schema', 'per participant', 'ev
 
 Growth from day 15 to day 30: ${so.growthDay15To30 !== undefined ? `**${pct(so.growthDay15To30)}**` : `not reached (second half of this run: ${pct(so.growthSecondHalf)})`}. Largest tables at the end: ${so.largest.slice(0, 5).map((x) => `\`${x.name}\` ${mib(x.bytes)}`).join(', ')}.`);
   }
+  const from = so?.days.find((d) => d.day === 15) ?? so?.days[Math.floor(so.days.length / 2)];
+  const to = so?.days.at(-1);
+  if (so && from?.tables && to?.tables) {
+    const total = (t: { heapBytes: number; indexBytes: number; toastBytes: number }) => t.heapBytes + t.indexBytes + t.toastBytes;
+    const rows = to.tables.map((t) => {
+      const before = from.tables!.find((x) => x.name === t.name);
+      return [
+        `\`${t.name}\``,
+        before ? mib(total(before)) : '–',
+        mib(total(t)),
+        before ? mib(total(t) - total(before)) : '–',
+        `${mib(t.heapBytes)} / ${mib(t.indexBytes)} / ${mib(t.toastBytes)}`,
+        `${before ? f0(before.liveTuples) : '–'} → ${f0(t.liveTuples)}`,
+        `${f0(t.deadTuples)} (TOAST ${f0(t.toastDeadTuples)})`,
+      ];
+    });
+    out.push(`
+By table (over 64 KiB), day ${from.day} → day ${to.day}: size with indexes and TOAST; at day ${to.day}, heap / indexes / TOAST, and the
+live and dead tuples \`pg_stat_user_tables\` counts (dead: not yet reclaimed by autovacuum).
+
+${mdTable(['table', `day ${from.day}`, `day ${to.day}`, 'change', `heap / indexes / TOAST at day ${to.day}`, 'live tuples', `dead at day ${to.day}`], rows)}`);
+  }
   return `${out.join('\n')}\n`;
 }

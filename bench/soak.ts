@@ -28,8 +28,8 @@ export interface SoakDay {
   /** Events delivered to mindLAMP since the start (backfill included). */
   events: number;
   realSeconds: number;
-  /** The tables over 64 KiB at the end of the day: heap, index and TOAST bytes, live and dead tuples. */
-  tables: RelationStats[];
+  /** The tables over 64 KiB at the end of the day: heap, index and TOAST bytes, live and dead tuples (absent in runs before it was measured). */
+  tables?: RelationStats[];
 }
 
 export interface SoakResult {
@@ -90,7 +90,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
           `${entry.events.toLocaleString('en-US')} events delivered, ${(entry.walBytes / 2 ** 20).toFixed(0)} MiB WAL, ${entry.realSeconds.toFixed(0)} s`,
       );
       const mib = (b: number) => (b / 2 ** 20).toFixed(2);
-      for (const t of entry.tables.slice(0, 6)) {
+      for (const t of entry.tables!.slice(0, 6)) {
         o.log(
           `      ${t.name.padEnd(22)} heap ${mib(t.heapBytes)} + index ${mib(t.indexBytes)} + toast ${mib(t.toastBytes)} MiB; ` +
             `tuples ${t.liveTuples} live, ${t.deadTuples} dead (toast ${t.toastDeadTuples} dead); ` +
