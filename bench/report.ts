@@ -6,6 +6,18 @@ import type { SoakResult } from './soak.ts';
 import type { SteadyResult } from './steady.ts';
 import type { ThroughputResult } from './throughput.ts';
 
+/** Sections kept from one earlier run, with that run's date and commit. */
+export interface CarriedOver {
+  sections: string[];
+  date: string;
+  commit: string;
+}
+
+/** The groups of {@link CarriedOver}, whichever shape the results hold. */
+export function carriedOverGroups(c: CarriedOver | CarriedOver[] | undefined): CarriedOver[] {
+  return c === undefined ? [] : Array.isArray(c) ? c : [c];
+}
+
 export interface BenchResults {
   machine: {
     date: string;
@@ -22,8 +34,11 @@ export interface BenchResults {
     quick: boolean;
     command: string;
     seconds?: number;
-    /** Sections a partial `--write` run kept from an earlier run, with that run's date and commit. */
-    carriedOver?: { sections: string[]; date: string; commit: string };
+    /**
+     * Sections a partial `--write` run kept from earlier runs, with the date and commit of the run
+     * that measured them (one group per run; a single group in results written before groups).
+     */
+    carriedOver?: CarriedOver | CarriedOver[];
   };
   throughput?: Omit<ThroughputResult, 'stack'>;
   limits?: RawLimits;
@@ -200,7 +215,9 @@ the storage targets are ratios to); the prose at the end comes from \`bench/anal
 | OS | ${m.platform} |
 | Node | ${m.node} |
 | load average (1/5/15 min) | before ${m.loadBefore.map((l) => l.toFixed(2)).join(' / ')}, after ${m.loadAfter.map((l) => l.toFixed(2)).join(' / ')} |${
-    m.carriedOver ? `\n| sections from an earlier run | ${m.carriedOver.sections.join(', ')}: measured ${m.carriedOver.date.slice(0, 10)}, commit ${m.carriedOver.commit} |` : ''
+    m.carriedOver
+      ? `\n| sections from an earlier run | ${carriedOverGroups(m.carriedOver).map((g) => `${g.sections.join(', ')}: measured ${g.date.slice(0, 10)}, commit ${g.commit}`).join('; ')} |`
+      : ''
   }
 | run time | ${m.seconds ? `${f0(m.seconds)} s` : ''} |
 

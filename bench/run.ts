@@ -16,7 +16,7 @@ import { repoRoot } from '@fitlamp/testing';
 import { runFreshness, type FreshnessResult } from './freshness.ts';
 import { measureRawLimits, type RawLimits } from './limits.ts';
 import { findProfiles, summarizeProfile, type ProfileSummary } from './profile.ts';
-import { renderReport, renderTable, type BenchResults } from './report.ts';
+import { carriedOverGroups, renderReport, renderTable, type BenchResults, type CarriedOver } from './report.ts';
 import { runSoak, type SoakResult } from './soak.ts';
 import { runSteady, type SteadyResult } from './steady.ts';
 import { runThroughput, type ThroughputResult } from './throughput.ts';
@@ -121,6 +121,23 @@ const readPrevious = () => {
   }
 };
 const previous = readPrevious();
+/**
+ * Where each kept section was measured: by the previous run itself, or by the earlier run the
+ * previous one had carried it over from. One group per run.
+ */
+function carriedOverFrom(previous: BenchResults, kept: readonly string[]): CarriedOver[] {
+  const earlier = carriedOverGroups(previous.machine.carriedOver);
+  const groups = new Map<string, CarriedOver>();
+  for (const section of kept) {
+    const from = earlier.find((g) => g.sections.includes(section)) ?? previous.machine;
+    const key = `${from.date}|${from.commit}`;
+    const group = groups.get(key) ?? { sections: [], date: from.date, commit: from.commit };
+    group.sections.push(section);
+    groups.set(key, group);
+  }
+  return [...groups.values()];
+}
+
 const logRoot = mkdtempSync(join(os.tmpdir(), 'fitlamp-bench-'));
 const log = (line: string) => console.log(line);
 const started = Date.now();
@@ -313,7 +330,7 @@ if (write) {
       ? {
           ...results,
           ...Object.fromEntries(kept.map((k) => [k, previous[k]])),
-          machine: { ...results.machine, carriedOver: { sections: kept, date: previous.machine.date, commit: previous.machine.commit } },
+          machine: { ...results.machine, carriedOver: carriedOverFrom(previous, kept) },
         }
       : results;
   writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(saved, analysis()));
