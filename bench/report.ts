@@ -8,6 +8,18 @@ import type { SoakResult } from './soak.ts';
 import type { SteadyResult } from './steady.ts';
 import type { ThroughputResult } from './throughput.ts';
 
+/** Sections kept from one earlier run, with that run's date and commit. */
+export interface CarriedOver {
+  sections: string[];
+  date: string;
+  commit: string;
+}
+
+/** The groups of {@link CarriedOver}, whichever shape the results hold. */
+export function carriedOverGroups(c: CarriedOver | CarriedOver[] | undefined): CarriedOver[] {
+  return c === undefined ? [] : Array.isArray(c) ? c : [c];
+}
+
 export interface BenchResults {
   machine: {
     date: string;
@@ -24,8 +36,11 @@ export interface BenchResults {
     quick: boolean;
     command: string;
     seconds?: number;
-    /** Sections a partial `--write` run kept from an earlier run, with that run's date and commit. */
-    carriedOver?: { sections: string[]; date: string; commit: string };
+    /**
+     * Sections a partial `--write` run kept from earlier runs, with the date and commit of the run
+     * that measured them (one group per run; a single group in results written before groups).
+     */
+    carriedOver?: CarriedOver | CarriedOver[];
   };
   throughput?: Omit<ThroughputResult, 'stack'>;
   limits?: RawLimits;
@@ -207,7 +222,9 @@ the storage targets are ratios to); the prose at the end comes from \`bench/anal
 | OS | ${m.platform} |
 | Node | ${m.node} |
 | load average (1/5/15 min) | before ${m.loadBefore.map((l) => l.toFixed(2)).join(' / ')}, after ${m.loadAfter.map((l) => l.toFixed(2)).join(' / ')} |${
-    m.carriedOver ? `\n| sections from an earlier run | ${m.carriedOver.sections.join(', ')}: measured ${m.carriedOver.date.slice(0, 10)}, commit ${m.carriedOver.commit} |` : ''
+    m.carriedOver
+      ? `\n| sections from an earlier run | ${carriedOverGroups(m.carriedOver).map((g) => `${g.sections.join(', ')}: measured ${g.date.slice(0, 10)}, commit ${g.commit}`).join('; ')} |`
+      : ''
   }
 | run time | ${m.seconds ? `${f0(m.seconds)} s` : ''} |
 
@@ -509,6 +526,28 @@ ${so.syncs} syncs${Object.keys(so.syncErrors).length ? `, failed attempts: ${JSO
 ${mdTable(['simulated day', 'size over the empty schema', 'per participant', 'events delivered so far', 'WAL so far'], pick.map((d) => [d.day, mib(d.keptBytes), mib(d.keptBytes / so.participants), f0(d.events), mib(d.walBytes)]))}
 
 Growth from day 15 to day 30: ${so.growthDay15To30 !== undefined ? `**${pct(so.growthDay15To30)}**` : `not reached (second half of this run: ${pct(so.growthSecondHalf)})`}. Largest tables at the end: ${so.largest.slice(0, 5).map((x) => `\`${x.name}\` ${mib(x.bytes)}`).join(', ')}.`);
+  }
+  const from = so?.days.find((d) => d.day === 15) ?? so?.days[Math.floor(so.days.length / 2)];
+  const to = so?.days.at(-1);
+  if (so && from?.tables && to?.tables) {
+    const total = (t: { heapBytes: number; indexBytes: number; toastBytes: number }) => t.heapBytes + t.indexBytes + t.toastBytes;
+    const rows = to.tables.map((t) => {
+      const before = from.tables!.find((x) => x.name === t.name);
+      return [
+        `\`${t.name}\``,
+        before ? mib(total(before)) : '–',
+        mib(total(t)),
+        before ? mib(total(t) - total(before)) : '–',
+        `${mib(t.heapBytes)} / ${mib(t.indexBytes)} / ${mib(t.toastBytes)}`,
+        `${before ? f0(before.liveTuples) : '–'} → ${f0(t.liveTuples)}`,
+        `${f0(t.deadTuples)} (TOAST ${f0(t.toastDeadTuples)})`,
+      ];
+    });
+    out.push(`
+By table (over 64 KiB), day ${from.day} → day ${to.day}: size with indexes and TOAST; at day ${to.day}, heap / indexes / TOAST, and the
+live and dead tuples \`pg_stat_user_tables\` counts (dead: not yet reclaimed by autovacuum).
+
+${mdTable(['table', `day ${from.day}`, `day ${to.day}`, 'change', `heap / indexes / TOAST at day ${to.day}`, 'live tuples', `dead at day ${to.day}`], rows)}`);
   }
   return `${out.join('\n')}\n`;
 }

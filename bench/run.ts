@@ -18,7 +18,7 @@ import { repoRoot } from '@fitlamp/testing';
 import { runFreshness, type FreshnessResult } from './freshness.ts';
 import { measureRawLimits, type RawLimits } from './limits.ts';
 import { findProfiles, summarizeProfile, type ProfileSummary } from './profile.ts';
-import { renderReport, renderTable, type BenchResults } from './report.ts';
+import { carriedOverGroups, renderReport, renderTable, type BenchResults, type CarriedOver } from './report.ts';
 import { runCockpit } from './cockpit.ts';
 import { runSoak, type SoakResult } from './soak.ts';
 import { runSteady, type SteadyResult } from './steady.ts';
@@ -123,13 +123,31 @@ const ownPostgres = !values['shared-postgres'];
 const write =
   values['no-write'] ? false : (values.write ?? (!quick && !values.sections && !values.participants && !values.days && values['set-baseline'] === undefined));
 // The previous results' baseline (the figures of the design this one replaced) is carried over.
-const previous = (() => {
+const readPrevious = () => {
   try {
     return JSON.parse(readFileSync(join(repoRoot, 'bench/results.json'), 'utf8')) as BenchResults;
   } catch {
     return undefined;
   }
-})();
+};
+const previous = readPrevious();
+/**
+ * Where each kept section was measured: by the previous run itself, or by the earlier run the
+ * previous one had carried it over from. One group per run.
+ */
+function carriedOverFrom(previous: BenchResults, kept: readonly string[]): CarriedOver[] {
+  const earlier = carriedOverGroups(previous.machine.carriedOver);
+  const groups = new Map<string, CarriedOver>();
+  for (const section of kept) {
+    const from = earlier.find((g) => g.sections.includes(section)) ?? previous.machine;
+    const key = `${from.date}|${from.commit}`;
+    const group = groups.get(key) ?? { sections: [], date: from.date, commit: from.commit };
+    group.sections.push(section);
+    groups.set(key, group);
+  }
+  return [...groups.values()];
+}
+
 const logRoot = mkdtempSync(join(os.tmpdir(), 'fitlamp-bench-'));
 const log = (line: string) => console.log(line);
 const started = Date.now();
@@ -333,14 +351,17 @@ const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency
 const analysis = () => readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
 if (write) {
   // A partial run (--sections) replaces the sections it ran and keeps the others of the last run,
-  // saying which and from when.
+  // saying which and from when. Read again now: another partial run (a soak takes an hour) may
+  // have written its sections since this one started.
+  const previous = readPrevious();
+  if (previous?.baseline && values['set-baseline'] === undefined) results.baseline = previous.baseline;
   const kept = values.sections && previous && !quick ? SECTION_KEYS.filter((k) => results[k] === undefined && previous[k] !== undefined) : [];
   const saved: BenchResults =
     kept.length > 0 && previous
       ? {
           ...results,
           ...Object.fromEntries(kept.map((k) => [k, previous[k]])),
-          machine: { ...results.machine, carriedOver: { sections: kept, date: previous.machine.date, commit: previous.machine.commit } },
+          machine: { ...results.machine, carriedOver: carriedOverFrom(previous, kept) },
         }
       : results;
   writeFileSync(join(repoRoot, 'docs/benchmarks.md'), renderReport(saved, analysis()));

@@ -2,7 +2,7 @@
 // processors in the bench process on a simulated clock (bench/sim-pipeline.ts), reporting how big
 // the database is at the end of each simulated day: its size minus the size of the empty migrated
 // schema, measured without knowing its tables (bench/storage.ts).
-import { storageSnapshot, walBytesBetween, largestTables } from './storage.ts';
+import { storageSnapshot, walBytesBetween, largestTables, relationStats, type RelationStats } from './storage.ts';
 import { startSimPipeline } from './sim-pipeline.ts';
 
 export interface SoakOptions {
@@ -28,6 +28,8 @@ export interface SoakDay {
   /** Events delivered to mindLAMP since the start (backfill included). */
   events: number;
   realSeconds: number;
+  /** The tables over 64 KiB at the end of the day: heap, index and TOAST bytes, live and dead tuples (absent in runs before it was measured). */
+  tables?: RelationStats[];
 }
 
 export interface SoakResult {
@@ -80,12 +82,21 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         walBytes: await walBytesBetween(p.db, empty.walLsn, s.walLsn),
         events: delivered,
         realSeconds: (Date.now() - realStart) / 1000,
+        tables: (await relationStats(p.db)).filter((t) => t.heapBytes + t.indexBytes + t.toastBytes > 64 * 1024),
       };
       days.push(entry);
       o.log(
         `    day ${String(day).padStart(2)}: ${(entry.keptBytes / 2 ** 20).toFixed(1)} MiB kept (${(entry.keptBytes / o.participants / 2 ** 20).toFixed(2)} MiB per participant), ` +
           `${entry.events.toLocaleString('en-US')} events delivered, ${(entry.walBytes / 2 ** 20).toFixed(0)} MiB WAL, ${entry.realSeconds.toFixed(0)} s`,
       );
+      const mib = (b: number) => (b / 2 ** 20).toFixed(2);
+      for (const t of entry.tables!.slice(0, 6)) {
+        o.log(
+          `      ${t.name.padEnd(22)} heap ${mib(t.heapBytes)} + index ${mib(t.indexBytes)} + toast ${mib(t.toastBytes)} MiB; ` +
+            `tuples ${t.liveTuples} live, ${t.deadTuples} dead (toast ${t.toastDeadTuples} dead); ` +
+            `vacuumed ${t.autovacuums}×${t.vacuumedSecondsAgo === null ? '' : `, last ${t.vacuumedSecondsAgo.toFixed(0)} s ago`}`,
+        );
+      }
     };
     await p.tick();
     await p.drain();

@@ -71,3 +71,46 @@ export async function storageBetween(
     largest: await largestTables(db),
   };
 }
+
+/** One table's share of the database: heap, its indexes and its TOAST, with live and dead tuples. */
+export interface RelationStats {
+  name: string;
+  heapBytes: number;
+  indexBytes: number;
+  /** The TOAST relation with its index. */
+  toastBytes: number;
+  liveTuples: number;
+  deadTuples: number;
+  /** Of the TOAST relation: chunks of ~2 KB, dead until VACUUM reaches them. */
+  toastDeadTuples: number;
+  autovacuums: number;
+  /** Seconds since the last (auto)vacuum of the table, when there was one. */
+  vacuumedSecondsAgo: number | null;
+}
+
+/** Every user table's heap, index and TOAST size and its live and dead tuples (pg_stat_user_tables), largest first. */
+export async function relationStats(db: Kysely<Database>): Promise<RelationStats[]> {
+  const { rows } = await sql<{
+    name: string; heap: string; idx: string; toast: string; live: string; dead: string; toast_dead: string | null; autovacuums: string; ago: number | null;
+  }>`
+    select c.relname as name, pg_relation_size(c.oid) as heap, pg_indexes_size(c.oid) as idx,
+      coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) as toast,
+      s.n_live_tup as live, s.n_dead_tup as dead, ts.n_dead_tup as toast_dead,
+      s.autovacuum_count + s.vacuum_count as autovacuums,
+      extract(epoch from now() - greatest(s.last_autovacuum, s.last_vacuum))::float8 as ago
+    from pg_class c
+    join pg_stat_user_tables s on s.relid = c.oid
+    left join pg_stat_all_tables ts on ts.relid = c.reltoastrelid
+    order by pg_total_relation_size(c.oid) desc`.execute(db);
+  return rows.map((r) => ({
+    name: r.name,
+    heapBytes: Number(r.heap),
+    indexBytes: Number(r.idx),
+    toastBytes: Number(r.toast),
+    liveTuples: Number(r.live),
+    deadTuples: Number(r.dead),
+    toastDeadTuples: Number(r.toast_dead ?? 0),
+    autovacuums: Number(r.autovacuums),
+    vacuumedSecondsAgo: r.ago,
+  }));
+}

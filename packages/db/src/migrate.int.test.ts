@@ -48,6 +48,19 @@ describe('migrations', () => {
     expect(await tables(t)).toEqual(latest);
   });
 
+  it('gives the tables kept forever a fixed autovacuum trigger, and indexes the chunks that name a batch', async () => {
+    await migrateToLatest(t.db);
+    const { rows } = await sql<{ relname: string; reloptions: string[] | null }>`
+      select relname, reloptions from pg_class where relname in ('day_ledger', 'day_summaries', 'event_chunks') order by relname`.execute(t.db);
+    expect(rows).toEqual([
+      { relname: 'day_ledger', reloptions: ['autovacuum_vacuum_scale_factor=0', 'autovacuum_vacuum_threshold=2000'] },
+      { relname: 'day_summaries', reloptions: ['autovacuum_vacuum_scale_factor=0', 'autovacuum_vacuum_threshold=2000'] },
+      { relname: 'event_chunks', reloptions: null },
+    ]);
+    const index = await sql<{ indexdef: string }>`select indexdef from pg_indexes where indexname = 'event_chunks_batch_idx'`.execute(t.db);
+    expect(index.rows[0]?.indexdef).toMatch(/\(batch_id\) WHERE \(batch_id IS NOT NULL\)/);
+  });
+
   it('enforces one sequence number per chunk of a day and one account per participant', async () => {
     await t.db.insertInto('participants').values([{ id: 'U1' }, { id: 'U2' }]).execute();
     const chunk = {

@@ -160,7 +160,9 @@ describe('retention', () => {
     await t.db.updateTable('event_chunks').set({ status: 'delivered' }).where('day', '=', '2026-11-20').execute();
 
     const outcome = await compactDeliveredEvents(t.db, P, '2026-11-13');
-    expect(outcome).toMatchObject({ deletedChunks: 1, deletedEvents: 2 });
+    expect(outcome).toMatchObject({ deletedChunks: 1, deletedEvents: 2, deletedBatches: 1 });
+    // The delivered batch left with its events; the parked one stays for an admin.
+    expect(await t.db.selectFrom('delivery_batches').select(['id', 'status']).execute()).toEqual([{ id: parkedId, status: 'parked' }]);
     const left = await outboxEvents(t.db, P);
     expect(left.map((e) => [e.day, e.status])).toEqual([
       ['2026-11-11', 'parked'],
@@ -191,7 +193,19 @@ describe('retention', () => {
     expect((await findDayTotals(t.db, { participantIds: [P], from: '2026-11-10', to: '2026-11-10' }))[0]!.steps).toBe(600);
 
     // Compacting again finds nothing more to delete.
-    expect(await compactDeliveredEvents(t.db, P, '2026-11-13')).toMatchObject({ deletedChunks: 0 });
+    expect(await compactDeliveredEvents(t.db, P, '2026-11-13')).toMatchObject({ deletedChunks: 0, deletedBatches: 0 });
+
+    // A delivered chunk no longer names its batch; the batch stays while its newest event (11-12
+    // 08:00 UTC) could be inside the window in some time zone, and leaves once it cannot.
+    const third = await claimBatch(t.db, P, 2, 1_000_000);
+    await markBatchDelivered(t.db, third!.batch);
+    expect((await outboxEvents(t.db, P)).filter((e) => e.day === '2026-11-12').map((e) => [e.status, e.batchId])).toEqual([
+      ['delivered', null],
+      ['delivered', null],
+    ]);
+    expect(await compactDeliveredEvents(t.db, P, '2026-11-12')).toMatchObject({ deletedChunks: 0, deletedBatches: 0 });
+    expect(await compactDeliveredEvents(t.db, P, '2026-11-13')).toMatchObject({ deletedChunks: 1, deletedBatches: 1 });
+    expect(await t.db.selectFrom('delivery_batches').select('status').execute()).toEqual([{ status: 'parked' }]);
   });
 
   it('fills a missing summary before deleting, keeps days not yet complete, and merges many small delivered chunks of a day into one', async () => {
@@ -211,7 +225,7 @@ describe('retention', () => {
       await seedChunk(t.db, { participantId: 'U2', stream: 'heart_rate', day: '2026-11-19', status: 'delivered', events: [heart('2026-11-19', i)] });
     }
     const outcome = await compactDeliveredEvents(t.db, 'U2', '2026-11-13');
-    expect(outcome).toEqual({ deletedChunks: 1, deletedEvents: 2, mergedDays: 1 });
+    expect(outcome).toEqual({ deletedChunks: 1, deletedEvents: 2, mergedDays: 1, deletedBatches: 0 });
     expect(await findDayTotals(t.db, { participantIds: ['U2'], from: '2026-11-01', to: '2026-11-01' })).toEqual([
       { participantId: 'U2', day: '2026-11-01', wearMinutes: 2, steps: null, sleepMinutes: null },
     ]);
@@ -221,5 +235,13 @@ describe('retention', () => {
       { day: '2026-11-19', event_count: 6, status: 'delivered' },
     ]);
     expect((await outboxEvents(t.db, 'U2')).filter((e) => e.day === '2026-11-19').map((e) => e.data.value)).toEqual([60, 61, 62, 63, 64, 65]);
+
+    // Before the sync window (never fetched again), a day still partial is compacted too.
+    expect(await compactDeliveredEvents(t.db, 'U2', '2026-11-13', '2026-11-02')).toMatchObject({ deletedChunks: 0 });
+    expect(await compactDeliveredEvents(t.db, 'U2', '2026-11-13', '2026-11-03')).toMatchObject({ deletedChunks: 1, deletedEvents: 1 });
+    expect(await findDayTotals(t.db, { participantIds: ['U2'], from: '2026-11-02', to: '2026-11-02' })).toEqual([
+      { participantId: 'U2', day: '2026-11-02', wearMinutes: 1, steps: null, sleepMinutes: null },
+    ]);
+    expect((await t.db.selectFrom('event_chunks').select('day').where('participant_id', '=', 'U2').execute()).map((r) => r.day)).toEqual(['2026-11-19']);
   });
 });

@@ -27,7 +27,8 @@ import type { ChunkEvent, Database, ProviderName, RecordStatus } from './schema.
  *   window ({@link compactDeliveredEvents}), so revisions inside the re-fetch window are detected.
  * - `parked`: mindLAMP refused the batch (4xx); kept for an admin, never compacted.
  *
- * The other columns: `batch_id` (the batch a `sending` or `parked` chunk went out in), `event_count`,
+ * The other columns: `batch_id` (the batch a `sending` or `parked` chunk went out in; null once
+ * delivered, so a settled batch is referenced by nothing and leaves with its events), `event_count`,
  * `from_ts` (the earliest event: delivery goes oldest first), `content_hash` (of the events' keys
  * and hashes), `delivered_at`.
  */
@@ -429,7 +430,7 @@ export async function markBatchRecordsDelivered(
   if (onlyIds === undefined) {
     const rows = await trx
       .updateTable('event_chunks')
-      .set({ status: 'delivered', delivered_at: now, updated_at: now })
+      .set({ status: 'delivered', batch_id: null, delivered_at: now, updated_at: now })
       .where('batch_id', '=', batchId)
       .where('status', '=', 'sending')
       .returning(['stream', 'day', 'event_count'])
@@ -452,10 +453,10 @@ export async function markBatchRecordsDelivered(
     if (hit.length === 0) continue; // stays `sending`: released to pending with the batch
     count(chunk.stream, chunk.day, hit.length);
     if (hit.length === chunk.events.length) {
-      await trx.updateTable('event_chunks').set({ status: 'delivered', delivered_at: now, updated_at: now }).where('id', '=', chunk.id).execute();
+      await trx.updateTable('event_chunks').set({ status: 'delivered', batch_id: null, delivered_at: now, updated_at: now }).where('id', '=', chunk.id).execute();
       continue;
     }
-    await rewriteChunk(trx, chunk.id, hit, { status: 'delivered', batchId, deliveredAt: now });
+    await rewriteChunk(trx, chunk.id, hit, { status: 'delivered', batchId: null, deliveredAt: now });
     const missing = chunk.events.filter((e) => !found.has(e.k));
     await insertChunk(trx, { participantId, stream: chunk.stream, day: chunk.day, status: 'pending', events: missing });
   }
@@ -534,11 +535,15 @@ export async function countParkedRecordsByDay(
 }
 
 /**
- * Only a day the ledger calls complete (`settled`, `empty`) is compacted: a `partial` or `failed`
- * day is fetched again and may still bring events, which must be told apart from delivered ones.
+ * Whether a day's delivered events may leave: a day the ledger calls complete (`settled`,
+ * `empty`), or any day before `finalBefore`, which the fetcher never fetches again. Inside the
+ * sync window a `partial` or `failed` day is fetched again and may still bring events, which must
+ * be told apart from delivered ones; outside it, it stays `partial` for good (a nightly value
+ * fetched before the device's sync passed the day's end, the device stream), and keeping its
+ * events would grow the table with every day of the study.
  */
-const settledDay = (eb: ExpressionBuilder<Database, 'event_chunks'>) =>
-  eb.exists(
+const finalDay = (eb: ExpressionBuilder<Database, 'event_chunks'>, finalBefore: string | undefined) => {
+  const settled = eb.exists(
     eb
       .selectFrom('day_ledger as l')
       .select('l.day')
@@ -547,6 +552,8 @@ const settledDay = (eb: ExpressionBuilder<Database, 'event_chunks'>) =>
       .whereRef('l.day', '=', 'event_chunks.day')
       .where('l.status', 'in', ['settled', 'empty']),
   );
+  return finalBefore === undefined ? settled : eb.or([eb('event_chunks.day', '<', finalBefore), settled]);
+};
 
 /** What {@link compactDeliveredEvents} did. */
 export interface CompactionOutcome {
@@ -555,11 +562,18 @@ export interface CompactionOutcome {
   deletedEvents: number;
   /** Days whose many delivered chunks were merged into one. */
   mergedDays: number;
+  /** Delivered batches whose newest event is older than the retention window. */
+  deletedBatches: number;
 }
 
+/** The most a participant's local time is ahead of UTC (UTC+14): a local day starts no earlier than its UTC date minus this. */
+const MAX_UTC_OFFSET_MS = 14 * 3_600_000;
+
 /**
- * Retention for one participant: deletes delivered chunks of complete days before `beforeDay` (their
- * totals are in `day_summaries`, filled first where missing), and merges a day's delivered chunks
+ * Retention for one participant: deletes delivered chunks of days before `beforeDay` that are
+ * complete or never fetched again ({@link finalDay}; their
+ * totals are in `day_summaries`, filled first where missing) and delivered batches whose events
+ * are all older than that (only parked, abandoned and in-flight batches stay), and merges a day's delivered chunks
  * into one row once it has more than {@link MAX_DELIVERED_CHUNKS_PER_DAY}, so rows stay few and
  * large. Pending, sending and parked chunks are never touched. Deletes are per participant-day,
  * so nothing accumulates for VACUUM with history.
@@ -568,8 +582,10 @@ export async function compactDeliveredEvents(
   db: Kysely<Database>,
   participantId: string,
   beforeDay: string,
+  /** Days before this are never fetched again (before the fetcher's sync window): compacted whatever their ledger status. */
+  finalBefore?: string,
 ): Promise<CompactionOutcome> {
-  const outcome: CompactionOutcome = { deletedChunks: 0, deletedEvents: 0, mergedDays: 0 };
+  const outcome: CompactionOutcome = { deletedChunks: 0, deletedEvents: 0, mergedDays: 0, deletedBatches: 0 };
   await db.transaction().execute(async (trx) => {
     await lockParticipantEvents(trx, participantId);
     const old = await trx
@@ -579,7 +595,7 @@ export async function compactDeliveredEvents(
       .where('participant_id', '=', participantId)
       .where('status', '=', 'delivered')
       .where('day', '<', beforeDay)
-      .where(settledDay)
+      .where((eb) => finalDay(eb, finalBefore))
       .execute();
     const daysByStream = new Map<string, string[]>();
     for (const r of old) daysByStream.set(r.stream, [...(daysByStream.get(r.stream) ?? []), r.day]);
@@ -602,12 +618,25 @@ export async function compactDeliveredEvents(
         .where('participant_id', '=', participantId)
         .where('status', '=', 'delivered')
         .where('day', '<', beforeDay)
-        .where(settledDay)
+        .where((eb) => finalDay(eb, finalBefore))
         .returning('event_count')
         .execute();
       outcome.deletedChunks = deleted.length;
       outcome.deletedEvents = deleted.reduce((n, r) => n + r.event_count, 0);
     }
+
+    // A delivered batch is history once its events are: its newest event is before the window in
+    // any time zone. Nothing points at it (a delivered chunk has no batch_id); the check is for
+    // chunks delivered before that rule, and costs an index probe (event_chunks_batch_idx).
+    const batchesBefore = Date.parse(`${beforeDay}T00:00:00Z`) - MAX_UTC_OFFSET_MS;
+    const batches = await trx
+      .deleteFrom('delivery_batches as b')
+      .where('b.participant_id', '=', participantId)
+      .where('b.status', '=', 'delivered')
+      .where('b.to_ts', '<', String(batchesBefore))
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('event_chunks as c').select('c.id').whereRef('c.batch_id', '=', 'b.id'))))
+      .executeTakeFirst();
+    outcome.deletedBatches = Number(batches.numDeletedRows);
 
     const crowded = await trx
       .selectFrom('event_chunks')

@@ -379,8 +379,11 @@ export function createSyncProcessor(deps: SyncDeps) {
     async function applyRetention(): Promise<void> {
       try {
         const cutoff = addDays(localDayAt(zones, now()), -deps.eventRetentionDays);
-        const compacted = await compactDeliveredEvents(deps.db, participantId, cutoff);
-        if (compacted.deletedChunks > 0 || compacted.mergedDays > 0) log.info({ ...compacted, before: cutoff }, 'compacted delivered events');
+        // A day before the sync window is never planned again (plan.ts), whatever its status; one
+        // day of margin for a time zone change that moves the window back.
+        const finalBefore = addDays(syncWindow(zones, now(), deps.backfillDays).first, -1);
+        const compacted = await compactDeliveredEvents(deps.db, participantId, cutoff, finalBefore);
+        if (compacted.deletedChunks > 0 || compacted.mergedDays > 0 || compacted.deletedBatches > 0) log.info({ ...compacted, before: cutoff, finalBefore }, 'compacted delivered events');
       } catch (error) {
         log.warn({ err: error instanceof Error ? error.message : String(error) }, 'retention failed; retried after the next sync');
       }
