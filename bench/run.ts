@@ -15,7 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '@fitlamp/testing';
-import { runFreshness, type FreshnessResult } from './freshness.ts';
+import { runFreshness, type FreshnessMode, type FreshnessResult } from './freshness.ts';
 import { measureRawLimits, type RawLimits } from './limits.ts';
 import { findProfiles, summarizeProfile, type ProfileSummary } from './profile.ts';
 import { carriedOverGroups, renderReport, renderTable, type BenchResults, type CarriedOver } from './report.ts';
@@ -58,6 +58,8 @@ const { values } = parseArgs({
     'cockpit-requests': { type: 'string' },
     'export-participants': { type: 'string' },
     'export-days': { type: 'string' },
+    'fresh-mode': { type: 'string' },
+    'fresh-notify-after': { type: 'string' },
     profile: { type: 'boolean' },
     // Node 20's parseArgs has no negated booleans (allowNegative is Node 22): spelled out.
     'no-profile': { type: 'boolean', default: false },
@@ -83,7 +85,8 @@ if (values.help) {
   soak:        --soak-participants (100; quick 4) --soak-days (30; quick 2) --soak-poll SECONDS (21600) --soak-step SECONDS (21600: simulated time per scheduler pass)
   scaling:     --scaling-participants (30; quick 10) --scaling-days (3; quick 2)
   efficiency:  --steady-participants (12; quick 4) --steady-days (2; quick 1) --steady-poll SECONDS (900)
-  freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-poll SECONDS (30)
+  freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-mode polling,webhooks (both)
+               --fresh-poll SECONDS (30: polling) --fresh-notify-after SECONDS (5: webhooks, the simulator's notification after a sync)
   cockpit:     --cockpit-participants (1000; quick 100) --cockpit-days (28) --cockpit-requests (20; quick 5)
   cockpit-export: --export-participants (10000; quick 500) --export-days (90)
   output:      writes docs/benchmarks.md and bench/results.json for a full run; --write forces, --no-write skips;
@@ -295,8 +298,15 @@ if (sections.has('efficiency')) {
   results.efficiency = r;
   log(`    by endpoint: ${Object.entries(r.byEndpoint).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
   log(`    minimum by stream: ${Object.entries(r.minimumByStream).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  log(`    by preset: ${Object.entries(r.byPreset).map(([k, p]) => `${k} ${p.requests}/${p.minimum}`).join(', ')}; 429s ${r.rateLimited}; errors ${JSON.stringify(r.syncErrors)}; outcomes ${JSON.stringify(r.outcomes)}`);
-  log(`    ${r.requestsPerParticipantDay.toFixed(1)} requests per participant-day vs a minimum of ${r.minimumPerParticipantDay.toFixed(1)}: ${r.ratio.toFixed(2)}× (${r.realSeconds.toFixed(0)} s)`);
+  for (const [k, p] of Object.entries(r.byPreset)) {
+    log(
+      `    ${k}: ${p.syncsPerDay.toFixed(1)} device syncs and ${p.pollsPerDay.toFixed(1)} polls per participant-day, ${p.requests} requests / minimum ${p.minimum} = ${p.ratio.toFixed(2)}×; ` +
+        `sync → poll p50 ${(p.freshness.p50 / 60).toFixed(1)} min, p95 ${(p.freshness.p95 / 60).toFixed(1)} min over ${p.freshness.samples} syncs (${p.freshness.syncsWithoutNewData} without new data); ` +
+        Object.entries(p.byEndpoint).sort((a, b) => b[1] - a[1]).map(([e, n]) => `${e} ${n}`).join(', '),
+    );
+  }
+  log(`    429s ${r.rateLimited}; errors ${JSON.stringify(r.syncErrors)}; outcomes ${JSON.stringify(r.outcomes)}`);
+  log(`    ${r.requestsPerParticipantDay.toFixed(1)} requests per participant-day vs a minimum of ${r.minimumPerParticipantDay.toFixed(1)}: ${r.ratio.toFixed(2)}× (POLL_MAX_INTERVAL_SECONDS=${r.pollMaxSeconds}; ${r.realSeconds.toFixed(0)} s)`);
 }
 
 if (sections.has('soak')) {
@@ -317,10 +327,25 @@ if (sections.has('freshness')) {
   const fp = num(values['fresh-participants'], 40, 8);
   const rounds = num(values['fresh-rounds'], 2, 1);
   const poll = num(values['fresh-poll'], 30, 30);
-  log(`\n[freshness] ${fp} participants, ${rounds} round(s) of device syncs, polling every ${poll} s`);
-  const r: FreshnessResult = await runFreshness({ participants: fp, rounds, pollSeconds: poll, latencyMs, logDir: join(logRoot, 'freshness'), built: !values.tsx, log });
-  results.freshness = r;
-  log(`    p50 ${r.p50.toFixed(1)} s, p95 ${r.p95.toFixed(1)} s, p99 ${r.p99.toFixed(1)} s over ${r.samples} syncs (${r.missed} missed)`);
+  const notifyAfterMs = num(values['fresh-notify-after'], 5, 5) * 1000;
+  const modes = (values['fresh-mode'] ?? 'polling,webhooks').split(',').map((m) => m.trim());
+  for (const m of modes) if (m !== 'polling' && m !== 'webhooks') throw new Error(`unknown --fresh-mode "${m}" (known: polling, webhooks)`);
+  const show = (s: number | null, window: number) => (s === null ? `> ${window} s` : `${s.toFixed(1)} s`);
+  for (const mode of modes as FreshnessMode[]) {
+    // With webhooks, polling stays at the production default (900 s, ×4 while webhooks deliver): the notification is what brings the data.
+    const pollSeconds = mode === 'polling' ? poll : 900;
+    log(
+      `\n[freshness, ${mode}] ${fp} participants, ${rounds} round(s) of device syncs, ` +
+        (mode === 'polling' ? `Fitbit polled every ${pollSeconds} s` : `Google Health webhooks ${notifyAfterMs / 1000} s after each sync, polling every ${pollSeconds} s`),
+    );
+    const r: FreshnessResult = await runFreshness({ mode, participants: fp, rounds, pollSeconds, notifyAfterMs, latencyMs, logDir: join(logRoot, `freshness-${mode}`), built: !values.tsx, log });
+    if (mode === 'polling') results.freshness = r;
+    else results.freshnessWebhooks = r;
+    log(
+      `    p50 ${show(r.p50, r.windowSeconds)}, p95 ${show(r.p95, r.windowSeconds)}, p99 ${show(r.p99, r.windowSeconds)} over ${r.samples} syncs with new data ` +
+        `(${r.missed} not delivered within ${r.windowSeconds} s); ${r.withoutNewData} of ${r.syncs} syncs brought no new data (${r.withoutNewDataDelivered} of them delivered something); load ${r.loadBefore.map((l) => l.toFixed(1)).join('/')} → ${r.loadAfter.map((l) => l.toFixed(1)).join('/')}`,
+    );
+  }
 }
 
 if (sections.has('cockpit') || sections.has('cockpit-export')) {
@@ -347,7 +372,7 @@ if (sections.has('cockpit') || sections.has('cockpit-export')) {
 results.machine.loadAfter = os.loadavg();
 results.machine.seconds = (Date.now() - started) / 1000;
 console.log(`\n${renderTable(results)}`);
-const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'freshness', 'soak', 'cockpit', 'cockpitExport'] as const;
+const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'freshness', 'freshnessWebhooks', 'soak', 'cockpit', 'cockpitExport'] as const;
 const analysis = () => readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
 if (write) {
   // A partial run (--sections) replaces the sections it ran and keeps the others of the last run,

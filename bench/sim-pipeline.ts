@@ -151,7 +151,10 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
 
     for (const p of participants) {
       await connectSimulatedParticipant(db, { sim, provider, cipher, redirectUri: REDIRECT, participantId: p.participantId, userId: p.userId });
-      await recordTimeZone(db, p.participantId, userOf.get(p.participantId)!.zoneHistory[0]!.zone, 'fitbit', new Date(0));
+      // The zone the participant is in when they connect, as the gateway records it from the
+      // profile (the traveller moved to Los Angeles before the run starts, not London).
+      const zones = userOf.get(p.participantId)!.zoneHistory;
+      await recordTimeZone(db, p.participantId, zones.filter((z) => z.from <= now()).at(-1)!.zone, 'fitbit', new Date(0));
       await scheduleStreams(db, p.participantId, STREAMS);
       if (p.preset === 'kolkata') syncUser(sim.world, userOf.get(p.participantId)!, now() - 60_000);
     }

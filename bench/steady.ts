@@ -1,12 +1,13 @@
 // Section 2, API efficiency in steady state. Two simulated days cannot take two real days, so the
 // pipeline runs in this process on the simulator's clock, advanced in steps (bench/sim-pipeline.ts):
 // the scheduler's pass (`runTick`) and the fetcher's processor (`createSyncProcessor`, under a real
-// BullMQ worker), each step waiting until the sync queue is empty. Provider
-// requests are counted by the simulator per user and endpoint; the minimum is computed from the
-// simulator's world: per poll, the stream-days whose content changed since that participant's
-// previous poll (one request each).
+// BullMQ worker), each step waiting until the sync queue is empty. Provider requests are counted
+// by the simulator per user and endpoint. The minimum is computed afterwards from the simulator's
+// world alone, whatever fitlamp polled (issue 14 item 5): per device sync, one request for each
+// stream that sync brought new data, its changed days merged into range requests as far as the
+// Fitbit Web API allows (RANGE_DAYS).
 import { STREAMS, type StreamName } from '@fitlamp/provider';
-import { viewDay, viewNight, type WorldUser } from '@fitlamp/simulators';
+import { lastSync, viewDay, viewNight, type World, type WorldUser } from '@fitlamp/simulators';
 import { startSimPipeline } from './sim-pipeline.ts';
 
 export interface SteadyOptions {
@@ -29,16 +30,21 @@ export interface SteadyResult {
   simDays: number;
   pollSeconds: number;
   participantDays: number;
+  /** POLL_MAX_INTERVAL_SECONDS of the fetcher (the sync-rhythm back-off's ceiling). */
+  pollMaxSeconds: number;
   polls: number;
+  /** Device syncs in the simulator's world during the run, and those that brought no new data (no data stream changed). */
+  deviceSyncs: number;
+  syncsWithoutNewData: number;
   requests: number;
   minimum: number;
   requestsPerParticipantDay: number;
   minimumPerParticipantDay: number;
   ratio: number;
   byEndpoint: Record<string, number>;
-  /** Changed stream-days (the minimum) by stream. */
+  /** The minimum's requests by stream. */
   minimumByStream: Record<string, number>;
-  byPreset: Record<string, { participants: number; syncsPerDay: number; requests: number; minimum: number; ratio: number }>;
+  byPreset: Record<string, PresetEfficiency>;
   rateLimited: number;
   /** Failed syncs by error (retried by BullMQ) and syncs that ended other than `synced`. */
   syncErrors: Record<string, number>;
@@ -46,15 +52,85 @@ export interface SteadyResult {
   realSeconds: number;
 }
 
+export interface PresetEfficiency {
+  participants: number;
+  /** Device syncs per participant-day, counted in the simulator's world. */
+  syncsPerDay: number;
+  /** Polls (syncs fitlamp ran) per participant-day. */
+  pollsPerDay: number;
+  requests: number;
+  minimum: number;
+  ratio: number;
+  byEndpoint: Record<string, number>;
+  /**
+   * Freshness at this poll interval (issue 14 item 4c): seconds from each device sync that
+   * brought new data to the first poll at or after it, in simulated time (the step's resolution).
+   */
+  freshness: { samples: number; syncsWithoutNewData: number; p50: number; p95: number; max: number };
+}
+
 const DATA_STREAMS = STREAMS.filter((s) => s !== 'device');
 
-function localDate(user: WorldUser, t: number): string {
+/**
+ * The most local days one request may cover on the Fitbit Web API (fitbit-web-api.md §3.1),
+ * written here from the reference rather than taken from the provider package, so that the
+ * minimum does not follow fitlamp's own choices: intraday steps and heart rate 24 h per call
+ * (one local day), the HR daily series (resting HR) 1 year, the AZM and activity daily series
+ * 1,095 days, sleep 100 days, SpO2, HRV, breathing rate and skin temperature 30 days; the
+ * activity log list and devices.json answer any span in one request.
+ */
+const RANGE_DAYS: Record<StreamName, number> = {
+  steps: 1,
+  heart_rate: 1,
+  resting_heart_rate: 365,
+  active_zone_minutes: 1095,
+  sleep: 100,
+  spo2: 30,
+  hrv: 30,
+  breathing_rate: 30,
+  skin_temperature: 30,
+  exercise: Number.POSITIVE_INFINITY,
+  device: Number.POSITIVE_INFINITY,
+};
+
+/** Requests that cover `days` (YYYY-MM-DD) when one may span at most `maxDays` consecutive days. */
+export function rangeRequests(days: readonly string[], maxDays: number): number {
+  const sorted = [...new Set(days)].sort();
+  let n = 0;
+  let until: string | undefined;
+  for (const day of sorted) {
+    if (until !== undefined && day <= until) continue;
+    n++;
+    until = Number.isFinite(maxDays) ? addDays(day, maxDays - 1) : '9999-12-31';
+  }
+  return n;
+}
+
+/** The user's device syncs in (from, to], from the world's sync grid and its manual syncs. */
+function deviceSyncsBetween(world: World, user: WorldUser, from: number, to: number): number[] {
+  const out = new Set<number>();
+  if (user.autoSyncMinutes > 0) {
+    const step = user.autoSyncMinutes * 60_000;
+    for (let t = Math.floor((from - user.autoSyncPhaseMs) / step + 1) * step + user.autoSyncPhaseMs; t <= to; t += step) if (t > from) out.add(t);
+  }
+  for (const t of world.syncs.get(user.id)?.manual ?? []) if (t > from && t <= to) out.add(t);
+  return [...out].sort((a, b) => a - b);
+}
+
+/** Nearest-rank percentile of ascending `xs`; null when empty or when it falls on a miss (Infinity). */
+export function percentile(xs: readonly number[], p: number): number | null {
+  if (xs.length === 0) return null;
+  const x = xs[Math.min(xs.length - 1, Math.max(0, Math.ceil(xs.length * p) - 1))]!;
+  return Number.isFinite(x) ? x : null;
+}
+
+export function localDate(user: WorldUser, t: number): string {
   let zone = user.zoneHistory[0]!.zone;
   for (const span of user.zoneHistory) if (span.from <= t) zone = span.zone;
   return new Intl.DateTimeFormat('en-CA', { timeZone: zone }).format(t);
 }
 
-function addDays(day: string, n: number): string {
+export function addDays(day: string, n: number): string {
   return new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
 }
 
@@ -62,7 +138,8 @@ function addDays(day: string, n: number): string {
  * What the provider would answer for one stream-day at `t`, reduced to a fingerprint: equal
  * fingerprints mean an unchanged answer, so a request for that day would be wasted.
  */
-function fingerprint(world: Parameters<typeof viewDay>[0], user: WorldUser, stream: StreamName, day: string, t: number): string {
+function fingerprint(world: World, user: WorldUser, stream: StreamName, day: string, t: number): string {
+  if (stream === 'device') return String(lastSync(world, user, t));
   if (stream === 'sleep' || stream === 'spo2' || stream === 'hrv' || stream === 'breathing_rate' || stream === 'skin_temperature') {
     const night = viewNight(world, user, day, t);
     if (stream === 'sleep') return JSON.stringify(night.sessions.map((s) => [s.session.id, s.state, s.session.start, s.session.end]));
@@ -91,10 +168,11 @@ function fingerprint(world: Parameters<typeof viewDay>[0], user: WorldUser, stre
 
 export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
   const realStart = Date.now();
+  const pollMaxSeconds = o.pollMaxSeconds ?? 21_600;
   const p = await startSimPipeline({
     participants: o.participants,
     pollSeconds: o.pollSeconds,
-    ...(o.pollMaxSeconds ? { pollMaxSeconds: o.pollMaxSeconds } : {}),
+    pollMaxSeconds,
     backfillDays: o.backfillDays,
     refetchDays: o.refetchDays,
     startAt: o.startAt,
@@ -107,77 +185,116 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
     await p.tick();
     await p.drain();
     o.log(`    backfill of ${ids.length} participants done (${polls.length} syncs); steady state for ${o.simDays} simulated days`);
-    const lastPoll = new Map<string, number>();
-    for (const poll of polls) lastPoll.set(poll.participantId, poll.at);
     polls.length = 0;
     sim.state.counters.requests = {};
     const rateLimited0 = sim.state.counters.rateLimited;
-
-    const minimumByStream: Record<string, number> = {};
-    const minimumByParticipant = new Map<string, number>();
-    // The fingerprints seen at each participant's previous poll, so each is computed once.
-    const seen = new Map<string, { at: number; prints: Map<string, string> }>();
-    const countChanges = (participantId: string, from: number, to: number) => {
-      const user = userOf.get(participantId)!;
-      const today = localDate(user, to);
-      const previous = seen.get(participantId);
-      const prints = new Map<string, string>();
-      let n = 0;
-      for (let i = 0; i < o.backfillDays; i++) {
-        const day = addDays(today, -i);
-        for (const stream of DATA_STREAMS) {
-          const key = `${stream}|${day}`;
-          const before = (previous?.at === from ? previous.prints.get(key) : undefined) ?? fingerprint(sim.world, user, stream, day, from);
-          const after = fingerprint(sim.world, user, stream, day, to);
-          prints.set(key, after);
-          if (before !== after) {
-            n++;
-            minimumByStream[stream] = (minimumByStream[stream] ?? 0) + 1;
-          }
-        }
-      }
-      seen.set(participantId, { at: to, prints });
-      minimumByParticipant.set(participantId, (minimumByParticipant.get(participantId) ?? 0) + n);
-    };
-
-    const end = now() + o.simDays * 86_400_000;
+    const from = now();
+    const end = from + o.simDays * 86_400_000;
     let step = 0;
     while (now() < end) {
-      const before = polls.length;
       await p.step(o.stepSeconds * 1000);
-      for (const poll of polls.slice(before)) {
-        countChanges(poll.participantId, lastPoll.get(poll.participantId)!, poll.at);
-        lastPoll.set(poll.participantId, poll.at);
-      }
       if (++step % 180 === 0) o.log(`    ${((step * o.stepSeconds) / 3600).toFixed(0)} simulated hours, ${polls.length} polls`);
     }
+    const to = now();
+    const participantDays = ids.length * ((to - from) / 86_400_000);
 
-    const byEndpoint: Record<string, number> = {};
-    const byUser: Record<string, number> = {};
-    for (const [userId, perEndpoint] of Object.entries(sim.state.counters.requests)) {
+    const minimumByStream: Record<string, number> = {};
+    const byPreset: SteadyResult['byPreset'] = {};
+    const waitsByPreset = new Map<string, number[]>();
+    let deviceSyncs = 0;
+    let syncsWithoutNewData = 0;
+    for (const participant of ids) {
+      const user = userOf.get(participant.participantId)!;
+      const syncs = deviceSyncsBetween(sim.world, user, from, to);
+      const pollTimes = polls.filter((x) => x.participantId === participant.participantId).map((x) => x.at).sort((a, b) => a - b);
+      const perEndpoint = sim.state.counters.requests[participant.userId] ?? {};
+      const e = (byPreset[participant.preset] ??= {
+        participants: 0,
+        syncsPerDay: 0,
+        pollsPerDay: 0,
+        requests: 0,
+        minimum: 0,
+        ratio: 0,
+        byEndpoint: {},
+        freshness: { samples: 0, syncsWithoutNewData: 0, p50: 0, p95: 0, max: 0 },
+      });
+      e.participants++;
+      e.syncsPerDay += syncs.length;
+      e.pollsPerDay += pollTimes.length;
       for (const [endpoint, n] of Object.entries(perEndpoint)) {
-        byEndpoint[endpoint] = (byEndpoint[endpoint] ?? 0) + n;
-        byUser[userId] = (byUser[userId] ?? 0) + n;
+        e.requests += n;
+        e.byEndpoint[endpoint] = (e.byEndpoint[endpoint] ?? 0) + n;
+      }
+      // What each sync brought: the world just before it against the world just before the next
+      // one (or the run's end), so that processing finished after the sync (sleep, nightly
+      // values) counts with it. Changes before the first sync of the run belong to the sync
+      // before the run, still to be fetched.
+      const bounds = [from, ...syncs, to + 1];
+      let before = new Map<string, string>();
+      const snapshot = (t: number) => {
+        const prints = new Map<string, string>();
+        const today = localDate(user, t);
+        prints.set('device', fingerprint(sim.world, user, 'device', today, t));
+        for (let i = 0; i < o.backfillDays; i++) {
+          const day = addDays(today, -i);
+          for (const stream of DATA_STREAMS) prints.set(`${stream}|${day}`, fingerprint(sim.world, user, stream, day, t));
+        }
+        return prints;
+      };
+      before = snapshot(bounds[0]! - 1);
+      const waits = waitsByPreset.get(participant.preset) ?? [];
+      waitsByPreset.set(participant.preset, waits);
+      for (let k = 0; k + 1 < bounds.length; k++) {
+        const after = snapshot(bounds[k + 1]! - 1);
+        const changedDays = new Map<StreamName, string[]>();
+        for (const [key, print] of after) {
+          if (before.get(key) === print) continue;
+          const [stream, day] = key.split('|') as [StreamName, string | undefined];
+          const list = changedDays.get(stream) ?? [];
+          list.push(day ?? '');
+          changedDays.set(stream, list);
+        }
+        for (const [stream, days] of changedDays) {
+          const n = rangeRequests(days, RANGE_DAYS[stream]);
+          minimumByStream[stream] = (minimumByStream[stream] ?? 0) + n;
+          e.minimum += n;
+        }
+        before = after;
+        if (k === 0) continue; // the interval before the run's first sync
+        deviceSyncs++;
+        const newData = [...changedDays.keys()].some((s) => s !== 'device');
+        if (!newData) {
+          syncsWithoutNewData++;
+          e.freshness.syncsWithoutNewData++;
+          continue;
+        }
+        const at = bounds[k]!;
+        const poll = pollTimes.find((t) => t >= at);
+        // A sync no poll reached before the run ended waits at least until the end.
+        waits.push(((poll ?? to) - at) / 1000);
       }
     }
-    const requests = Object.values(byEndpoint).reduce((a, b) => a + b, 0);
-    const minimum = [...minimumByParticipant.values()].reduce((a, b) => a + b, 0);
-    const participantDays = ids.length * o.simDays;
-    const byPreset: SteadyResult['byPreset'] = {};
-    for (const p of ids) {
-      const e = (byPreset[p.preset] ??= { participants: 0, syncsPerDay: 0, requests: 0, minimum: 0, ratio: 0 });
-      e.participants++;
-      e.requests += byUser[p.userId] ?? 0;
-      e.minimum += minimumByParticipant.get(p.participantId) ?? 0;
-      e.syncsPerDay = ({ 'new-york': 96, traveler: 24, sydney: 6, kolkata: 8 } as Record<string, number>)[p.preset] ?? 0;
+    const days = (to - from) / 86_400_000;
+    for (const [preset, e] of Object.entries(byPreset)) {
+      e.syncsPerDay /= e.participants * days;
+      e.pollsPerDay /= e.participants * days;
+      e.ratio = e.minimum ? e.requests / e.minimum : 0;
+      const waits = (waitsByPreset.get(preset) ?? []).sort((a, b) => a - b);
+      e.freshness = { ...e.freshness, samples: waits.length, p50: percentile(waits, 0.5) ?? 0, p95: percentile(waits, 0.95) ?? 0, max: waits.at(-1) ?? 0 };
     }
-    for (const e of Object.values(byPreset)) e.ratio = e.minimum ? e.requests / e.minimum : 0;
+    const byEndpoint: Record<string, number> = {};
+    for (const e of Object.values(byPreset)) for (const [k, n] of Object.entries(e.byEndpoint)) byEndpoint[k] = (byEndpoint[k] ?? 0) + n;
+    const requests = Object.values(byEndpoint).reduce((a, b) => a + b, 0);
+    const minimum = Object.values(minimumByStream).reduce((a, b) => a + b, 0);
     return {
       participants: ids.length,
       simDays: o.simDays,
       pollSeconds: o.pollSeconds,
+      pollMaxSeconds,
       participantDays,
       polls: polls.length,
+      deviceSyncs,
+      syncsWithoutNewData,
       requests,
       minimum,
       requestsPerParticipantDay: requests / participantDays,

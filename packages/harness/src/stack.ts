@@ -57,6 +57,8 @@ export interface StackOptions {
    * participant's `provider` is `google-health`.
    */
   google?: boolean;
+  /** The Google Health simulator notifies a device sync this long after it [0: within its 500 ms delivery pass]. */
+  googleNotifyAfterMs?: number;
   backfillDays: number;
   refetchDays?: number;
   fetcherReplicas?: number;
@@ -271,7 +273,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
       appName: 'fitlamp demo study',
       world: fitbit.world,
       clock: fitbit.clock,
-      webhooks: { deliveryIntervalMs: 500 },
+      webhooks: { deliveryIntervalMs: 500, ...(options.googleNotifyAfterMs ? { notifyAfterMs: options.googleNotifyAfterMs } : {}) },
     });
     googleUrl = (await google.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
     const sim = google;

@@ -52,8 +52,8 @@ describe('the wait until the next poll', () => {
     const expected = T0 + 4 * HOUR;
     expect(nextPollDelayMs({ now: expected + MIN, baseMs: BASE, maxMs: MAX, rhythm })).toBe(BASE);
     expect(nextPollDelayMs({ now: expected + 30 * MIN, baseMs: BASE, maxMs: MAX, rhythm })).toBe(BASE);
-    expect(nextPollDelayMs({ now: expected + HOUR, baseMs: BASE, maxMs: MAX, rhythm })).toBe(BASE);
-    expect(nextPollDelayMs({ now: expected + 4 * HOUR, baseMs: BASE, maxMs: MAX, rhythm })).toBe(HOUR);
+    expect(nextPollDelayMs({ now: expected + HOUR, baseMs: BASE, maxMs: MAX, rhythm })).toBe(30 * MIN);
+    expect(nextPollDelayMs({ now: expected + 4 * HOUR, baseMs: BASE, maxMs: MAX, rhythm })).toBe(2 * HOUR);
     expect(nextPollDelayMs({ now: expected + 3 * 24 * HOUR, baseMs: BASE, maxMs: MAX, rhythm })).toBe(MAX);
   });
 });

@@ -9,7 +9,7 @@ import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
-import { createFitbitSimulator, findUser, viewDay, viewDevices, type FitbitSimulator } from '@fitlamp/simulators';
+import { createFitbitSimulator, findUser, moveUser, syncUser, viewDay, viewDevices, type FitbitSimulator } from '@fitlamp/simulators';
 import { createTestDatabase, outboxEvents, testRedisUrl, uniquePrefix, waitFor, type TestDatabase } from '@fitlamp/testing';
 import { createFetcherMetrics, createSyncProcessor, type SyncDeps, type SyncSummary } from './sync.worker.ts';
 import { getAccessToken } from './tokens.ts';
@@ -466,5 +466,43 @@ describe('fetcher sync against the Fitbit simulator', () => {
     }
     const stored = (await connection()).device_sync_times.map((d) => new Date(d).getTime());
     expect(stored).toEqual([...seeded.map((d) => d.getTime()), ...[1, 2, 3].map((k) => first.lastSync + k * 4 * HOUR)]);
+  });
+
+  it('reads the profile only after a new device sync, at most hourly', async () => {
+    // Kolkata's watch syncs only when the phone app opens.
+    h = await harness({ preset: 'kolkata', backfillDays: 1 });
+    const HOUR = 3_600_000;
+    const user = findUser(h.sim.world, h.userId)!;
+    const counts = () => ({ ...h!.sim.counters().requests[h!.userId] });
+    syncUser(h.sim.world, user, h.sim.clock.now());
+    h.sim.clock.advance(2 * 60_000);
+    expect((await h.run()).outcome).toBe('synced');
+    expect(counts().profile).toBe(1);
+
+    // Three hours without a sync: every poll asks for the device list alone, never the profile.
+    for (let i = 0; i < 3; i++) {
+      h.sim.clock.advance(HOUR);
+      const idle = await h.run();
+      expect(idle.requests).toBe(1);
+    }
+    expect(counts().profile).toBe(1);
+    expect(counts().devices).toBe(4);
+
+    // The participant flies to Berlin and the watch syncs there: the poll after it reads the
+    // profile and learns the new zone.
+    const syncedAt = h.sim.clock.now() - 30 * 60_000;
+    moveUser(h.sim.world, user, 'Europe/Berlin', syncedAt - 60 * 60_000);
+    syncUser(h.sim.world, user, syncedAt);
+    expect((await h.run()).outcome).toBe('synced');
+    expect(counts().profile).toBe(2);
+    expect(counts().devices).toBe(5);
+    const zones = await h.t.db.selectFrom('participant_time_zones').select('zone').where('participant_id', '=', P).execute();
+    expect(zones.map((z) => z.zone)).toContain('Europe/Berlin');
+
+    // Within the hour after a check, a new sync is fetched without another profile read.
+    h.sim.clock.advance(20 * 60_000);
+    syncUser(h.sim.world, user, h.sim.clock.now() - 60_000);
+    expect((await h.run()).outcome).toBe('synced');
+    expect(counts().profile).toBe(2);
   });
 });

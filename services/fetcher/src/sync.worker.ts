@@ -195,18 +195,27 @@ export function createSyncProcessor(deps: SyncDeps) {
       access = await getAccessToken({ db: deps.db, cipher: deps.cipher, provider, now }, connection);
 
       const profileCheckedAt = connection.profile_checked_at?.getTime() ?? 0;
-      if (zones.length === 0 || now() - profileCheckedAt > deps.profileCheckMs) {
+      const checkProfile = async () => {
         const account = await call((ctx) => provider.fetchAccount(ctx));
         if (account.timeZone && (await recordTimeZone(deps.db, participantId, account.timeZone, provider.name, new Date(now())))) {
           zones = await findZoneHistory(deps.db, participantId);
         }
         await recordProfileCheck(deps.db, connection.id, new Date(now()));
-      }
+      };
+      const firstCheck = zones.length === 0;
+      if (firstCheck) await checkProfile();
       if (zones.length === 0) zones = [{ zone: 'UTC', validFrom: 0 }];
 
       const devices = await call((ctx) => provider.fetchDevices(ctx));
       // The device that synced last is the one the participant wears: its battery is the one shown.
       const newest = devices.reduce<DeviceState | undefined>((best, d) => (d.lastSyncAt !== null && d.lastSyncAt > (best?.lastSyncAt ?? -1) ? d : best), undefined);
+      // The zone converts what the device synced: a poll that finds no new sync has nothing new
+      // to convert, so the profile is read only when the device list shows a sync other than the
+      // last one recorded, and at most once per PROFILE_CHECK_SECONDS (issue 14 item 5: hourly
+      // profile reads were a fifth of a 4-hourly watch's requests). Compared for inequality, not
+      // order: lastSyncTime is floating local time, read in the zone known so far.
+      const newSync = newest?.lastSyncAt != null && newest.lastSyncAt !== deviceSyncs.at(-1);
+      if (!firstCheck && newSync && now() - profileCheckedAt > deps.profileCheckMs) await checkProfile();
       const lastDeviceSync = newest?.lastSyncAt ?? null;
       if (lastDeviceSync !== null) {
         deviceSyncs = await recordDeviceSync(deps.db, connection.id, new Date(lastDeviceSync), newest?.batteryLevel ?? null);

@@ -158,6 +158,25 @@ describe('notifications', () => {
     expect(deliveries.every((d: any) => d.state === 'delivered' && d.lastStatus === 204)).toBe(true);
   });
 
+  it('with notifyAfterMs, a sync is notified only once that long has passed', async () => {
+    await run.sim.app.close();
+    run = await startSimulator({
+      users: [{ preset: 'new-york', id: 'NYC001', since: '2026-10-20', autoSyncMinutes: 0 }],
+      webhooks: { notifyAfterMs: 5_000 },
+    });
+    await connectUser(run.url, { user: 'NYC001' });
+    await createSubscriber();
+    await control(run.url, 'POST', '/clock', { frozen: true });
+    const sync = await control(run.url, 'POST', '/sync', { userId: 'NYC001' });
+    expect(sync.body.notifications).toBe(0);
+    await control(run.url, 'POST', '/clock', { advanceMs: 4_999 });
+    await run.sim.flushWebhooks();
+    expect(notifications()).toHaveLength(0);
+    await control(run.url, 'POST', '/clock', { advanceMs: 1 });
+    await run.sim.flushWebhooks();
+    expect(notifications().map((n) => JSON.parse(n.body).data.dataType).sort()).toEqual(['daily-resting-heart-rate', 'heart-rate', 'sleep', 'steps']);
+  });
+
   it('users without a grant (or after revoking) get no notifications', async () => {
     const tokens = await connectUser(run.url, { user: 'NYC001' });
     await createSubscriber();

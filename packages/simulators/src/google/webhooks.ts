@@ -78,6 +78,8 @@ export interface WebhookState {
   badSignature: boolean;
   /** Give up on a notification older than this (7 days, §4.6). */
   maxAgeMs: number;
+  /** A sync is notified only once this long has passed since it (simulated ms; 0: at once). */
+  notifyAfterMs: number;
   timeoutMs: number;
   keys: SigningKey[];
   primaryKeyId: number;
@@ -102,6 +104,11 @@ export interface WebhookOptions {
   sendAuthorization?: boolean;
   strictVerification?: boolean;
   timeoutMs?: number;
+  /**
+   * How long after a device sync its notification is created (default 0). Google states no
+   * delay; a few seconds models the provider's processing between the sync and the webhook.
+   */
+  notifyAfterMs?: number;
 }
 
 export function createWebhookState(options: WebhookOptions = {}): WebhookState {
@@ -116,6 +123,7 @@ export function createWebhookState(options: WebhookOptions = {}): WebhookState {
     strictVerification: options.strictVerification ?? false,
     badSignature: false,
     maxAgeMs: 7 * 86_400_000,
+    notifyAfterMs: options.notifyAfterMs ?? 0,
     timeoutMs: options.timeoutMs ?? 10_000,
     keys: [key],
     primaryKeyId: key.keyId,
@@ -475,7 +483,7 @@ export function notifySyncs(state: GoogleState): number {
     for (const user of state.world.users) {
       if (!isConnected(state, user.id)) continue;
       const key = `${sub.id}|${user.id}`;
-      const last = lastSync(state.world, user, now);
+      const last = lastSync(state.world, user, now - wh.notifyAfterMs);
       if (last === null) continue;
       const prev = wh.notifiedUpTo.get(key);
       if (prev === undefined) {
