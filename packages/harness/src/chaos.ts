@@ -139,6 +139,8 @@ const asZones = (user: WorldUser): ZoneHistory => user.zoneHistory.map((z) => ({
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LAMP_TIMEOUT_MS = 2_000;
+/** The line every service logs once it serves (what `startService` waits for). */
+const STARTED = /"msg":"started"/;
 /** Every participant's poll interval (and their watch's sync interval: one minute). */
 const SYNC_INTERVAL_MS = 60_000;
 /** How often the sampler reads mindLAMP's counts and the day ledger. */
@@ -208,7 +210,11 @@ async function chaos(
   };
   const timers: NodeJS.Timeout[] = [];
 
-  // The orchestrator: whatever exits is started again; exits the run did not cause are findings.
+  // The orchestrator: whatever exits after it started is started again, one restart loop per
+  // exited process; exits the run did not cause are findings. A process that never started
+  // belongs to the restart attempt that spawned it (that loop retries): supervising it too would
+  // start a second replacement, and two gateways on one port fail each other (EADDRINUSE).
+  const started = (p: ServiceProcess) => p.stdout.some((line) => STARTED.test(line));
   const killed = new Set<ServiceProcess>();
   const replaced = new Set<ServiceProcess>();
   const unexpectedExits: string[] = [];
@@ -218,7 +224,7 @@ async function chaos(
       for (const name of Object.keys(stack.processes) as ServiceName[]) {
         for (const proc of stack.processes[name]) {
           if (proc.proc.exitCode === null && proc.proc.signalCode === null) continue;
-          if (replaced.has(proc)) continue;
+          if (replaced.has(proc) || !started(proc)) continue;
           replaced.add(proc);
           if (!killed.has(proc)) unexpectedExits.push(`${name} pid ${proc.proc.pid} exited ${proc.proc.exitCode ?? proc.proc.signalCode} at ${since()} ms: ${proc.stderr.slice(-12).join(' | ').slice(0, 1500)}`);
           // Like an orchestrator's restart loop: try again until it starts.
@@ -316,7 +322,7 @@ async function chaos(
   };
   add(plan.kills, async () => {
     const live = (Object.entries(stack.processes) as Array<[ServiceName, ServiceProcess[]]>).flatMap(([name, list]) =>
-      list.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null && !killed.has(p)).map((p) => ({ name, p })),
+      list.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null && !killed.has(p) && started(p)).map((p) => ({ name, p })),
     );
     if (live.length === 0) return undefined;
     const { name, p } = pick(live);
