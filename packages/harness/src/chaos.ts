@@ -258,6 +258,16 @@ async function chaos(
   // Per stream-day recovery: when each failed participant/stream/day was first seen failed.
   const failedFirstSeen = new Map<string, number>();
   const dayRecoveries: Array<{ key: string; ms: number }> = [];
+  const sampleFailedDays = async (now: number) => {
+    const rows = await stack.db.selectFrom('day_ledger').select(['participant_id', 'stream', 'day']).where('status', '=', 'failed').execute();
+    const failedNow = new Set(rows.map((r) => `${r.participant_id} ${r.stream} ${r.day}`));
+    for (const key of failedNow) if (!failedFirstSeen.has(key)) failedFirstSeen.set(key, now);
+    for (const [key, at] of failedFirstSeen) {
+      if (failedNow.has(key)) continue;
+      dayRecoveries.push({ key, ms: now - at });
+      failedFirstSeen.delete(key);
+    }
+  };
   let sampling = true;
   let lastProgressLog = 0;
   const sampler = (async () => {
@@ -284,17 +294,7 @@ async function chaos(
           lastProgressLog = now;
           log(`[${(since() / 1000).toFixed(1)} s] ${JSON.stringify(progress)}`);
         }
-        const failedNow = new Set(
-          (await stack.db.selectFrom('day_ledger').select(['participant_id', 'stream', 'day']).where('status', '=', 'failed').execute()).map(
-            (r) => `${r.participant_id} ${r.stream} ${r.day}`,
-          ),
-        );
-        for (const key of failedNow) if (!failedFirstSeen.has(key)) failedFirstSeen.set(key, now);
-        for (const [key, at] of failedFirstSeen) {
-          if (failedNow.has(key)) continue;
-          dayRecoveries.push({ key, ms: now - at });
-          failedFirstSeen.delete(key);
-        }
+        await sampleFailedDays(now);
         if (failed > 0) failedSince ??= now;
         else if (failedSince !== null) {
           longestFailedMs = Math.max(longestFailedMs, now - failedSince);
@@ -517,7 +517,8 @@ async function chaos(
   await Promise.all([sampler, supervisor]);
   for (const t of timers) clearInterval(t);
   if (failedSince !== null) longestFailedMs = Math.max(longestFailedMs, Date.now() - failedSince);
-  // Days still failed at the end have not recovered: counted with their time so far.
+  // Days still failed once everything caught up have not recovered: counted with their time so far.
+  await sampleFailedDays(Date.now());
   for (const [key, at] of failedFirstSeen) dayRecoveries.push({ key: `${key} (still failed)`, ms: Date.now() - at });
   const slowestDay = dayRecoveries.reduce<{ key: string; ms: number } | null>((a, b) => (a && a.ms >= b.ms ? a : b), null);
 
