@@ -173,7 +173,9 @@ export async function runChaos(plan: ChaosPlan): Promise<ChaosReport> {
     rateLimitPerHour: 5_000,
     accessTokenTtlSeconds: 300,
     seed: plan.seed,
-    env: { LAMP_TIMEOUT_MS: String(LAMP_TIMEOUT_MS), LAMP_WRITER_LEASE_MS: '10000', PROFILE_CHECK_SECONDS: '30' },
+    // Late answers come LAMP_TIMEOUT_MS + 1.5 s after a request, more when bursts overlap (every
+    // armed latency rule adds its delay): the writer waits 30 s before re-sending what a read-back missed.
+    env: { LAMP_TIMEOUT_MS: String(LAMP_TIMEOUT_MS), LAMP_WRITER_LEASE_MS: '10000', LAMP_SETTLE_MS: '30000', PROFILE_CHECK_SECONDS: '30' },
     ...(plan.logDir ? { logDir: plan.logDir } : {}),
   });
   try {
