@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { runChaos, type ChaosReport } from '@fitlamp/harness';
+import { assessChaos, runChaos, type ChaosReport } from '@fitlamp/harness';
 
 // The short chaos run (the full one is `pnpm chaos`): its own Postgres cluster and redis-server,
 // two fetchers and two writers, six participants whose watches sync every minute, and a minute of
 // steady state after the backfill, through SIGKILLs, a FLUSHALL, a Redis restart on its AOF,
 // terminated Postgres connections, a Postgres restart, ambiguous mindLAMP writes, provider 5xx,
-// 429 with Retry-After, 401s and a token storm. Every fault is confirmed to have fired; mindLAMP
-// then holds every minute of the world exactly once, and no refresh token was used twice. The
-// run waits on progress only (waitUntilCaughtUp), never on a fixed short deadline.
+// 429 with Retry-After, 401s and a token storm. It is judged by the full run's own list
+// (assessChaos): every fault confirmed fired by the simulators' or servers' counts, then mindLAMP
+// holds every minute of the world exactly once, no refresh token was used twice, no service
+// exited on its own. The run waits on progress only (waitUntilCaughtUp), never on a fixed short
+// deadline.
 
 describe('the chaos run, short', () => {
   it('loses nothing and duplicates nothing through every kind of fault', async () => {
@@ -34,7 +36,7 @@ describe('the chaos run, short', () => {
     }
     console.log(JSON.stringify(report!, null, 2));
 
-    // Every fault was injected and fired (by the simulators' or the server's own count).
+    // What the full run asserts, with this plan's counts: each kind injected and fired.
     const fired = Object.fromEntries(report!.faults.map((f) => [f.kind, f]));
     const expectations: Array<[string, number]> = [
       ['sigkill', 4],
@@ -50,18 +52,12 @@ describe('the chaos run, short', () => {
       ['provider-401', 1],
       ['token-storm', 1],
     ];
-    for (const [kind, injected] of expectations) {
-      expect(fired[kind]?.injected, `${kind} injected`).toBe(injected);
-      expect(fired[kind]!.fired, `${kind} fired`).toBeGreaterThan(0);
-    }
-    // Ambiguous mindLAMP writes: every armed request was hit.
-    for (const kind of ['lamp-store-then-drop', 'lamp-late-answer', 'lamp-partial-write']) expect(fired[kind]!.fired, kind).toBe(fired[kind]!.armed);
-
-    expect(report!.events.checkedParticipantDays).toBeGreaterThanOrEqual(6);
+    for (const [kind, injected] of expectations) expect(fired[kind]?.injected, `${kind} injected`).toBe(injected);
+    // Store-then-drop and late answers hit every armed request; a partial write is counted only
+    // when the batch was larger than what the simulator stored.
+    for (const kind of ['lamp-store-then-drop', 'lamp-late-answer']) expect(fired[kind]!.fired, kind).toBe(fired[kind]!.armed);
+    expect(assessChaos(report!, 12)).toEqual([]);
     expect(report!.events.expected).toBeGreaterThan(0);
     expect(report!.events).toMatchObject({ lost: 0, duplicated: 0, misplaced: 0, repeatsInMindLamp: 0 });
-    expect(report!.refreshTokenReuse).toBe(0);
-    expect(report!.refreshes).toBeGreaterThan(6);
-    expect(report!.unexpectedExits).toEqual([]);
   }, 1_800_000);
 });

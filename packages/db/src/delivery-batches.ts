@@ -143,16 +143,22 @@ export async function parkBatch(db: Kysely<Database>, batch: DeliveryBatch, reas
 export async function markBatchUnknown(db: Kysely<Database>, batch: DeliveryBatch, reason: string): Promise<void> {
   await db
     .updateTable('delivery_batches')
-    .set({ status: 'unknown', last_error: reason, updated_at: new Date() })
+    // On the database's clock, like a claim's: {@link findOpenBatches} measures the age with it.
+    .set({ status: 'unknown', last_error: reason, updated_at: sql<Date>`now()` })
     .where('id', '=', batch.id)
     .execute();
 }
 
-/** Batches whose outcome is not known: left `sending` by a crash, or `unknown` after a timeout. */
-export async function findOpenBatches(db: Kysely<Database>, participantId: string): Promise<DeliveryBatch[]> {
+/**
+ * Batches whose outcome is not known: left `sending` by a crash, or `unknown` after a timeout,
+ * with `ageMs`: how long ago, on the database's clock, the batch last changed (claimed, or its
+ * POST ended without an answer).
+ */
+export async function findOpenBatches(db: Kysely<Database>, participantId: string): Promise<Array<DeliveryBatch & { ageMs: number }>> {
   return db
     .selectFrom('delivery_batches')
     .selectAll()
+    .select(sql<number>`(extract(epoch from (clock_timestamp() - updated_at)) * 1000)::float8`.as('ageMs'))
     .where('participant_id', '=', participantId)
     .where('status', 'in', ['sending', 'unknown'])
     .orderBy('id')

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { daysBetween, addDays, syncWindow, type ZoneHistory } from '@fitlamp/provider';
-import { findUser, viewDay, type FitbitFault, type FaultRule, type WorldUser } from '@fitlamp/simulators';
+import { createRng, findUser, viewDay, type FitbitFault, type FaultRule, type WorldUser } from '@fitlamp/simulators';
 import type { ServiceProcess } from '@fitlamp/testing';
 import { startStack, type ServiceName, type Stack, type StackParticipant, type StackProgress } from './stack.ts';
 
@@ -115,6 +115,17 @@ export interface ChaosReport {
   longestStallParticipant: string | null;
   /** Longest period with any stream-day `failed`, ms (recovery from provider errors). */
   longestFailedMs: number;
+  /**
+   * Recovery of one stream-day (issue 16 item 4): the longest time any participant × stream × day
+   * stayed `failed` in the day ledger, from the first sample that saw it failed to the first that
+   * saw it fetched again; the bound is one poll interval (`syncIntervalMs`) after the failure.
+   */
+  longestDayRecoveryMs: number;
+  longestDayRecovery: string | null;
+  /** Stream-days seen `failed` at some point, and how many recovered within one poll interval plus a sampling period. */
+  failedDaysSeen: number;
+  failedDaysRecoveredInOnePoll: number;
+  syncIntervalMs: number;
   recovery: {
     sigkillRestartMaxMs: number;
     sigkillRestartMedianMs: number;
@@ -126,25 +137,20 @@ export interface ChaosReport {
 
 const asZones = (user: WorldUser): ZoneHistory => user.zoneHistory.map((z) => ({ zone: z.zone, validFrom: z.from }));
 
-/** A small seeded PRNG (mulberry32), so a run's schedule can be repeated. */
-function random(seed: string): () => number {
-  let a = [...seed].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 2654435761) >>> 0, 1779033703);
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LAMP_TIMEOUT_MS = 2_000;
+/** The line every service logs once it serves (what `startService` waits for). */
+const STARTED = /"msg":"started"/;
+/** Every participant's poll interval (and their watch's sync interval: one minute). */
+const SYNC_INTERVAL_MS = 60_000;
+/** How often the sampler reads mindLAMP's counts and the day ledger. */
+const SAMPLE_MS = 2_000;
 const PRESETS = ['new-york', 'sydney', 'kolkata'];
 
 export async function runChaos(plan: ChaosPlan): Promise<ChaosReport> {
   const log = plan.log ?? (() => {});
-  const rand = random(plan.seed);
+  // The fault schedule comes from the seed alone (the project's one RNG), so a run can be repeated.
+  const rand = createRng('chaos', plan.seed);
   const pick = <T>(list: T[]): T => list[Math.floor(rand() * list.length)]!;
   const participants: StackParticipant[] = Array.from({ length: plan.participants }, (_, i) => ({
     id: `U${String(i + 1).padStart(10, '0')}`,
@@ -161,13 +167,15 @@ export async function runChaos(plan: ChaosPlan): Promise<ChaosReport> {
     ownPostgres: true,
     fetcherReplicas: 2,
     writerReplicas: 2,
-    syncIntervalSeconds: 60,
+    syncIntervalSeconds: SYNC_INTERVAL_MS / 1000,
     schedulerTickSeconds: 2,
     sweepSeconds: 10,
     rateLimitPerHour: 5_000,
     accessTokenTtlSeconds: 300,
     seed: plan.seed,
-    env: { LAMP_TIMEOUT_MS: String(LAMP_TIMEOUT_MS), LAMP_WRITER_LEASE_MS: '10000', PROFILE_CHECK_SECONDS: '30' },
+    // Late answers come LAMP_TIMEOUT_MS + 1.5 s after a request, more when bursts overlap (every
+    // armed latency rule adds its delay): the writer waits 30 s before re-sending what a read-back missed.
+    env: { LAMP_TIMEOUT_MS: String(LAMP_TIMEOUT_MS), LAMP_WRITER_LEASE_MS: '10000', LAMP_SETTLE_MS: '30000', PROFILE_CHECK_SECONDS: '30' },
     ...(plan.logDir ? { logDir: plan.logDir } : {}),
   });
   try {
@@ -204,7 +212,11 @@ async function chaos(
   };
   const timers: NodeJS.Timeout[] = [];
 
-  // The orchestrator: whatever exits is started again; exits the run did not cause are findings.
+  // The orchestrator: whatever exits after it started is started again, one restart loop per
+  // exited process; exits the run did not cause are findings. A process that never started
+  // belongs to the restart attempt that spawned it (that loop retries): supervising it too would
+  // start a second replacement, and two gateways on one port fail each other (EADDRINUSE).
+  const started = (p: ServiceProcess) => p.stdout.some((line) => STARTED.test(line));
   const killed = new Set<ServiceProcess>();
   const replaced = new Set<ServiceProcess>();
   const unexpectedExits: string[] = [];
@@ -214,7 +226,7 @@ async function chaos(
       for (const name of Object.keys(stack.processes) as ServiceName[]) {
         for (const proc of stack.processes[name]) {
           if (proc.proc.exitCode === null && proc.proc.signalCode === null) continue;
-          if (replaced.has(proc)) continue;
+          if (replaced.has(proc) || !started(proc)) continue;
           replaced.add(proc);
           if (!killed.has(proc)) unexpectedExits.push(`${name} pid ${proc.proc.pid} exited ${proc.proc.exitCode ?? proc.proc.signalCode} at ${since()} ms: ${proc.stderr.slice(-12).join(' | ').slice(0, 1500)}`);
           // Like an orchestrator's restart loop: try again until it starts.
@@ -245,6 +257,19 @@ async function chaos(
   let longestStallParticipant: string | null = null;
   let failedSince: number | null = null;
   let longestFailedMs = 0;
+  // Per stream-day recovery: when each failed participant/stream/day was first seen failed.
+  const failedFirstSeen = new Map<string, number>();
+  const dayRecoveries: Array<{ key: string; ms: number }> = [];
+  const sampleFailedDays = async (now: number) => {
+    const rows = await stack.db.selectFrom('day_ledger').select(['participant_id', 'stream', 'day']).where('status', '=', 'failed').execute();
+    const failedNow = new Set(rows.map((r) => `${r.participant_id} ${r.stream} ${r.day}`));
+    for (const key of failedNow) if (!failedFirstSeen.has(key)) failedFirstSeen.set(key, now);
+    for (const [key, at] of failedFirstSeen) {
+      if (failedNow.has(key)) continue;
+      dayRecoveries.push({ key, ms: now - at });
+      failedFirstSeen.delete(key);
+    }
+  };
   let sampling = true;
   let lastProgressLog = 0;
   const sampler = (async () => {
@@ -271,6 +296,7 @@ async function chaos(
           lastProgressLog = now;
           log(`[${(since() / 1000).toFixed(1)} s] ${JSON.stringify(progress)}`);
         }
+        await sampleFailedDays(now);
         if (failed > 0) failedSince ??= now;
         else if (failedSince !== null) {
           longestFailedMs = Math.max(longestFailedMs, now - failedSince);
@@ -279,7 +305,7 @@ async function chaos(
       } catch {
         // Postgres restarting: sample again next time.
       }
-      await sleep(2_000);
+      await sleep(SAMPLE_MS);
     }
   })();
 
@@ -298,7 +324,7 @@ async function chaos(
   };
   add(plan.kills, async () => {
     const live = (Object.entries(stack.processes) as Array<[ServiceName, ServiceProcess[]]>).flatMap(([name, list]) =>
-      list.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null && !killed.has(p)).map((p) => ({ name, p })),
+      list.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null && !killed.has(p) && started(p)).map((p) => ({ name, p })),
     );
     if (live.length === 0) return undefined;
     const { name, p } = pick(live);
@@ -332,29 +358,71 @@ async function chaos(
     const ok = stdout.trim() === 'OK';
     return one('redis-flushall', `FLUSHALL answered ${stdout.trim()}`, 1, () => (ok ? 1 : 0));
   });
+  // Restarts are confirmed by the servers themselves: a new run id (Redis) or postmaster start
+  // time (Postgres) after the restart, and for Redis the keys back from its AOF.
+  const redisInfo = async () => {
+    const { stdout } = await run('redis-cli', ['-u', stack.redisUrl, 'INFO', 'server']);
+    const { stdout: keys } = await run('redis-cli', ['-u', stack.redisUrl, 'DBSIZE']);
+    return { runId: /run_id:(\w+)/.exec(stdout)?.[1] ?? '', keys: Number(keys.trim()) };
+  };
   add(1, async () => {
+    const old = await redisInfo();
     const before = Date.now();
     await stack.restartRedis();
     const down = Date.now() - before;
-    return one('redis-restart', `redis-server stopped and started again on its AOF (${down} ms down)`, 1, () => 1);
+    const now = await redisInfo();
+    const fired = old.runId !== '' && now.runId !== '' && now.runId !== old.runId ? 1 : 0;
+    return one('redis-restart', `redis-server stopped and started again on its AOF (${down} ms down; ${old.keys} keys before, ${now.keys} after)`, 1, () => fired);
   });
+  const postmasterStart = async () => {
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    try {
+      return (await admin.query<{ t: string }>('select pg_postmaster_start_time()::text as t')).rows[0]!.t;
+    } finally {
+      await admin.end();
+    }
+  };
   add(1, async () => {
+    const old = await postmasterStart();
     const before = Date.now();
     await stack.postgres!.restart();
     const down = Date.now() - before;
-    return one('postgres-restart', `pg_ctl restart -m fast (${down} ms down)`, 1, () => 1);
+    const now = await postmasterStart();
+    const fired = now !== old ? 1 : 0;
+    return one('postgres-restart', `pg_ctl restart -m fast (${down} ms down; postmaster started ${old}, then ${now})`, 1, () => fired);
   });
+  // A partial write stores the first `stored` events and answers 500; only a larger batch is
+  // partly written (a smaller one is stored whole and answered 200). Backfill batches are large;
+  // steady-state ones hold a minute or two, so there the fault stores one event.
+  const partialStored = () => {
+    const r = rand();
+    return steadyFrom === Infinity ? 1 + Math.floor(r * 200) : 1;
+  };
   const lampKinds = [
     { kind: 'lamp-store-then-drop' as const, fault: () => ({ kind: 'store-then-drop' as const }) },
     { kind: 'lamp-late-answer' as const, fault: () => ({ kind: 'latency' as const, ms: LAMP_TIMEOUT_MS + 1_500 }) },
-    { kind: 'lamp-partial-write' as const, fault: () => ({ kind: 'partial-write' as const, stored: 1 + Math.floor(rand() * 200) }) },
+    { kind: 'lamp-partial-write' as const, fault: () => ({ kind: 'partial-write' as const, stored: partialStored() }) },
   ];
+  // Partial-write rules take requests in the order they were armed (the first matching rule
+  // applies), so the n-th rule's requests are the n-th `lampBurstSize` in the simulator's log
+  // that carry the fault; fired = those that stored fewer events than they carried.
+  let partialRules = 0;
+  const partialWrites = (n: number) =>
+    lamp
+      .listRequests()
+      .filter((r) => r.faults.includes('partial-write'))
+      .slice(n * plan.lampBurstSize, (n + 1) * plan.lampBurstSize)
+      .filter((r) => r.storedCount !== undefined && r.eventCount !== undefined && r.storedCount < r.eventCount).length;
   for (let i = 0; i < plan.lampBursts; i++) {
     const { kind, fault } = lampKinds[i % lampKinds.length]!;
     actions.push(async () => {
       const f = fault();
       const rule: FaultRule = lamp.addFault({ route: 'Participant.create_sensor_events', fault: f, times: plan.lampBurstSize });
-      return one(kind, `next ${plan.lampBurstSize} sensor-event POSTs: ${JSON.stringify(f)}`, plan.lampBurstSize, () => rule.applied);
+      const n = kind === 'lamp-partial-write' ? partialRules++ : -1;
+      return one(kind, `next ${plan.lampBurstSize} sensor-event POSTs: ${JSON.stringify(f)}`, plan.lampBurstSize, () =>
+        n >= 0 ? partialWrites(n) : rule.applied,
+      );
     });
   }
   const providerFault = (kind: FaultKind, spec: Parameters<typeof fitbit.addFault>[0]) => async () => {
@@ -451,6 +519,10 @@ async function chaos(
   await Promise.all([sampler, supervisor]);
   for (const t of timers) clearInterval(t);
   if (failedSince !== null) longestFailedMs = Math.max(longestFailedMs, Date.now() - failedSince);
+  // Days still failed once everything caught up have not recovered: counted with their time so far.
+  await sampleFailedDays(Date.now());
+  for (const [key, at] of failedFirstSeen) dayRecoveries.push({ key: `${key} (still failed)`, ms: Date.now() - at });
+  const slowestDay = dayRecoveries.reduce<{ key: string; ms: number } | null>((a, b) => (a && a.ms >= b.ms ? a : b), null);
 
   const events = checkMindLamp(stack, participants, plan.backfillDays);
   const byKind = new Map<FaultKind, { kind: FaultKind; injected: number; armed: number; fired: number }>();
@@ -482,6 +554,11 @@ async function chaos(
     longestStallMs,
     longestStallParticipant,
     longestFailedMs,
+    longestDayRecoveryMs: slowestDay?.ms ?? 0,
+    longestDayRecovery: slowestDay?.key ?? null,
+    failedDaysSeen: dayRecoveries.length,
+    failedDaysRecoveredInOnePoll: dayRecoveries.filter((d) => d.ms <= SYNC_INTERVAL_MS + SAMPLE_MS).length,
+    syncIntervalMs: SYNC_INTERVAL_MS,
     recovery: {
       sigkillRestartMaxMs: restarts.at(-1) ?? 0,
       sigkillRestartMedianMs: restarts[Math.floor(restarts.length / 2)] ?? 0,
@@ -565,8 +642,60 @@ export function checkMindLamp(stack: Stack, participants: StackParticipant[], ba
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+const AMBIGUOUS_WRITES: FaultKind[] = ['lamp-store-then-drop', 'lamp-late-answer', 'lamp-partial-write'];
+
+/**
+ * What a chaos run must show, one sentence per failure (empty: the run met the promise). The
+ * full run (`pnpm chaos`) and the short variant in the test suite judge by this same list:
+ * every fault kind of the plan injected and confirmed fired by the simulators' or servers' own
+ * counts (at least `plan.kills` SIGKILLs and `plan.pgTerminations` terminated connections,
+ * at least `minAmbiguousWrites` ambiguous mindLAMP writes), and then nothing lost, duplicated,
+ * misplaced or repeated in mindLAMP, no refresh token used twice, no service exit the run did
+ * not cause, and no stream-day left failed.
+ */
+export function assessChaos(report: ChaosReport, minAmbiguousWrites: number): string[] {
+  const plan = report.plan;
+  const failures: string[] = [];
+  const fault = (kind: FaultKind) => report.faults.find((f) => f.kind === kind) ?? { kind, injected: 0, armed: 0, fired: 0 };
+  const wanted: Array<[FaultKind, number]> = [
+    ['sigkill', plan.kills],
+    ['pg-terminate-backend', plan.pgTerminations],
+    ['redis-flushall', 1],
+    ['redis-restart', 1],
+    ['postgres-restart', 1],
+    ...AMBIGUOUS_WRITES.map((k): [FaultKind, number] => [k, plan.lampBursts >= 3 ? 1 : 0]),
+    ['provider-5xx', plan.providerBursts > 0 ? 1 : 0],
+    ['provider-429-retry-after', plan.providerBursts > 0 ? 1 : 0],
+    ['provider-401', plan.providerBursts > 0 ? 1 : 0],
+    ['provider-429-bare', plan.bare429 ? 1 : 0],
+    ['token-storm', plan.tokenStorms > 0 ? 1 : 0],
+  ];
+  for (const [kind, atLeast] of wanted) {
+    if (atLeast === 0) continue;
+    const f = fault(kind);
+    if (f.fired < atLeast) failures.push(`${kind}: fired ${f.fired} (injected ${f.injected}, armed ${f.armed}), wanted at least ${atLeast}`);
+  }
+  const ambiguous = AMBIGUOUS_WRITES.reduce((n, k) => n + fault(k).fired, 0);
+  if (ambiguous < minAmbiguousWrites) failures.push(`ambiguous mindLAMP writes: ${ambiguous} fired, wanted at least ${minAmbiguousWrites}`);
+  const e = report.events;
+  if (e.checkedParticipantDays < plan.participants || e.expected === 0) failures.push(`too little checked: ${e.checkedParticipantDays} participant-days, ${e.expected} events`);
+  for (const [what, n] of [
+    ['events lost', e.lost],
+    ['events duplicated', e.duplicated],
+    ['events at a wrong instant or value', e.misplaced],
+    ['repeats in mindLAMP', e.repeatsInMindLamp],
+    ['refresh-token reuses', report.refreshTokenReuse],
+    ['service exits the run did not cause', report.unexpectedExits.length],
+  ] as const) {
+    if (n !== 0) failures.push(`${what}: ${n}`);
+  }
+  if (plan.tokenStorms > 0 && report.refreshes <= plan.participants) failures.push(`only ${report.refreshes} refreshes for ${plan.participants} participants through a token storm`);
+  if (report.longestDayRecovery?.endsWith('(still failed)')) failures.push(`a stream-day never recovered: ${report.longestDayRecovery}`);
+  return failures;
+}
+
 /** The report as Markdown (docs/reliability.md). */
-export function renderReliability(report: ChaosReport, note: string): string {
+export function renderReliability(report: ChaosReport, note: string, failures: readonly string[]): string {
   const lines = [
     '# Reliability: the chaos run',
     '',
@@ -579,14 +708,20 @@ export function renderReliability(report: ChaosReport, note: string): string {
     '',
     note,
     '',
+    failures.length === 0
+      ? '**Verdict: met.** Every fault kind fired; nothing lost, duplicated, misplaced or repeated; no refresh token reused.'
+      : `**Verdict: not met.** ${failures.join('; ')}.`,
+    '',
     `Run of ${report.startedAt}: ${report.plan.participants} participants, ${report.plan.backfillDays}-day backfill ` +
       `(fetched after ${s(report.backfillMs)}), then ${s(report.steadyMs)} of steady state; ${s(report.wallMs)} wall in all.`,
     '',
     '## Faults injected',
     '',
     'Armed: requests, connections or tokens the fault was set up for. Fired: confirmed by the simulators\' own',
-    'counts (mindLAMP fault rules applied, Fitbit fault rules used up, access tokens re-issued after a storm),',
-    'by `pg_terminate_backend` answering true, or by the process dying of SIGKILL.',
+    'counts (mindLAMP fault rules applied; for partial writes, POSTs the simulator\'s log shows stored only in part;',
+    'Fitbit fault rules used up; access tokens re-issued after a storm), by `pg_terminate_backend` answering',
+    'true, by the process dying of SIGKILL, or by a new Redis `run_id` / Postgres postmaster start time after',
+    'a restart.',
     '',
     '| kind | injected | armed | fired |',
     '| --- | ---: | ---: | ---: |',
@@ -607,6 +742,8 @@ export function renderReliability(report: ChaosReport, note: string): string {
     `| service exits not caused by the run | ${report.unexpectedExits.length} |`,
     `| longest stall of one participant's data (steady state) | ${s(report.longestStallMs)}${report.longestStallParticipant ? ` (${report.longestStallParticipant})` : ''} |`,
     `| longest time with any stream-day failed | ${s(report.longestFailedMs)} |`,
+    `| longest recovery of one stream-day: failed to fetched again (bound: one poll, ${s(report.syncIntervalMs)}) | ${s(report.longestDayRecoveryMs)}${report.longestDayRecovery ? ` (${report.longestDayRecovery})` : ''} |`,
+    `| stream-days seen failed; of them fetched again within one poll (+${s(SAMPLE_MS)} sampling) | ${report.failedDaysSeen}; ${report.failedDaysRecoveredInOnePoll} |`,
     '',
     '## Recovery',
     '',

@@ -10,4 +10,4 @@ export {
 } from './stack.ts';
 export { startRedisServer, startRedisCluster, freePort, type RedisServer, type RedisCluster } from './redis-server.ts';
 export { startPostgresServer, type PostgresServer } from './postgres-server.ts';
-export { runChaos, checkMindLamp, renderReliability, FULL_PLAN, type ChaosPlan, type ChaosReport, type FaultKind } from './chaos.ts';
+export { runChaos, checkMindLamp, assessChaos, renderReliability, FULL_PLAN, type ChaosPlan, type ChaosReport, type FaultKind } from './chaos.ts';

@@ -152,6 +152,42 @@ describe('lamp-writer delivery', () => {
     }
   });
 
+  it('reads back too soon after a timeout while mindLAMP is still storing: sends nothing again until the batch settles', async () => {
+    await seed(6);
+    const impatient = createLampClient({ baseUrl: simUrl, ...LAMP_DEFAULT_CREDENTIAL, timeoutMs: 300 });
+    const patient = { ...deps, settleMs: 60_000 };
+    try {
+      // A server slower than the retry: it stores the batch long after the client gave up.
+      sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'latency', ms: 3_000 }, times: 1 });
+      await expect(createDeliverProcessor({ ...patient, lamp: impatient })(job())).rejects.toMatchObject({ code: 'outcome_unknown' });
+      expect(stored()).toHaveLength(0);
+      // The retry comes before the server has stored: the read-back finds nothing, and the
+      // missing events are not sent again while the POST is younger than settleMs.
+      await expect(createDeliverProcessor(patient)(job())).rejects.toThrow(/read back too soon/);
+      expect(sim.listRequests().filter((r) => r.operationId === 'Participant.create_sensor_events')).toHaveLength(1);
+      for (let i = 0; i < 100 && stored().length < 6; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(stored()).toHaveLength(6);
+      // Once the server has stored it, the next read-back finds every event: nothing twice.
+      expect(await createDeliverProcessor(patient)(job())).toMatchObject({ reconciled: 6, delivered: 0 });
+      expect(sim.findDuplicates().extraCopies).toBe(0);
+      expect(await statuses()).toEqual(Array(6).fill('delivered'));
+    } finally {
+      await impatient.close();
+    }
+  });
+
+  it('sends the events a read-back misses once the unknown batch is older than settleMs', async () => {
+    await seed(6);
+    sim.addFault({ route: 'Participant.create_sensor_events', fault: { kind: 'status', status: 503 }, times: 1 });
+    await expect(createDeliverProcessor(deps)(job())).rejects.toMatchObject({ code: 'server_error' });
+    await expect(createDeliverProcessor({ ...deps, settleMs: 60_000 })(job())).rejects.toThrow(/read back too soon/);
+    // The POST is now older than a 100 ms settle time: the 6 missing events go out once.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await createDeliverProcessor({ ...deps, settleMs: 100 })(job())).toMatchObject({ reconciled: 0, delivered: 6 });
+    expect(stored()).toHaveLength(6);
+    expect(sim.findDuplicates().extraCopies).toBe(0);
+  });
+
   it('reconciles a batch a crashed writer left mid-flight before sending anything new', async () => {
     await seed(10);
     // A writer claimed a batch, POSTed it, and died before recording the answer.

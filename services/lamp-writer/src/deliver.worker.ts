@@ -35,6 +35,12 @@ export interface DeliverDeps {
   /** A writer's lease on a participant, from its last renewal; longer than a POST can take. */
   leaseMs: number;
   metrics: WriterMetrics;
+  /**
+   * How long after an unknown outcome mindLAMP may still be storing the batch (a slow server
+   * answers after the client's timeout, and stores anyway). Events a read-back misses are sent
+   * again only once the batch's POST is this old; before that the job comes back later. Default 0.
+   */
+  settleMs?: number;
   /** ARCHIVE_DIR: where delivered events are appended as NDJSON (archive.ts); absent = off. */
   archiveDir?: string;
 }
@@ -80,7 +86,12 @@ const matchKey = (timestamp: number, data: unknown) => `${timestamp}|${canonical
  * timeout or reset after the server may have stored the events) safe to retry without writing
  * anything twice (DESIGN.md principle 2).
  */
-export async function reconcileBatch(deps: DeliverDeps, batch: DeliveryBatch): Promise<{ found: number; missing: number }> {
+export async function reconcileBatch(
+  deps: DeliverDeps,
+  batch: DeliveryBatch,
+  /** How old the batch's POST is; with events missing and younger than `settleMs`, nothing is settled. */
+  ageMs = Number.POSITIVE_INFINITY,
+): Promise<{ found: number; missing: number; settled: boolean }> {
   const records = await findBatchRecords(deps.db, batch.id);
   const bySensor = new Map<string, OutboxRecord[]>();
   for (const r of records) bySensor.set(r.sensor, [...(bySensor.get(r.sensor) ?? []), r]);
@@ -113,6 +124,10 @@ export async function reconcileBatch(deps: DeliverDeps, batch: DeliveryBatch): P
       }
     }
   }
+  if (found.length < records.length && ageMs < (deps.settleMs ?? 0)) {
+    // The server may still be writing what is missing: sending it now could store it twice.
+    return { found: found.length, missing: records.length - found.length, settled: false };
+  }
   await settleReconciledBatch(
     deps.db,
     batch,
@@ -121,7 +136,19 @@ export async function reconcileBatch(deps: DeliverDeps, batch: DeliveryBatch): P
   );
   const foundIds = new Set(found);
   await archive(deps, batch.participant_id, records.filter((r) => foundIds.has(r.id)));
-  return { found: found.length, missing: records.length - found.length };
+  return { found: found.length, missing: records.length - found.length, settled: true };
+}
+
+/** A batch's read-back came too early to tell missing events from ones mindLAMP is still storing. */
+export class BatchNotSettledError extends Error {
+  override name = 'BatchNotSettledError';
+  constructor(
+    readonly batchId: string,
+    /** How long until the batch is old enough to settle. */
+    readonly retryInMs: number,
+  ) {
+    super(`batch ${batchId}: read back too soon after an unknown outcome; settling in ${Math.ceil(retryInMs)} ms`);
+  }
 }
 
 /** Appends delivered events to the raw archive when one is configured; a failure is logged, never thrown. */
@@ -153,6 +180,13 @@ export function createDeliverProcessor(deps: DeliverDeps) {
     }
     try {
       return await deliver(job, participantId, lease.keep);
+    } catch (error) {
+      if (error instanceof BatchNotSettledError && token) {
+        // Not a failure: come back once the server has had time to finish (no attempt used up).
+        await job.moveToDelayed(Date.now() + error.retryInMs, token);
+        throw new DelayedError();
+      }
+      throw error;
     } finally {
       await lease.release();
     }
@@ -209,7 +243,11 @@ function createDeliverRun(deps: DeliverDeps) {
     // died, or its POST ended long ago (the lease outlives any POST).
     for (const open of await findOpenBatches(deps.db, participantId)) {
       await keep();
-      const { found, missing } = await reconcileBatch(deps, open);
+      const { found, missing, settled } = await reconcileBatch(deps, open, open.ageMs);
+      if (!settled) {
+        log.info({ batchId: open.id, found, missing, ageMs: Math.round(open.ageMs) }, 'events missing from an unknown batch; waiting for mindLAMP to finish before sending them again');
+        throw new BatchNotSettledError(open.id, (deps.settleMs ?? 0) - open.ageMs);
+      }
       summary.reconciled += found;
       deps.metrics.events.inc({ outcome: 'reconciled' }, found);
       log.info({ batchId: open.id, found, missing }, 'reconciled a batch whose outcome was unknown');

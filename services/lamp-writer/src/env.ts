@@ -16,6 +16,12 @@ export const lampWriterEnvSchema = baseEnvSchema.extend(lampEnvSchema.shape).ext
    * the body, and must end before the lease can pass to another writer, so it must be longer.
    */
   LAMP_WRITER_LEASE_MS: z.coerce.number().int().positive().optional(),
+  /**
+   * How long mindLAMP may go on storing a batch after fitlamp stopped waiting for its answer;
+   * events a read-back misses are sent again only once the POST is this old. Default
+   * `LAMP_WRITER_LEASE_MS`.
+   */
+  LAMP_SETTLE_MS: z.coerce.number().int().min(0).optional(),
   /** Optional raw archive: a folder where delivered events are appended as NDJSON per participant/day; empty = off. */
   ARCHIVE_DIR: z.string().optional(),
 }).superRefine((env, ctx) => {
@@ -29,7 +35,8 @@ export const lampWriterEnvSchema = baseEnvSchema.extend(lampEnvSchema.shape).ext
 });
 export type LampWriterEnv = z.infer<typeof lampWriterEnvSchema>;
 
-export function loadLampWriterEnv(source: Record<string, string | undefined>): LampWriterEnv & { LAMP_WRITER_LEASE_MS: number } {
+export function loadLampWriterEnv(source: Record<string, string | undefined>): LampWriterEnv & { LAMP_WRITER_LEASE_MS: number; LAMP_SETTLE_MS: number } {
   const env = loadEnv(lampWriterEnvSchema, source);
-  return { ...env, LAMP_WRITER_LEASE_MS: env.LAMP_WRITER_LEASE_MS ?? 2 * env.LAMP_TIMEOUT_MS + 30_000 };
+  const lease = env.LAMP_WRITER_LEASE_MS ?? 2 * env.LAMP_TIMEOUT_MS + 30_000;
+  return { ...env, LAMP_WRITER_LEASE_MS: lease, LAMP_SETTLE_MS: env.LAMP_SETTLE_MS ?? lease };
 }

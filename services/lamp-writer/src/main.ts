@@ -35,7 +35,7 @@ await runService({
     collectDefaultMetrics({ register: registry });
     registerQueueMetrics(registry, queues);
     const worker = startDeliverWorker(
-      { db, lamp, logger, batchSize: env.LAMP_BATCH_SIZE, maxBytes: env.LAMP_BATCH_MAX_BYTES, leaseMs: env.LAMP_WRITER_LEASE_MS, metrics: createWriterMetrics(registry), ...(env.ARCHIVE_DIR ? { archiveDir: env.ARCHIVE_DIR } : {}) },
+      { db, lamp, logger, batchSize: env.LAMP_BATCH_SIZE, maxBytes: env.LAMP_BATCH_MAX_BYTES, leaseMs: env.LAMP_WRITER_LEASE_MS, settleMs: env.LAMP_SETTLE_MS, metrics: createWriterMetrics(registry), ...(env.ARCHIVE_DIR ? { archiveDir: env.ARCHIVE_DIR } : {}) },
       { connection: workerConnection, prefix: env.QUEUE_PREFIX, layout, consumed, concurrency: env.LAMP_WRITER_CONCURRENCY },
     );
     const ops = await startOpsServer({

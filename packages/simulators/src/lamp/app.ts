@@ -257,7 +257,13 @@ function registerLampRoutes(app: FastifyInstance, store: LampStore, faults: Faul
     if (entry) entry.eventCount = objects.length;
     // The verified id is discarded: master stores under the raw path id, so `me` stays `me` (reference §1.6).
     verifyAccess(store, originOf(request), id);
-    insertEvents(store, id, objects, plan.terminal?.kind === 'partial-write' ? plan.terminal.stored : undefined);
+    const before = store.events.length;
+    try {
+      insertEvents(store, id, objects, plan.terminal?.kind === 'partial-write' ? plan.terminal.stored : undefined);
+    } finally {
+      // What this request left stored: a partial write is partial only if the batch was larger.
+      if (entry) entry.storedCount = store.events.length - before;
+    }
     return {};
   });
 

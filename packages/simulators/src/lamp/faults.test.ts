@@ -143,6 +143,12 @@ describe('faults', () => {
     expect(answer.status).toBe(500);
     expect(((await answer.json()) as { error: string }).error).toMatch(/after 2 of 4/);
     expect(sim!.listEvents().map((e) => e.event.timestamp)).toEqual([1, 2]);
+    // The request log says how many of the batch were stored, so a run can count real partial writes.
+    expect(sim!.listRequests()[0]).toMatchObject({ status: 500, eventCount: 4, storedCount: 2, faults: ['partial-write'] });
+    // A batch no larger than `stored` is stored whole and answered 200: no partial write happened.
+    sim!.addFault({ route: 'Participant.create_sensor_events', times: 1, fault: { kind: 'partial-write', stored: 2 } });
+    expect((await post(base, P1, [steps(5, 5)])).status).toBe(200);
+    expect(sim!.listRequests()[1]).toMatchObject({ eventCount: 1, storedCount: 1 });
   });
 
   it('rejects a malformed fault rule with a 400 that says what is wrong', async () => {

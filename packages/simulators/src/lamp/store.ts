@@ -81,6 +81,8 @@ export interface RequestLogEntry {
   participantId?: string;
   /** For sensor-event POSTs: how many events the body carried. */
   eventCount?: number;
+  /** For sensor-event POSTs: how many of them were stored (fewer than `eventCount` after a partial write or an error). */
+  storedCount?: number;
   /** The status answered; `null` when the connection was dropped instead. */
   status: number | null;
   outcome: 'answered' | 'dropped';
