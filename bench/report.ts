@@ -2,6 +2,7 @@
 import type { FreshnessResult } from './freshness.ts';
 import type { RawLimits } from './limits.ts';
 import type { ProfileSummary } from './profile.ts';
+import type { ScaleResult, ScalePhase } from './scale.ts';
 import type { SoakResult } from './soak.ts';
 import type { SteadyResult } from './steady.ts';
 import type { ThroughputResult } from './throughput.ts';
@@ -32,6 +33,7 @@ export interface BenchResults {
   efficiency?: SteadyResult;
   freshness?: FreshnessResult;
   soak?: SoakResult;
+  scale?: ScaleResult;
   /** Figures of a design this one is measured against (kept across runs, set by --set-baseline). */
   baseline?: { storage?: StorageBaseline };
 }
@@ -357,6 +359,8 @@ the time runs from the sync to the first event that sync made visible being stor
 | ${fr.samples} | ${f1(fr.p50)} s | ${f1(fr.p95)} s | ${f1(fr.p99)} s | ${f1(fr.max)} s | ${fr.missed} |
 `);
   }
+  const scale = renderScale(r);
+  if (scale) parts.push(scale);
   parts.push(`\n${analysis.trim()}\n`);
   return parts.join('\n');
 }
@@ -421,4 +425,51 @@ ${mdTable(['simulated day', 'size over the empty schema', 'per participant', 'ev
 Growth from day 15 to day 30: ${so.growthDay15To30 !== undefined ? `**${pct(so.growthDay15To30)}**` : `not reached (second half of this run: ${pct(so.growthSecondHalf)})`}. Largest tables at the end: ${so.largest.slice(0, 5).map((x) => `\`${x.name}\` ${mib(x.bytes)}`).join(', ')}.`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** Section 7: many participants at steady state (bench/scale.ts). */
+export function renderScale(r: BenchResults): string {
+  const sc = r.scale;
+  if (!sc) return '';
+  const row = (label: string, p: ScalePhase) => [
+    label,
+    `${p.speed} ×`,
+    `${f0(p.simSeconds / 60)} min in ${f0(p.realSeconds)} s`,
+    f0(p.syncs),
+    `**${p.fellBehind}**`,
+    `${f1(p.lateP50Seconds)} / ${f1(p.lateP95Seconds)} / ${f1(p.lateMaxSeconds)} s`,
+    `${f0(p.tickP50Ms)} / ${f0(p.tickP95Ms)} ms`,
+    `${f0(p.peakQueueDepth.sync)} / ${f0(p.peakQueueDepth.deliver)}`,
+  ];
+  const phases = [...sc.search.map((p) => row('search', p)), ...(sc.final ? [row('**long run**', sc.final)] : [])];
+  const f = sc.final ?? sc.search.at(-1);
+  const cpuRows = f
+    ? Object.keys(f.cpuSecondsPerParticipantDay).map((k) => [k, f.cpuSecondsPerParticipantDay[k]!.toFixed(3), f.cores[k]!.toFixed(2)])
+    : [];
+  return `## 7. Scale: ${f0(sc.participants)} participants at steady state
+
+\`pnpm bench --scale\` (\`bench/scale.ts\`): the scheduler's pass, the fetcher's processor and the
+lamp-writer's deliver workers, each a process of its own (\`bench/scale-service.ts\`: the services'
+code, a clock that follows the simulators'), over a Postgres cluster and a Redis of the run's own,
+against the Fitbit and Google Health simulators (one world) and the mindLAMP simulator in the
+bench process. Mix: ${Object.entries(sc.mix).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}.
+The services' defaults: \`SYNC_INTERVAL_SECONDS=${sc.pollSeconds}\`, \`POLL_MAX_INTERVAL_SECONDS=${sc.pollMaxSeconds}\`,
+\`FETCHER_CONCURRENCY=${sc.fetcherConcurrency}\`, \`LAMP_WRITER_CONCURRENCY=${sc.writerConcurrency}\`, \`SCHEDULER_TICK_SECONDS=15\`, one replica each.
+Enrolment ${f0(sc.enrolSeconds)} s, warm-up (everyone's first sync, not measured) ${f0(sc.warmupSeconds)} s.
+A sync **fell behind** when it started more than 60 simulated s after the moment the scheduler
+planned it for (its job's enqueue time plus the spread delay the scheduler gave it).
+Load average before ${sc.load.before.map((l) => l.toFixed(2)).join(' ')}, after ${sc.load.after.map((l) => l.toFixed(2)).join(' ')}.
+
+${mdTable(['phase', 'speed-up', 'simulated time', 'syncs', 'fell behind', 'late p50 / p95 / max (simulated)', 'tick p50 / p95', 'peak queue sync / deliver'], phases)}
+
+Largest speed-up at which no sync fell behind: **${sc.chosenSpeed ? `${sc.chosenSpeed} ×` : 'none of those tried'}**.
+${f ? `
+${f === sc.final ? 'Long run' : 'Last search phase'}: ${f1(f.requestsPerParticipantDay)} provider requests per participant-day (${Object.entries(f.requestsByProvider).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}); ${f.retries} retried jobs; failed attempts ${Object.keys(f.failed).length ? JSON.stringify(f.failed) : 'none'}.
+
+${mdTable(['process', 'CPU-seconds per participant-day', 'cores used at this speed-up'], cpuRows)}
+` : ''}
+At the end: database ${mib(sc.databaseBytes)} (empty schema ${mib(sc.emptyDatabaseBytes)}): ${mib(sc.bytesPerParticipant)} per participant
+after the warm-up and the runs above (today's data only, so far below the 7-day steady state of section 6);
+Redis peak memory (\`used_memory_peak\`, warm-up included) ${mib(sc.redisPeakBytes)}, ${mib(sc.redisUsedBytes)} in use at the end.
+`;
 }
