@@ -20,6 +20,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
@@ -50,6 +51,8 @@ export interface ScaleOptions {
   startAt: string;
   /** Called once the warm-up is done and before anything is measured (e.g. to take the heavy lock). */
   beforeMeasuring?: () => Promise<void>;
+  /** Raise this process, the services and Postgres to priority 0 before measuring (after a niced warm-up). */
+  normalPriority?: boolean;
   log: (line: string) => void;
 }
 
@@ -154,21 +157,27 @@ function percentile(values: number[], p: number): number {
  * (a process's whole time the first time it is seen), so processes that exit meanwhile are not
  * subtracted; what a process used between its last sample and its exit is lost.
  */
+/** Processes whose parent is `parent` (Linux /proc). */
+function childrenOf(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
 function clusterCpuSampler(dataDir: string) {
   const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const seen = new Map<number, number>();
   let total = 0;
   return () => {
-    const pids = [postmaster];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) pids.push(Number(entry));
-      } catch {
-        // Gone meanwhile.
-      }
-    }
+    const pids = [postmaster, ...childrenOf(postmaster)];
     for (const pid of pids) {
       const ms = readCpuMs(pid);
       if (ms === null) continue;
@@ -404,8 +413,21 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     o.log(`    warm-up (first sync of everyone, today so far) done in ${warmupSeconds.toFixed(0)} s`);
 
     const clusterCpuMs = clusterCpuSampler(pg.dataDir);
-    clusterCpuMs();
     await o.beforeMeasuring?.();
+    // The warm-up may run niced (it measures nothing); what is measured runs at normal priority:
+    // this process, the services, and the run's Postgres.
+    if (o.normalPriority) {
+      const postmaster = Number(readFileSync(join(pg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const pids = [process.pid, ...[...services.values()].map((c) => c.pid!), postmaster, ...childrenOf(postmaster)];
+      for (const pid of pids) {
+        try {
+          setPriority(pid, 0);
+        } catch {
+          // Not allowed (not root) or gone: measured at the priority it has.
+        }
+      }
+    }
+    clusterCpuMs();
     const runPhase = async (speed: number, simSeconds: number): Promise<ScalePhase> => {
       for (const role of services.keys()) await ask(role, { type: 'report' }, 'report');
       const cpu0 = new Map([...services].map(([role, child]) => [role, readCpuMs(child.pid!) ?? 0]));
