@@ -361,6 +361,8 @@ the time runs from the sync to the first event that sync made visible being stor
   }
   const scale = renderScale(r);
   if (scale) parts.push(scale);
+  const sizing = renderSizing(r);
+  if (sizing) parts.push(sizing);
   parts.push(`\n${analysis.trim()}\n`);
   return parts.join('\n');
 }
@@ -471,5 +473,65 @@ ${mdTable(['process', 'CPU-seconds per participant-day', 'cores used at this spe
 At the end: database ${mib(sc.databaseBytes)} (empty schema ${mib(sc.emptyDatabaseBytes)}): ${mib(sc.bytesPerParticipant)} per participant
 after the warm-up and the runs above (today's data only, so far below the 7-day steady state of section 6);
 Redis peak memory (\`used_memory_peak\`, warm-up included) ${mib(sc.redisPeakBytes)}, ${mib(sc.redisUsedBytes)} in use at the end.
+`;
+}
+
+/** Google Health's per-project quota (google-health-api §5): requests a day and a minute. */
+export const GOOGLE_QUOTA = { perDay: 86_400_000, perMinute: 120_000 };
+/** Steady-state CPU a worker replica is sized for: half a core, the rest for bursts (a mass enrolment's backfill). */
+const REPLICA_CORES = 0.5;
+/** A real provider's round trip (the simulators answer at once): 250 ms. */
+const PROVIDER_LATENCY_S = 0.25;
+
+/** Section 8: sizing projected from the scale run's per-participant-day figures and the soak's storage. */
+export function renderSizing(r: BenchResults): string {
+  const sc = r.scale;
+  const f = sc?.final ?? sc?.search.at(-1);
+  if (!sc || !f) return '';
+  const cpu = f.cpuSecondsPerParticipantDay;
+  const peak = (name: string) => Math.max(0, ...(r.throughput?.services.filter((x) => x.name === name).map((x) => x.peakRssBytes ?? 0) ?? [0]));
+  const perParticipantBytes = r.soak?.bytesPerParticipant;
+  const redisPerParticipant = sc.redisPeakBytes / sc.participants;
+  const rows = [1_000, 10_000, 100_000].map((n) => {
+    const cores = (k: string) => ((cpu[k] ?? 0) * n) / 86_400;
+    const replicas = (k: string) => Math.max(1, Math.ceil(cores(k) / REPLICA_CORES));
+    // A fetcher replica is also bound by waiting: FETCHER_CONCURRENCY slots, each busy for the
+    // provider's round trips (PROVIDER_LATENCY_S a request, as the Kubernetes guide assumes).
+    const slotSeconds = (f.requestsPerParticipantDay * n * PROVIDER_LATENCY_S) / 86_400;
+    const fetchers = Math.max(replicas('fetcher'), Math.ceil(slotSeconds / sc.fetcherConcurrency));
+    const writers = replicas('writer');
+    const memory = fetchers * peak('fetcher') + writers * peak('lamp-writer') + peak('scheduler') + peak('gateway');
+    return [
+      f0(n),
+      `${cores('fetcher').toFixed(2)} / ${cores('writer').toFixed(2)} / ${cores('scheduler').toFixed(2)}`,
+      cores('postgres').toFixed(2),
+      `${fetchers} / ${writers} / 1`,
+      mib(memory),
+      mib(redisPerParticipant * n),
+      perParticipantBytes ? mib(perParticipantBytes * n) : 'not measured',
+    ];
+  });
+  const googleParticipants = Object.entries(sc.mix).filter(([k]) => k.startsWith('google-health')).reduce((a, [, n]) => a + n, 0);
+  const googleDays = (googleParticipants * f.simSeconds) / 86_400;
+  const googlePerDay = googleDays > 0 ? (f.requestsByProvider['google-health'] ?? 0) / googleDays : 0;
+  return `## 8. Sizing (projected from section 7)
+
+Steady state, from the ${f === sc.final ? 'long run' : 'last search phase'} of section 7 (${f0(sc.participants)} participants, ${f.speed} × real time):
+CPU-seconds per participant-day fetcher ${(cpu.fetcher ?? 0).toFixed(3)}, lamp-writer ${(cpu.writer ?? 0).toFixed(3)},
+scheduler ${(cpu.scheduler ?? 0).toFixed(3)}, Postgres ${(cpu.postgres ?? 0).toFixed(3)}; cores = that × participants ÷ 86,400.
+Worker replicas are sized for ${REPLICA_CORES} core of steady work each (the rest of a core is for bursts:
+a mass enrolment's backfill, a provider outage's catch-up); at least one. A fetcher replica is also
+bound by waiting on the provider: ${sc.fetcherConcurrency} syncs at a time, each request ${PROVIDER_LATENCY_S * 1000} ms (the simulators answer at once;
+a real API does not), so fetchers ≥ requests per participant-day (${f1(f.requestsPerParticipantDay)}) × participants × ${PROVIDER_LATENCY_S} s ÷ (${sc.fetcherConcurrency} × 86,400 s). Memory = replicas × each
+service's peak RSS in section 4 (fetcher ${mib(peak('fetcher'))}, lamp-writer ${mib(peak('lamp-writer'))}, scheduler ${mib(peak('scheduler'))}, gateway ${mib(peak('gateway'))}).
+Redis: this run's \`used_memory_peak\` per participant × participants. Postgres storage: the soak's
+steady state (section 6${perParticipantBytes ? `, ${mib(perParticipantBytes)} per participant at day 30` : ''}) × participants, before WAL and backups.
+
+${mdTable(['participants', 'cores: fetcher / writer / scheduler', 'cores: Postgres', 'replicas: fetcher / writer / scheduler', 'memory of the services', 'Redis', 'Postgres storage'], rows)}
+
+**Google Health quota** (per Google Cloud project: ${f0(GOOGLE_QUOTA.perDay)} requests a day, ${f0(GOOGLE_QUOTA.perMinute)} a minute):
+a Google Health participant cost ${f1(googlePerDay)} requests per participant-day in section 7 (polling, no webhooks), so one project
+serves about **${f0(googlePerDay > 0 ? GOOGLE_QUOTA.perDay / googlePerDay : 0)} participants** by the daily quota; the per-minute quota
+(${f0(GOOGLE_QUOTA.perMinute * 1440)} a day if spread evenly) binds only on bursts.
 `;
 }

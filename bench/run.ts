@@ -332,7 +332,7 @@ if (sections.has('scale')) {
     fetcherConcurrency: num(values['fetcher-concurrency'], 8, 8),
     writerConcurrency: num(values['writer-concurrency'], 4, 4),
     startAt: '2026-11-20T13:05:00Z',
-    normalPriority: true,
+    normalPriority: values.lock !== undefined,
     log,
     ...(values.lock
       ? {
