@@ -5,6 +5,9 @@
 //   pnpm bench --quick              # a small run of every section (~1-2 min), writes nothing unless --write
 //   pnpm bench --sections throughput,limits --participants 100 --days 3
 //   pnpm bench --sections soak      # 100 participants × 30 simulated days: the database's size per day
+//   pnpm bench --scale --lock /work/wt/heavy.lock --write
+//                                   # 10,000 participants at steady state on a clock at a multiple of real
+//                                   # time (not in a plain `pnpm bench`: its warm-up alone takes a long while)
 //   pnpm bench --sections throughput --set-baseline "old design (records table)"
 //                                   # keeps this run's WAL and bytes kept per event as baseline.storage
 import { execSync, spawn } from 'node:child_process';
