@@ -105,12 +105,7 @@ if (config.role === 'fetcher') {
     async (job: Job<SyncPayload>, token?: string) => {
       const late = lateness(job);
       if (late !== null) report.lateMs.push(late);
-      const t = Date.now();
-      try {
-        return await processor(job, token);
-      } finally {
-        if (process.env.SCALE_DEBUG) console.error(`sync ${job.data.participantId} ${job.data.reason} ${Date.now() - t} ms`);
-      }
+      return processor(job, token);
     },
     { connection, prefix: config.prefix, layout: queues.layout, concurrency: config.concurrency },
     (worker) =>
