@@ -4,6 +4,7 @@ import type { ExportBenchResult, OverviewBenchResult } from './cockpit.ts';
 import type { FreshnessResult } from './freshness.ts';
 import type { RawLimits } from './limits.ts';
 import type { ProfileSummary } from './profile.ts';
+import type { ScaleResult, ScalePhase } from './scale.ts';
 import type { SoakResult } from './soak.ts';
 import type { SteadyResult } from './steady.ts';
 import type { ThroughputResult } from './throughput.ts';
@@ -56,6 +57,7 @@ export interface BenchResults {
   cockpit?: OverviewBenchResult & { command: string; commit: string };
   /** The gateway's memory while streaming the compliance export (section 7). */
   cockpitExport?: ExportBenchResult & { command: string; commit: string };
+  scale?: ScaleResult;
   /** Figures of a design this one is measured against (kept across runs, set by --set-baseline). */
   baseline?: { storage?: StorageBaseline };
 }
@@ -436,6 +438,10 @@ ${mdTable(['way in', 'syncs', 'no new data', 'samples', 'missed', 'p50', 'p95', 
 `);
   }
   parts.push(renderCockpit(r));
+  const scale = renderScale(r);
+  if (scale) parts.push(scale);
+  const sizing = renderSizing(r);
+  if (sizing) parts.push(sizing);
   parts.push(`\n${analysis.trim()}\n`);
   return parts.join('\n');
 }
@@ -604,4 +610,111 @@ live and dead tuples \`pg_stat_user_tables\` counts (dead: not yet reclaimed by 
 ${mdTable(['table', `day ${from.day}`, `day ${to.day}`, 'change', `heap / indexes / TOAST at day ${to.day}`, 'live tuples', `dead at day ${to.day}`], rows)}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** Section 7: many participants at steady state (bench/scale.ts). */
+export function renderScale(r: BenchResults): string {
+  const sc = r.scale;
+  if (!sc) return '';
+  const row = (label: string, p: ScalePhase) => [
+    label,
+    `${p.speed} ×`,
+    `${f0(p.simSeconds / 60)} min in ${f0(p.realSeconds)} s`,
+    f0(p.syncs),
+    `**${p.fellBehind}**`,
+    `${f1(p.lateP50Seconds)} / ${f1(p.lateP95Seconds)} / ${f1(p.lateMaxSeconds)} s`,
+    `${f0(p.tickP50Ms)} / ${f0(p.tickP95Ms)} ms`,
+    `${f0(p.peakQueueDepth.sync)} / ${f0(p.peakQueueDepth.deliver)}`,
+  ];
+  const phases = [...sc.search.map((p) => row('search', p)), ...(sc.final ? [row('**long run**', sc.final)] : [])];
+  const f = sc.final ?? sc.search.at(-1);
+  const cpuRows = f
+    ? Object.keys(f.cpuSecondsPerParticipantDay).map((k) => [k, f.cpuSecondsPerParticipantDay[k]!.toFixed(3), f.cores[k]!.toFixed(2)])
+    : [];
+  return `## 8. Scale: ${f0(sc.participants)} participants at steady state
+
+\`pnpm bench --scale\` (\`bench/scale.ts\`): the scheduler's pass, the fetcher's processor and the
+lamp-writer's deliver workers, each a process of its own (\`bench/scale-service.ts\`: the services'
+code, a clock that follows the simulators'), over a Postgres cluster and a Redis of the run's own,
+against the Fitbit and Google Health simulators (one world) and the mindLAMP simulator in the
+bench process. Mix: ${Object.entries(sc.mix).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}.
+The services' defaults: \`SYNC_INTERVAL_SECONDS=${sc.pollSeconds}\`, \`POLL_MAX_INTERVAL_SECONDS=${sc.pollMaxSeconds}\`,
+\`FETCHER_CONCURRENCY=${sc.fetcherConcurrency}\`, \`LAMP_WRITER_CONCURRENCY=${sc.writerConcurrency}\`, \`SCHEDULER_TICK_SECONDS=15\`, one replica each.
+Enrolment ${f0(sc.enrolSeconds)} s, warm-up (everyone's first sync, not measured) ${f0(sc.warmupSeconds)} s.
+A sync **fell behind** when it started more than 60 simulated s after the moment the scheduler
+planned it for (its job's enqueue time plus the spread delay the scheduler gave it).
+Load average before ${sc.load.before.map((l) => l.toFixed(2)).join(' ')}, after ${sc.load.after.map((l) => l.toFixed(2)).join(' ')}.
+
+${mdTable(['phase', 'speed-up', 'simulated time', 'syncs', 'fell behind', 'late p50 / p95 / max (simulated)', 'tick p50 / p95', 'peak queue sync / deliver'], phases)}
+
+Largest speed-up at which no sync fell behind: **${sc.chosenSpeed ? `${sc.chosenSpeed} ×` : 'none of those tried'}**.
+${f ? `
+${f === sc.final ? 'Long run' : 'Last search phase'}: ${f1(f.requestsPerParticipantDay)} provider requests per participant-day (${Object.entries(f.requestsByProvider).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}); ${f.retries} retried jobs; failed attempts ${Object.keys(f.failed).length ? JSON.stringify(f.failed) : 'none'}.
+
+${mdTable(['process', 'CPU-seconds per participant-day', 'cores used at this speed-up'], cpuRows)}
+` : ''}
+At the end: database ${mib(sc.databaseBytes)} (empty schema ${mib(sc.emptyDatabaseBytes)}): ${mib(sc.bytesPerParticipant)} per participant
+after the warm-up and the runs above (today's data only, so far below the 7-day steady state of section 6);
+Redis peak memory (\`used_memory_peak\`, warm-up included) ${mib(sc.redisPeakBytes)}, ${mib(sc.redisUsedBytes)} in use at the end.
+`;
+}
+
+/** Google Health's per-project quota (google-health-api §5): requests a day and a minute. */
+export const GOOGLE_QUOTA = { perDay: 86_400_000, perMinute: 120_000 };
+/** Steady-state CPU a worker replica is sized for: half a core, the rest for bursts (a mass enrolment's backfill). */
+const REPLICA_CORES = 0.5;
+/** A real provider's round trip (the simulators answer at once): 250 ms. */
+const PROVIDER_LATENCY_S = 0.25;
+
+/** Section 8: sizing projected from the scale run's per-participant-day figures and the soak's storage. */
+export function renderSizing(r: BenchResults): string {
+  const sc = r.scale;
+  const f = sc?.final ?? sc?.search.at(-1);
+  if (!sc || !f) return '';
+  const cpu = f.cpuSecondsPerParticipantDay;
+  const peak = (name: string) => Math.max(0, ...(r.throughput?.services.filter((x) => x.name === name).map((x) => x.peakRssBytes ?? 0) ?? [0]));
+  const perParticipantBytes = r.soak?.bytesPerParticipant;
+  const redisPerParticipant = sc.redisPeakBytes / sc.participants;
+  const rows = [1_000, 10_000, 100_000].map((n) => {
+    const cores = (k: string) => ((cpu[k] ?? 0) * n) / 86_400;
+    const replicas = (k: string) => Math.max(1, Math.ceil(cores(k) / REPLICA_CORES));
+    // A fetcher replica is also bound by waiting: FETCHER_CONCURRENCY slots, each busy for the
+    // provider's round trips (PROVIDER_LATENCY_S a request, as the Kubernetes guide assumes).
+    const slotSeconds = (f.requestsPerParticipantDay * n * PROVIDER_LATENCY_S) / 86_400;
+    const fetchers = Math.max(replicas('fetcher'), Math.ceil(slotSeconds / sc.fetcherConcurrency));
+    const writers = replicas('writer');
+    const memory = fetchers * peak('fetcher') + writers * peak('lamp-writer') + peak('scheduler') + peak('gateway');
+    return [
+      f0(n),
+      `${cores('fetcher').toFixed(2)} / ${cores('writer').toFixed(2)} / ${cores('scheduler').toFixed(2)}`,
+      cores('postgres').toFixed(2),
+      `${fetchers} / ${writers} / 1`,
+      mib(memory),
+      mib(redisPerParticipant * n),
+      perParticipantBytes ? mib(perParticipantBytes * n) : 'not measured',
+    ];
+  });
+  const googleParticipants = Object.entries(sc.mix).filter(([k]) => k.startsWith('google-health')).reduce((a, [, n]) => a + n, 0);
+  const googleDays = (googleParticipants * f.simSeconds) / 86_400;
+  const googlePerDay = googleDays > 0 ? (f.requestsByProvider['google-health'] ?? 0) / googleDays : 0;
+  return `## 9. Sizing (projected from section 8)
+
+Steady state, from the ${f === sc.final ? 'long run' : 'last search phase'} of section 8 (${f0(sc.participants)} participants, ${f.speed} × real time):
+CPU-seconds per participant-day fetcher ${(cpu.fetcher ?? 0).toFixed(3)}, lamp-writer ${(cpu.writer ?? 0).toFixed(3)},
+scheduler ${(cpu.scheduler ?? 0).toFixed(3)}, Postgres ${(cpu.postgres ?? 0).toFixed(3)}; cores = that × participants ÷ 86,400.
+Worker replicas are sized for ${REPLICA_CORES} core of steady work each (the rest of a core is for bursts:
+a mass enrolment's backfill, a provider outage's catch-up); at least one. A fetcher replica is also
+bound by waiting on the provider: ${sc.fetcherConcurrency} syncs at a time, each request ${PROVIDER_LATENCY_S * 1000} ms (the simulators answer at once;
+a real API does not), so fetchers ≥ requests per participant-day (${f1(f.requestsPerParticipantDay)}) × participants × ${PROVIDER_LATENCY_S} s ÷ (${sc.fetcherConcurrency} × 86,400 s). Memory = replicas × each
+service's peak RSS in section 4 (fetcher ${mib(peak('fetcher'))}, lamp-writer ${mib(peak('lamp-writer'))}, scheduler ${mib(peak('scheduler'))}, gateway ${mib(peak('gateway'))}).
+Redis: this run's \`used_memory_peak\` per participant × participants. Postgres storage: the soak's
+steady state (section 6${perParticipantBytes ? `, ${mib(perParticipantBytes)} per participant at day 30` : ''}) × participants, before WAL and backups.
+
+${mdTable(['participants', 'cores: fetcher / writer / scheduler', 'cores: Postgres', 'replicas: fetcher / writer / scheduler', 'memory of the services', 'Redis', 'Postgres storage'], rows)}
+
+**Google Health quota** (per Google Cloud project: ${f0(GOOGLE_QUOTA.perDay)} requests a day, ${f0(GOOGLE_QUOTA.perMinute)} a minute):
+a Google Health participant cost ${f1(googlePerDay)} requests per participant-day in section 8 (polling, no webhooks), so one project
+serves about **${f0(googlePerDay > 0 ? GOOGLE_QUOTA.perDay / googlePerDay : 0)} participants** by the daily quota; the per-minute quota
+(${f0(GOOGLE_QUOTA.perMinute * 1440)} a day if spread evenly) binds only on bursts.
+`;
 }

@@ -5,11 +5,14 @@
 //   pnpm bench --quick              # a small run of every section (~1-2 min), writes nothing unless --write
 //   pnpm bench --sections throughput,limits --participants 100 --days 3
 //   pnpm bench --sections soak      # 100 participants × 30 simulated days: the database's size per day
+//   pnpm bench --scale --lock /work/wt/heavy.lock --write
+//                                   # 10,000 participants at steady state on a clock at a multiple of real
+//                                   # time (not in a plain `pnpm bench`: its warm-up alone takes a long while)
 //   pnpm bench --sections throughput --set-baseline "old design (records table)"
 //   pnpm bench --sections cockpit   # GET /admin for 1,000 participants × 28 days, timed (run it under flock: a latency)
 //   pnpm bench --sections cockpit-export   # the gateway's RSS while exporting 10,000 participants × 90 days
 //                                   # keeps this run's WAL and bytes kept per event as baseline.storage
-import { execSync } from 'node:child_process';
+import { execSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -20,11 +23,14 @@ import { measureRawLimits, type RawLimits } from './limits.ts';
 import { findProfiles, summarizeProfile, type ProfileSummary } from './profile.ts';
 import { carriedOverGroups, renderReport, renderTable, type BenchResults, type CarriedOver } from './report.ts';
 import { runCockpit } from './cockpit.ts';
+import { runScale, type ScaleResult } from './scale.ts';
 import { runSoak, type SoakResult } from './soak.ts';
 import { runSteady, type SteadyResult } from './steady.ts';
 import { runThroughput, type ThroughputResult } from './throughput.ts';
 
-const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling', 'soak', 'cockpit', 'cockpit-export'] as const;
+const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling', 'soak', 'cockpit', 'cockpit-export', 'scale'] as const;
+/** Sections a plain `pnpm bench` runs; `scale` (10,000 participants, ~30 min) runs when asked for (`--scale`). */
+const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== 'scale');
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -60,6 +66,12 @@ const { values } = parseArgs({
     'export-days': { type: 'string' },
     'fresh-mode': { type: 'string' },
     'fresh-notify-after': { type: 'string' },
+    scale: { type: 'boolean', default: false },
+    'scale-participants': { type: 'string' },
+    'scale-speeds': { type: 'string' },
+    'scale-search-minutes': { type: 'string' },
+    'scale-hours': { type: 'string' },
+    lock: { type: 'string' },
     profile: { type: 'boolean' },
     // Node 20's parseArgs has no negated booleans (allowNegative is Node 22): spelled out.
     'no-profile': { type: 'boolean', default: false },
@@ -89,6 +101,9 @@ if (values.help) {
                --fresh-poll SECONDS (30: polling) --fresh-notify-after SECONDS (5: webhooks, the simulator's notification after a sync)
   cockpit:     --cockpit-participants (1000; quick 100) --cockpit-days (28) --cockpit-requests (20; quick 5)
   cockpit-export: --export-participants (10000; quick 500) --export-days (90)
+  scale:       --scale (= --sections scale) --scale-participants (10000; quick 200) --scale-speeds (60,30,15,8,4,2,1: tried in turn, 10 simulated min each)
+               --scale-search-minutes (10; quick 5) --scale-hours (2; quick 0.25: the run at the largest speed-up that kept up)
+               --lock FILE: takes flock(FILE) after the warm-up, before anything is measured (e.g. /work/wt/heavy.lock)
   output:      writes docs/benchmarks.md and bench/results.json for a full run; --write forces, --no-write skips;
                --render re-renders docs/benchmarks.md from bench/results.json and bench/analysis.md`);
   process.exit(0);
@@ -103,6 +118,15 @@ if (values.render) {
   process.exit(0);
 }
 
+/** flock(file), held by a child until the answered function is called. */
+function takeLock(file: string): Promise<() => void> {
+  return new Promise((resolve, reject) => {
+    const holder = spawn('flock', [file, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    holder.once('error', reject);
+    holder.stdout.once('data', () => resolve(() => holder.stdin.end()));
+  });
+}
+
 const quick = values.quick;
 const num = (v: string | undefined, full: number, small: number) => {
   const n = v === undefined ? (quick ? small : full) : Number(v);
@@ -110,7 +134,7 @@ const num = (v: string | undefined, full: number, small: number) => {
   return n;
 };
 const sections = new Set<Section>(
-  values.sections ? (values.sections.split(',').map((s) => s.trim()) as Section[]) : [...SECTIONS],
+  values.scale ? ['scale'] : values.sections ? (values.sections.split(',').map((s) => s.trim()) as Section[]) : [...DEFAULT_SECTIONS],
 );
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`unknown section "${s}" (known: ${SECTIONS.join(', ')})`);
 const N = num(values.participants, 200, 20);
@@ -124,7 +148,7 @@ if (values.profile && values['no-profile']) throw new Error('--profile and --no-
 const profiling = !values['no-profile'];
 const ownPostgres = !values['shared-postgres'];
 const write =
-  values['no-write'] ? false : (values.write ?? (!quick && !values.sections && !values.participants && !values.days && values['set-baseline'] === undefined));
+  values['no-write'] ? false : (values.write ?? (!quick && !values.sections && !values.scale && !values.participants && !values.days && values['set-baseline'] === undefined));
 // The previous results' baseline (the figures of the design this one replaced) is carried over.
 const readPrevious = () => {
   try {
@@ -369,10 +393,42 @@ if (sections.has('cockpit') || sections.has('cockpit-export')) {
   if (r.export) results.cockpitExport = { ...r.export, command, commit: results.machine.commit };
 }
 
+if (sections.has('scale')) {
+  const sp = num(values['scale-participants'], 10_000, 200);
+  const speeds = (values['scale-speeds'] ?? '60,30,15,8,4,2,1').split(',').map((v) => num(v, 1, 1));
+  const hours = values['scale-hours'] === undefined ? (quick ? 0.25 : 2) : Number(values['scale-hours']);
+  log(`\n[scale] ${sp} participants at steady state; speed-ups tried ${speeds.join(', ')}; then ${hours} simulated h at the largest that kept up`);
+  let release: (() => void) | undefined;
+  const r: ScaleResult = await runScale({
+    participants: sp,
+    speeds,
+    searchMinutes: num(values['scale-search-minutes'], 10, 5),
+    hours,
+    pollSeconds: 900,
+    pollMaxSeconds: 21_600,
+    fetcherConcurrency: num(values['fetcher-concurrency'], 8, 8),
+    writerConcurrency: num(values['writer-concurrency'], 4, 4),
+    startAt: '2026-11-20T13:05:00Z',
+    normalPriority: values.lock !== undefined,
+    log,
+    ...(values.lock
+      ? {
+          beforeMeasuring: async () => {
+            log(`    waiting for ${values.lock} (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+            release = await takeLock(values.lock!);
+            log(`    holding ${values.lock} (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+          },
+        }
+      : {}),
+  });
+  release?.();
+  results.scale = r;
+}
+
 results.machine.loadAfter = os.loadavg();
 results.machine.seconds = (Date.now() - started) / 1000;
 console.log(`\n${renderTable(results)}`);
-const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'freshness', 'freshnessWebhooks', 'soak', 'cockpit', 'cockpitExport'] as const;
+const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'freshness', 'freshnessWebhooks', 'soak', 'cockpit', 'cockpitExport', 'scale'] as const;
 const analysis = () => readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
 if (write) {
   // A partial run (--sections) replaces the sections it ran and keeps the others of the last run,
@@ -380,7 +436,7 @@ if (write) {
   // have written its sections since this one started.
   const previous = readPrevious();
   if (previous?.baseline && values['set-baseline'] === undefined) results.baseline = previous.baseline;
-  const kept = values.sections && previous && !quick ? SECTION_KEYS.filter((k) => results[k] === undefined && previous[k] !== undefined) : [];
+  const kept = (values.sections || values.scale) && previous && !quick ? SECTION_KEYS.filter((k) => results[k] === undefined && previous[k] !== undefined) : [];
   const saved: BenchResults =
     kept.length > 0 && previous
       ? {

@@ -9,14 +9,14 @@ import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { sql, type Kysely } from 'kysely';
 import { Registry } from 'prom-client';
-import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
-import { createDb, migrateToLatest, recordTimeZone, scheduleStreams, type Database } from '@fitlamp/db';
+import { createPkcePair, createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
+import { connectionTokenPlace, createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant, type Database } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { startPostgresServer, type PostgresServer } from '@fitlamp/harness';
 import { createLampClient } from '@fitlamp/lamp';
-import { STREAMS } from '@fitlamp/provider';
+import { STREAMS, type Provider, type ProviderName } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
-import { createLogger } from '@fitlamp/runtime';
+import { createLogger, type Logger } from '@fitlamp/runtime';
 import { createFitbitSimulator, createLampSimulator, findUser, syncUser, type FitbitSimulator, type LampSimulator, type WorldUser } from '@fitlamp/simulators';
 import { connectSimulatedParticipant, createTestDatabase, testRedisUrl } from '@fitlamp/testing';
 import { createFetcherMetrics, createSyncProcessor, type SyncSummary } from '../services/fetcher/src/sync.worker.ts';
@@ -98,6 +98,63 @@ export async function createBenchDatabase(ownPostgres: boolean): Promise<{ url: 
   return { url: server.databaseUrl('fitlamp_bench'), drop: () => server.stop() };
 }
 
+/**
+ * The fetcher's processor as the bench sections run it: the service's settings (budget reserve,
+ * profile check, metrics) with the section's poll interval, windows and clock.
+ */
+export function simSyncProcessor(d: {
+  db: Kysely<Database>;
+  cipher: TokenCipher;
+  providers: Partial<Record<ProviderName, Provider>>;
+  queues: QueueSet;
+  logger: Logger;
+  now: () => number;
+  pollSeconds: number;
+  pollMaxSeconds?: number;
+  backfillDays: number;
+  refetchDays: number;
+  eventRetentionDays?: number;
+}) {
+  return createSyncProcessor({
+    db: d.db,
+    cipher: d.cipher,
+    providers: d.providers,
+    queues: d.queues,
+    logger: d.logger,
+    streams: STREAMS,
+    backfillDays: d.backfillDays,
+    refetchDays: d.refetchDays,
+    eventRetentionDays: d.eventRetentionDays ?? 7,
+    syncIntervalMs: d.pollSeconds * 1000,
+    pollMaxIntervalMs: (d.pollMaxSeconds ?? 21_600) * 1000,
+    budgetReserve: 5,
+    profileCheckMs: 3_600_000,
+    metrics: createFetcherMetrics(new Registry()),
+    now: d.now,
+  });
+}
+
+/** The lamp-writer's deliver workers with the service's defaults, delivering to a mindLAMP (simulator) at `lampUrl`. */
+export function startSimWriter(d: {
+  db: Kysely<Database>;
+  lampUrl: string;
+  accessKey: string;
+  secretKey: string;
+  logger: Logger;
+  connection: Redis;
+  prefix: string;
+  layout: QueueSet['layout'];
+  concurrency: number;
+}) {
+  const client = createLampClient({ baseUrl: d.lampUrl, accessKey: d.accessKey, secretKey: d.secretKey });
+  const writer = startDeliverWorker(
+    // The service's defaults: LAMP_BATCH_SIZE, LAMP_BATCH_MAX_BYTES, and the lease of 2 × LAMP_TIMEOUT_MS + 30 s.
+    { db: d.db, lamp: client, logger: d.logger, batchSize: 1_000, maxBytes: 1_000_000, leaseMs: 90_000, metrics: createWriterMetrics(new Registry()) },
+    { connection: d.connection, prefix: d.prefix, layout: d.layout, concurrency: d.concurrency },
+  );
+  return { writer, client };
+}
+
 export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeline> {
   const undo: Array<() => Promise<unknown>> = [];
   const cleanup = async () => {
@@ -164,23 +221,7 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
     const polls: SimPipeline['polls'] = [];
     const syncErrors: Record<string, number> = {};
     const outcomes: Record<string, number> = {};
-    const processor = createSyncProcessor({
-      db,
-      cipher,
-      providers: { fitbit: provider },
-      queues,
-      logger,
-      streams: STREAMS,
-      backfillDays: o.backfillDays,
-      refetchDays: o.refetchDays,
-      eventRetentionDays: o.eventRetentionDays ?? 7,
-      syncIntervalMs: o.pollSeconds * 1000,
-      pollMaxIntervalMs: (o.pollMaxSeconds ?? 21_600) * 1000,
-      budgetReserve: 5,
-      profileCheckMs: 3_600_000,
-      metrics: createFetcherMetrics(new Registry()),
-      now,
-    });
+    const processor = simSyncProcessor({ db, cipher, providers: { fitbit: provider }, queues, logger, now, ...o });
     const worker = new Worker<SyncPayload, SyncSummary>(
       queueCatalog.sync.name,
       async (job: Job<SyncPayload>, token?: string) => {
@@ -207,15 +248,10 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
       lamp = lampSim;
       const lampUrl = await lampSim.app.listen({ port: 0, host: '127.0.0.1' });
       undo.push(() => lampSim.app.close());
-      const client = createLampClient({ baseUrl: lampUrl, accessKey: 'bench@fitlamp', secretKey });
-      undo.push(() => client.close());
       const deliverConnection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
       undo.push(async () => deliverConnection.disconnect());
-      const writer = startDeliverWorker(
-        // The service's defaults: LAMP_BATCH_SIZE, LAMP_BATCH_MAX_BYTES, and the lease of 2 × LAMP_TIMEOUT_MS + 30 s.
-        { db, lamp: client, logger, batchSize: 1_000, maxBytes: 1_000_000, leaseMs: 90_000, metrics: createWriterMetrics(new Registry()) },
-        { connection: deliverConnection, prefix, layout: queues.layout, concurrency: 4 },
-      );
+      const { writer, client } = startSimWriter({ db, lampUrl, accessKey: 'bench@fitlamp', secretKey, logger, connection: deliverConnection, prefix, layout: queues.layout, concurrency: 4 });
+      undo.push(() => client.close());
       undo.push(() => writer.close());
     }
 

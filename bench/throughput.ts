@@ -275,7 +275,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
 }
 
 /** utime + stime of a process in ms (Linux /proc, USER_HZ = 100), or null when it is gone. */
-function readCpuMs(pid: number): number | null {
+export function readCpuMs(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

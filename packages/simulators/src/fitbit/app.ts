@@ -24,8 +24,10 @@ export interface FitbitSimulatorOptions {
   seed?: string | number;
   /** Initial users; the four presets (`new-york`, `traveler`, `sydney`, `kolkata`) when omitted. */
   users?: UserSpec[];
-  /** Start the clock frozen at this instant (ISO or epoch ms); default: real time. */
+  /** Start the clock frozen at this instant (ISO or epoch ms); default: real time. Ignored with `clock`. */
   startAt?: string | number;
+  /** A clock of the caller's (e.g. one running at a multiple of real time); `startAt` is then ignored. */
+  clock?: Clock;
   /** Days of history for users without `since` (default 60). */
   historyDays?: number;
   /** Base URL for absolute links (pagination.next); default: from the request's Host. */
@@ -63,7 +65,7 @@ export function createFitbitSimulator(options: FitbitSimulatorOptions): FitbitSi
   const startAt = typeof options.startAt === 'string' ? Date.parse(options.startAt) : options.startAt;
   if (startAt !== undefined && !Number.isFinite(startAt)) throw new Error('startAt must be an ISO instant or epoch ms');
   if (options.redirectUris.length === 0) throw new Error('redirectUris must list at least one URI');
-  const clock = createClock(startAt === undefined ? {} : { startAt });
+  const clock = options.clock ?? createClock(startAt === undefined ? {} : { startAt });
   const world = createWorld({
     seed: String(options.seed ?? 'fitlamp'),
     now: clock.now(),

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createClock } from '../world/clock.ts';
 import { api, authorizeUrl, basicAuth, connectUser, control, startSimulator, tokenRequest, type Running } from '../../test/fitbit.ts';
 
 let run: Running;
@@ -142,5 +143,23 @@ describe('control API', () => {
     await tokenRequest(run.url, { grant_type: 'refresh_token', refresh_token: token.refresh_token });
     const counters = (await control(run.url, 'GET', '/counters')).body;
     expect(counters).toMatchObject({ accessTokensIssued: 2, refreshTokensIssued: 2, refreshTokenReuse: 0 });
+  });
+});
+
+describe("a caller's clock", () => {
+  it('drives the simulator instead of its own (startAt ignored): the hourly window follows it', async () => {
+    const clock = createClock({ startAt: Date.parse('2026-11-03T15:50:00Z') });
+    const own = await startSimulator({ clock, startAt: '2026-11-03T15:20:00Z' });
+    try {
+      expect(own.sim.clock).toBe(clock);
+      const t = await connectUser(own.url);
+      const first = await api(own.url, t.access_token, '/1/user/-/profile.json');
+      expect(first.headers.get('fitbit-rate-limit-reset')).toBe(String(10 * 60));
+      clock.advance(5 * 60_000);
+      const later = await api(own.url, t.access_token, '/1/user/-/profile.json');
+      expect(later.headers.get('fitbit-rate-limit-reset')).toBe(String(5 * 60));
+    } finally {
+      await own.sim.app.close();
+    }
   });
 });
