@@ -9,6 +9,7 @@ import * as deviceSyncTimes from './migrations/2026-12-06T00-00-00-device-sync-t
 import * as coordinators from './migrations/2026-12-06T01-00-00-coordinators.ts';
 import * as writerLeases from './migrations/2026-12-06T01-00-00-writer-leases.ts';
 import * as alerts from './migrations/2026-12-06T02-00-00-alerts.ts';
+import * as revisionCorrections from './migrations/2026-12-06T03-00-00-revision-corrections.ts';
 
 /**
  * Every migration, in order. Listed statically (not read from a folder) so that they bundle and
@@ -25,6 +26,7 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06T01-00-00-coordinators': coordinators,
   '2026-12-06T01-00-00-writer-leases': writerLeases,
   '2026-12-06T02-00-00-alerts': alerts,
+  '2026-12-06T03-00-00-revision-corrections': revisionCorrections,
 };
 
 function createMigrator(db: Kysely<any>): Migrator {
