@@ -127,12 +127,14 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     let checkedDays = 0;
     for (const p of participants) {
       const user = findUser(fitbit.world, p.user.id)!;
-      // Every stored minute as an [instant, value] pair, never collapsed: a copy is an extra pair.
+      // Every stored minute as an [instant, value] pair, never collapsed: a copy is an extra pair. A
+      // correction event (a revision after delivery, docs/mapping.md) is added to the minute it
+      // corrects, as Cortex's sums add it; a minute corrected to 0 steps has none left.
       const minutes = (sensor: string) =>
         lamp
-          .listEvents({ participantId: p.id, sensor })
-          .filter((e) => e.event.duration === undefined)
-          .map((e) => [Number(e.event.timestamp), (e.event.data as { value: number }).value] as [number, number]);
+          .listCorrectedDatums({ participantId: p.id, sensor })
+          .filter((d) => d.duration === undefined && !(d.corrections > 0 && d.value === 0))
+          .map((d) => [d.timestamp, d.value] as [number, number]);
       const steps = minutes('lamp.steps');
       const heart = minutes('lamp.heart_rate');
       // The participant's own today (Sydney is a day ahead of UTC at 15:00Z).
