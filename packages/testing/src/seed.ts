@@ -82,6 +82,8 @@ export interface SeedDay {
   /** When the day was fetched; 23:00 UTC that day if absent, never if `null`. */
   fetchedAt?: Date | null;
   provider?: ProviderName;
+  /** Revised after delivery: events changed, events corrected, the corrections' net difference. */
+  revised?: { events: number; corrected: number; delta: number };
 }
 
 /** Day ledger rows, as the fetcher and the lamp-writer would have left them. */
@@ -99,6 +101,9 @@ export async function seedLedger(db: Kysely<Database>, participantId: string, da
         records_fetched: d.fetched ?? 0,
         records_delivered: d.delivered ?? 0,
         fetched_at: d.fetchedAt === undefined ? new Date(`${d.day}T23:00:00Z`) : d.fetchedAt,
+        revised_events: d.revised?.events ?? 0,
+        corrected_events: d.revised?.corrected ?? 0,
+        correction_delta: d.revised?.delta ?? 0,
       })),
     )
     .execute();
