@@ -324,10 +324,18 @@ describe('corrections: revisions of additive events after delivery', () => {
       ['delivered', 1, 2, -1],
     ]);
     expect(await sums()).toEqual({ 0: 0, 1: 11 });
+    // A day answered empty (a provider gap, likelier than every minute revised away) corrects
+    // nothing, and leaves a queued correction queued.
+    const again = stepsDay([5, 14]);
+    await store(t, { ...again, records: again.records.slice(1), contentHash: 'minute 1 at 14' });
+    expect(await store(t, { ...stepsDay([]), contentHash: 'empty' })).toMatchObject({ corrections: 0 });
+    expect((await corrections()).filter(([status]) => status === 'pending')).toEqual([['pending', 1, 3, 3]]);
+    await deliverAll(t);
+    expect(await sums()).toEqual({ 0: 0, 1: 14 });
     // Every correction of a minute has its own data: a read-back tells them apart.
     const data = (await outboxEvents(t.db, P)).filter((e) => e.timestamp === minute(1)).map((e) => JSON.stringify(e.data));
-    expect(new Set(data).size).toBe(3);
-    expect(await ledger()).toEqual({ revised_events: 2, corrected_events: 2, correction_delta: -1 });
+    expect(new Set(data).size).toBe(4);
+    expect(await ledger()).toEqual({ revised_events: 2, corrected_events: 2, correction_delta: 2 });
   });
 
   it('an event revised while its batch is in flight: the correction counts the value sent, and sums stay right if that batch is released', async () => {

@@ -263,7 +263,7 @@ export async function storeFetchedDays(
       }
       let revisions: DayRevisions = { revisedEvents: before?.revised_events ?? 0 };
       if (before?.events_compacted_at) outcome.compactedDays++;
-      else revisions = await storeDayEvents(trx, input.participantId, input.stream, fetched, input.keepVanished ?? false, outcome);
+      else revisions = { ...revisions, ...(await storeDayEvents(trx, input.participantId, input.stream, fetched, input.keepVanished ?? false, outcome)) };
       const total = dayTotalOf(
         input.stream,
         fetched.records.map((r) => ({ d: r.duration, v: r.data })),
@@ -305,7 +305,7 @@ async function storeDayEvents(
   fetched: FetchedDay,
   keepVanished: boolean,
   outcome: FetchedDaysOutcome,
-): Promise<DayRevisions> {
+): Promise<Partial<DayRevisions>> {
   const chunks = await trx
     .selectFrom('event_chunks')
     .select(['id', 'status', 'events'])
@@ -393,16 +393,25 @@ async function storeDayEvents(
     }
   }
   if (keepVanished) for (const event of pendingBefore) if (!pending.has(event.k)) pending.set(event.k, event);
+  // Nor does it drop what is pending beside a correction: a queued correction, or an original
+  // whose correction mindLAMP has (mindLAMP's sum counts on both).
+  if (fields && fetched.records.length === 0) {
+    for (const event of pendingBefore) {
+      const sent = (correctionsOf.get(event.k) ?? []).some((c) => c.status !== 'pending');
+      if (event.c !== undefined || sent) pending.set(event.k, event);
+    }
+  }
 
   const next = [...pending.values()].sort(byTime);
-  let revisions: DayRevisions = { revisedEvents: revised };
+  // A day answered empty says nothing of what was revised: the last diff's counts stand.
+  let revisions: Partial<DayRevisions> = fields && fetched.records.length === 0 ? {} : { revisedEvents: revised };
   if (fields) {
     const before = new Set(pendingBefore.map((e) => `${e.k}:${e.h}`));
     const queued = next.filter((e) => e.c !== undefined);
     outcome.corrections += queued.filter((e) => !before.has(`${e.k}:${e.h}`)).length;
     const all = [...[...correctionsOf.values()].flat().filter((c) => c.status !== 'pending').map((c) => c.event), ...queued];
     revisions = {
-      revisedEvents: revised,
+      ...revisions,
       correctedEvents: new Set(all.map((e) => e.c)).size,
       correctionDelta: all.reduce((sum, e) => sum + amountOf(e.v, 'value'), 0),
     };
