@@ -18,7 +18,7 @@ const DAYS = 7;
 const presets = ['new-york', 'sydney', 'kolkata', 'new-york', 'sydney'];
 // Watches sync only when the test says so (autoSyncMinutes 0), so the one revising sync is the test's.
 const participants: StackParticipant[] = presets.map((preset, i) => ({
-  id: `R${String(i + 1).padStart(10, '0')}`,
+  id: `C${String(i + 1).padStart(10, '0')}`,
   user: { id: `REV${String(i + 1).padStart(3, '0')}`, preset, autoSyncMinutes: 0 },
 }));
 const REVISED = participants[0]!;

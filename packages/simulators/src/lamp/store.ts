@@ -193,6 +193,9 @@ export function ancestorsOf(store: LampStore, id: string): string[] {
   const ancestors: string[] = [];
   let current: string | null = selfTypeOf(store, id) === undefined ? null : ownerOf(store, id);
   while (current !== null) {
+    // An id used twice (a participant named like the researcher) would make a cycle: say so
+    // instead of looping forever inside a request.
+    if (current === id || ancestors.includes(current)) throw new Error(`the lamp simulator's ids form a cycle at "${current}": an id is used for two objects`);
     ancestors.unshift(current);
     current = ownerOf(store, current);
   }
