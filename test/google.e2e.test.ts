@@ -127,7 +127,8 @@ describe('Google Health participants and a legacy shutdown with re-consent, end 
     let checkedDays = 0;
     for (const p of participants) {
       const user = findUser(fitbit.world, p.user.id)!;
-      // Every stored minute as an [instant, value] pair, never collapsed: a copy is an extra pair.
+      // Every stored minute as an [instant, value] pair, never collapsed: a copy is an extra pair; a
+      // correction is added to the minute it corrects (minuteValues).
       const steps = minuteValues(lamp, p.id, 'lamp.steps');
       const heart = minuteValues(lamp, p.id, 'lamp.heart_rate');
       // The participant's own today (Sydney is a day ahead of UTC at 15:00Z).

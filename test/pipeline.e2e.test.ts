@@ -164,7 +164,8 @@ describe('the pipeline end to end, with faults', () => {
     let checkedDays = 0;
     for (const p of participants) {
       const user = findUser(fitbit.world, p.user.id)!;
-      // Every stored minute, as [instant, value] pairs: a copy shows up as an extra pair.
+      // Every stored minute as an [instant, value] pair, never collapsed: a copy is an extra pair; a
+      // correction is added to the minute it corrects (minuteValues).
       const steps = minuteValues(lamp, p.id, 'lamp.steps');
       const heart = minuteValues(lamp, p.id, 'lamp.heart_rate');
       const { first, today } = windowOf(user);
@@ -185,13 +186,14 @@ describe('the pipeline end to end, with faults', () => {
     }
     expect(checkedDays).toBeGreaterThanOrEqual(19 * 4);
 
-    // The traveller: every step event of the trip day sits on a minute that had those steps in
-    // some revision of the world (an 8-hour zone error would put them on other minutes).
+    // The traveller: every step minute of the trip day (with its corrections) sits on a minute that
+    // had those steps in some revision of the world (an 8-hour zone error would put them on other minutes).
     const { start, end } = localDayBounds(tripDay, asZones(traveller));
     const revisions = [...beforeBooking, ...truthsOfTripDay()];
     const tripSteps = lamp
-      .listEvents({ participantId: 'U0000000001', sensor: 'lamp.steps' })
-      .map((e) => ({ t: Number(e.event.timestamp), v: (e.event.data as { value: number }).value }))
+      .listCorrectedDatums({ participantId: 'U0000000001', sensor: 'lamp.steps' })
+      .filter((d) => !(d.corrections > 0 && d.value === 0))
+      .map((d) => ({ t: d.timestamp, v: d.value }))
       .filter((e) => e.t >= start && e.t < end);
     expect(tripSteps.length).toBeGreaterThan(0);
     for (const { t, v } of tripSteps) {

@@ -29,7 +29,12 @@ import type { Database, DayStatus, ProviderName } from './schema.ts';
  * - `records_delivered`: how many of the day's records reached mindLAMP, added to by
  *   {@link addDeliveredCounts} (lamp-writer, with the batch that delivered them).
  * - `day_total`: the stream's total for the day (wear minutes, steps, sleep minutes; day-totals.ts),
- *   and `revised_events`: how many of the day's delivered events the last fetch found changed.
+ *   and `revised_events`: how many of the day's events that left the outbox differ, at the last
+ *   fetch that diffed the day, from the value mindLAMP first received (an additive event gone
+ *   from the day counts as revised to 0).
+ * - `corrected_events`, `correction_delta` (additive streams: steps, active zone minutes): how
+ *   many of the day's events have a correction event (outbox.ts), and the net difference the
+ *   corrections carry (steps; active zone minutes), queued or delivered, as of the last diff.
  *   The ledger, like `day_summaries`, outlives the day's events (retention, outbox.ts), so the
  *   coordinator's grid reads the same for days whose events have left Postgres.
  * - `events_compacted_at`: when retention deleted the day's delivered events
@@ -72,6 +77,9 @@ export interface FetchedDayEntry {
   dayTotal: number | null;
   /** Events of the day mindLAMP received whose value has changed since. */
   revisedEvents: number;
+  /** Additive streams, when the day was diffed: events with a correction, and the corrections' net difference. */
+  correctedEvents?: number;
+  correctionDelta?: number;
 }
 
 /**
@@ -97,6 +105,8 @@ export async function recordFetchedDay(trx: Transaction<Database>, entry: Fetche
       content_hash: entry.contentHash,
       day_total: entry.dayTotal,
       revised_events: entry.revisedEvents,
+      corrected_events: entry.correctedEvents ?? 0,
+      correction_delta: entry.correctionDelta ?? 0,
       fetch_count: 1,
       fetched_at: now,
       synced_through: syncedThrough,
@@ -112,6 +122,8 @@ export async function recordFetchedDay(trx: Transaction<Database>, entry: Fetche
         content_hash: entry.contentHash,
         day_total: entry.dayTotal,
         revised_events: entry.revisedEvents,
+        ...(entry.correctedEvents === undefined ? {} : { corrected_events: entry.correctedEvents }),
+        ...(entry.correctionDelta === undefined ? {} : { correction_delta: entry.correctionDelta }),
         fetch_count: sql`day_ledger.fetch_count + 1`,
         fetched_at: now,
         synced_through: syncedThrough,
@@ -249,6 +261,11 @@ export interface LedgerDay {
   recordsDelivered: number;
   /** Records of the day sitting in a parked delivery batch (mindLAMP refused them). */
   recordsParked: number;
+  /** Events whose value changed after they left for mindLAMP (see `revised_events`). */
+  revisedEvents: number;
+  /** Additive streams: events with a correction event, and the corrections' net difference. */
+  correctedEvents: number;
+  correctionDelta: number;
   fetchedAt: Date | null;
 }
 
@@ -265,7 +282,7 @@ export async function findLedgerDays(
   const [rows, parked] = await Promise.all([
     db
       .selectFrom('day_ledger')
-      .select(['stream', 'day', 'status', 'reason', 'provider', 'records_fetched', 'records_delivered', 'fetched_at'])
+      .select(['stream', 'day', 'status', 'reason', 'provider', 'records_fetched', 'records_delivered', 'revised_events', 'corrected_events', 'correction_delta', 'fetched_at'])
       .where('participant_id', '=', participantId)
       .where('day', '>=', range.from)
       .where('day', '<=', range.to)
@@ -284,6 +301,9 @@ export async function findLedgerDays(
     recordsFetched: r.records_fetched,
     recordsDelivered: r.records_delivered,
     recordsParked: parked.get(`${r.stream}/${r.day}`) ?? 0,
+    revisedEvents: r.revised_events,
+    correctedEvents: r.corrected_events,
+    correctionDelta: r.correction_delta,
     fetchedAt: r.fetched_at,
   }));
 }

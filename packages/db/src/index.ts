@@ -63,6 +63,8 @@ export {
   findBatchRecords,
   compactDeliveredEvents,
   insertChunk,
+  isAdditiveStream,
+  correctionKey,
   type CompactionOutcome,
   type Revision,
   type OutboxRecord,

@@ -9,6 +9,7 @@ import * as deviceSyncTimes from './migrations/2026-12-06T00-00-00-device-sync-t
 import * as coordinators from './migrations/2026-12-06T01-00-00-coordinators.ts';
 import * as writerLeases from './migrations/2026-12-06T01-00-00-writer-leases.ts';
 import * as alerts from './migrations/2026-12-06T02-00-00-alerts.ts';
+import * as revisionCorrections from './migrations/2026-12-06T03-00-00-revision-corrections.ts';
 import * as batchIndex from './migrations/2026-12-06T03-30-00-batch-index.ts';
 import * as ledgerAutovacuum from './migrations/2026-12-06T03-40-00-ledger-autovacuum.ts';
 
@@ -27,6 +28,7 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06T01-00-00-coordinators': coordinators,
   '2026-12-06T01-00-00-writer-leases': writerLeases,
   '2026-12-06T02-00-00-alerts': alerts,
+  '2026-12-06T03-00-00-revision-corrections': revisionCorrections,
   '2026-12-06T03-30-00-batch-index': batchIndex,
   '2026-12-06T03-40-00-ledger-autovacuum': ledgerAutovacuum,
 };

@@ -6,7 +6,9 @@ import {
   findDayTotals,
   findLedgerDays,
   markBatchDelivered,
+  markBatchUnknown,
   parkBatch,
+  settleReconciledBatch,
   storeFetchedDays,
   type FetchedDay,
   type FetchedRecord,
@@ -107,21 +109,23 @@ describe('event chunks: storing fetched days', () => {
     ]);
   });
 
-  it('reports a revision of a delivered event and keeps the value mindLAMP received', async () => {
+  it('reports a revision of a delivered event, keeps the value mindLAMP received, and queues a correction carrying the difference', async () => {
     await store(t, stepsDay([5, 7]));
     await deliverAll(t);
     const outcome = await store(t, stepsDay([5, 70]));
-    expect(outcome).toMatchObject({ inserted: 0, changed: 1, changedAfterDelivery: 1 });
+    expect(outcome).toMatchObject({ inserted: 0, changed: 1, changedAfterDelivery: 1, corrections: 1 });
     expect(outcome.revisions).toEqual([
       { stream: 'steps', day: DAY, key: `${P}|lamp.steps|${BASE + 60_000}|`, sensor: 'lamp.steps', timestamp: BASE + 60_000, status: 'delivered', sent: { value: 7, unit: 'count' }, revised: { value: 70, unit: 'count' } },
     ]);
-    expect((await outboxEvents(t.db)).map((e) => [e.status, e.data.value])).toEqual([
-      ['delivered', 5],
-      ['delivered', 7],
+    expect((await outboxEvents(t.db)).map((e) => [e.status, e.key, e.data])).toEqual([
+      ['delivered', `${P}|lamp.steps|${BASE}|`, { value: 5, unit: 'count' }],
+      ['delivered', `${P}|lamp.steps|${BASE + 60_000}|`, { value: 7, unit: 'count' }],
+      ['pending', `${P}|lamp.steps|${BASE + 60_000}||correction|1`, { value: 63, unit: 'count', correction: true, revision: 1, revised_value: 70 }],
     ]);
-    expect(await claimBatch(t.db, P, 1_000, 1_000_000)).toBeNull();
-    const ledger = await t.db.selectFrom('day_ledger').select(['revised_events', 'day_total']).executeTakeFirstOrThrow();
-    expect(ledger).toEqual({ revised_events: 1, day_total: 75 });
+    const claimed = await claimBatch(t.db, P, 1_000, 1_000_000);
+    expect(claimed!.records.map((r) => [r.timestamp, r.data.value])).toEqual([[BASE + 60_000, 63]]);
+    const ledger = await t.db.selectFrom('day_ledger').select(['revised_events', 'day_total', 'corrected_events', 'correction_delta']).executeTakeFirstOrThrow();
+    expect(ledger).toEqual({ revised_events: 1, day_total: 75, corrected_events: 1, correction_delta: 63 });
   });
 
   it('cuts a chunk larger than a batch, keeping the rest pending', async () => {
@@ -243,5 +247,161 @@ describe('retention', () => {
       { participantId: 'U2', day: '2026-11-02', wearMinutes: 1, steps: null, sleepMinutes: null },
     ]);
     expect((await t.db.selectFrom('event_chunks').select('day').where('participant_id', '=', 'U2').execute()).map((r) => r.day)).toEqual(['2026-11-19']);
+  });
+});
+
+describe('corrections: revisions of additive events after delivery', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await t.drop();
+  });
+  beforeEach(async () => {
+    await t.db.deleteFrom('participants').execute();
+    await t.db.insertInto('participants').values({ id: P }).execute();
+  });
+
+  const minute = (i: number) => BASE + i * 60_000;
+  /** What mindLAMP ends up holding per minute once every event is delivered: the sum of its events. */
+  async function sums(): Promise<Record<number, number>> {
+    const out: Record<number, number> = {};
+    for (const e of await outboxEvents(t.db, P)) out[(e.timestamp - BASE) / 60_000] = (out[(e.timestamp - BASE) / 60_000] ?? 0) + (e.data.value as number);
+    return out;
+  }
+  const corrections = async () => (await outboxEvents(t.db, P)).filter((e) => e.data.correction === true).map((e) => [e.status, (e.timestamp - BASE) / 60_000, e.data.revision, e.data.value]);
+  const ledger = () => t.db.selectFrom('day_ledger').select(['revised_events', 'corrected_events', 'correction_delta']).where('day', '=', DAY).executeTakeFirstOrThrow();
+
+  it('queues a correction once: not again for a retried fetch, nor for the same values under another day hash, nor from a fetch that failed before its commit', async () => {
+    await store(t, stepsDay([5, 7]));
+    await deliverAll(t);
+    // The fetch that sees the revision dies before its transaction commits (here: a later day of
+    // the same request cannot be stored): nothing of it is kept, not even the correction.
+    const broken: FetchedDay = { ...stepsDay([1], '2026-11-21', minute(24 * 60)), contentHash: 'broken' };
+    broken.records = broken.records.map((r) => ({ ...r, data: { value: 10n } as unknown as Record<string, unknown> }));
+    await expect(store(t, stepsDay([5, 9]), broken)).rejects.toThrow(/BigInt/);
+    expect(await corrections()).toEqual([]);
+    expect(await ledger()).toEqual({ revised_events: 0, corrected_events: 0, correction_delta: 0 });
+
+    expect(await store(t, stepsDay([5, 9]))).toMatchObject({ changedAfterDelivery: 1, corrections: 1 });
+    expect(await store(t, stepsDay([5, 9]))).toMatchObject({ unchangedDays: 1, corrections: 0 });
+    expect(await store(t, { ...stepsDay([5, 9]), contentHash: 'other' })).toMatchObject({ unchangedDays: 0, corrections: 0 });
+    expect(await corrections()).toEqual([['pending', 1, 1, 2]]);
+    await deliverAll(t);
+    expect(await store(t, { ...stepsDay([5, 9]), contentHash: 'again' })).toMatchObject({ corrections: 0 });
+    expect(await corrections()).toEqual([['delivered', 1, 1, 2]]);
+    expect(await sums()).toEqual({ 0: 5, 1: 9 });
+    expect(await ledger()).toEqual({ revised_events: 1, corrected_events: 1, correction_delta: 2 });
+  });
+
+  it('a correction whose delivery outcome is unknown is read back first: released when not found and sent once, settled when found', async () => {
+    await store(t, stepsDay([5, 7, 4]));
+    await deliverAll(t);
+    await store(t, stepsDay([5, 8, 4]));
+    const first = await claimBatch(t.db, P, 1_000, 1_000_000);
+    expect(first!.records.map((r) => [r.id, r.data])).toEqual([[`${P}|lamp.steps|${minute(1)}||correction|1`, { value: 1, unit: 'count', correction: true, revision: 1, revised_value: 8 }]]);
+    // A timeout: the read-back does not find it, so it goes back to pending and is claimed again, unchanged.
+    await markBatchUnknown(t.db, first!.batch, 'timeout');
+    await settleReconciledBatch(t.db, first!.batch, [], 'reconciled by read-back: 0 of 1 events were stored');
+    const again = await claimBatch(t.db, P, 1_000, 1_000_000);
+    expect(again!.records).toEqual(first!.records);
+    // This time mindLAMP had stored it: the read-back finds it, and nothing is left to send.
+    await markBatchUnknown(t.db, again!.batch, 'connection reset');
+    await settleReconciledBatch(t.db, again!.batch, [again!.records[0]!.id], 'reconciled by read-back: 1 of 1 events were stored');
+    expect(await claimBatch(t.db, P, 1_000, 1_000_000)).toBeNull();
+    expect(await corrections()).toEqual([['delivered', 1, 1, 1]]);
+    // A revision of another minute meanwhile leaves the delivered correction alone.
+    await store(t, stepsDay([5, 8, 6]));
+    expect(await corrections()).toEqual([
+      ['delivered', 1, 1, 1],
+      ['pending', 2, 1, 2],
+    ]);
+  });
+
+  it('a second revision recomputes a pending correction, and after delivery sends only the new difference; negative differences and vanished minutes too', async () => {
+    await store(t, stepsDay([5, 7]));
+    await deliverAll(t);
+    await store(t, stepsDay([5, 10]));
+    await store(t, stepsDay([5, 12]));
+    expect(await corrections()).toEqual([['pending', 1, 1, 5]]);
+    await deliverAll(t);
+    expect(await store(t, stepsDay([5, 11]))).toMatchObject({ corrections: 1 });
+    expect(await corrections()).toEqual([
+      ['delivered', 1, 1, 5],
+      ['pending', 1, 2, -1],
+    ]);
+    await deliverAll(t);
+    // Minute 0 revised to no steps: Fitbit leaves a zero-step minute out of the day.
+    const vanished = stepsDay([5, 11]);
+    const outcome = await store(t, { ...vanished, records: vanished.records.slice(1), contentHash: 'minute 0 gone' });
+    expect(outcome.revisions.map((r) => [r.timestamp, r.sent.value, r.revised.value])).toEqual([
+      [minute(1), 7, 11],
+      [minute(0), 5, 0],
+    ]);
+    await deliverAll(t);
+    expect(await corrections()).toEqual([
+      ['delivered', 0, 1, -5],
+      ['delivered', 1, 1, 5],
+      ['delivered', 1, 2, -1],
+    ]);
+    expect(await sums()).toEqual({ 0: 0, 1: 11 });
+    // A day answered empty (a provider gap, likelier than every minute revised away) corrects
+    // nothing, and leaves a queued correction queued.
+    const again = stepsDay([5, 14]);
+    await store(t, { ...again, records: again.records.slice(1), contentHash: 'minute 1 at 14' });
+    expect(await store(t, { ...stepsDay([]), contentHash: 'empty' })).toMatchObject({ corrections: 0 });
+    expect((await corrections()).filter(([status]) => status === 'pending')).toEqual([['pending', 1, 3, 3]]);
+    await deliverAll(t);
+    expect(await sums()).toEqual({ 0: 0, 1: 14 });
+    // Every correction of a minute has its own data: a read-back tells them apart.
+    const data = (await outboxEvents(t.db, P)).filter((e) => e.timestamp === minute(1)).map((e) => JSON.stringify(e.data));
+    expect(new Set(data).size).toBe(4);
+    expect(await ledger()).toEqual({ revised_events: 2, corrected_events: 2, correction_delta: 2 });
+  });
+
+  it('an event revised while its batch is in flight: the correction counts the value sent, and sums stay right if that batch is released', async () => {
+    await store(t, stepsDay([5, 7]));
+    const inFlight = await claimBatch(t.db, P, 1_000, 1_000_000);
+    await store(t, stepsDay([5, 9]));
+    const correction = await claimBatch(t.db, P, 1_000, 1_000_000);
+    expect(correction!.records.map((r) => r.data.value)).toEqual([2]);
+    await markBatchDelivered(t.db, correction!.batch);
+    // The first batch was never stored after all: its events go back to pending, with the value first sent.
+    await settleReconciledBatch(t.db, inFlight!.batch, [], 'reconciled by read-back: 0 of 2 events were stored');
+    expect(await sums()).toEqual({ 0: 5, 1: 9 });
+    // A later revision keeps the released event as it is (a correction of it is in mindLAMP) and corrects on top.
+    await store(t, stepsDay([5, 12]));
+    await deliverAll(t);
+    expect(await sums()).toEqual({ 0: 5, 1: 12 });
+    expect(await corrections()).toEqual([
+      ['delivered', 1, 1, 2],
+      ['delivered', 1, 2, 3],
+    ]);
+  });
+
+  it('before anything left the outbox, a revision just replaces the pending value (no correction)', async () => {
+    await store(t, stepsDay([5, 7]));
+    expect(await store(t, stepsDay([5, 9]))).toMatchObject({ corrections: 0 });
+    expect(await corrections()).toEqual([]);
+    expect(await sums()).toEqual({ 0: 5, 1: 9 });
+  });
+
+  it('heart rate is not additive: a revision after delivery is counted, never sent', async () => {
+    const heart = (values: number[]): FetchedDay => {
+      const day = stepsDay(values);
+      return { ...day, records: day.records.map((r) => ({ ...r, key: r.key.replace('lamp.steps', 'lamp.heart_rate'), stream: 'heart_rate', sensor: 'lamp.heart_rate' })) };
+    };
+    const storeHeart = (day: FetchedDay) => storeFetchedDays(t.db, { participantId: P, provider: 'fitbit', stream: 'heart_rate', days: [day], lastDeviceSync: DAY_END + 1 });
+    await storeHeart(heart([60, 61]));
+    await deliverAll(t);
+    expect(await storeHeart(heart([60, 62]))).toMatchObject({ changedAfterDelivery: 1, corrections: 0 });
+    expect(await claimBatch(t.db, P, 1_000, 1_000_000)).toBeNull();
+    expect((await outboxEvents(t.db, P)).map((e) => e.data.value)).toEqual([60, 61]);
+    expect(await t.db.selectFrom('day_ledger').select(['revised_events', 'corrected_events', 'correction_delta']).executeTakeFirstOrThrow()).toEqual({
+      revised_events: 1,
+      corrected_events: 0,
+      correction_delta: 0,
+    });
   });
 });

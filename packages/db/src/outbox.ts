@@ -25,12 +25,28 @@ import type { ChunkEvent, Database, ProviderName, RecordStatus } from './schema.
  * - `delivered`: mindLAMP answered 2xx for the batch, or holds the events by read-back. Never sent
  *   again; kept, with the values mindLAMP received, until the day is older than the retention
  *   window ({@link compactDeliveredEvents}), so revisions inside the re-fetch window are detected.
+ *   A revision of an additive stream's event is sent as a **correction event** (below).
  * - `parked`: mindLAMP refused the batch (4xx); kept for an admin, never compacted.
  *
  * The other columns: `batch_id` (the batch a `sending` or `parked` chunk went out in; null once
  * delivered, so a settled batch is referenced by nothing and leaves with its events), `event_count`,
  * `from_ts` (the earliest event: delivery goes oldest first), `content_hash` (of the events' keys
  * and hashes), `delivered_at`.
+ *
+ * Correction events (issue 16 item 5; docs/mapping.md, docs/pipeline.md). mindLAMP can neither
+ * update nor delete, and Cortex sums `lamp.steps`, so when the provider revises an additive
+ * event ({@link ADDITIVE_FIELDS}) after it left the outbox, the day's diff queues one event
+ * carrying the difference: same sensor and UTC instant, `data` = the original's with the additive
+ * fields set to (new − what mindLAMP holds or was sent), plus `correction: true`, `revision` (1
+ * for the event's first correction, 2 for the next, …) and `revised_value` (the event's value
+ * after it). It is an ordinary outbox event (chunk, batch, read-back), so it is stored in the
+ * fetch's transaction and delivered exactly once; its key is the corrected event's key plus
+ * `|correction|{revision}` and its chunk entry names the corrected key (`c`). What mindLAMP holds
+ * for an event is the sum of it and its corrections in any status but `pending`; while a
+ * correction is still pending it is recomputed by every diff of its day (same revision number),
+ * so a second revision before delivery sends one correction, and one after sends only the new
+ * difference. The difference may be negative (the provider lowered a minute, or it vanished from
+ * a day that still has data): it is sent as it is, so that sums come out right.
  */
 
 /**
@@ -45,6 +61,25 @@ const MERGED_CHUNK_EVENTS = 10_000;
 
 /** A day keeps at most this many delivered chunks; more are merged into one by retention. */
 const MAX_DELIVERED_CHUNKS_PER_DAY = 4;
+
+/**
+ * The additive streams and the `data` fields of theirs that add up: Cortex sums `lamp.steps` per
+ * time bin (mindlamp-api §6), and active zone minutes add up over days the same way. A revision
+ * of one of their events after delivery is sent as a correction event; any other stream's is
+ * only counted (docs/pipeline.md).
+ */
+const ADDITIVE_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  steps: ['value'],
+  active_zone_minutes: ['value', 'fat_burn', 'cardio', 'peak'],
+};
+
+/** Whether revisions of the stream's delivered events are sent as correction events. */
+export function isAdditiveStream(stream: string): boolean {
+  return Object.hasOwn(ADDITIVE_FIELDS, stream);
+}
+
+/** The key of the `revision`th correction of the event keyed `key`. */
+export const correctionKey = (key: string, revision: number): string => `${key}|correction|${revision}`;
 
 /** An outbox event as the lamp-writer sends it; `id` is its key. */
 export interface OutboxRecord {
@@ -104,6 +139,8 @@ export interface FetchedDaysOutcome {
   changedAfterDelivery: number;
   /** Changed events no longer pending, with the value sent and the new one (reliability: corrections). */
   revisions: Revision[];
+  /** Correction events queued or recomputed (additive streams): each waits for delivery. */
+  corrections: number;
   /** Days the content-hash shortcut found unchanged: nothing was written for their events. */
   unchangedDays: number;
   /**
@@ -181,7 +218,8 @@ async function rewriteChunk(
  * changed events not yet sent make up the day's one pending chunk; events that vanished from the
  * provider before delivery are dropped, unless `keepVanished` (a stream whose answers accumulate,
  * like device observations); events already sent keep the value sent (mindLAMP can neither update
- * nor delete), and a changed one is reported in `revisions`.
+ * nor delete), a changed one is reported in `revisions`, and for additive streams a correction
+ * event carrying the difference is queued (see the top of this file).
  */
 export async function storeFetchedDays(
   db: Kysely<Database>,
@@ -195,7 +233,7 @@ export async function storeFetchedDays(
     keepVanished?: boolean;
   },
 ): Promise<FetchedDaysOutcome> {
-  const outcome: FetchedDaysOutcome = { inserted: 0, changed: 0, changedAfterDelivery: 0, revisions: [], unchangedDays: 0, compactedDays: 0 };
+  const outcome: FetchedDaysOutcome = { inserted: 0, changed: 0, changedAfterDelivery: 0, revisions: [], corrections: 0, unchangedDays: 0, compactedDays: 0 };
   if (input.days.length === 0) return outcome;
   await db.transaction().execute(async (trx) => {
     await lockParticipantEvents(trx, input.participantId);
@@ -224,21 +262,43 @@ export async function storeFetchedDays(
         await recordFetchedDay(trx, { ...entry, dayTotal: before.day_total, revisedEvents: before.revised_events });
         continue;
       }
-      let revised = before?.revised_events ?? 0;
+      let revisions: DayRevisions = { revisedEvents: before?.revised_events ?? 0 };
       if (before?.events_compacted_at) outcome.compactedDays++;
-      else revised = await storeDayEvents(trx, input.participantId, input.stream, fetched, input.keepVanished ?? false, outcome);
+      else revisions = { ...revisions, ...(await storeDayEvents(trx, input.participantId, input.stream, fetched, input.keepVanished ?? false, outcome)) };
       const total = dayTotalOf(
         input.stream,
         fetched.records.map((r) => ({ d: r.duration, v: r.data })),
       );
-      await recordFetchedDay(trx, { ...entry, dayTotal: total, revisedEvents: revised });
+      await recordFetchedDay(trx, { ...entry, dayTotal: total, ...revisions });
       await saveDayTotal(trx, { participantId: input.participantId, stream: input.stream, day: fetched.day, total });
     }
   });
   return outcome;
 }
 
-/** The diff of one fetched day against its chunks; answers how many sent events it revises. */
+/** What a day's diff found revised after delivery, for its ledger row. */
+interface DayRevisions {
+  revisedEvents: number;
+  /** Additive streams: events with a correction, and the net difference of the corrections. */
+  correctedEvents?: number;
+  correctionDelta?: number;
+}
+
+interface StoredEvent {
+  event: ChunkEvent;
+  status: RecordStatus;
+}
+
+const amountOf = (data: Record<string, unknown>, field: string): number => (typeof data[field] === 'number' ? data[field] : 0);
+
+function eventHash(data: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify(data)).digest('base64url').slice(0, 22);
+}
+
+/**
+ * The diff of one fetched day against its chunks: new and changed pending events, and for an
+ * additive stream the correction events its revisions need. Answers what it found revised.
+ */
 async function storeDayEvents(
   trx: Transaction<Database>,
   participantId: string,
@@ -246,7 +306,7 @@ async function storeDayEvents(
   fetched: FetchedDay,
   keepVanished: boolean,
   outcome: FetchedDaysOutcome,
-): Promise<number> {
+): Promise<Partial<DayRevisions>> {
   const chunks = await trx
     .selectFrom('event_chunks')
     .select(['id', 'status', 'events'])
@@ -255,16 +315,59 @@ async function storeDayEvents(
     .where('day', '=', fetched.day)
     .forUpdate()
     .execute();
-  const stored = new Map<string, { event: ChunkEvent; status: RecordStatus }>();
+  const stored = new Map<string, StoredEvent>();
+  const correctionsOf = new Map<string, StoredEvent[]>();
   const pendingBefore: ChunkEvent[] = [];
   for (const chunk of chunks) {
     for (const event of chunk.events) {
-      stored.set(event.k, { event, status: chunk.status });
+      if (event.c === undefined) stored.set(event.k, { event, status: chunk.status });
+      else correctionsOf.set(event.c, [...(correctionsOf.get(event.c) ?? []), { event, status: chunk.status }]);
       if (chunk.status === 'pending') pendingBefore.push(event);
     }
   }
+  const fields = ADDITIVE_FIELDS[stream];
   let revised = 0;
   const pending = new Map<string, ChunkEvent>();
+
+  /**
+   * An additive event mindLAMP holds (or was sent, or has a correction of): its pending correction
+   * becomes `revised` − (the event and its corrections not pending), or goes when that is 0. An
+   * original still pending beside a sent correction (its batch was released) stays as it is.
+   * Answers false for an event nothing of which has left the outbox: it is simply replaced.
+   */
+  const correct = (prior: StoredEvent, revisedData: Record<string, unknown> | undefined): boolean => {
+    const sent = (correctionsOf.get(prior.event.k) ?? []).filter((c) => c.status !== 'pending');
+    if (prior.status === 'pending' && sent.length === 0) return false;
+    if (prior.status === 'pending') pending.set(prior.event.k, prior.event);
+    const held = [prior.event, ...sent.map((c) => c.event)];
+    const target = fields!.map((f) => (revisedData ? amountOf(revisedData, f) : 0));
+    const diff = fields!.map((f, i) => target[i]! - held.reduce((sum, e) => sum + amountOf(e.v, f), 0));
+    if (diff.every((d) => d === 0)) return true;
+    const revision = 1 + Math.max(0, ...sent.map((c) => amountOf(c.event.v, 'revision')));
+    const data: Record<string, unknown> = { ...(revisedData ?? prior.event.v) };
+    fields!.forEach((f, i) => {
+      if (f in data || f in prior.event.v || diff[i] !== 0) data[f] = diff[i];
+    });
+    Object.assign(data, { correction: true, revision, revised_value: target[0] });
+    const key = correctionKey(prior.event.k, revision);
+    pending.set(key, { k: key, t: prior.event.t, s: prior.event.s, d: prior.event.d, v: data, h: eventHash(data), c: prior.event.k });
+    return true;
+  };
+  const report = (prior: StoredEvent, revisedData: Record<string, unknown>) => {
+    revised++;
+    if (prior.status === 'delivered') outcome.changedAfterDelivery++;
+    outcome.revisions.push({
+      stream,
+      day: fetched.day,
+      key: prior.event.k,
+      sensor: prior.event.s,
+      timestamp: Number(prior.event.t),
+      status: prior.status,
+      sent: prior.event.v,
+      revised: revisedData,
+    });
+  };
+
   for (const record of fetched.records) {
     const prior = stored.get(record.key);
     if (!prior) {
@@ -274,34 +377,54 @@ async function storeDayEvents(
     }
     const changed = prior.event.h !== record.hash;
     if (changed) outcome.changed++;
-    if (prior.status === 'pending') {
-      pending.set(record.key, toChunkEvent(record));
-    } else if (changed) {
-      revised++;
-      if (prior.status === 'delivered') outcome.changedAfterDelivery++;
-      outcome.revisions.push({
-        stream,
-        day: fetched.day,
-        key: record.key,
-        sensor: record.sensor,
-        timestamp: record.timestamp,
-        status: prior.status,
-        sent: prior.event.v,
-        revised: record.data,
-      });
+    if (changed && prior.status !== 'pending') report(prior, record.data);
+    if (fields && correct(prior, record.data)) continue;
+    if (prior.status === 'pending') pending.set(record.key, toChunkEvent(record));
+  }
+  // An additive event gone from a day that still has data is now 0 (a minute revised to no steps
+  // is left out, docs/mapping.md). A day answered empty is more likely a provider gap than a day
+  // whose every minute was revised away: it corrects nothing.
+  if (fields && fetched.records.length > 0) {
+    const present = new Set(fetched.records.map((r) => r.key));
+    for (const prior of stored.values()) {
+      if (present.has(prior.event.k)) continue;
+      const zeroed = { ...prior.event.v, ...Object.fromEntries(fields.filter((f) => f in prior.event.v).map((f) => [f, 0])) };
+      if (prior.status !== 'pending' && prior.event.v.value !== 0) report(prior, zeroed);
+      correct(prior, undefined);
     }
   }
   if (keepVanished) for (const event of pendingBefore) if (!pending.has(event.k)) pending.set(event.k, event);
+  // Nor does it drop what is pending beside a correction: a queued correction, or an original
+  // whose correction mindLAMP has (mindLAMP's sum counts on both).
+  if (fields && fetched.records.length === 0) {
+    for (const event of pendingBefore) {
+      const sent = (correctionsOf.get(event.k) ?? []).some((c) => c.status !== 'pending');
+      if (event.c !== undefined || sent) pending.set(event.k, event);
+    }
+  }
 
   const next = [...pending.values()].sort(byTime);
+  // A day answered empty says nothing of what was revised: the last diff's counts stand.
+  let revisions: Partial<DayRevisions> = fields && fetched.records.length === 0 ? {} : { revisedEvents: revised };
+  if (fields) {
+    const before = new Set(pendingBefore.map((e) => `${e.k}:${e.h}`));
+    const queued = next.filter((e) => e.c !== undefined);
+    outcome.corrections += queued.filter((e) => !before.has(`${e.k}:${e.h}`)).length;
+    const all = [...[...correctionsOf.values()].flat().filter((c) => c.status !== 'pending').map((c) => c.event), ...queued];
+    revisions = {
+      ...revisions,
+      correctedEvents: new Set(all.map((e) => e.c)).size,
+      correctionDelta: all.reduce((sum, e) => sum + amountOf(e.v, 'value'), 0),
+    };
+  }
   const same = next.length === pendingBefore.length && chunkHash(next) === chunkHash([...pendingBefore].sort(byTime));
-  if (same) return revised;
+  if (same) return revisions;
   const pendingIds = chunks.filter((c) => c.status === 'pending').map((c) => c.id);
   if (pendingIds.length > 0) await trx.deleteFrom('event_chunks').where('id', 'in', pendingIds).execute();
   for (let i = 0; i < next.length; i += MAX_CHUNK_EVENTS) {
     await insertChunk(trx, { participantId, stream, day: fetched.day, status: 'pending', events: next.slice(i, i + MAX_CHUNK_EVENTS) });
   }
-  return revised;
+  return revisions;
 }
 
 const toRecord = (stream: string, day: string) => (e: ChunkEvent): OutboxRecord => ({

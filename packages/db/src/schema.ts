@@ -103,8 +103,12 @@ export interface DayLedgerTable {
   settled_at: Timestamp | null;
   /** The stream's total for the day (wear minutes, steps, sleep minutes), for streams that have one. */
   day_total: number | null;
-  /** Events of the day whose value changed after mindLAMP received them (last fetch). */
+  /** Events of the day whose value, at the last fetch, differs from the one mindLAMP first received. */
   revised_events: Generated<number>;
+  /** Additive streams: events of the day that have a correction event (outbox.ts), in any status. */
+  corrected_events: Generated<number>;
+  /** Additive streams: the net difference the day's correction events carry (steps, active zone minutes). */
+  correction_delta: Generated<number>;
   /** When retention deleted the day's delivered events (outbox.ts). */
   events_compacted_at: Timestamp | null;
   updated_at: Created;
@@ -125,7 +129,10 @@ export interface DeliveryBatchesTable {
   completed_at: Timestamp | null;
 }
 
-/** One event inside a chunk: key, timestamp, sensor, duration, data, hash. */
+/**
+ * One event inside a chunk: key, timestamp, sensor, duration, data, hash; and for a correction
+ * event (outbox.ts), `c`, the key of the event it corrects.
+ */
 export interface ChunkEvent {
   k: string;
   t: number;
@@ -133,6 +140,7 @@ export interface ChunkEvent {
   d: number | null;
   v: Record<string, unknown>;
   h: string;
+  c?: string;
 }
 
 export interface EventChunksTable {

@@ -103,6 +103,8 @@ export interface ChaosReport {
     duplicated: number;
     misplaced: number;
     repeatsInMindLamp: number;
+    /** Correction events in mindLAMP (revised steps and active zone minutes); folded into their minutes when checked. */
+    corrections: number;
     checkedParticipantDays: number;
     storedInMindLamp: number;
     /** The first participant-days that differ, and the first repeats, to start a diagnosis from. */
@@ -571,7 +573,8 @@ async function chaos(
 /**
  * mindLAMP against the simulated world: every minute of steps and heart rate of every settled day
  * (more than 48 h past, so no longer revised) in each participant's window, counted per instant
- * and value (never collapsed), plus the simulator's own repeat finder over everything stored.
+ * and value (never collapsed; a correction event is added to the minute it corrects), plus the
+ * simulator's own repeat finder over everything stored, which counts corrections apart.
  */
 export function checkMindLamp(stack: Stack, participants: StackParticipant[], backfillDays: number): ChaosReport['events'] {
   const { fitbit, lamp } = stack;
@@ -585,11 +588,12 @@ export function checkMindLamp(stack: Stack, participants: StackParticipant[], ba
   for (const p of participants) {
     const user = findUser(fitbit.world, p.user.id)!;
     const { first, today } = syncWindow(asZones(user), now, backfillDays);
+    // Each datum with the corrections of its minute added (a minute corrected to 0 steps has none left).
     const minutes = (sensor: string) =>
       lamp
-        .listEvents({ participantId: p.id, sensor })
-        .filter((e) => e.event.duration === undefined)
-        .map((e) => `${Number(e.event.timestamp)}:${(e.event.data as { value: number }).value}`);
+        .listCorrectedDatums({ participantId: p.id, sensor })
+        .filter((d) => d.duration === undefined && !(d.corrections > 0 && d.value === 0))
+        .map((d) => `${d.timestamp}:${d.value}`);
     const stored = { steps: minutes('lamp.steps'), heart: minutes('lamp.heart_rate') };
     const days = daysBetween(first, addDays(today, -3));
     for (const day of days) {
@@ -634,6 +638,7 @@ export function checkMindLamp(stack: Stack, participants: StackParticipant[], ba
     duplicated,
     misplaced,
     repeatsInMindLamp: repeats.extraCopies,
+    corrections: lamp.listEvents().filter((e) => (e.event.data as { correction?: unknown } | null)?.correction === true).length,
     checkedParticipantDays,
     storedInMindLamp: lamp.countEvents().total,
     problems,
@@ -737,6 +742,7 @@ export function renderReliability(report: ChaosReport, note: string, failures: r
     `| events duplicated | ${report.events.duplicated} |`,
     `| events at a wrong instant or value | ${report.events.misplaced} |`,
     `| repeats anywhere in mindLAMP (findRepeats) | ${report.events.repeatsInMindLamp} |`,
+    `| correction events in mindLAMP (revisions of delivered steps and active zone minutes, counted apart) | ${report.events.corrections} |`,
     `| events stored in mindLAMP | ${report.events.storedInMindLamp} |`,
     `| refresh-token reuses | ${report.refreshTokenReuse} (of ${report.refreshes} refreshes) |`,
     `| service exits not caused by the run | ${report.unexpectedExits.length} |`,

@@ -6,6 +6,7 @@ export {
   DEFAULT_RESEARCHER_ID as LAMP_DEFAULT_RESEARCHER_ID,
   type DuplicateReport,
   type RepeatReport,
+  type CorrectedDatum,
   type EventCounts,
   type LampCredential,
   type LampParticipantInput,

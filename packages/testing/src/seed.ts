@@ -84,6 +84,8 @@ export interface SeedDay {
   provider?: ProviderName;
   /** The stream's total for the day (`day_total`: wear minutes, steps, sleep minutes), for streams that have one. */
   total?: number | null;
+  /** Revised after delivery: events changed, events corrected, the corrections' net difference. */
+  revised?: { events: number; corrected: number; delta: number };
 }
 
 /** Day ledger rows, as the fetcher and the lamp-writer would have left them. */
@@ -99,13 +101,15 @@ export async function seedLedgerRows(db: Kysely<Database>, rows: ReadonlyArray<S
   if (rows.length === 0) return;
   const column = <T>(pick: (d: SeedDay & { participantId: string }) => T) => rows.map(pick);
   await sql`
-    insert into day_ledger (participant_id, stream, day, status, reason, provider, records_fetched, records_delivered, fetched_at, day_total)
+    insert into day_ledger (participant_id, stream, day, status, reason, provider, records_fetched, records_delivered, fetched_at, day_total,
+      revised_events, corrected_events, correction_delta)
     select * from unnest(
       ${column((d) => d.participantId)}::text[], ${column((d) => d.stream)}::text[], ${column((d) => d.day)}::date[],
       ${column((d) => d.status)}::text[], ${column((d) => d.reason ?? null)}::text[], ${column((d) => d.provider ?? 'fitbit')}::text[],
       ${column((d) => d.fetched ?? 0)}::int[], ${column((d) => d.delivered ?? 0)}::int[],
       ${column((d) => (d.fetchedAt === undefined ? new Date(`${d.day}T23:00:00Z`) : d.fetchedAt)?.toISOString() ?? null)}::timestamptz[],
-      ${column((d) => d.total ?? null)}::int[])`.execute(db);
+      ${column((d) => d.total ?? null)}::int[], ${column((d) => d.revised?.events ?? 0)}::int[],
+      ${column((d) => d.revised?.corrected ?? 0)}::int[], ${column((d) => d.revised?.delta ?? 0)}::int[])`.execute(db);
 }
 
 let keySeq = 0;

@@ -4,9 +4,9 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
-import { connectionTokenPlace, findDayTotals, findDueParticipants, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { claimBatch, connectionTokenPlace, findDayTotals, markBatchDelivered, findDueParticipants, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
-import { STREAMS, addDays, localDayAt, type Provider } from '@fitlamp/provider';
+import { STREAMS, addDays, daysBetween, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
 import { createFitbitSimulator, findUser, moveUser, syncUser, viewDay, viewDevices, type FitbitSimulator } from '@fitlamp/simulators';
@@ -209,6 +209,76 @@ describe('fetcher sync against the Fitbit simulator', () => {
     const refetchFrom = addDays(localDayAt(zones, h.sim.clock.now()), -2);
     expect(refetched.length).toBeGreaterThan(0);
     expect(refetched.every((r) => r.day >= refetchFrom), 'only days in the re-fetch window').toBe(true);
+  });
+
+  it('a device sync that revises delivered minutes queues corrections: the step sums sent equal the provider\'s, minute by minute and per UTC hour', async () => {
+    const k = (h = await harness({ preset: 'kolkata' }));
+    const sync = () =>
+      fetch(`${k.sim.app.listeningOrigin}/_control/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: k.userId }) });
+    await sync();
+    k.sim.clock.advance(2 * 60_000);
+    await k.run();
+    // Everything reaches mindLAMP (as the lamp-writer would mark it).
+    const deliverAll = async () => {
+      for (let claimed = await claimBatch(k.t.db, P, 1_000, 5_000_000); claimed; claimed = await claimBatch(k.t.db, P, 1_000, 5_000_000)) {
+        await markBatchDelivered(k.t.db, claimed.batch);
+      }
+    };
+    await deliverAll();
+    // What mindLAMP's sums make of the steps sent (every event, corrections included), against the provider's now.
+    const compare = async (withCorrections: boolean) => {
+      const user = findUser(k.sim.world, k.userId)!;
+      const now = k.sim.clock.now();
+      const zones = [{ zone: 'Asia/Kolkata', validFrom: 0 }];
+      const truth = new Map<number, number>();
+      // The last 6 days (the clock may cross midnight between syncs: the window moves with it).
+      const days = daysBetween(addDays(localDayAt(zones, now), -5), localDayAt(zones, now)).map((day) => viewDay(k.sim.world, user, day, now));
+      for (const view of days) {
+        for (let m = 0; view.day && m < view.visibleMinutes; m++) if ((view.day.steps[m] ?? 0) > 0) truth.set(view.start + m * 60_000, view.day.steps[m]!);
+      }
+      const sent = new Map<number, number>();
+      for (const e of await outboxEvents(k.t.db, P)) {
+        if (e.timestamp < days[0]!.start || e.timestamp >= days.at(-1)!.end) continue;
+        if (e.stream !== 'steps' || (!withCorrections && e.data.correction === true)) continue;
+        sent.set(e.timestamp, (sent.get(e.timestamp) ?? 0) + (e.data.value as number));
+      }
+      let minutes = 0;
+      const hours = new Map<number, number>();
+      for (const t of new Set([...truth.keys(), ...sent.keys()])) {
+        const diff = (truth.get(t) ?? 0) - (sent.get(t) ?? 0);
+        if (diff !== 0) minutes++;
+        hours.set(Math.floor(t / 3_600_000), (hours.get(Math.floor(t / 3_600_000)) ?? 0) + diff);
+      }
+      return { minutes, hours: [...hours.values()].filter((d) => d !== 0).length, steps: [...hours.values()].reduce((a, b) => a + b, 0) };
+    };
+    expect(await compare(true)).toEqual({ minutes: 0, hours: 0, steps: 0 });
+
+    // The watch syncs again an hour later: the sync recomputes the recent days it still revises.
+    k.sim.clock.advance(60 * 60_000);
+    await sync();
+    k.sim.clock.advance(2 * 60_000);
+    await k.run();
+    const without = await compare(false);
+    console.log(`without corrections: ${without.minutes} minutes and ${without.hours} UTC hours differ, ${without.steps} steps missing`);
+    expect(without.minutes).toBeGreaterThan(0);
+    expect(without.hours).toBeGreaterThan(0);
+    expect(await compare(true)).toEqual({ minutes: 0, hours: 0, steps: 0 });
+    await deliverAll();
+    // A third sync revises again: only the new differences are queued, and the sums still match.
+    k.sim.clock.advance(60 * 60_000);
+    await sync();
+    k.sim.clock.advance(2 * 60_000);
+    await k.run();
+    await deliverAll();
+    expect(await compare(true)).toEqual({ minutes: 0, hours: 0, steps: 0 });
+    const corrections = (await outboxEvents(k.t.db, P)).filter((e) => e.data.correction === true);
+    expect(corrections.length).toBeGreaterThan(0);
+    expect(new Set(corrections.map((e) => e.stream))).toEqual(new Set(['steps']));
+    expect(corrections.some((e) => e.data.revision === 2)).toBe(true);
+    // No correction twice: one per minute and revision.
+    expect(new Set(corrections.map((e) => `${e.timestamp}|${e.data.revision as number}`)).size).toBe(corrections.length);
+    const steps = (await ledger(k)).filter((r) => r.stream === 'steps');
+    expect(steps.reduce((n, r) => n + r.correction_delta, 0)).toBe(corrections.reduce((n, e) => n + (e.data.value as number), 0));
   });
 
   it('refreshes an expired token exactly once with eight fetchers racing', async () => {

@@ -88,7 +88,7 @@ export function createFetcherMetrics(registry: Registry): FetcherMetrics {
     }),
     records: new Counter({
       name: 'fitlamp_records_stored_total',
-      help: 'Records fetched and stored: inserted (new), changed (revised by the provider)',
+      help: 'Records fetched and stored: inserted (new), changed (revised by the provider), correction (a correction event queued for a revised additive event)',
       labelNames: ['provider', 'stream', 'outcome'],
       registers: [registry],
     }),
@@ -321,11 +321,13 @@ export function createSyncProcessor(deps: SyncDeps) {
         summary.inserted += outcome.inserted;
         summary.changed += outcome.changed;
         if (outcome.revisions.length > 0) {
-          log.info({ stream: request.stream, revised: outcome.revisions.length }, 'the provider revised events mindLAMP already received');
+          // Additive streams send corrections (queued in the outbox with the day); the others only count them (docs/pipeline.md).
+          log.info({ stream: request.stream, revised: outcome.revisions.length, corrections: outcome.corrections }, 'the provider revised events mindLAMP already received');
         }
         deps.metrics.records.inc({ provider: provider.name, stream: request.stream, outcome: 'inserted' }, outcome.inserted);
         deps.metrics.records.inc({ provider: provider.name, stream: request.stream, outcome: 'changed' }, outcome.changed);
-        needDelivery ||= outcome.inserted > 0 || outcome.changed > outcome.changedAfterDelivery;
+        deps.metrics.records.inc({ provider: provider.name, stream: request.stream, outcome: 'correction' }, outcome.corrections);
+        needDelivery ||= outcome.inserted > 0 || outcome.changed > outcome.changedAfterDelivery || outcome.corrections > 0;
       }
 
       await finishSync(deps, connection, participantId, failures.length === 0, now(), deviceSyncs);

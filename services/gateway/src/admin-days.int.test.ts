@@ -8,6 +8,9 @@ interface StreamDay {
   recordsFetched: number;
   recordsDelivered: number;
   recordsParked: number;
+  revisedEvents: number;
+  correctedEvents: number;
+  correctionDelta: number;
   fetchedAt: string | null;
   provider: string | null;
 }
@@ -48,7 +51,8 @@ describe('GET /admin/participants/:id/days', () => {
       { stream: 'steps', day: '2026-03-01', status: 'settled', fetched: 1440, delivered: 1440 },
       { stream: 'heart_rate', day: '2026-03-01', status: 'settled', fetched: 900, delivered: 900 },
       { stream: 'sleep', day: '2026-03-01', status: 'settled', fetched: 30, delivered: 30 },
-      { stream: 'steps', day: '2026-03-02', status: 'settled', fetched: 1440, delivered: 1437 },
+      // A later sync revised 4 delivered minutes; mindLAMP got corrections for 3 of them, 7 steps in all.
+      { stream: 'steps', day: '2026-03-02', status: 'settled', fetched: 1440, delivered: 1437, revised: { events: 4, corrected: 3, delta: 7 } },
       { stream: 'heart_rate', day: '2026-03-02', status: 'partial', reason: 'device last synced 2026-03-02T18:00:00.000Z: more may come', fetched: 600, delivered: 600 },
       { stream: 'sleep', day: '2026-03-02', status: 'failed', reason: 'Fitbit 500 server_error: will retry', fetched: 0, fetchedAt: null },
       { stream: 'steps', day: '2026-03-03', status: 'empty', reason: 'no data: the device was not worn, or recorded nothing this day' },
@@ -145,6 +149,9 @@ describe('GET /admin/participants/:id/days', () => {
       recordsFetched: 1440,
       recordsDelivered: 1437,
       recordsParked: 3,
+      revisedEvents: 4,
+      correctedEvents: 3,
+      correctionDelta: 7,
       fetchedAt: '2026-03-02T23:00:00.000Z',
       provider: 'fitbit',
     });
@@ -158,6 +165,9 @@ describe('GET /admin/participants/:id/days', () => {
       recordsFetched: 0,
       recordsDelivered: 0,
       recordsParked: 0,
+      revisedEvents: 0,
+      correctedEvents: 0,
+      correctionDelta: 0,
       fetchedAt: null,
       provider: null,
     });

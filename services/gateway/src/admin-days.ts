@@ -38,6 +38,11 @@ export interface StreamDay {
   recordsFetched: number;
   recordsDelivered: number;
   recordsParked: number;
+  /** Events whose value changed after they left for mindLAMP (heart rate, sleep: counted, not sent again). */
+  revisedEvents: number;
+  /** Additive streams (steps, active zone minutes): events mindLAMP received a correction for, and the corrections' net difference. */
+  correctedEvents: number;
+  correctionDelta: number;
   fetchedAt: string | null;
   provider: ProviderName | null;
 }
@@ -116,10 +121,24 @@ function buildDayLedger(input: { from: string; to: string; streams: readonly str
             recordsFetched: row.recordsFetched,
             recordsDelivered: row.recordsDelivered,
             recordsParked: row.recordsParked,
+            revisedEvents: row.revisedEvents,
+            correctedEvents: row.correctedEvents,
+            correctionDelta: row.correctionDelta,
             fetchedAt: row.fetchedAt?.toISOString() ?? null,
             provider: row.provider,
           }
-        : { status: 'not_synced', reason: NOT_FETCHED_REASON, recordsFetched: 0, recordsDelivered: 0, recordsParked: 0, fetchedAt: null, provider: null };
+        : {
+            status: 'not_synced',
+            reason: NOT_FETCHED_REASON,
+            recordsFetched: 0,
+            recordsDelivered: 0,
+            recordsParked: 0,
+            revisedEvents: 0,
+            correctedEvents: 0,
+            correctionDelta: 0,
+            fetchedAt: null,
+            provider: null,
+          };
       entries[stream] = entry;
       counts[entry.status]++;
       summary[entry.status]++;

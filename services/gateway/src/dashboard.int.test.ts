@@ -26,11 +26,13 @@ describe('coordinator dashboard pages', () => {
     await seedLedger(gw.db, 'H1', [
       { stream: 'steps', day: today, status: 'partial', reason: 'device last synced 10:00: more may come', fetched: 400, delivered: 380 },
       { stream: 'sleep', day: addDays(today, -1), status: 'failed', reason: 'Fitbit 429 rate_limited: will retry', fetched: 0 },
-      { stream: 'steps', day: addDays(today, -1), status: 'settled', fetched: 1440, delivered: 1440 },
+      // A later sync revised yesterday's steps after delivery: 21 minutes corrected, 831 steps more.
+      { stream: 'steps', day: addDays(today, -1), status: 'settled', fetched: 1440, delivered: 1440, revised: { events: 21, corrected: 21, delta: 831 } },
       // Every data stream settled two days ago: the device stream (no row that day) has no say.
       { stream: 'steps', day: addDays(today, -2), status: 'settled', fetched: 1440, delivered: 1440 },
       { stream: 'sleep', day: addDays(today, -2), status: 'settled', fetched: 30, delivered: 30 },
-      { stream: 'heart_rate', day: addDays(today, -2), status: 'settled', fetched: 600, delivered: 600 },
+      // Heart rate is not additive: 4 revised minutes are counted, not sent again.
+      { stream: 'heart_rate', day: addDays(today, -2), status: 'settled', fetched: 600, delivered: 600, revised: { events: 4, corrected: 0, delta: 0 } },
       { stream: 'device', day: addDays(today, -3), status: 'settled', fetched: 1, delivered: 1 },
       // Complete, and nothing: not worn.
       { stream: 'steps', day: addDays(today, -4), status: 'empty' },
@@ -169,14 +171,26 @@ describe('coordinator dashboard pages', () => {
     expect(text).toContain(`<h2 id="day-detail">${day}</h2>`);
     expect(text).toContain('Worn 90 minutes; 0 steps; 0 minutes asleep. All streams: <strong>failed</strong>');
     expect(text).toMatch(/<tr data-stream="sleep"><td>sleep<\/td><td class="st st-failed">failed<\/td><td>Fitbit 429 rate_limited: will retry<\/td>/);
-    expect(text).toContain('<tr data-stream="device"><td>device</td><td colspan="6">nothing to fetch this day</td></tr>');
+    expect(text).toContain('<tr data-stream="device"><td>device</td><td colspan="7">nothing to fetch this day</td></tr>');
+    expect(text).toMatch(/<tr data-stream="steps"><td>steps<\/td><td class="st st-settled">settled<\/td><td>[^<]*<\/td><td>1440<\/td><td>1440<\/td><td>0<\/td><td>21 corrected \(\+831 steps\)<\/td>/);
     const old = await page('/admin/participants/H1?day=2020-01-01');
     expect(await old.text()).toContain('2020-01-01 is outside the last 28 days');
     expect((await page('/admin/participants/H1?day=2026-02-30')).status).toBe(400);
   });
 
+  it('lists the days revised after delivery: minutes corrected and the step difference, and what was only counted', async () => {
+    const text = await (await page('/admin/participants/H1')).text();
+    const table = /<table id="revisions">([\s\S]*?)<\/table>/.exec(text)?.[1] ?? '';
+    const rows = [...table.matchAll(/<tr data-day="([^"]+)" data-stream="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => [m[1], m[2], m[3]!.replace(/<[^>]+>/g, '|')]);
+    expect(rows).toEqual([
+      [addDays(today, -1), 'steps', `|${addDays(today, -1)}||steps||21||21||+831 steps|`],
+      [addDays(today, -2), 'heart_rate', `|${addDays(today, -2)}||heart_rate||4||not sent again|||`],
+    ]);
+  });
+
   it('says when a participant has no connection or nothing parked', async () => {
     const text = await (await page('/admin/participants/H3')).text();
+    expect(text).toContain('No data mindLAMP had received was revised by the provider in these days.');
     expect(text).toContain('Not connected yet: the participant has not completed consent. Send them an enrollment link.');
     expect(text).toContain('No parked deliveries');
     expect(text).toContain('No streams are scheduled for this participant');

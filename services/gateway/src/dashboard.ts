@@ -292,12 +292,47 @@ ${DAY_STATUSES.map((s) => html`<br><span class="st-${s}">${STATUS_SYMBOL[s]}</sp
 function dayDetail(day: DayRollup, streams: readonly string[], totals: DayTotals | undefined): SafeHtml {
   return html`<h2 id="day-detail">${day.day}</h2>
 <p id="day-totals">Worn ${totals?.wearMinutes ?? 0} minutes; ${totals?.steps ?? 0} steps; ${totals?.sleepMinutes ?? 0} minutes asleep. All streams: <strong>${STATUS_LABELS[day.status]}</strong>${day.reason ? html` (${day.reason})` : html``}.</p>
-<div class="scroll"><table id="day-streams"><thead><tr><th>Stream</th><th>Status</th><th>Reason</th><th>Fetched</th><th>Delivered</th><th>Parked</th><th>Fetched at</th></tr></thead>
+<div class="scroll"><table id="day-streams"><thead><tr><th>Stream</th><th>Status</th><th>Reason</th><th>Fetched</th><th>Delivered</th><th>Parked</th><th>Revised after delivery</th><th>Fetched at</th></tr></thead>
 <tbody>${streams.map((s) => {
     const e = day.streams[s];
-    if (!e) return html`<tr data-stream="${s}"><td>${s}</td><td colspan="6">nothing to fetch this day</td></tr>`;
-    return html`<tr data-stream="${s}"><td>${s}</td><td class="st st-${e.status}">${STATUS_LABELS[e.status]}</td><td>${e.reason ?? STATUS_MEANINGS[e.status]}</td><td>${e.recordsFetched}</td><td>${e.recordsDelivered}</td><td>${e.recordsParked}</td><td>${when(e.fetchedAt)}</td></tr>`;
+    if (!e) return html`<tr data-stream="${s}"><td>${s}</td><td colspan="7">nothing to fetch this day</td></tr>`;
+    return html`<tr data-stream="${s}"><td>${s}</td><td class="st st-${e.status}">${STATUS_LABELS[e.status]}</td><td>${e.reason ?? STATUS_MEANINGS[e.status]}</td><td>${e.recordsFetched}</td><td>${e.recordsDelivered}</td><td>${e.recordsParked}</td><td>${revisionLabel(s, e)}</td><td>${when(e.fetchedAt)}</td></tr>`;
   })}</tbody></table></div>`;
+}
+
+/** What a revision after delivery changes, per additive stream: what its correction's difference counts. */
+const CORRECTION_UNITS: Record<string, string> = { steps: 'steps', active_zone_minutes: 'active zone minutes' };
+
+const signed = (n: number) => `${n > 0 ? '+' : n < 0 ? '−' : '±'}${Math.abs(Math.round(n * 100) / 100)}`;
+
+/**
+ * A stream-day's revisions after delivery, in words: additive streams got corrections (events
+ * corrected and their net difference), the others were counted only (docs/pipeline.md).
+ */
+function revisionLabel(stream: string, e: StreamDay): string {
+  const unit = CORRECTION_UNITS[stream];
+  if (unit && e.correctedEvents > 0) return `${e.correctedEvents} corrected (${signed(e.correctionDelta)} ${unit})`;
+  if (e.revisedEvents > 0) return unit ? `${e.revisedEvents} revised` : `${e.revisedEvents} revised, not sent again`;
+  return '';
+}
+
+/** Every stream-day of the range revised after delivery, newest first: which days changed in mindLAMP's eyes, and by how much. */
+function revisionsTable(days: readonly DayRollup[], streams: readonly string[]): SafeHtml {
+  const rows = days
+    .flatMap((d) => streams.flatMap((s) => {
+      const e = d.streams[s];
+      return e && (e.revisedEvents > 0 || e.correctedEvents > 0) ? [{ day: d.day, stream: s, e }] : [];
+    }))
+    .reverse();
+  if (rows.length === 0) return html`<p id="no-revisions">No data mindLAMP had received was revised by the provider in these days.</p>`;
+  return html`<p class="note">The provider changed these days after mindLAMP received them. Steps and active zone minutes get a correction
+event carrying the difference (<code>data.correction: true</code>), so sums in mindLAMP match the provider's; other streams keep the value first
+sent (mindLAMP cannot update), and the change is only counted here.</p>
+<div class="scroll"><table id="revisions"><thead><tr><th>Day</th><th>Stream</th><th>Events revised</th><th>Events corrected</th><th>Difference sent</th></tr></thead>
+<tbody>${rows.map(
+    ({ day, stream, e }) =>
+      html`<tr data-day="${day}" data-stream="${stream}"><td>${day}</td><td>${stream}</td><td>${e.revisedEvents}</td><td>${CORRECTION_UNITS[stream] ? String(e.correctedEvents) : 'not sent again'}</td><td>${CORRECTION_UNITS[stream] ? `${signed(e.correctionDelta)} ${CORRECTION_UNITS[stream]}` : ''}</td></tr>`,
+  )}</tbody></table></div>`;
 }
 
 /** The notice after a retry: a malformed batch id is only ignored (it changes nothing and shows nothing). */
@@ -492,6 +527,8 @@ ${parked.total > parked.batches.length ? html`<p class="note">Showing the newest
         ? dayDetail(selectedDay, ledger.streams, totals.find((t) => t.day === selected))
         : html`<p class="notice" id="day-detail">${selected} is outside the last ${GRID_DAYS} days; ask the JSON API for it: <code>GET /admin/participants/${participantId}/days?from=${selected}&amp;to=${selected}</code></p>`
   }
+  <h2>Revised after delivery</h2>
+  ${revisionsTable(ledger.days, ledger.streams)}
   <h2>Parked deliveries (${parked.total})</h2>
   ${parkedTable(parked.batches, self, false)}`,
         );

@@ -138,17 +138,28 @@ describe('POST /participant/{id}/sensor_event', () => {
         { timestamp: 1_000, sensor: 'lamp.steps', data: { value: 6, source: 'com.google.health' } }, // same minute, other API
         { timestamp: 1_000, sensor: 'lamp.steps', data: { value: 5, source: 'com.fitbit.webapi' } }, // and a third copy
         { timestamp: 1_000, sensor: 'lamp.steps', duration: day, data: { value: 900, source: 'com.fitbit.webapi' } }, // the day's total: apart
-        { timestamp: 1_000, sensor: 'lamp.steps', data: { value: 1, correction: true, source: 'com.fitbit.webapi' } }, // a correction: apart
+        { timestamp: 1_000, sensor: 'lamp.steps', data: { value: 1, correction: true, revision: 1, source: 'com.fitbit.webapi' } }, // a correction: apart
+        { timestamp: 1_000, sensor: 'lamp.steps', data: { value: -2, correction: true, revision: 2, source: 'com.fitbit.webapi' } }, // its next revision: apart too
+        { timestamp: 2_000, sensor: 'lamp.steps', data: { value: 3, correction: true, revision: 1, source: 'com.fitbit.webapi' } },
+        { timestamp: 2_000, sensor: 'lamp.steps', data: { value: 3, correction: true, revision: 1, source: 'com.google.health' } }, // the same correction twice: a repeat
         { timestamp: 9_000, sensor: 'lamp.sleep', duration: 60_000, data: { stage: 'deep', source: 'com.fitbit.webapi' } },
         { timestamp: 9_000, sensor: 'lamp.sleep', duration: 60_000, data: { stage: 'rem', source: 'com.google.health' } }, // other stage
         { timestamp: 9_000, sensor: 'lamp.sleep', duration: 120_000, data: { stage: 'deep', source: 'com.google.health' } }, // same stage: repeat
       ],
     });
     const report = sim!.findRepeats();
-    expect(report.extraCopies).toBe(3);
+    expect(report.extraCopies).toBe(4);
     expect(report.groups.map((g) => [g.sensor, g.timestamp, g.identity, g.count, g.sources])).toEqual([
       ['lamp.steps', 1_000, [null, 'instant', false], 3, ['com.fitbit.webapi', 'com.google.health', 'com.fitbit.webapi']],
+      ['lamp.steps', 2_000, [null, 'instant', 1], 2, ['com.fitbit.webapi', 'com.google.health']],
       ['lamp.sleep', 9_000, ['deep', 'span', false], 2, ['com.fitbit.webapi', 'com.google.health']],
+    ]);
+    // What sums over time make of it: each datum with the corrections at its instant added; never collapsed.
+    expect(sim!.listCorrectedDatums({ participantId: P1, sensor: 'lamp.steps' }).map((d) => [d.timestamp, d.value, d.corrections])).toEqual([
+      [1_000, 5 - 1, 2],
+      [1_000, 6 - 1, 2],
+      [1_000, 5 - 1, 2],
+      [1_000, 900 - 1, 2],
     ]);
     // Exact copies alone would miss the cross-API one.
     expect(sim!.findDuplicates().extraCopies).toBe(1);

@@ -22,6 +22,7 @@ import {
   createLampStore,
   findDuplicates,
   findRepeats,
+  listCorrectedDatums,
   getTag,
   insertEvents,
   listEvents,
@@ -32,6 +33,7 @@ import {
   setTag,
   type DuplicateReport,
   type RepeatReport,
+  type CorrectedDatum,
   type EventCounts,
   type EventFilter,
   type LampCredential,
@@ -68,6 +70,8 @@ export interface LampSimulator {
   findDuplicates(filter?: EventFilter): DuplicateReport;
   /** See `findRepeats` in `store.ts`: one datum stored twice, whatever its source or value. */
   findRepeats(filter?: EventFilter): RepeatReport;
+  /** See `listCorrectedDatums` in `store.ts`: each stored datum with its corrections added. */
+  listCorrectedDatums(filter?: EventFilter): CorrectedDatum[];
   /** The mindLAMP API requests received, in order (the control API is not logged). */
   listRequests(): RequestLogEntry[];
   /** @throws Error naming the problem when the rule is malformed. */
@@ -107,6 +111,7 @@ export function createLampSimulator(options: LampSimulatorOptions = {}): LampSim
     countEvents: () => countEvents(store),
     findDuplicates: (filter) => findDuplicates(store, filter),
     findRepeats: (filter) => findRepeats(store, filter),
+    listCorrectedDatums: (filter) => listCorrectedDatums(store, filter),
     listRequests: () => store.requests,
     addFault: (rule) => {
       const problem = describeFaultRuleProblem(rule);

@@ -195,6 +195,9 @@ export function ancestorsOf(store: LampStore, id: string): string[] {
   const ancestors: string[] = [];
   let current: string | null = selfTypeOf(store, id) === undefined ? null : ownerOf(store, id);
   while (current !== null) {
+    // An id used twice (a participant named like the researcher) would make a cycle: say so
+    // instead of looping forever inside a request.
+    if (current === id || ancestors.includes(current)) throw new Error(`the lamp simulator's ids form a cycle at "${current}": an id is used for two objects`);
     ancestors.unshift(current);
     current = ownerOf(store, current);
   }
@@ -391,14 +394,69 @@ export function findDuplicates(store: LampStore, filter: EventFilter = {}): Dupl
   return { groups: duplicates, extraCopies: duplicates.reduce((sum, group) => sum + group.count - 1, 0) };
 }
 
+/** A stored datum with the corrections stored for it. */
+export interface CorrectedDatum {
+  participantId: string;
+  sensor: string;
+  timestamp: number;
+  duration?: unknown;
+  /** Its `data.value` plus the values of the corrections stored at its instant. */
+  value: number;
+  /** How many corrections were added. */
+  corrections: number;
+  seq: number;
+}
+
+/**
+ * The stored events as datums, in arrival order: every event that is not a correction, with the
+ * corrections (`data.correction === true`) stored for the same participant, sensor and instant
+ * added to its `data.value`: what sums over time bins (Cortex's, for `lamp.steps`) make of it. A
+ * datum stored twice appears twice, each with the corrections added, so nothing is collapsed.
+ */
+export function listCorrectedDatums(store: LampStore, filter: EventFilter = {}): CorrectedDatum[] {
+  const events = listEvents(store, filter).filter((e) => typeof e.event.timestamp === 'number');
+  const dataOf = (event: Record<string, unknown>) => (event.data !== null && typeof event.data === 'object' ? event.data : {}) as Record<string, unknown>;
+  const valueOf = (data: Record<string, unknown>) => (typeof data.value === 'number' ? data.value : 0);
+  const instant = (participantId: string, event: Record<string, unknown>) => JSON.stringify([participantId, String(event.sensor), event.timestamp]);
+  const corrections = new Map<string, { sum: number; count: number }>();
+  for (const { participantId, event } of events) {
+    const data = dataOf(event);
+    if (data.correction !== true) continue;
+    const key = instant(participantId, event);
+    const entry = corrections.get(key) ?? { sum: 0, count: 0 };
+    entry.sum += valueOf(data);
+    entry.count += 1;
+    corrections.set(key, entry);
+  }
+  return events.flatMap(({ seq, participantId, event }) => {
+    const data = dataOf(event);
+    if (data.correction === true) return [];
+    const added = corrections.get(instant(participantId, event)) ?? { sum: 0, count: 0 };
+    return [
+      {
+        participantId,
+        sensor: String(event.sensor),
+        timestamp: event.timestamp as number,
+        ...(event.duration === undefined ? {} : { duration: event.duration }),
+        value: valueOf(data) + added.sum,
+        corrections: added.count,
+        seq,
+      },
+    ];
+  });
+}
+
 /** JSON text with object keys sorted, so that `{a,b}` and `{b,a}` compare equal. */
 /** Stored events that describe one datum, however many sources or values they carry. */
 export interface RepeatGroup {
   participantId: string;
   sensor: string;
   timestamp: number | null;
-  /** What tells datums at one instant apart: `[sleep stage or null, "instant" | "span", correction]`. */
-  identity: [string | null, 'instant' | 'span', boolean];
+  /**
+   * What tells datums at one instant apart: `[sleep stage or null, "instant" | "span", correction]`,
+   * where correction is false for a datum, else its `data.revision` (true if it has none).
+   */
+  identity: [string | null, 'instant' | 'span', number | boolean];
   /** How many are stored (at least 2). */
   count: number;
   /** `data.source` of each copy, in arrival order. */
@@ -419,7 +477,9 @@ export interface RepeatReport {
  * (or twice with different values) is one datum counted twice, which sums in Cortex would double.
  * What keeps datums at one instant apart: the sleep stage (`data.stage`), whether the event spans
  * time (`duration`: a day's total vs the 00:00 minute), and a correction mark
- * (`data.correction === true`), which is counted apart from the datum it corrects.
+ * (`data.correction === true`) with its `data.revision`: a correction is counted apart from the
+ * datum it corrects, and each revision of a datum's correction apart from the others, so a
+ * correction is never a repeat, but the same correction stored twice is.
  */
 export function findRepeats(store: LampStore, filter: EventFilter = {}): RepeatReport {
   const groups = new Map<string, RepeatGroup>();
@@ -430,7 +490,7 @@ export function findRepeats(store: LampStore, filter: EventFilter = {}): RepeatR
     const identity: RepeatGroup['identity'] = [
       typeof data.stage === 'string' ? data.stage : null,
       event.duration === undefined || event.duration === null ? 'instant' : 'span',
-      data.correction === true,
+      data.correction === true ? (typeof data.revision === 'number' ? data.revision : true) : false,
     ];
     const key = JSON.stringify([participantId, sensor, timestamp, identity]);
     const source = typeof data.source === 'string' ? data.source : null;
