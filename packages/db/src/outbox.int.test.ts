@@ -48,18 +48,30 @@ async function deliverAll(t: TestDatabase) {
   }
 }
 
-describe('event chunks: storing fetched days', () => {
+/**
+ * A database of this describe block's own, handed to `set` before its tests; with `participant`,
+ * every test starts with that participant alone.
+ */
+function useDatabase(set: (t: TestDatabase) => void, o: { participant?: string } = {}): void {
   let t: TestDatabase;
   beforeAll(async () => {
     t = await createTestDatabase();
+    set(t);
   });
   afterAll(async () => {
     await t.drop();
   });
+  if (o.participant === undefined) return;
+  const id = o.participant;
   beforeEach(async () => {
     await t.db.deleteFrom('participants').execute();
-    await t.db.insertInto('participants').values({ id: P }).execute();
+    await t.db.insertInto('participants').values({ id }).execute();
   });
+}
+
+describe('event chunks: storing fetched days', () => {
+  let t: TestDatabase;
+  useDatabase((db) => (t = db), { participant: P });
 
   it('stores a day as one pending chunk in time order, with its ledger row and day total', async () => {
     const day = stepsDay([5, 7, 9]);
@@ -144,12 +156,7 @@ describe('event chunks: storing fetched days', () => {
 
 describe('retention', () => {
   let t: TestDatabase;
-  beforeAll(async () => {
-    t = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await t.drop();
-  });
+  useDatabase((db) => (t = db));
 
   it('compacts delivered old days into their totals, never touches parked or pending events, and the ledger still reads them', async () => {
     await t.db.insertInto('participants').values({ id: P }).execute();
@@ -252,16 +259,7 @@ describe('retention', () => {
 
 describe('corrections: revisions of additive events after delivery', () => {
   let t: TestDatabase;
-  beforeAll(async () => {
-    t = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await t.drop();
-  });
-  beforeEach(async () => {
-    await t.db.deleteFrom('participants').execute();
-    await t.db.insertInto('participants').values({ id: P }).execute();
-  });
+  useDatabase((db) => (t = db), { participant: P });
 
   const minute = (i: number) => BASE + i * 60_000;
   /** What mindLAMP ends up holding per minute once every event is delivered: the sum of its events. */
