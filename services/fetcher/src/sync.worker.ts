@@ -457,7 +457,13 @@ async function finishSync(
   const rhythm = success ? learnSyncRhythm(deviceSyncs) : null;
   const wait = nextPollDelayMs({ now: at, baseMs: interval, maxMs: deps.pollMaxIntervalMs ?? interval, rhythm });
   // Jitter spreads the usual polls; a wait aimed just after an expected sync is only ever pushed later.
-  const jittered = wait === interval ? interval * (0.9 + Math.random() * 0.2) : wait + Math.random() * 0.1 * interval;
+  // After a failure it only ever brings the retry earlier: the failed days are fetched again within
+  // one poll interval of the failure (issue 16 item 4), never up to 10% past it.
+  const jittered = !success
+    ? interval * (0.9 + Math.random() * 0.1)
+    : wait === interval
+      ? interval * (0.9 + Math.random() * 0.2)
+      : wait + Math.random() * 0.1 * interval;
   if (success) await markSynced(deps.db, connection.id, new Date(at));
   await scheduleNextSync(deps.db, participantId, { streams: deps.streams, at: new Date(at), nextDueAt: new Date(at + jittered), success });
 }

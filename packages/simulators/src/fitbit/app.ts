@@ -90,6 +90,7 @@ export function createFitbitSimulator(options: FitbitSimulatorOptions): FitbitSi
     rate: new Map(),
     faults: [],
     nextFaultId: 1,
+    servedFaults: [],
     counters: emptyCounters(),
   };
 

@@ -54,6 +54,17 @@ export async function applyFault(state: FitbitState, request: FastifyRequest, re
     if (fault.remaining <= 0) state.faults.splice(state.faults.indexOf(fault), 1);
   }
   state.counters.faultsApplied += 1;
+  const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+  state.servedFaults.push({
+    faultId: fault.id,
+    at: Date.now(),
+    simAt: state.clock.now(),
+    userId: bearer === undefined ? undefined : state.accessTokens.get(bearer)?.userId,
+    path: request.url.split('?')[0] ?? '',
+    kind: fault.kind,
+    status: fault.kind === 'gone' ? 410 : fault.status,
+    ...(fault.kind === 'error' && fault.retryAfterSeconds !== undefined ? { retryAfterSeconds: fault.retryAfterSeconds } : {}),
+  });
   switch (fault.kind) {
     case 'latency':
       await new Promise((resolve) => setTimeout(resolve, fault.latencyMs));

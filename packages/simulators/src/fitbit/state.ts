@@ -102,6 +102,20 @@ export interface Fault {
   remaining: number | undefined;
 }
 
+/** One faulty response the simulator served (kept for the run's recovery figures). */
+export interface ServedFault {
+  faultId: number;
+  /** Wall-clock ms (Date.now()) when the fault was applied, and the simulated clock's instant. */
+  at: number;
+  simAt: number;
+  /** The user of the request's bearer token, when it names a known token. */
+  userId: string | undefined;
+  path: string;
+  kind: Fault['kind'];
+  status: number;
+  retryAfterSeconds?: number;
+}
+
 /** Counters the control API reports. */
 export interface Counters {
   /** userId → endpoint name → requests (authenticated data requests, 429s included). */
@@ -144,6 +158,8 @@ export interface FitbitState {
   rate: Map<string, { hour: number; count: number }>;
   faults: Fault[];
   nextFaultId: number;
+  /** Every fault applied, in order (who got it, when, what). */
+  servedFaults: ServedFault[];
   counters: Counters;
 }
 
