@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { learnSyncRhythm, nextPollDelayMs } from './poll-interval.ts';
+import { learnSyncRhythm, nextPollDelayMs, retryDelayMs } from './poll-interval.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -55,5 +55,18 @@ describe('the wait until the next poll', () => {
     expect(nextPollDelayMs({ now: expected + HOUR, baseMs: BASE, maxMs: MAX, rhythm })).toBe(30 * MIN);
     expect(nextPollDelayMs({ now: expected + 4 * HOUR, baseMs: BASE, maxMs: MAX, rhythm })).toBe(2 * HOUR);
     expect(nextPollDelayMs({ now: expected + 3 * 24 * HOUR, baseMs: BASE, maxMs: MAX, rhythm })).toBe(MAX);
+  });
+});
+
+describe('the retry after a failed sync', () => {
+  it('is due 80-90% of a poll interval later, never past it', () => {
+    expect(retryDelayMs(MIN, () => 0)).toBe(48_000);
+    expect(retryDelayMs(MIN, () => 0.5)).toBe(51_000);
+    expect(retryDelayMs(MIN, () => 0.999)).toBeCloseTo(53_994, 0);
+    for (let i = 0; i < 1_000; i++) {
+      const d = retryDelayMs(MIN);
+      expect(d).toBeGreaterThanOrEqual(0.8 * MIN);
+      expect(d).toBeLessThan(0.9 * MIN);
+    }
   });
 });

@@ -88,3 +88,13 @@ export function nextPollDelayMs(options: NextPollOptions): number {
   if (now < expected) return clamp(expected + (options.graceMs ?? Math.min(60_000, baseMs)) - now);
   return clamp((now - expected) / 2);
 }
+
+/**
+ * The delay before a failed sync's retry: 80-90% of the poll interval, jittered. Issue 16 item 4
+ * promises that once a provider outage ends, every failed stream-day is fetched again within one
+ * poll interval; the retry is due at most 90% of an interval after the failed sync ends, so the
+ * scheduler's tick and the syncs' own duration (seconds) still land inside the interval.
+ */
+export function retryDelayMs(intervalMs: number, random: () => number = Math.random): number {
+  return intervalMs * (0.8 + random() * 0.1);
+}

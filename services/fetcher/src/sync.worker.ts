@@ -41,7 +41,7 @@ import { enqueue, startShardWorkers, syncPayload, type QueueSet, type ShardWorke
 import type { Logger } from '@fitlamp/runtime';
 import { createRateBudget, type RateBudget } from './budget.ts';
 import { planDays, planRequests, type PlannedRequest } from './plan.ts';
-import { learnSyncRhythm, nextPollDelayMs, pollIntervalMs } from './poll-interval.ts';
+import { learnSyncRhythm, nextPollDelayMs, pollIntervalMs, retryDelayMs } from './poll-interval.ts';
 import { storeDayResults } from './store.ts';
 import { ConnectionLostError, getAccessToken, type AccessToken } from './tokens.ts';
 
@@ -374,8 +374,9 @@ export function createSyncProcessor(deps: SyncDeps) {
       // wait for the backoff). If Postgres cannot take the postponement, the cursor stays due
       // and the scheduler re-adds the job at its next tick.
       const message = error instanceof Error ? error.message : String(error);
-      await postponeSync(deps.db, participantId, { streams: deps.streams, until: new Date(now() + deps.syncIntervalMs), error: message }).catch(() => {});
-      log.warn({ err: message, retryAt: new Date(now() + deps.syncIntervalMs).toISOString() }, 'sync failed; retrying at the next poll');
+      const retryAt = new Date(now() + retryDelayMs(deps.syncIntervalMs));
+      await postponeSync(deps.db, participantId, { streams: deps.streams, until: retryAt, error: message }).catch(() => {});
+      log.warn({ err: message, retryAt: retryAt.toISOString() }, 'sync failed; retrying at the next poll');
       throw new UnrecoverableError(message);
     } finally {
       await saveBudget().catch(() => {});
@@ -457,10 +458,10 @@ async function finishSync(
   const rhythm = success ? learnSyncRhythm(deviceSyncs) : null;
   const wait = nextPollDelayMs({ now: at, baseMs: interval, maxMs: deps.pollMaxIntervalMs ?? interval, rhythm });
   // Jitter spreads the usual polls; a wait aimed just after an expected sync is only ever pushed later.
-  // After a failure it only ever brings the retry earlier: the failed days are fetched again within
-  // one poll interval of the failure (issue 16 item 4), never up to 10% past it.
+  // After a failure the retry is due a little before one interval (retryDelayMs), so that the
+  // failed days are fetched again within one poll interval of the outage's end (issue 16 item 4).
   const jittered = !success
-    ? interval * (0.9 + Math.random() * 0.1)
+    ? retryDelayMs(interval)
     : wait === interval
       ? interval * (0.9 + Math.random() * 0.2)
       : wait + Math.random() * 0.1 * interval;
