@@ -24,8 +24,7 @@ import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { createPkcePair } from '@fitlamp/crypto';
-import { connectionTokenPlace, createDb, migrateToLatest, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { createDb, migrateToLatest, recordTimeZone, scheduleStreams } from '@fitlamp/db';
 import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { createGoogleHealthProvider } from '@fitlamp/google-health';
@@ -33,6 +32,7 @@ import { startPostgresServer, startRedisServer } from '@fitlamp/harness';
 import { STREAMS, type Provider } from '@fitlamp/provider';
 import { createQueues } from '@fitlamp/queues';
 import { createFitbitSimulator, createGoogleHealthSimulator, createLampSimulator, findUser, lastSync, syncUser, type Clock, type WorldUser } from '@fitlamp/simulators';
+import { connectSimulatedParticipant } from '@fitlamp/testing';
 import type { ScaleCommand, ScaleServiceConfig, ScaleServiceReport } from './scale-service.ts';
 import { readCpuMs } from './throughput.ts';
 
@@ -268,24 +268,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const enrolOne = async (p: (typeof participants)[number]) => {
       const provider = providers[p.provider];
       const sim = p.provider === 'fitbit' ? fitbitSim : googleSim;
-      const { verifier, challenge } = createPkcePair();
-      // Auto-consent is one setting per simulator: the page is asked for and answered in one go.
-      sim.state.autoConsent = { decision: 'allow', userId: p.userId, scopes: undefined };
-      const res = await fetch(provider.authorizationUrl({ redirectUri: REDIRECT, state: 's', codeChallenge: challenge, scopes: provider.scopesFor(STREAMS) }), { redirect: 'manual' });
-      const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
-      const grant = await provider.exchangeCode({ code, codeVerifier: verifier, redirectUri: REDIRECT });
-      await upsertParticipant(db, p.participantId);
-      const connection = await saveConnectedTokens(db, {
-        participantId: p.participantId,
-        provider: p.provider,
-        providerUserId: grant.providerUserId!,
-        accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(p.participantId, 'access_token_enc')),
-        refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(p.participantId, 'refresh_token_enc')),
-        keyId: cipher.activeKeyId,
-        accessTokenExpiresAt: new Date(grant.accessTokenExpiresAt),
-        refreshTokenExpiresAt: null,
-        scopes: grant.scopes,
-      });
+      const { connection } = await connectSimulatedParticipant(db, { sim, provider, cipher, redirectUri: REDIRECT, participantId: p.participantId, userId: p.userId });
       const user = userOf.get(p.participantId)!;
       await recordTimeZone(db, p.participantId, user.zoneHistory[0]!.zone, p.provider, new Date(0));
       await scheduleStreams(db, p.participantId, STREAMS);
@@ -316,8 +299,6 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         }
       }),
     );
-    fitbitSim.state.autoConsent = undefined;
-    googleSim.state.autoConsent = undefined;
     await db.updateTable('sync_cursors').set({ next_due_at: new Date(clock.now()) }).execute();
     const enrolSeconds = (Date.now() - enrolStarted) / 1000;
     o.log(`    ${participants.length} participants enrolled in ${enrolSeconds.toFixed(0)} s`);

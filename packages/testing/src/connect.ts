@@ -1,19 +1,20 @@
 import type { Kysely } from 'kysely';
 import { createPkcePair, type TokenCipher } from '@fitlamp/crypto';
-import { connectionTokenPlace, saveConnectedTokens, upsertParticipant, type Database } from '@fitlamp/db';
+import { connectionTokenPlace, saveConnectedTokens, upsertParticipant, type Database, type ProviderConnection } from '@fitlamp/db';
 import { STREAMS, type Provider, type TokenGrant } from '@fitlamp/provider';
-import type { FitbitSimulator } from '@fitlamp/simulators';
+import type { FitbitSimulator, GoogleHealthSimulator } from '@fitlamp/simulators';
 
 /**
- * Connects a participant to a simulated Fitbit account without the gateway: the simulator consents
+ * Connects a participant to a simulated Fitbit or Google Health account without the gateway: the simulator consents
  * for `userId` on its own, the provider client exchanges the code (PKCE, every stream's scopes), and
  * the tokens are stored encrypted as the gateway's callback stores them. For tests and benchmarks
- * of what runs after a connection (token refresh, the fetcher). Answers the provider's grant.
+ * of what runs after a connection (token refresh, the fetcher). Answers the provider's grant and the
+ * stored connection.
  */
 export async function connectSimulatedParticipant(
   db: Kysely<Database>,
-  options: { sim: FitbitSimulator; provider: Provider; cipher: TokenCipher; redirectUri: string; participantId: string; userId: string },
-): Promise<TokenGrant> {
+  options: { sim: FitbitSimulator | GoogleHealthSimulator; provider: Provider; cipher: TokenCipher; redirectUri: string; participantId: string; userId: string },
+): Promise<{ grant: TokenGrant; connection: ProviderConnection }> {
   const { sim, provider, cipher, redirectUri, participantId } = options;
   sim.state.autoConsent = { decision: 'allow', userId: options.userId, scopes: undefined };
   let grant: TokenGrant;
@@ -27,9 +28,9 @@ export async function connectSimulatedParticipant(
     sim.state.autoConsent = undefined;
   }
   await upsertParticipant(db, participantId);
-  await saveConnectedTokens(db, {
+  const connection = await saveConnectedTokens(db, {
     participantId,
-    provider: 'fitbit',
+    provider: provider.name,
     providerUserId: grant.providerUserId!,
     accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(participantId, 'access_token_enc')),
     refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(participantId, 'refresh_token_enc')),
@@ -38,5 +39,5 @@ export async function connectSimulatedParticipant(
     refreshTokenExpiresAt: null,
     scopes: grant.scopes,
   });
-  return grant;
+  return { grant, connection };
 }

@@ -52,7 +52,7 @@ describe('a refresh storm: eight fetchers racing for short-lived Fitbit tokens',
     const providerConfig = { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUrl: url, authorizeUrl: `${url}/oauth2/authorize` };
     const consent = createFitbitProvider(providerConfig);
     for (const p of participants) {
-      const grant = await connectSimulatedParticipant(t.db, { sim, provider: consent, cipher, redirectUri: REDIRECT, participantId: p.id, userId: p.user });
+      const { grant } = await connectSimulatedParticipant(t.db, { sim, provider: consent, cipher, redirectUri: REDIRECT, participantId: p.id, userId: p.user });
       expect(grant.accessTokenExpiresAt - Date.now()).toBeLessThanOrEqual(TOKEN_TTL_S * 1000);
     }
     const fetchers: TokenDeps[] = Array.from({ length: FETCHERS }, () => {
