@@ -1,7 +1,7 @@
-import { createRng, gaussian, hash32, intBetween, unit } from './random.ts';
+import { createRng, gaussian, hash32, hashPrefix, hashWith, intBetween, unit, unitWith } from './random.ts';
 import { generateNight, stageAt, wearOn, type NightTruth, type SleepStage, type Wear } from './sleep.ts';
 import type { WorldUser } from './users.ts';
-import { addDays, dayBounds, localParts, zoneAt } from './zones.ts';
+import { addDays, dayBounds, offsetMs, zoneAt } from './zones.ts';
 
 /** What the user was doing in a minute. */
 export type MinuteState = 'off' | 'sleep' | 'awake';
@@ -62,6 +62,7 @@ export function heartRateZones(user: WorldUser): { fatBurn: number; cardio: numb
 }
 
 const MIN = 60_000;
+const DAY_MS = 86_400_000;
 
 /** Basal energy expenditure per minute (Mifflin-St Jeor), kcal; burnt whether or not the device is worn. */
 export function basalKcalPerMinute(user: WorldUser): number {
@@ -130,6 +131,12 @@ export function generateDay(seed: string, user: WorldUser, date: string, generat
     exercises: [],
   };
 
+  // Each minute's values hash (seed, purpose, user, minute): the shared prefixes are hashed once.
+  const hrKey = hashPrefix(seed, 'hr', user.id);
+  const cadKey = hashPrefix(seed, 'cad', user.id);
+  const fidgetKey = hashPrefix(seed, 'fidget', user.id);
+  const fidgetNKey = hashPrefix(seed, 'fidget-n', user.id);
+  const floorKey = hashPrefix(seed, 'floor', user.id);
   let boutIdx = 0;
   for (let i = 0; i < n; i += 1) {
     const at = start + i * MIN;
@@ -143,24 +150,25 @@ export function generateDay(seed: string, user: WorldUser, date: string, generat
     if (stage) {
       day.state[i] = 'sleep';
       const delta = stage === 'deep' ? -6 : stage === 'light' || stage === 'asleep' ? -3 : stage === 'rem' ? 1 : 7;
-      day.heartRate[i] = rhrToday + delta + (hash32(seed, 'hr', user.id, at) % 5) - 2;
+      day.heartRate[i] = rhrToday + delta + (hashWith(hrKey, at) % 5) - 2;
       continue;
     }
     day.state[i] = 'awake';
     while (boutIdx < bouts.length && (bouts[boutIdx]?.to ?? 0) <= i) boutIdx += 1;
     const bout = bouts[boutIdx];
     const inBout = bout !== undefined && i >= bout.from && i < bout.to;
-    const h = localParts(zoneAt(user.zoneHistory, at), at);
-    const hour = h.hour + h.minute / 60;
+    // The local hour and minute (minutes are whole in every zone's offset), as hour + minute / 60.
+    const minuteOfDay = Math.floor((((at + offsetMs(zoneAt(user.zoneHistory, at), at)) % DAY_MS) + DAY_MS) % DAY_MS / MIN);
+    const hour = Math.floor(minuteOfDay / 60) + (minuteOfDay % 60) / 60;
     const circadian = 5 * Math.cos((2 * Math.PI * (hour - 15)) / 24);
-    const noise = (hash32(seed, 'hr', user.id, at) % 7) - 3;
+    const noise = (hashWith(hrKey, at) % 7) - 3;
     let steps = 0;
-    if (inBout) steps = Math.max(0, bout.cadence + (hash32(seed, 'cad', user.id, at) % 11) - 5);
-    else if (unit(seed, 'fidget', user.id, at) < 0.25) steps = 1 + (hash32(seed, 'fidget-n', user.id, at) % 24);
+    if (inBout) steps = Math.max(0, bout.cadence + (hashWith(cadKey, at) % 11) - 5);
+    else if (unitWith(fidgetKey, at) < 0.25) steps = 1 + (hashWith(fidgetNKey, at) % 24);
     const effort = inBout ? (bout.kind === 'run' ? 0.55 : 0.3) * (user.traits.maxHr - rhrToday) : steps * 0.15;
     day.steps[i] = steps;
     day.heartRate[i] = Math.round(rhrToday + 14 + circadian + noise + effort);
-    if (inBout && bout.kind === 'walk' && unit(seed, 'floor', user.id, at) < 0.04) day.floors[i] = 1;
+    if (inBout && bout.kind === 'walk' && unitWith(floorKey, at) < 0.04) day.floors[i] = 1;
   }
 
   reviseMinutes(seed, day, generation);
@@ -203,15 +211,19 @@ export function generateDay(seed: string, user: WorldUser, date: string, generat
 
 // A recomputation nudges ~5% of step minutes by ±1–2 and ~4% of heart-rate minutes by ±1.
 function reviseMinutes(seed: string, day: DayTruth, generation: number): void {
+  const stepsKey = hashPrefix(seed, 'rev-steps', day.userId, day.date, generation);
+  const stepsDeltaKey = hashPrefix(seed, 'rev-steps-d', day.userId, day.date, generation);
+  const hrKey = hashPrefix(seed, 'rev-hr', day.userId, day.date, generation);
+  const hrDeltaKey = hashPrefix(seed, 'rev-hr-d', day.userId, day.date, generation);
   for (let i = 0; i < day.steps.length; i += 1) {
     const steps = day.steps[i] ?? 0;
-    if (steps > 0 && unit(seed, 'rev-steps', day.userId, day.date, generation, i) < 0.05) {
-      const d = (hash32(seed, 'rev-steps-d', day.userId, day.date, generation, i) % 4) - 2;
+    if (steps > 0 && unitWith(stepsKey, i) < 0.05) {
+      const d = (hashWith(stepsDeltaKey, i) % 4) - 2;
       day.steps[i] = Math.max(0, steps + (d >= 0 ? d + 1 : d));
     }
     const hr = day.heartRate[i];
-    if (hr !== null && hr !== undefined && unit(seed, 'rev-hr', day.userId, day.date, generation, i) < 0.04) {
-      day.heartRate[i] = hr + (hash32(seed, 'rev-hr-d', day.userId, day.date, generation, i) % 2 === 0 ? 1 : -1);
+    if (hr !== null && hr !== undefined && unitWith(hrKey, i) < 0.04) {
+      day.heartRate[i] = hr + (hashWith(hrDeltaKey, i) % 2 === 0 ? 1 : -1);
     }
   }
 }

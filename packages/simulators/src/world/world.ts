@@ -11,6 +11,8 @@ import { addDays, assertZone, dayBounds, isoDate } from './zones.ts';
 export interface World {
   seed: string;
   users: WorldUser[];
+  /** The users by id: a simulator serving ten thousand users looks one up per request. */
+  byId: Map<string, WorldUser>;
   syncs: Map<string, SyncLog>;
   /** Default first data date for users created without `since`. */
   defaultSince: string;
@@ -39,13 +41,21 @@ export const NIGHTLY_METRIC_DELAY_MS = {
   spo2: 60 * 60_000,
 } as const;
 
-const CACHE_LIMIT = 600;
+/**
+ * Generated days and nights kept (least recently used first out), about 93 KB per day. A sync
+ * asks for the same days once per stream, so the working set is the days of the users being
+ * synced at once: 16 per user (a week's days and nights) up to a ceiling of ~750 MB.
+ */
+function cacheLimit(world: World): number {
+  return Math.min(8_000, Math.max(600, 16 * world.users.length));
+}
 
 /** Creates a world; the same seed and users always generate the same data. */
 export function createWorld(options: WorldOptions): World {
   const world: World = {
     seed: options.seed ?? 'fitlamp',
     users: [],
+    byId: new Map(),
     syncs: new Map(),
     defaultSince: isoDate(options.now - (options.historyDays ?? 60) * 86_400_000),
     cache: new Map(),
@@ -59,15 +69,16 @@ export function createWorld(options: WorldOptions): World {
 /** Adds a user (ids must be unique) and returns it. */
 export function addUser(world: World, spec: UserSpec): WorldUser {
   const user = createUser(world.seed, world.users.length, spec, world.defaultSince);
-  if (world.users.some((u) => u.id === user.id)) throw new Error(`user ${user.id} already exists`);
+  if (world.byId.has(user.id)) throw new Error(`user ${user.id} already exists`);
   world.users.push(user);
+  world.byId.set(user.id, user);
   world.syncs.set(user.id, { manual: [] });
   return user;
 }
 
 /** The user with this id, or undefined. */
 export function findUser(world: World, id: string): WorldUser | undefined {
-  return world.users.find((u) => u.id === id);
+  return world.byId.get(id);
 }
 
 /**
@@ -113,7 +124,7 @@ function cached<T extends DayTruth | NightTruth>(world: World, key: string, make
   }
   const value = make();
   world.cache.set(key, value);
-  if (world.cache.size > CACHE_LIMIT) {
+  if (world.cache.size > cacheLimit(world)) {
     const oldest = world.cache.keys().next().value;
     if (oldest !== undefined) world.cache.delete(oldest);
   }

@@ -26,7 +26,8 @@ export interface LocalParts {
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 const formatters = new Map<string, Intl.DateTimeFormat>();
-const offsetCache = new Map<string, number>();
+/** Per zone: the offset of each 15-minute bucket asked for (numeric keys: no string per lookup). */
+const offsetCache = new Map<string, Map<number, number>>();
 
 function formatterFor(zone: string): Intl.DateTimeFormat {
   let f = formatters.get(zone);
@@ -55,8 +56,12 @@ export function assertZone(zone: string): void {
 export function offsetMs(zone: string, t: number): number {
   // Real-world transitions fall on quarter hours, so the offset is constant within a 15-minute bucket.
   const bucket = Math.floor(t / (15 * MINUTE));
-  const key = `${zone}|${bucket}`;
-  const cached = offsetCache.get(key);
+  let buckets = offsetCache.get(zone);
+  if (buckets === undefined) {
+    buckets = new Map();
+    offsetCache.set(zone, buckets);
+  }
+  const cached = buckets.get(bucket);
   if (cached !== undefined) return cached;
   const probe = bucket * 15 * MINUTE;
   const fields: Record<string, number> = {};
@@ -72,8 +77,8 @@ export function offsetMs(zone: string, t: number): number {
     fields.second ?? 0,
   );
   const offset = asUtc - probe;
-  if (offsetCache.size > 200_000) offsetCache.clear();
-  offsetCache.set(key, offset);
+  if (buckets.size > 200_000) buckets.clear();
+  buckets.set(bucket, offset);
   return offset;
 }
 
