@@ -233,6 +233,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       0,
     );
     const wall = (Date.now() - t0) / 1000;
+    o.log(`    simulator: ${stack.fitbit.world.generated} days and nights generated for ${o.participants * (o.days + 1)} participant-days`);
     const result: ThroughputResult = {
       participants: o.participants,
       days: o.days,

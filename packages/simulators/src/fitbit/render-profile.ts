@@ -1,4 +1,4 @@
-import { viewDay, viewDevices } from '../world/world.ts';
+import { daySteps, viewDevices } from '../world/world.ts';
 import { addDays, localDateOf, offsetMs, zoneAt } from '../world/zones.ts';
 import type { DataContext } from './context.ts';
 import { floating } from './wire-time.ts';
@@ -15,9 +15,9 @@ export function profile(ctx: DataContext): object {
   let steps = 0;
   let days = 0;
   for (let i = 1; i <= 30; i += 1) {
-    const view = viewDay(ctx.state.world, u, addDays(today, -i), ctx.now);
-    if (!view.day || view.day.wear === 'none') continue;
-    steps += view.day.steps.reduce((s, n) => s + n, 0);
+    const total = daySteps(ctx.state.world, u, addDays(today, -i), ctx.now);
+    if (total === null) continue;
+    steps += total;
     days += 1;
   }
   const birthYear = new Date(ctx.now).getUTCFullYear() - u.traits.age;

@@ -4,7 +4,7 @@ import { heartRateSeconds } from './day.ts';
 import { sessionsForNight } from './sleep.ts';
 import { countSyncs, lastSyncAt } from './sync.ts';
 import { createUser } from './users.ts';
-import { addUser, createWorld, dayTruth, findUser, moveUser, nightTruth, syncUser, viewDay, viewDevices, viewNight } from './world.ts';
+import { addUser, createWorld, daySteps, dayTruth, findUser, moveUser, nightTruth, syncUser, viewDay, viewDevices, viewNight } from './world.ts';
 import { dayBounds, utcOfLocal } from './zones.ts';
 
 const NOW = Date.parse('2026-11-03T15:00:00Z');
@@ -221,5 +221,34 @@ describe('per-user options for a cockpit to look at', () => {
     expect(b.traits).toEqual(base.users[1]!.traits);
     expect(() => createWorld({ seed: 'alpha', now: NOW, users: [{ notWornRate: 0.8, thinRate: 0.3 }] })).toThrow('add up to at most 1');
     expect(() => createWorld({ seed: 'alpha', now: NOW, users: [{ batteryPercent: 0 }] })).toThrow('batteryPercent');
+  });
+});
+
+describe('daySteps', () => {
+  it('is the step total viewDay gives (null before a sync or on an unworn day), and leaves the day cache alone', () => {
+    const w = createWorld({ seed: 'steps', now: NOW });
+    let checked = 0;
+    let nulls = 0;
+    for (const u of w.users) {
+      const sizeBefore = w.cache.size;
+      const generatedBefore = w.generated;
+      const totals = Array.from({ length: 30 }, (_, i) => daySteps(w, u, `2026-10-${String(i + 1).padStart(2, '0')}`, NOW));
+      // Nights may be cached; no day is.
+      expect([...w.cache.keys()].filter((k) => k.startsWith(`day|${u.id}|`))).toHaveLength(0);
+      expect(w.cache.size - sizeBefore).toBeLessThanOrEqual(31);
+      expect(w.generated - generatedBefore).toBeLessThanOrEqual(31);
+      for (let i = 0; i < 30; i += 1) {
+        const view = viewDay(w, u, `2026-10-${String(i + 1).padStart(2, '0')}`, NOW);
+        const expected = !view.day || view.day.wear === 'none' ? null : view.day.steps.reduce((a, b) => a + b, 0);
+        expect(totals[i]).toBe(expected);
+        if (expected === null) nulls += 1;
+        checked += 1;
+      }
+    }
+    expect(checked).toBe(120);
+    // A day asked for before anything of it synced has no total.
+    const future = daySteps(w, w.users[0]!, '2026-11-20', NOW);
+    expect(future).toBeNull();
+    expect(nulls).toBeLessThan(120);
   });
 });

@@ -17,6 +17,10 @@ export interface World {
   /** Default first data date for users created without `since`. */
   defaultSince: string;
   cache: Map<string, DayTruth | NightTruth>;
+  /** Days and nights generated (cache misses), for benchmarks to see what the cache saves. */
+  generated: number;
+  /** Each generated day's total steps, kept after the day leaves the cache (the profile's average). */
+  stepTotals: Map<string, number>;
 }
 
 /** Options of {@link createWorld}. */
@@ -44,10 +48,11 @@ export const NIGHTLY_METRIC_DELAY_MS = {
 /**
  * Generated days and nights kept (least recently used first out), about 93 KB per day. A sync
  * asks for the same days once per stream, so the working set is the days of the users being
- * synced at once: 16 per user (a week's days and nights) up to a ceiling of ~750 MB.
+ * synced at once: a backfill of a week asks for ~17 per user (8 days, 9 nights), and a least-recently-used
+ * cache smaller than a cyclic working set misses every time, so 32 per user, up to ~750 MB.
  */
 function cacheLimit(world: World): number {
-  return Math.min(8_000, Math.max(600, 16 * world.users.length));
+  return Math.min(8_000, Math.max(600, 32 * world.users.length));
 }
 
 /** Creates a world; the same seed and users always generate the same data. */
@@ -59,6 +64,8 @@ export function createWorld(options: WorldOptions): World {
     syncs: new Map(),
     defaultSince: isoDate(options.now - (options.historyDays ?? 60) * 86_400_000),
     cache: new Map(),
+    generated: 0,
+    stepTotals: new Map(),
   };
   for (const spec of options.users ?? [{ preset: 'new-york' }, { preset: 'traveler' }, { preset: 'sydney' }, { preset: 'kolkata' }]) {
     addUser(world, spec);
@@ -123,6 +130,7 @@ function cached<T extends DayTruth | NightTruth>(world: World, key: string, make
     return hit as T;
   }
   const value = make();
+  world.generated += 1;
   world.cache.set(key, value);
   if (world.cache.size > cacheLimit(world)) {
     const oldest = world.cache.keys().next().value;
@@ -144,6 +152,31 @@ export function dayTruth(world: World, user: WorldUser, date: string, generation
       tomorrow: nightTruth(world, user, addDays(date, 1)),
     }),
   );
+}
+
+/**
+ * The total steps of local day `date` as viewed at `now` (the whole day's truth, as `viewDay`
+ * gives it), or null when nothing of it has synced or the device was not worn that day. Kept per
+ * day and revision, and generated outside the cache when not there: the profile's 30-day average
+ * asks for a month of days that the data requests do not, and must not evict theirs.
+ */
+export function daySteps(world: World, user: WorldUser, date: string, now: number): number | null {
+  const bounds = dayBounds(user.zoneHistory, date);
+  const log = syncLog(world, user);
+  const synced = lastSyncAt(user, log, now);
+  if (synced === null || Math.floor((synced - bounds.start) / 60_000) <= 0) return null;
+  const generation = revisionGeneration(user, log, bounds, now);
+  const key = `${user.id}|${date}|${generation}`;
+  let total = world.stepTotals.get(key);
+  if (total === undefined) {
+    const day =
+      (world.cache.get(`day|${user.id}|${date}|${generation}`) as DayTruth | undefined) ??
+      generateDay(world.seed, user, date, generation, { today: nightTruth(world, user, date), tomorrow: nightTruth(world, user, addDays(date, 1)) });
+    total = day.wear === 'none' ? -1 : day.steps.reduce((s, n) => s + n, 0);
+    if (world.stepTotals.size > 200_000) world.stepTotals.clear();
+    world.stepTotals.set(key, total);
+  }
+  return total < 0 ? null : total;
 }
 
 /** A local day as an API sees it at `now`: the revision of the latest sync, visible up to that sync. */
