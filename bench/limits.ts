@@ -1,6 +1,7 @@
 // Section 1, the raw limits of this machine for the pipeline's work, measured in the same run:
 // inserting the pipeline's own rows into Postgres through the same driver, the mindLAMP
 // simulator's accept rate, and a BullMQ job round trip.
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -9,6 +10,7 @@ import { createDb, migrateToLatest, type Database } from '@fitlamp/db';
 import { createLampClient } from '@fitlamp/lamp';
 import { createLampSimulator } from '@fitlamp/simulators';
 import { testRedisUrl } from '@fitlamp/testing';
+import type { ReplayCommand, ReplayReport } from './replay-client.ts';
 
 export interface RawLimits {
   rows: number;
@@ -21,6 +23,13 @@ export interface RawLimits {
   /** Jobs/s: add → a worker (concurrency 8) completes it → completion seen, 2,000 jobs. */
   bullmqJobsPerSecond: number;
   bullmqRoundTripP50Ms: number;
+  /**
+   * Events/s: the backfill's provider requests replayed by a bare client in a process of its own
+   * at the fetchers' total concurrency, against the same simulator (latency included) with its
+   * day cache emptied first: the rate at which the provider side of this machine can hand out
+   * the backfill's events, with no pipeline behind it.
+   */
+  providerReplay?: { requests: number; concurrency: number; seconds: number; failed: Record<string, number>; eventsPerSecond: number };
 }
 
 /** One event the pipeline stored, flattened out of its outbox chunk. */
@@ -199,6 +208,31 @@ export async function measureBullmq(jobs = 2_000): Promise<{ jobsPerSecond: numb
     await queue.close();
     for (const c of [producer, workerConnection, eventsConnection]) c.disconnect();
   }
+}
+
+/** Replays `command` from a forked bare client and answers its report. */
+export function replayRequests(command: ReplayCommand): Promise<ReplayReport> {
+  return new Promise((resolve, reject) => {
+    const child = fork(new URL('./replay-client.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('message', (report: ReplayReport) => resolve(report));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`the replay client exited with ${code}`));
+    });
+    child.send(command);
+  });
+}
+
+/** The provider side's raw limit: see {@link RawLimits.providerReplay}. */
+export async function measureProviderReplay(
+  o: { baseUrl: string; requests: ReplayCommand['requests']; concurrency: number; events: number; emptyCache: () => void },
+  log: (line: string) => void,
+): Promise<NonNullable<RawLimits['providerReplay']>> {
+  o.emptyCache();
+  const report = await replayRequests({ baseUrl: o.baseUrl, concurrency: o.concurrency, requests: o.requests });
+  const eventsPerSecond = o.events / report.seconds;
+  log(`    provider (Fitbit simulator, latency included): ${o.requests.length} requests replayed ${o.concurrency} at a time in ${report.seconds.toFixed(1)} s = ${eventsPerSecond.toFixed(0)} events/s${Object.keys(report.failed).length ? ` (failed: ${JSON.stringify(report.failed)})` : ''}`);
+  return { requests: o.requests.length, concurrency: o.concurrency, seconds: report.seconds, failed: report.failed, eventsPerSecond };
 }
 
 /** `adminUrl`: the Postgres server the pipeline ran on, so both are measured on the same one. */

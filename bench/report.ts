@@ -93,6 +93,7 @@ export function tightestLimit(r: BenchResults): { name: string; eventsPerSecond:
     { name: 'Postgres: insert of the same rows', eventsPerSecond: l.postgresInsertRowsPerSecond },
     { name: 'mindLAMP simulator accept rate', eventsPerSecond: l.lampAcceptEventsPerSecond },
   ];
+  if (l.providerReplay) candidates.push({ name: "provider side: the backfill's requests replayed by a bare client", eventsPerSecond: l.providerReplay.eventsPerSecond });
   // BullMQ carries jobs, not events: at the pipeline's events per participant, two jobs each
   // (one sync, one delivery) move this many events per second.
   if (r.throughput && r.throughput.participants > 0) {
@@ -296,10 +297,13 @@ mindLAMP.
 The same work without fitlamp around it, over ${f0(l.rows)} of the rows the pipeline stored:
 
 ${mdTable(['limit', 'measured', 'pipeline as a share'], [
-  ['Postgres: multi-row INSERT … ON CONFLICT, 2,000 rows per statement, 4 at a time (same driver: pg via Kysely)', `${f0(l.postgresInsertRowsPerSecond)} rows/s`, t ? pct(t.eventsPerSecond / l.postgresInsertRowsPerSecond) : ''],
-  ['Postgres: the outbox life of a row (insert, claim 1,000 at a time, mark delivered)', `${f0(l.postgresOutboxRowsPerSecond)} rows/s`, t ? pct(t.eventsPerSecond / l.postgresOutboxRowsPerSecond) : ''],
+  ['Postgres: INSERT of the same events as outbox chunks (one row per participant × stream × day), 4 at a time (same driver: pg via Kysely)', `${f0(l.postgresInsertRowsPerSecond)} events/s`, t ? pct(t.eventsPerSecond / l.postgresInsertRowsPerSecond) : ''],
+  ['Postgres: the outbox life of those chunks (insert, claim 10 chunks at a time per participant, mark delivered)', `${f0(l.postgresOutboxRowsPerSecond)} events/s`, t ? pct(t.eventsPerSecond / l.postgresOutboxRowsPerSecond) : ''],
   ['mindLAMP simulator: POSTs of 1,000 events, 4 at a time', `${f0(l.lampAcceptEventsPerSecond)} events/s`, t ? pct(t.eventsPerSecond / l.lampAcceptEventsPerSecond) : ''],
   ['BullMQ: add → worker (concurrency 8) → completed, 2,000 jobs', `${f0(l.bullmqJobsPerSecond)} jobs/s (p50 ${f1(l.bullmqRoundTripP50Ms)} ms)`, ''],
+  ...(l.providerReplay
+    ? [[`Provider side: the backfill's ${f0(l.providerReplay.requests)} Fitbit requests replayed by a bare client (a process of its own, ${l.providerReplay.concurrency} at a time, reading and parsing each answer) against the same simulator, latency included, its day cache emptied first`, `${f0(l.providerReplay.eventsPerSecond)} events/s (${f1(l.providerReplay.seconds)} s${Object.keys(l.providerReplay.failed).length ? `; failed ${JSON.stringify(l.providerReplay.failed)}` : ''})`, t ? pct(t.eventsPerSecond / l.providerReplay.eventsPerSecond) : '']]
+    : []),
 ])}
 
 Tightest: **${tight?.name}** at ${f0(tight?.eventsPerSecond ?? 0)} events/s; the pipeline reaches

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '@fitlamp/testing';
 import { runFreshness, type FreshnessMode, type FreshnessResult } from './freshness.ts';
-import { measureRawLimits, type RawLimits } from './limits.ts';
+import { measureProviderReplay, measureRawLimits, type RawLimits } from './limits.ts';
 import { findProfiles, summarizeProfile, type ProfileSummary } from './profile.ts';
 import { carriedOverGroups, renderReport, renderTable, type BenchResults, type CarriedOver } from './report.ts';
 import { runCockpit } from './cockpit.ts';
@@ -234,7 +234,7 @@ if (sections.has('throughput') || sections.has('limits')) {
     built: !values.tsx,
     log,
   });
-  const { stack, ...throughput } = t;
+  const { stack, providerRequestLog, ...throughput } = t;
   results.throughput = throughput;
   log(`    ${throughput.events} events in ${throughput.seconds.toFixed(1)} s: ${throughput.eventsPerSecond.toFixed(0)} events/s (${throughput.finished ? 'finished' : 'NOT finished'})`);
   const st = throughput.storage;
@@ -266,6 +266,21 @@ if (sections.has('throughput') || sections.has('limits')) {
     log('\n[limits] raw limits of this machine for the same work, same run');
     try {
       results.limits = await measureRawLimits(stack.db, stack.adminDatabaseUrl, quick ? 100_000 : 400_000, log);
+      if (providerRequestLog?.length) {
+        results.limits.providerReplay = await measureProviderReplay(
+          {
+            baseUrl: stack.fitbitUrl,
+            requests: providerRequestLog,
+            concurrency: fetchers * fetcherConcurrency,
+            events: throughput.events,
+            emptyCache: () => {
+              stack.fitbit.world.cache.clear();
+              stack.fitbit.world.stepTotals.clear();
+            },
+          },
+          log,
+        );
+      }
     } finally {
       await stack.stop();
     }

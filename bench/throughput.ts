@@ -65,6 +65,8 @@ export interface ThroughputResult {
   loadAverage: number[];
   profiles: string[];
   stack?: Stack;
+  /** With `keepStack`: the provider requests the backfill made (bearer tokens included: never written out). */
+  providerRequestLog?: Array<{ url: string; authorization: string }>;
 }
 
 export function participantsFor(count: number): StackParticipant[] {
@@ -114,6 +116,8 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       await session.post('Profiler.enable');
       await session.post('Profiler.start');
     }
+    // The requests the backfill makes, for the provider side's raw limit (replayed after the run).
+    const recording = o.keepStack ? stack.fitbit.recordRequests() : undefined;
     // The migrated schema with no participant yet: what the run adds is measured from here.
     const storage0 = await storageSnapshot(stack.db);
     const cpu0 = process.cpuUsage();
@@ -266,6 +270,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     };
     if (o.keepStack) {
       result.stack = stack;
+      if (recording) result.providerRequestLog = recording.stop();
       handedOver = true;
     }
     return result;

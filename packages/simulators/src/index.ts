@@ -17,7 +17,7 @@ export {
 
 // Fitbit Web API simulator and the deterministic world behind it
 export { createFitbitSimulator, type FitbitSimulator, type FitbitSimulatorOptions } from './fitbit/app.ts';
-export type { Counters as FitbitCounters, Fault as FitbitFault, ServedFault as FitbitServedFault } from './fitbit/state.ts';
+export type { Counters as FitbitCounters, Fault as FitbitFault, ServedFault as FitbitServedFault, RecordedRequest as FitbitRecordedRequest } from './fitbit/state.ts';
 export type { FaultSpec as FitbitFaultSpec } from './fitbit/faults.ts';
 export { createClock, type Clock } from './world/clock.ts';
 export { createRng, intBetween } from './world/random.ts';

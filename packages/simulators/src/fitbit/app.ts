@@ -8,7 +8,7 @@ import { registerDataRoutes } from './data-routes.ts';
 import { ACCESS_TOKEN_TTL_S, registerOAuthRoutes, revokeUser } from './oauth.ts';
 import { GONE_BODY } from './errors.ts';
 import { addFault, applyFault, type FaultSpec } from './faults.ts';
-import { emptyCounters, type Counters, type Fault, type FitbitState } from './state.ts';
+import { emptyCounters, type Counters, type Fault, type FitbitState, type RecordedRequest } from './state.ts';
 
 /** Options of {@link createFitbitSimulator}. */
 export interface FitbitSimulatorOptions {
@@ -55,6 +55,11 @@ export interface FitbitSimulator {
   setIntradayAccess(enabled: boolean): void;
   /** The user removes the app's access at Fitbit: every token of theirs stops working. */
   revokeUser(userId: string): void;
+  /**
+   * Records every data request (URL and bearer token, in memory only) until `stop()`, which
+   * returns them: a benchmark replays them to measure the provider's side without fitlamp.
+   */
+  recordRequests(): { stop(): RecordedRequest[] };
 }
 
 /**
@@ -92,6 +97,7 @@ export function createFitbitSimulator(options: FitbitSimulatorOptions): FitbitSi
     nextFaultId: 1,
     servedFaults: [],
     counters: emptyCounters(),
+    recorded: undefined,
   };
 
   const app = Fastify({ logger: false });
@@ -125,5 +131,15 @@ export function createFitbitSimulator(options: FitbitSimulatorOptions): FitbitSi
       state.intradayAccess = enabled;
     },
     revokeUser: (userId) => revokeUser(state, userId),
+    recordRequests: () => {
+      const recorded: RecordedRequest[] = [];
+      state.recorded = recorded;
+      return {
+        stop: () => {
+          if (state.recorded === recorded) state.recorded = undefined;
+          return recorded;
+        },
+      };
+    },
   };
 }

@@ -86,6 +86,7 @@ async function handleData(state: FitbitState, version: string, request: FastifyR
   const bearer = checkBearer(state, request.headers.authorization);
   if (!bearer.ok) return sendError(reply, 401, bearer.errorType, bearer.message);
   const token = bearer.token;
+  state.recorded?.push({ url: request.url, authorization: request.headers.authorization ?? '' });
   const [pathOnly = ''] = request.url.split('?');
   const match = /^\/[\d.]+\/user\/([^/]+)\/(.*)$/.exec(pathOnly);
   const pathUser = match?.[1] ?? '';

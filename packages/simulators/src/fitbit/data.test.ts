@@ -38,6 +38,23 @@ async function syncAndSettle(userId = 'NYC001'): Promise<void> {
   run.sim.clock.advance(61 * 60_000);
 }
 
+describe('recording requests (for the benchmarks)', () => {
+  it('records data requests with their token until stopped, and nothing after', async () => {
+    await get('/1/user/-/profile.json');
+    const recording = run.sim.recordRequests();
+    await get('/1/user/-/devices.json');
+    await get('/1/user/-/activities/steps/date/2026-10-01/2026-10-02.json');
+    await api(run.url, 'not-a-token', '/1/user/-/devices.json');
+    const recorded = recording.stop();
+    await get('/1/user/-/profile.json');
+    expect(recorded).toEqual([
+      { url: '/1/user/-/devices.json', authorization: `Bearer ${token}` },
+      { url: '/1/user/-/activities/steps/date/2026-10-01/2026-10-02.json', authorization: `Bearer ${token}` },
+    ]);
+    expect(recording.stop()).toHaveLength(2);
+  });
+});
+
 describe('profile and devices', () => {
   it('profile has the IANA zone and the current offset', async () => {
     const res = await get('/1/user/-/profile.json');

@@ -161,6 +161,14 @@ export interface FitbitState {
   /** Every fault applied, in order (who got it, when, what). */
   servedFaults: ServedFault[];
   counters: Counters;
+  /** While a benchmark records: every data request, to be replayed without the client that made it. */
+  recorded: RecordedRequest[] | undefined;
+}
+
+/** A data request as it arrived (its URL and bearer token). */
+export interface RecordedRequest {
+  url: string;
+  authorization: string;
 }
 
 /** Fresh, zeroed counters. */
