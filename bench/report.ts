@@ -730,8 +730,9 @@ ${f.requestsPerParticipantDayByProvider ? `- with webhooks: a Google Health part
 - without webhooks: section 8 polls only its Fitbit participants, at ${f1(polling ?? 0)} requests per participant-day; taken as the
   Google polling figure, one project would serve about **${ceiling(polling ?? 0)} participants**. Google Health asks one data type per
   request where Fitbit combines some, so Google polling costs more than this: the figure is an upper bound on participants.
+
 ` : `a Google Health participant cost ${f1(withWebhooks)} requests per participant-day in section 8 (polling, no webhooks), so one project
-serves about **${ceiling(withWebhooks)} participants** by the daily quota;
+serves about **${ceiling(withWebhooks)} participants** by the daily quota.
 `}The per-minute quota (${f0(GOOGLE_QUOTA.perMinute * 1440)} a day if spread evenly) binds only on bursts.
 `;
 }
