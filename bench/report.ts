@@ -641,6 +641,8 @@ bench process. Mix: ${Object.entries(sc.mix).map(([k, n]) => `${k} ${f0(n)}`).jo
 Fitbit participants are polled; Google Health participants get webhooks as in production: a subscriber (\`AUTOMATIC\`,
 the gateway's secret) created before enrolment, the simulator notifying the gateway ${sc.notifyAfterSeconds ?? 5} simulated s after each device
 sync (on the simulated clock), and polling \`WEBHOOK_POLL_MULTIPLIER\` (4) times less often while notifications arrive.
+The polls the warm-up planned came before any notification, at the polling interval: for the first
+\`SYNC_INTERVAL_SECONDS\` of simulated time, Google Health participants are still polled as without webhooks.
 The services' defaults: \`SYNC_INTERVAL_SECONDS=${sc.pollSeconds}\`, \`POLL_MAX_INTERVAL_SECONDS=${sc.pollMaxSeconds}\`,
 \`FETCHER_CONCURRENCY=${sc.fetcherConcurrency}\`, \`LAMP_WRITER_CONCURRENCY=${sc.writerConcurrency}\`, \`SCHEDULER_TICK_SECONDS=15\`, one replica each.
 Enrolment ${f0(sc.enrolSeconds)} s${sc.enrolConcurrency ? ` (${sc.enrolConcurrency} connections at a time per provider)` : ''}, warm-up (everyone's first sync, not measured) ${f0(sc.warmupSeconds)} s.
