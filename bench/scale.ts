@@ -552,6 +552,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       `${p.speed}×: ${(p.simSeconds / 60).toFixed(0)} sim min in ${p.realSeconds.toFixed(0)} s; ${p.syncs} syncs, ${p.fellBehind} fell behind (late p95 ${p.lateP95Seconds.toFixed(1)} s, max ${p.lateMaxSeconds.toFixed(1)} s); ` +
       `${p.requestsPerParticipantDay.toFixed(0)} requests/participant-day (${Object.entries(p.requestsPerParticipantDayByProvider).map(([k, n]) => `${k} ${n.toFixed(0)}`).join(', ')}); ` +
       `${p.notificationsPerGoogleParticipantDay.toFixed(0)} notifications/Google participant-day ${JSON.stringify(p.notifications)}; cores ${Object.entries(p.cores).map(([k, c]) => `${k} ${c.toFixed(2)}`).join(', ')}; ` +
+      `CPU-s/participant-day ${Object.entries(p.cpuSecondsPerParticipantDay).map(([k, c]) => `${k} ${c.toFixed(3)}`).join(', ')}; ` +
       `tick p50 ${p.tickP50Ms.toFixed(0)} ms p95 ${p.tickP95Ms.toFixed(0)} ms; peak queues sync ${p.peakQueueDepth.sync} deliver ${p.peakQueueDepth.deliver}; failed ${JSON.stringify(p.failed)}`;
 
     const search: ScalePhase[] = [];
