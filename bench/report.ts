@@ -637,14 +637,19 @@ export function renderScale(r: BenchResults): string {
     : [];
   return `## 8. Scale: ${f0(sc.participants)} participants at steady state
 
-\`pnpm bench --scale\` (\`bench/scale.ts\`): the scheduler's pass, the fetcher's processor and the
-lamp-writer's deliver workers, each a process of its own (\`bench/scale-service.ts\`: the services'
+\`pnpm bench --scale\` (\`bench/scale.ts\`): the scheduler's pass, the fetcher's processor, the
+lamp-writer's deliver workers and the gateway (its Google Health webhook route), each a process of its own (\`bench/scale-service.ts\`: the services'
 code, a clock that follows the simulators'), over a Postgres cluster and a Redis of the run's own,
 against the Fitbit and Google Health simulators (one world) and the mindLAMP simulator in the
 bench process. Mix: ${Object.entries(sc.mix).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}.
+Fitbit participants are polled; Google Health participants get webhooks as in production: a subscriber (\`AUTOMATIC\`,
+the gateway's secret) created before enrolment, the simulator notifying the gateway ${sc.notifyAfterSeconds ?? 5} simulated s after each device
+sync (on the simulated clock), and polling \`WEBHOOK_POLL_MULTIPLIER\` (4) times less often while notifications arrive.
+The polls the warm-up planned came before any notification, at the polling interval: for the first
+\`SYNC_INTERVAL_SECONDS\` of simulated time, Google Health participants are still polled as without webhooks.
 The services' defaults: \`SYNC_INTERVAL_SECONDS=${sc.pollSeconds}\`, \`POLL_MAX_INTERVAL_SECONDS=${sc.pollMaxSeconds}\`,
 \`FETCHER_CONCURRENCY=${sc.fetcherConcurrency}\`, \`LAMP_WRITER_CONCURRENCY=${sc.writerConcurrency}\`, \`SCHEDULER_TICK_SECONDS=15\`, one replica each.
-Enrolment ${f0(sc.enrolSeconds)} s, warm-up (everyone's first sync, not measured) ${f0(sc.warmupSeconds)} s.
+Enrolment ${f0(sc.enrolSeconds)} s${sc.enrolConcurrency ? ` (${sc.enrolConcurrency} connections at a time per provider)` : ''}, warm-up (everyone's first sync, not measured) ${f0(sc.warmupSeconds)} s.
 A sync **fell behind** when it started more than 60 simulated s after the moment the scheduler
 planned it for (its job's enqueue time plus the spread delay the scheduler gave it).
 Load average before ${sc.load.before.map((l) => l.toFixed(2)).join(' ')}, after ${sc.load.after.map((l) => l.toFixed(2)).join(' ')}.
@@ -655,6 +660,11 @@ Largest speed-up at which no sync fell behind: **${sc.chosenSpeed ? `${sc.chosen
 ${f ? `
 ${f === sc.final ? 'Long run' : 'Last search phase'}: ${f1(f.requestsPerParticipantDay)} provider requests per participant-day (${Object.entries(f.requestsByProvider).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}); ${f.retries} retried jobs; failed attempts ${Object.keys(f.failed).length ? JSON.stringify(f.failed) : 'none'}.
 
+${f.requestsPerParticipantDayByProvider ? `Per participant-day of each provider's participants: Fitbit (polling) **${f1(f.requestsPerParticipantDayByProvider.fitbit ?? 0)}** requests;
+Google Health (webhooks, polling as the safety net) **${f1(f.requestsPerParticipantDayByProvider['google-health'] ?? 0)}** requests and
+**${f1(f.notificationsPerGoogleParticipantDay)}** notifications received by the gateway (${Object.entries(f.notifications).map(([k, n]) => `${k} ${f0(n)}`).join(', ') || 'none'}).
+A Google Health sync asks one data type per request (${f0(Object.keys(f.requestsByEndpoint?.['google-health'] ?? {}).filter((k) => k.startsWith('dataPoints')).length)} endpoints here), where Fitbit combines some.
+` : ''}
 ${mdTable(['process', 'CPU-seconds per participant-day', 'cores used at this speed-up'], cpuRows)}
 ` : ''}
 At the end: database ${mib(sc.databaseBytes)} (empty schema ${mib(sc.emptyDatabaseBytes)}): ${mib(sc.bytesPerParticipant)} per participant
@@ -690,7 +700,7 @@ export function renderSizing(r: BenchResults): string {
     const memory = fetchers * peak('fetcher') + writers * peak('lamp-writer') + peak('scheduler') + peak('gateway');
     return [
       f0(n),
-      `${cores('fetcher').toFixed(2)} / ${cores('writer').toFixed(2)} / ${cores('scheduler').toFixed(2)}`,
+      `${cores('fetcher').toFixed(2)} / ${cores('writer').toFixed(2)} / ${cores('scheduler').toFixed(2)}${cpu.gateway !== undefined ? ` / ${cores('gateway').toFixed(2)}` : ''}`,
       cores('postgres').toFixed(2),
       `${fetchers} / ${writers} / 1`,
       mib(memory),
@@ -700,12 +710,16 @@ export function renderSizing(r: BenchResults): string {
   });
   const googleParticipants = Object.entries(sc.mix).filter(([k]) => k.startsWith('google-health')).reduce((a, [, n]) => a + n, 0);
   const googleDays = (googleParticipants * f.simSeconds) / 86_400;
-  const googlePerDay = googleDays > 0 ? (f.requestsByProvider['google-health'] ?? 0) / googleDays : 0;
+  // With webhooks: what the Google Health participants cost. Without: the Fitbit participants'
+  // polling figure, the only polling-only figure the run measures.
+  const withWebhooks = f.requestsPerParticipantDayByProvider?.['google-health'] ?? (googleDays > 0 ? (f.requestsByProvider['google-health'] ?? 0) / googleDays : 0);
+  const polling = f.requestsPerParticipantDayByProvider?.fitbit;
+  const ceiling = (perDay: number) => f0(perDay > 0 ? GOOGLE_QUOTA.perDay / perDay : 0);
   return `## 9. Sizing (projected from section 8)
 
 Steady state, from the ${f === sc.final ? 'long run' : 'last search phase'} of section 8 (${f0(sc.participants)} participants, ${f.speed} × real time):
 CPU-seconds per participant-day fetcher ${(cpu.fetcher ?? 0).toFixed(3)}, lamp-writer ${(cpu.writer ?? 0).toFixed(3)},
-scheduler ${(cpu.scheduler ?? 0).toFixed(3)}, Postgres ${(cpu.postgres ?? 0).toFixed(3)}; cores = that × participants ÷ 86,400.
+scheduler ${(cpu.scheduler ?? 0).toFixed(3)}${cpu.gateway !== undefined ? `, gateway (webhooks) ${cpu.gateway.toFixed(3)}` : ''}, Postgres ${(cpu.postgres ?? 0).toFixed(3)}; cores = that × participants ÷ 86,400.
 Worker replicas are sized for ${REPLICA_CORES} core of steady work each (the rest of a core is for bursts:
 a mass enrolment's backfill, a provider outage's catch-up); at least one. A fetcher replica is also
 bound by waiting on the provider: ${sc.fetcherConcurrency} syncs at a time, each request ${PROVIDER_LATENCY_S * 1000} ms (the simulators answer at once;
@@ -714,11 +728,17 @@ service's peak RSS in section 4 (fetcher ${mib(peak('fetcher'))}, lamp-writer ${
 Redis: this run's \`used_memory_peak\` per participant × participants. Postgres storage: the soak's
 steady state (section 6${perParticipantBytes ? `, ${mib(perParticipantBytes)} per participant at day 30` : ''}) × participants, before WAL and backups.
 
-${mdTable(['participants', 'cores: fetcher / writer / scheduler', 'cores: Postgres', 'replicas: fetcher / writer / scheduler', 'memory of the services', 'Redis', 'Postgres storage'], rows)}
+${mdTable(['participants', `cores: fetcher / writer / scheduler${cpu.gateway !== undefined ? ' / gateway' : ''}`, 'cores: Postgres', 'replicas: fetcher / writer / scheduler', 'memory of the services', 'Redis', 'Postgres storage'], rows)}
 
 **Google Health quota** (per Google Cloud project: ${f0(GOOGLE_QUOTA.perDay)} requests a day, ${f0(GOOGLE_QUOTA.perMinute)} a minute):
-a Google Health participant cost ${f1(googlePerDay)} requests per participant-day in section 8 (polling, no webhooks), so one project
-serves about **${f0(googlePerDay > 0 ? GOOGLE_QUOTA.perDay / googlePerDay : 0)} participants** by the daily quota; the per-minute quota
-(${f0(GOOGLE_QUOTA.perMinute * 1440)} a day if spread evenly) binds only on bursts.
+${f.requestsPerParticipantDayByProvider ? `- with webhooks: a Google Health participant cost ${f1(withWebhooks)} requests per participant-day in section 8, so one project
+  serves about **${ceiling(withWebhooks)} participants** by the daily quota;
+- without webhooks: section 8 polls only its Fitbit participants, at ${f1(polling ?? 0)} requests per participant-day; taken as the
+  Google polling figure, one project would serve about **${ceiling(polling ?? 0)} participants**. Google Health asks one data type per
+  request where Fitbit combines some, so Google polling costs more than this: the figure is an upper bound on participants.
+
+` : `a Google Health participant cost ${f1(withWebhooks)} requests per participant-day in section 8 (polling, no webhooks), so one project
+serves about **${ceiling(withWebhooks)} participants** by the daily quota.
+`}The per-minute quota (${f0(GOOGLE_QUOTA.perMinute * 1440)} a day if spread evenly) binds only on bursts.
 `;
 }

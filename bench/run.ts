@@ -104,6 +104,7 @@ if (values.help) {
   scale:       --scale (= --sections scale) --scale-participants (10000; quick 200) --scale-speeds (60,30,15,8,4,2,1: tried in turn, 10 simulated min each)
                --scale-search-minutes (10; quick 5) --scale-hours (2; quick 0.25: the run at the largest speed-up that kept up)
                --lock FILE: takes flock(FILE) after the warm-up, before anything is measured (e.g. /work/wt/heavy.lock)
+               half the participants Fitbit (polled), half Google Health (webhooks to the gateway, a 4th process, 5 simulated s after each sync)
   output:      writes docs/benchmarks.md and bench/results.json for a full run; --write forces, --no-write skips;
                --render re-renders docs/benchmarks.md from bench/results.json and bench/analysis.md`);
   process.exit(0);

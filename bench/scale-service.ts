@@ -4,19 +4,27 @@
 // builds them as the efficiency and soak sections do) and a clock that follows the simulators':
 // simulated = t0 + (real − r0) × speed. The parent changes the speed by message; at speed 0 the
 // clock stands still (the warm-up). Not the services' main.ts: their clocks follow real time.
+// The gateway is the service's own Fastify app (buildGateway, on the env main.ts loads), for its
+// Google Health webhook route: it keeps no clock of its own (Postgres stamps the notifications).
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Job } from 'bullmq';
+import { Registry } from 'prom-client';
 import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createDb } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { createGoogleHealthProvider } from '@fitlamp/google-health';
 import { createQueues, startShardWorkers, type SyncPayload } from '@fitlamp/queues';
 import { createLogger } from '@fitlamp/runtime';
+import { createLampClient } from '@fitlamp/lamp';
+import { createProviders } from '../packages/provider-registry/src/index.ts';
+import { buildGateway } from '../services/gateway/src/app.ts';
+import { loadGatewayEnv } from '../services/gateway/src/env.ts';
 import { runTick } from '../services/scheduler/src/tick.ts';
 import { simSyncProcessor, startSimWriter } from './sim-pipeline.ts';
 
 export interface ScaleServiceConfig {
-  role: 'fetcher' | 'writer' | 'scheduler';
+  role: 'fetcher' | 'writer' | 'scheduler' | 'gateway';
   databaseUrl: string;
   redisUrl: string;
   prefix: string;
@@ -33,6 +41,8 @@ export interface ScaleServiceConfig {
   /** UNDELIVERED_SWEEP_SECONDS (judged on the database's clock: real seconds). */
   sweepSeconds: number;
   concurrency: number;
+  /** GOOGLE_HEALTH_WEBHOOK_SECRET (the gateway; the subscriber is created with it). */
+  webhookSecret: string;
 }
 
 /** Messages from the parent. */
@@ -49,6 +59,8 @@ export interface ScaleServiceReport {
   /** Scheduler passes: real ms each took, and what they found due. */
   tickMs: number[];
   due: number;
+  /** Gateway: Google Health notifications received, by the route's outcome (accepted, duplicate, …). */
+  notifications: Record<string, number>;
 }
 
 const config = JSON.parse(process.env.SCALE_SERVICE_CONFIG ?? 'null') as ScaleServiceConfig | null;
@@ -57,13 +69,16 @@ const send = (message: unknown) => process.send!(message);
 
 let clock = { t0: 0, r0: Date.now(), speed: 0 };
 const now = () => clock.t0 + (Date.now() - clock.r0) * clock.speed;
-const report: ScaleServiceReport = { role: config.role, lateMs: [], retries: 0, failed: {}, tickMs: [], due: 0 };
+const report: ScaleServiceReport = { role: config.role, lateMs: [], retries: 0, failed: {}, tickMs: [], due: 0, notifications: {} };
+/** Read when a report is asked for (the gateway's counters). */
+let collect: () => Promise<void> = async () => {};
 const reset = () => {
   report.lateMs = [];
   report.retries = 0;
   report.failed = {};
   report.tickMs = [];
   report.due = 0;
+  report.notifications = {};
 };
 
 const db = createDb(config.databaseUrl, { max: config.role === 'scheduler' ? 3 : 10, applicationName: `fitlamp-scale-${config.role}` });
@@ -86,6 +101,7 @@ function lateness(job: Job): number | null {
 }
 
 let closers: Array<() => Promise<unknown>> = [];
+let gatewayUrl: string | undefined;
 if (config.role === 'fetcher') {
   const cipher = createTokenCipher(parseEncryptionKey(config.encryptionKey));
   const providers = {
@@ -128,6 +144,54 @@ if (config.role === 'fetcher') {
     });
   }
   closers = [() => writer.close(), () => client.close()];
+} else if (config.role === 'gateway') {
+  // The gateway as main.ts builds it, on the environment it loads: the webhook route (and the
+  // rest of the app, idle here) with its Authorization, signature, dedup and enqueue.
+  const env = loadGatewayEnv({
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: config.databaseUrl,
+    REDIS_URL: config.redisUrl,
+    QUEUE_PREFIX: config.prefix,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    PUBLIC_BASE_URL: 'http://127.0.0.1:9',
+    ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+    ENROLLMENT_SECRET: randomBytes(32).toString('base64url'),
+    TOKEN_ENCRYPTION_KEY: config.encryptionKey,
+    LAMP_API_URL: config.lamp.url,
+    LAMP_ACCESS_KEY: config.lamp.accessKey,
+    LAMP_SECRET_KEY: config.lamp.secretKey,
+    FITBIT_CLIENT_ID: config.fitbit.clientId,
+    FITBIT_CLIENT_SECRET: config.fitbit.clientSecret,
+    FITBIT_API_URL: config.fitbit.url,
+    FITBIT_AUTHORIZE_URL: `${config.fitbit.url}/oauth2/authorize`,
+    GOOGLE_CLIENT_ID: config.google.clientId,
+    GOOGLE_CLIENT_SECRET: config.google.clientSecret,
+    GOOGLE_AUTHORIZE_URL: `${config.google.url}/o/oauth2/v2/auth`,
+    GOOGLE_TOKEN_URL: `${config.google.url}/token`,
+    GOOGLE_REVOKE_URL: `${config.google.url}/revoke`,
+    GOOGLE_HEALTH_API_URL: config.google.url,
+    GOOGLE_HEALTH_WEBHOOK_SECRET: config.webhookSecret,
+    GOOGLE_HEALTH_WEBHOOK_KEYSET_URL: `${config.google.url}/googlehealthapi/webhooks/webhooks_public_keyset.json`,
+  });
+  const registry = new Registry();
+  const lamp = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 10_000 });
+  const cipher = createTokenCipher(parseEncryptionKey(env.TOKEN_ENCRYPTION_KEY));
+  const app = await buildGateway({ env, logger, db, redis: producer, queues, registry, providers: createProviders(env), lamp, cipher });
+  const url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+  // fitlamp_webhook_notifications_total counts from the start; a report gives what came since the last.
+  const seen = new Map<string, number>();
+  collect = async () => {
+    const metric = await registry.getSingleMetric('fitlamp_webhook_notifications_total')?.get();
+    for (const v of metric?.values ?? []) {
+      const outcome = String(v.labels.outcome);
+      report.notifications[outcome] = v.value - (seen.get(outcome) ?? 0);
+      seen.set(outcome, v.value);
+    }
+  };
+  gatewayUrl = url;
+  closers = [() => app.close(), () => lamp.close()];
 } else {
   // The scheduler's pass once per SCHEDULER_TICK_SECONDS of simulated time, its jobs spread as the
   // service spreads them (min(4 ticks, SYNC_INTERVAL × 100 ms), simulated). One replica: no lock.
@@ -172,6 +236,7 @@ process.on('message', async (message: ScaleCommand) => {
     clock = { t0: message.t0, r0: message.r0, speed: message.speed };
     send({ type: 'clock-set' });
   } else if (message.type === 'report') {
+    await collect();
     send({ type: 'report', report });
     reset();
   } else if (message.type === 'stop') {
@@ -183,4 +248,4 @@ process.on('message', async (message: ScaleCommand) => {
     process.exit(0);
   }
 });
-send({ type: 'ready' });
+send({ type: 'ready', ...(gatewayUrl ? { url: gatewayUrl } : {}) });

@@ -1,9 +1,16 @@
 // Section `scale` (issue 14 item 1): many participants at steady state on a simulated clock that
 // runs at a multiple of real time. The Fitbit and Google Health simulators (one world, one clock)
-// and the mindLAMP simulator run in this process; the scheduler's pass, the fetcher's processor
-// and the lamp-writer's deliver workers run as three processes of their own (bench/scale-service.ts)
-// whose clocks follow the simulators', over a Postgres cluster and a Redis of the run's own, so
-// each one's CPU time is read from /proc and Redis's peak memory is this run's.
+// and the mindLAMP simulator run in this process; the scheduler's pass, the fetcher's processor,
+// the lamp-writer's deliver workers and the gateway (for its Google Health webhook route) run as
+// four processes of their own (bench/scale-service.ts) whose clocks follow the simulators', over a
+// Postgres cluster and a Redis of the run's own, so each one's CPU time is read from /proc and
+// Redis's peak memory is this run's.
+//
+// Google Health participants get webhooks as in production: a subscriber (AUTOMATIC, the
+// gateway's secret) is created at the simulator before anyone enrols, the simulator notifies the
+// gateway 5 simulated seconds after each device sync (on the simulated clock: 5 ÷ speed-up real
+// seconds), and the fetcher polls them WEBHOOK_POLL_MULTIPLIER (4) times less often while
+// notifications arrive (services/fetcher/src/poll-interval.ts).
 //
 // Enrolment goes around the consent pages: the OAuth code is granted by the simulators' auto-consent
 // and exchanged by the providers' real code, then the connection is stored through @fitlamp/db, as
@@ -28,7 +35,7 @@ import { createDb, migrateToLatest, recordTimeZone, scheduleStreams } from '@fit
 import { createTokenCipher, parseEncryptionKey } from '@fitlamp/crypto';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { createGoogleHealthProvider } from '@fitlamp/google-health';
-import { startPostgresServer, startRedisServer } from '@fitlamp/harness';
+import { startPostgresServer, startRedisServer, subscribeGatewayWebhooks } from '@fitlamp/harness';
 import { STREAMS, type Provider } from '@fitlamp/provider';
 import { createQueues } from '@fitlamp/queues';
 import { createFitbitSimulator, createGoogleHealthSimulator, createLampSimulator, findUser, lastSync, syncUser, type Clock, type WorldUser } from '@fitlamp/simulators';
@@ -48,6 +55,8 @@ export interface ScaleOptions {
   pollMaxSeconds: number;
   fetcherConcurrency: number;
   writerConcurrency: number;
+  /** Connections made at once per provider during enrolment [8]. */
+  enrolConcurrency?: number;
   startAt: string;
   /** Called once the warm-up is done and before anything is measured (e.g. to take the heavy lock). */
   beforeMeasuring?: () => Promise<void>;
@@ -84,6 +93,14 @@ export interface ScalePhase {
   ticks: number;
   dueParticipantsPerTick: number;
   peakQueueDepth: { sync: number; deliver: number };
+  /** Provider requests per participant-day of that provider's participants (Fitbit: polling; Google Health: webhooks and polling). */
+  requestsPerParticipantDayByProvider: Record<string, number>;
+  /** Provider requests by endpoint (the simulators' names), per provider. */
+  requestsByEndpoint: Record<string, Record<string, number>>;
+  /** Google Health notifications the gateway received, by its outcome (accepted, duplicate, unknown_user, …). */
+  notifications: Record<string, number>;
+  /** All of them, per Google Health participant-day. */
+  notificationsPerGoogleParticipantDay: number;
 }
 
 export interface ScaleResult {
@@ -94,7 +111,11 @@ export interface ScaleResult {
   fetcherConcurrency: number;
   writerConcurrency: number;
   enrolSeconds: number;
+  /** Connections made at once per provider during enrolment. */
+  enrolConcurrency: number;
   warmupSeconds: number;
+  /** The simulator notifies a device sync this long after it (simulated seconds). */
+  notifyAfterSeconds: number;
   search: ScalePhase[];
   /** The largest speed-up of the search at which no sync fell behind (0 if none). */
   chosenSpeed: number;
@@ -110,6 +131,8 @@ export interface ScaleResult {
 const FITBIT = { clientId: 'SCALESIM', clientSecret: 'scale-fitbit-secret' };
 const GOOGLE = { clientId: 'scale.apps.googleusercontent.com', clientSecret: 'scale-google-secret' };
 const REDIRECT = 'http://127.0.0.1:9/oauth/callback';
+/** The Google Health simulator notifies a device sync this long after it (issue 14 item 4). */
+const NOTIFY_AFTER_MS = 5_000;
 const PRESETS = ['new-york', 'traveler', 'sydney', 'kolkata'] as const;
 /** What each preset stands for here. */
 export const PRESET_HABITS: Record<string, string> = {
@@ -123,7 +146,9 @@ export const PRESET_HABITS: Record<string, string> = {
 function speedClock(startAt: number) {
   let anchor = { t0: startAt, r0: Date.now(), speed: 0 };
   const now = () => anchor.t0 + (Date.now() - anchor.r0) * anchor.speed;
-  const clock: Clock = {
+  // `rate`: the Google simulator plans its notifications on this clock (simulated ms per real ms).
+  const clock: Clock & { rate(): number } = {
+    rate: () => anchor.speed,
     now,
     set(ms) {
       anchor = { ...anchor, t0: ms, r0: Date.now() };
@@ -188,6 +213,13 @@ function clusterCpuSampler(dataDir: string) {
   };
 }
 
+/** Requests by endpoint over every user. */
+function byEndpoint(counters: Record<string, Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const perUser of Object.values(counters)) for (const [endpoint, n] of Object.entries(perUser)) out[endpoint] = (out[endpoint] ?? 0) + n;
+  return out;
+}
+
 function sumRequests(counters: Record<string, Record<string, number>>): number {
   let n = 0;
   for (const byEndpoint of Object.values(counters)) for (const c of Object.values(byEndpoint)) n += c;
@@ -229,7 +261,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       provider: Math.floor(i / 4) % 2 === 0 ? ('fitbit' as const) : ('google-health' as const),
     }));
     const fitbitSim = createFitbitSimulator({ ...FITBIT, redirectUris: [REDIRECT], appName: 'scale bench', seed: 'scale', clock, users: participants.map((p) => ({ id: p.userId, preset: p.preset })) });
-    const googleSim = createGoogleHealthSimulator({ ...GOOGLE, redirectUris: [REDIRECT], appName: 'scale bench', world: fitbitSim.world, clock, webhooks: { deliveryIntervalMs: 0 } });
+    const googleSim = createGoogleHealthSimulator({ ...GOOGLE, redirectUris: [REDIRECT], appName: 'scale bench', world: fitbitSim.world, clock, webhooks: { notifyAfterMs: NOTIFY_AFTER_MS, deliveryIntervalMs: 1000, keepSettled: false } });
     const fitbitUrl = (await fitbitSim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
     undo.push(() => fitbitSim.app.close());
     const googleUrl = (await googleSim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
@@ -252,19 +284,72 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const manualNext = new Map<string, number>();
     for (const p of participants.filter((x) => x.preset === 'kolkata')) {
-      // A history of app openings before the start, so the rhythm is there to learn.
+      // A history of app openings before the start, so the rhythm is there to learn; the next one
+      // is recorded ahead (the world shows a sync only from its instant on), so that the Google
+      // simulator plans its notification for the exact simulated moment.
       const user = userOf.get(p.participantId)!;
       let at = start - 14 * 3_600_000 + rand() * 3 * 3_600_000;
       while (at < start) {
         syncUser(fitbitSim.world, user, at);
         at += (2 + rand() * 2) * 3_600_000;
       }
+      syncUser(fitbitSim.world, user, at);
       manualNext.set(p.participantId, at);
     }
 
-    // Enrolment.
+    const webhookSecret = `Bearer ${randomBytes(24).toString('base64url')}`;
+    const base: Omit<ScaleServiceConfig, 'role' | 'concurrency'> = {
+      databaseUrl,
+      redisUrl: redisServer.url,
+      prefix,
+      encryptionKey,
+      fitbit: { ...FITBIT, url: fitbitUrl },
+      google: { ...GOOGLE, url: googleUrl },
+      lamp: { url: lampUrl, accessKey: 'scale@fitlamp', secretKey: lampKey },
+      pollSeconds: o.pollSeconds,
+      pollMaxSeconds: o.pollMaxSeconds,
+      backfillDays: 1,
+      refetchDays: 3,
+      tickSeconds: 15,
+      sweepSeconds: 300,
+      webhookSecret,
+    };
+    const services = new Map<string, ChildProcess>();
+    const waiting = new Map<string, (m: { type: string; report?: ScaleServiceReport; url?: string }) => void>();
+    const startService = (role: ScaleServiceConfig['role'], concurrency: number) => {
+      const child = fork(new URL('./scale-service.ts', import.meta.url).pathname, [], {
+        execArgv: ['--import', 'tsx'],
+        env: { ...process.env, SCALE_SERVICE_CONFIG: JSON.stringify({ ...base, role, concurrency }) },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      services.set(role, child);
+      const ready = new Promise<{ url?: string }>((resolve) => waiting.set(`${role}:ready`, resolve));
+      child.on('message', (m: { type: string; report?: ScaleServiceReport; url?: string }) => {
+        const w = waiting.get(`${role}:${m.type}`);
+        if (w) {
+          waiting.delete(`${role}:${m.type}`);
+          w(m);
+        }
+      });
+      undo.push(async () => {
+        if (child.exitCode !== null) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.send({ type: 'stop' } satisfies ScaleCommand);
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      });
+      return ready;
+    };
+
+    // The gateway first, and the subscriber at the simulator before anyone enrols, as in production.
+    const gatewayUrl = (await startService('gateway', 1)).url!;
+    await subscribeGatewayWebhooks({ google: googleSim, googleUrl, endpointUri: `${gatewayUrl}/webhooks/google-health`, secret: webhookSecret, subscriberId: 'fitlamp-scale' });
+
+    // Enrolment: several connections at a time per simulator, each as connectSimulatedParticipant
+    // makes it (auto-consent for the account login_hint names, the providers' code exchange).
+    const enrolConcurrency = o.enrolConcurrency ?? 8;
     const enrolStarted = Date.now();
-    let next = 0;
+    let enrolled = 0;
     const enrolOne = async (p: (typeof participants)[number]) => {
       const provider = providers[p.provider];
       const sim = p.provider === 'fitbit' ? fitbitSim : googleSim;
@@ -288,70 +373,38 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
           .where('id', '=', connection.id)
           .execute();
       }
+      enrolled += 1;
+      if (enrolled % 1000 === 0) o.log(`    enrolled ${enrolled}/${participants.length} (${((Date.now() - enrolStarted) / 1000).toFixed(0)} s)`);
     };
-    // One at a time per simulator's auto-consent, the two providers side by side.
+    for (const sim of [fitbitSim, googleSim]) sim.state.autoConsent = { decision: 'allow', userId: undefined, scopes: undefined };
     await Promise.all(
       (['fitbit', 'google-health'] as const).map(async (provider) => {
-        for (const p of participants.filter((x) => x.provider === provider)) {
-          await enrolOne(p);
-          next += 1;
-          if (next % 1000 === 0) o.log(`    enrolled ${next}/${participants.length} (${((Date.now() - enrolStarted) / 1000).toFixed(0)} s)`);
-        }
+        const queue = participants.filter((x) => x.provider === provider);
+        let nextIndex = 0;
+        await Promise.all(
+          Array.from({ length: enrolConcurrency }, async () => {
+            while (nextIndex < queue.length) await enrolOne(queue[nextIndex++]!);
+          }),
+        );
       }),
     );
+    for (const sim of [fitbitSim, googleSim]) sim.state.autoConsent = undefined;
     await db.updateTable('sync_cursors').set({ next_due_at: new Date(clock.now()) }).execute();
     const enrolSeconds = (Date.now() - enrolStarted) / 1000;
-    o.log(`    ${participants.length} participants enrolled in ${enrolSeconds.toFixed(0)} s`);
+    o.log(`    ${participants.length} participants enrolled in ${enrolSeconds.toFixed(0)} s (${enrolConcurrency} at a time per provider)`);
 
-    // The services.
-    const base: Omit<ScaleServiceConfig, 'role' | 'concurrency'> = {
-      databaseUrl,
-      redisUrl: redisServer.url,
-      prefix,
-      encryptionKey,
-      fitbit: { ...FITBIT, url: fitbitUrl },
-      google: { ...GOOGLE, url: googleUrl },
-      lamp: { url: lampUrl, accessKey: 'scale@fitlamp', secretKey: lampKey },
-      pollSeconds: o.pollSeconds,
-      pollMaxSeconds: o.pollMaxSeconds,
-      backfillDays: 1,
-      refetchDays: 3,
-      tickSeconds: 15,
-      sweepSeconds: 300,
-    };
-    const services = new Map<string, ChildProcess>();
-    const waiting = new Map<string, (m: { type: string; report?: ScaleServiceReport }) => void>();
-    for (const [role, concurrency] of [['scheduler', 1], ['fetcher', o.fetcherConcurrency], ['writer', o.writerConcurrency]] as const) {
-      const child = fork(new URL('./scale-service.ts', import.meta.url).pathname, [], {
-        execArgv: ['--import', 'tsx'],
-        env: { ...process.env, SCALE_SERVICE_CONFIG: JSON.stringify({ ...base, role, concurrency }) },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
-      services.set(role, child);
-      child.on('message', (m: { type: string; report?: ScaleServiceReport }) => {
-        const w = waiting.get(`${role}:${m.type}`);
-        if (w) {
-          waiting.delete(`${role}:${m.type}`);
-          w(m);
-        }
-      });
-      undo.push(async () => {
-        if (child.exitCode !== null) return;
-        const exited = new Promise((r) => child.once('exit', r));
-        child.send({ type: 'stop' } satisfies ScaleCommand);
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      });
-    }
+    // The other services.
+    await Promise.all(([['scheduler', 1], ['fetcher', o.fetcherConcurrency], ['writer', o.writerConcurrency]] as const).map(([role, concurrency]) => startService(role, concurrency)));
     const ask = (role: string, command: ScaleCommand, reply: string) =>
       new Promise<{ type: string; report?: ScaleServiceReport }>((resolve) => {
         waiting.set(`${role}:${reply}`, resolve);
         services.get(role)!.send(command);
       });
-    await Promise.all([...services.keys()].map((role) => new Promise<void>((resolve) => waiting.set(`${role}:ready`, () => resolve()))));
     const setAllSpeeds = async (speed: number) => {
       const anchor = setSpeed(speed);
       await Promise.all([...services.keys()].map((role) => ask(role, { type: 'clock', ...anchor }, 'clock-set')));
+      // The simulator's timer re-plans its next notification at the new speed.
+      googleSim.state.webhooks.wake?.();
     };
     const depth = async () => {
       const count = async (qs: ReadonlyArray<{ getJobCounts: (typeof queues.sync)[number]['getJobCounts'] }>) => {
@@ -415,6 +468,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       const pg0 = clusterCpuMs();
       const bench0 = process.cpuUsage();
       const requests0 = { fitbit: sumRequests(fitbitSim.counters().requests), google: sumRequests(googleSim.counters().requests) };
+      const endpoints0 = { fitbit: byEndpoint(fitbitSim.counters().requests), 'google-health': byEndpoint(googleSim.counters().requests) };
       const peak = { sync: 0, deliver: 0 };
       const realStart = Date.now();
       await setAllSpeeds(speed);
@@ -422,8 +476,10 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       while (clock.now() < endAt) {
         for (const [participantId, at] of manualNext) {
           if (at <= clock.now()) {
-            syncUser(fitbitSim.world, userOf.get(participantId)!, at);
-            manualNext.set(participantId, at + (2 + rand() * 2) * 3_600_000);
+            // The next opening, recorded ahead; recordSync plans its notification (Google participants).
+            const next = at + (2 + rand() * 2) * 3_600_000;
+            googleSim.recordSync(userOf.get(participantId)!.id, next);
+            manualNext.set(participantId, next);
           }
         }
         const d = await depth();
@@ -447,6 +503,9 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       };
       const providerRequests = requestsByProvider.fitbit + requestsByProvider['google-health'];
       const participantDays = (participants.length * simDone) / 86_400;
+      const daysOf = (provider: string) => (participants.filter((p) => p.provider === provider).length * simDone) / 86_400;
+      const notifications = reports.get('gateway')!.notifications;
+      const notificationCount = Object.values(notifications).reduce((a, n) => a + n, 0);
       const fetcher = reports.get('fetcher')!;
       const writer = reports.get('writer')!;
       const scheduler = reports.get('scheduler')!;
@@ -478,11 +537,22 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         ticks: scheduler.tickMs.length,
         dueParticipantsPerTick: scheduler.tickMs.length ? scheduler.due / scheduler.tickMs.length : 0,
         peakQueueDepth: peak,
+        requestsPerParticipantDayByProvider: Object.fromEntries(Object.entries(requestsByProvider).map(([k, n]) => [k, daysOf(k) > 0 ? n / daysOf(k) : 0])),
+        requestsByEndpoint: Object.fromEntries(
+          (['fitbit', 'google-health'] as const).map((provider) => {
+            const now = byEndpoint((provider === 'fitbit' ? fitbitSim : googleSim).counters().requests);
+            return [provider, Object.fromEntries(Object.entries(now).map(([k, n]) => [k, n - (endpoints0[provider][k] ?? 0)]).filter(([, n]) => (n as number) > 0))];
+          }),
+        ),
+        notifications,
+        notificationsPerGoogleParticipantDay: daysOf('google-health') > 0 ? notificationCount / daysOf('google-health') : 0,
       };
     };
     const describe = (p: ScalePhase) =>
       `${p.speed}×: ${(p.simSeconds / 60).toFixed(0)} sim min in ${p.realSeconds.toFixed(0)} s; ${p.syncs} syncs, ${p.fellBehind} fell behind (late p95 ${p.lateP95Seconds.toFixed(1)} s, max ${p.lateMaxSeconds.toFixed(1)} s); ` +
-      `${p.requestsPerParticipantDay.toFixed(0)} requests/participant-day; cores ${Object.entries(p.cores).map(([k, c]) => `${k} ${c.toFixed(2)}`).join(', ')}; ` +
+      `${p.requestsPerParticipantDay.toFixed(0)} requests/participant-day (${Object.entries(p.requestsPerParticipantDayByProvider).map(([k, n]) => `${k} ${n.toFixed(0)}`).join(', ')}); ` +
+      `${p.notificationsPerGoogleParticipantDay.toFixed(0)} notifications/Google participant-day ${JSON.stringify(p.notifications)}; cores ${Object.entries(p.cores).map(([k, c]) => `${k} ${c.toFixed(2)}`).join(', ')}; ` +
+      `CPU-s/participant-day ${Object.entries(p.cpuSecondsPerParticipantDay).map(([k, c]) => `${k} ${c.toFixed(3)}`).join(', ')}; ` +
       `tick p50 ${p.tickP50Ms.toFixed(0)} ms p95 ${p.tickP95Ms.toFixed(0)} ms; peak queues sync ${p.peakQueueDepth.sync} deliver ${p.peakQueueDepth.deliver}; failed ${JSON.stringify(p.failed)}`;
 
     const search: ScalePhase[] = [];
@@ -491,6 +561,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       const phase = await runPhase(speed, o.searchMinutes * 60);
       search.push(phase);
       o.log(`    search ${describe(phase)}`);
+      o.log(`      requests by endpoint: ${JSON.stringify(phase.requestsByEndpoint)}`);
       if (phase.fellBehind === 0) {
         chosenSpeed = speed;
         break;
@@ -515,7 +586,9 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       fetcherConcurrency: o.fetcherConcurrency,
       writerConcurrency: o.writerConcurrency,
       enrolSeconds,
+      enrolConcurrency,
       warmupSeconds,
+      notifyAfterSeconds: NOTIFY_AFTER_MS / 1000,
       search,
       chosenSpeed,
       ...(final ? { final } : {}),

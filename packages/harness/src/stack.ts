@@ -27,6 +27,7 @@ import {
   testRedisUrl,
   type ServiceProcess,
 } from '@fitlamp/testing';
+import { subscribeGatewayWebhooks } from './google-webhooks.ts';
 import { startPostgresServer, type PostgresServer } from './postgres-server.ts';
 import { freePort, startRedisServer, type RedisServer } from './redis-server.ts';
 
@@ -354,21 +355,7 @@ async function build(options: StackOptions, cleanup: Array<() => Promise<unknown
   if (google) {
     // Subscribe the gateway's webhook endpoint (AUTOMATIC: every consenting user); the simulator
     // runs the verification handshake against the gateway first.
-    const res = await fetch(`${googleUrl}/v4/projects/${google.state.webhooks.projectNumber}/subscribers?subscriberId=fitlamp-stack`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${google.state.webhooks.serviceAccountToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        endpointUri: `${gatewayUrl}/webhooks/google-health`,
-        subscriberConfigs: [
-          {
-            dataTypes: ['steps', 'heart-rate', 'daily-resting-heart-rate', 'sleep', 'daily-oxygen-saturation', 'daily-heart-rate-variability', 'daily-respiratory-rate', 'daily-sleep-temperature-derivations', 'active-zone-minutes', 'exercise'],
-            subscriptionCreatePolicy: 'AUTOMATIC',
-          },
-        ],
-        endpointAuthorization: { secret: common.GOOGLE_HEALTH_WEBHOOK_SECRET },
-      }),
-    });
-    if (res.status !== 200) throw new Error(`webhook subscriber not created: ${res.status} ${await res.text()}`);
+    await subscribeGatewayWebhooks({ google, googleUrl: googleUrl!, endpointUri: `${gatewayUrl}/webhooks/google-health`, secret: common.GOOGLE_HEALTH_WEBHOOK_SECRET!, subscriberId: 'fitlamp-stack' });
   }
 
   const dataStreams = STREAMS.filter((s) => s !== 'device');

@@ -1,5 +1,6 @@
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { TokenMap } from '../indexes.ts';
 import { createClock, type Clock } from '../world/clock.ts';
 import type { UserSpec } from '../world/users.ts';
 import { createWorld, type World } from '../world/world.ts';
@@ -89,8 +90,8 @@ export function createFitbitSimulator(options: FitbitSimulatorOptions): FitbitSi
     autoConsent: undefined,
     transactions: new Map(),
     codes: new Map(),
-    accessTokens: new Map(),
-    refreshTokens: new Map(),
+    accessTokens: new TokenMap(),
+    refreshTokens: new TokenMap(),
     activeRefresh: new Map(),
     rate: new Map(),
     faults: [],

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { findUser } from '../world/world.ts';
+import { userById } from '../indexes.ts';
 import { RequestError, type DataContext } from './context.ts';
 import { sendError } from './errors.ts';
 import { checkBearer } from './oauth.ts';
@@ -105,7 +105,7 @@ async function handleData(state: FitbitState, version: string, request: FastifyR
       .header('retry-after', String(rate.resetSeconds))
       .send({ errors: [{ errorType: 'system', fieldName: 'n/a', message: 'Too Many Requests' }], success: false });
   }
-  const user = findUser(state.world, token.userId);
+  const user = userById(state.world, token.userId);
   if (!user || (pathUser !== '-' && pathUser !== token.userId)) {
     return sendError(reply, 403, 'insufficient_permissions', 'API client is not authorized by Fitbit to access the resource requested.');
   }

@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { userById } from '../indexes.ts';
 import { consentPage, errorPage } from './consent-page.ts';
 import { sendError } from './errors.ts';
 import {
@@ -96,9 +97,8 @@ function closeReplay(state: FitbitState, refreshToken: string | undefined): void
 
 /** Revokes every token of a user for the app (revoking either token revokes all: §1.8). */
 export function revokeUser(state: FitbitState, userId: string): void {
-  for (const a of state.accessTokens.values()) if (a.userId === userId) a.revoked = true;
-  for (const r of state.refreshTokens.values()) {
-    if (r.userId !== userId) continue;
+  for (const a of state.accessTokens.ofUser(userId)) a.revoked = true;
+  for (const r of state.refreshTokens.ofUser(userId)) {
     r.status = 'revoked';
     if (r.rotation) r.rotation.closed = true;
   }
@@ -232,7 +232,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: FitbitState): v
       codeChallengeMethod: method,
       expiresAt: state.clock.now() + CODE_TTL_MS,
     };
-    const hinted = q.login_hint && state.world.users.some((u) => u.id === q.login_hint) ? q.login_hint : undefined;
+    const hinted = q.login_hint && userById(state.world, q.login_hint) ? q.login_hint : undefined;
     const auto = state.autoConsent;
     if (auto) {
       const userId = auto.userId ?? hinted ?? firstUnconnected(state);
@@ -260,7 +260,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: FitbitState): v
     state.transactions.delete(txId);
     if (asList(body.decision)[0] !== 'allow') return redirectWith(reply, tx.redirectUri, { error: 'access_denied', state: tx.state });
     const userId = asList(body.user)[0] ?? '';
-    if (!state.world.users.some((u) => u.id === userId)) return htmlError(reply, 'invalid_request - Unknown user');
+    if (!userById(state.world, userId)) return htmlError(reply, 'invalid_request - Unknown user');
     const code = issueCode(state, tx, userId, asList(body.scope));
     return redirectWith(reply, tx.redirectUri, { code, state: tx.state });
   });

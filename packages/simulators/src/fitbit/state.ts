@@ -1,3 +1,4 @@
+import type { TokenMap } from '../indexes.ts';
 import type { Clock } from '../world/clock.ts';
 import type { World } from '../world/world.ts';
 
@@ -151,8 +152,9 @@ export interface FitbitState {
   autoConsent: AutoConsent | undefined;
   transactions: Map<string, ConsentTransaction>;
   codes: Map<string, AuthCode>;
-  accessTokens: Map<string, AccessToken>;
-  refreshTokens: Map<string, RefreshToken>;
+  /** By token; `ofUser` answers a user's tokens without a scan. */
+  accessTokens: TokenMap<AccessToken>;
+  refreshTokens: TokenMap<RefreshToken>;
   /** userId → the user's single active refresh token. */
   activeRefresh: Map<string, string>;
   rate: Map<string, { hour: number; count: number }>;

@@ -1,15 +1,16 @@
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { TokenMap, userById } from '../indexes.ts';
 import { createClock, type Clock } from '../world/clock.ts';
 import type { UserSpec } from '../world/users.ts';
-import { createWorld, findUser, type World } from '../world/world.ts';
+import { createWorld, findUser, syncUser, type World } from '../world/world.ts';
 import { registerApiRoutes } from './api-routes.ts';
 import { registerControlRoutes } from './control-routes.ts';
 import { ApiError, sendApiError } from './errors.ts';
 import { addFault, applyFault, type FaultSpec } from './faults.ts';
 import { registerOAuthRoutes, revokeGrant } from './oauth.ts';
-import { emptyCounters, healthUserIdOf, type Counters, type Fault, type GoogleState } from './state.ts';
-import { createWebhookState, describeDelivery, registerWebhookRoutes, notifySyncs, publicKeyset, pump, rotateKey, type WebhookOptions } from './webhooks.ts';
+import { emptyCounters, healthUserIdOf, isConnected, type Counters, type Fault, type GoogleState } from './state.ts';
+import { clockRate, createWebhookState, describeDelivery, nextDueAt, notifyDue, registerWebhookRoutes, notifySyncs, planUser, publicKeyset, pump, rotateKey, startDue, type RatedClock, type WebhookOptions } from './webhooks.ts';
 
 /** Options of {@link createGoogleHealthSimulator}. */
 export interface GoogleHealthSimulatorOptions {
@@ -25,8 +26,11 @@ export interface GoogleHealthSimulatorOptions {
   users?: UserSpec[];
   /** Share a world (and its manual syncs) with a Fitbit simulator in the same process: `fitbit.world`. */
   world?: World;
-  /** Share a clock with another simulator: `fitbit.clock`. */
-  clock?: Clock;
+  /**
+   * Share a clock with another simulator: `fitbit.clock`. A clock faster than real time says how
+   * fast (`rate()`, simulated ms per real ms), so that webhook notifications keep simulated time.
+   */
+  clock?: RatedClock;
   /** Start the clock frozen at this instant (ISO or epoch ms); default real time. Ignored with `clock`. */
   startAt?: string | number;
   /** Days of history for users without `since` (default 60). Ignored with `world`. */
@@ -43,7 +47,10 @@ export interface GoogleHealthSimulatorOptions {
   tieBug?: boolean;
   /** World user ids who also carry a phone recording steps: `list` then returns two sources. */
   phoneUsers?: string[];
-  /** Webhook settings; `deliveryIntervalMs` (default 1000, 0 = only when flushed) paces retries and auto-sync notifications. */
+  /**
+   * Webhook settings; `deliveryIntervalMs` (default 1000, 0 = only when flushed) paces retries and the
+   * full pass over connected users; a sync's notification is sent when it is due on the clock.
+   */
   webhooks?: WebhookOptions & { deliveryIntervalMs?: number };
 }
 
@@ -60,6 +67,11 @@ export interface GoogleHealthSimulator {
   healthUserId(userId: string): string;
   /** The user removes the app's access in their Google account: every token of theirs stops working. */
   revokeUser(userId: string): void;
+  /**
+   * Records a device sync of a world user at `at` (default now; ahead of time too), as the world's
+   * `syncUser` does, and plans its webhook notification for `notifyAfterMs` after it.
+   */
+  recordSync(userId: string, at?: number): void;
   /** Notifies subscribers of syncs so far and attempts every due delivery; resolves when they are done. */
   flushWebhooks(): Promise<void>;
   /** Every delivery with its attempts and status. */
@@ -102,8 +114,8 @@ export function createGoogleHealthSimulator(options: GoogleHealthSimulatorOption
     autoConsent: undefined,
     transactions: new Map(),
     codes: new Map(),
-    accessTokens: new Map(),
-    refreshTokens: new Map(),
+    accessTokens: new TokenMap(),
+    refreshTokens: new TokenMap(),
     granted: new Set(),
     rate: new Map(),
     faults: [],
@@ -138,17 +150,35 @@ export function createGoogleHealthSimulator(options: GoogleHealthSimulatorOption
 
   const interval = options.webhooks?.deliveryIntervalMs ?? 1000;
   if (interval > 0) {
-    let busy = false;
-    const timer = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      notifySyncs(state);
-      void pump(state).finally(() => {
-        busy = false;
-      });
-    }, interval);
-    timer.unref();
-    app.addHook('onClose', async () => clearInterval(timer));
+    // A full pass every `interval` (real ms) finds syncs recorded for instants already past and
+    // retries; in between, the timer wakes when the next planned notification is due on the
+    // simulated clock (at k × real time, `notifyAfterMs` simulated is notifyAfterMs ÷ k real), and
+    // notifies just the users due.
+    let lastFull = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    let closed = false;
+    const arm = () => {
+      if (closed) return;
+      clearTimeout(timer);
+      const rate = clockRate(clock);
+      const untilDue = rate > 0 ? (nextDueAt(state) - clock.now()) / rate : Infinity;
+      timer = setTimeout(run, Math.max(0, Math.min(lastFull + interval - Date.now(), untilDue)));
+      timer.unref();
+    };
+    const run = () => {
+      if (Date.now() - lastFull >= interval) {
+        lastFull = Date.now();
+        notifySyncs(state);
+      } else notifyDue(state);
+      startDue(state);
+      arm();
+    };
+    state.webhooks.wake = arm;
+    arm();
+    app.addHook('onClose', async () => {
+      closed = true;
+      clearTimeout(timer);
+    });
   }
   app.addHook('onClose', async () => {
     await Promise.allSettled([...state.webhooks.inFlight]);
@@ -166,9 +196,15 @@ export function createGoogleHealthSimulator(options: GoogleHealthSimulatorOption
     },
     revokeUser: (userId) => revokeGrant(state, userId),
     healthUserId: (userId) => {
-      const user = findUser(world, userId);
+      const user = userById(world, userId);
       if (!user) throw new Error(`unknown user ${userId}`);
       return healthUserIdOf(world.seed, user);
+    },
+    recordSync: (userId, at) => {
+      const user = userById(world, userId);
+      if (!user) throw new Error(`unknown user ${userId}`);
+      syncUser(world, user, at ?? clock.now());
+      if (isConnected(state, userId)) planUser(state, user);
     },
     flushWebhooks: async () => {
       notifySyncs(state);

@@ -1,10 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { findUser } from '../world/world.ts';
+import { userById } from '../indexes.ts';
 import { KNOWN_SCOPES } from './catalogue.ts';
 import { consentPage, errorPage } from './consent-page.ts';
 import { ApiError, oauthError } from './errors.ts';
-import { baselineUser } from './webhooks.ts';
+import { baselineUser, forgetNotified } from './webhooks.ts';
 import { healthUserIdOf, isConnected, type AccessToken, type AuthCode, type ConsentTransaction, type GoogleState } from './state.ts';
 
 /** Access tokens live an hour; Google answers `expires_in: 3599` (google-health-api §1.3). */
@@ -82,7 +82,7 @@ function grantedScopeParam(state: GoogleState, code: string): string {
 }
 
 function idToken(state: GoogleState, userId: string, now: number): string {
-  const user = state.world.users.find((u) => u.id === userId);
+  const user = userById(state.world, userId);
   const header = b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }));
   const payload = b64url(
     JSON.stringify({
@@ -107,10 +107,10 @@ function mintAccess(state: GoogleState, userId: string, scopes: string[]): Acces
 
 /** Revokes the user's grant: every refresh and access token of the app (google-health-api §1.4). */
 export function revokeGrant(state: GoogleState, userId: string): void {
-  for (const a of state.accessTokens.values()) if (a.userId === userId) a.revoked = true;
-  for (const r of state.refreshTokens.values()) if (r.userId === userId) r.revoked = true;
+  for (const a of state.accessTokens.ofUser(userId)) a.revoked = true;
+  for (const r of state.refreshTokens.ofUser(userId)) r.revoked = true;
   state.granted.delete(userId);
-  for (const key of [...state.webhooks.notifiedUpTo.keys()]) if (key.endsWith(`|${userId}`)) state.webhooks.notifiedUpTo.delete(key);
+  forgetNotified(state.webhooks, userId);
 }
 
 /** Resolves a client from the body or HTTP Basic; undefined when it authenticated. */
@@ -182,7 +182,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: GoogleState): v
       promptConsent: (q.prompt ?? '').split(' ').includes('consent'),
       expiresAt: state.clock.now() + CODE_TTL_MS,
     };
-    const hinted = q.login_hint && state.world.users.some((u) => u.id === q.login_hint) ? q.login_hint : undefined;
+    const hinted = q.login_hint && userById(state.world, q.login_hint) ? q.login_hint : undefined;
     const auto = state.autoConsent;
     if (auto) {
       const userId = auto.userId ?? hinted ?? firstUnconnected(state);
@@ -212,7 +212,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: GoogleState): v
     state.transactions.delete(txId);
     if (list(body.decision)[0] !== 'allow') return redirectWith(reply, tx.redirectUri, { error: 'access_denied', state: tx.state });
     const userId = list(body.user)[0] ?? '';
-    if (!state.world.users.some((u) => u.id === userId)) return html(reply, 400, errorPage('invalid_request', 'Unknown account'));
+    if (!userById(state.world, userId)) return html(reply, 400, errorPage('invalid_request', 'Unknown account'));
     const code = issueCode(state, tx, userId, list(body.scope));
     return redirectWith(reply, tx.redirectUri, { code, scope: grantedScopeParam(state, code), state: tx.state });
   });
@@ -241,7 +241,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: GoogleState): v
       }
       code.used = true;
       state.granted.add(code.userId);
-      const user = findUser(state.world, code.userId);
+      const user = userById(state.world, code.userId);
       if (user) baselineUser(state, user);
       const access = mintAccess(state, code.userId, code.scopes);
       const response: Record<string, unknown> = { access_token: access.token, expires_in: ACCESS_TOKEN_TTL_S };

@@ -1,5 +1,6 @@
 import type { Clock } from '../world/clock.ts';
 import { hash32 } from '../world/random.ts';
+import type { TokenMap } from '../indexes.ts';
 import type { WorldUser } from '../world/users.ts';
 import type { World } from '../world/world.ts';
 import type { WebhookState } from './webhooks.ts';
@@ -113,8 +114,9 @@ export interface GoogleState {
   autoConsent: AutoConsent | undefined;
   transactions: Map<string, ConsentTransaction>;
   codes: Map<string, AuthCode>;
-  accessTokens: Map<string, AccessToken>;
-  refreshTokens: Map<string, RefreshToken>;
+  /** By token; `ofUser` answers a user's tokens without a scan. */
+  accessTokens: TokenMap<AccessToken>;
+  refreshTokens: TokenMap<RefreshToken>;
   /** Users who have a live grant for the app: a consent without prompt=consent then issues no refresh token. */
   granted: Set<string>;
   /** healthUserId → request instants in the rolling minute. */
@@ -131,16 +133,30 @@ export function healthUserIdOf(seed: string, user: WorldUser): string {
   return `${1 + (hash32(seed, 'health-user-lead', user.id) % 9)}${digits.slice(0, 18)}`;
 }
 
+/** healthUserId → user, per world, extended as users are added (they are only ever appended). */
+const byHealthId = new WeakMap<World, { seed: string; count: number; users: Map<string, WorldUser> }>();
+
 /** The world user behind a healthUserId. */
 export function userByHealthId(state: GoogleState, healthUserId: string): WorldUser | undefined {
-  return state.world.users.find((u) => healthUserIdOf(state.world.seed, u) === healthUserId);
+  const world = state.world;
+  let index = byHealthId.get(world);
+  if (!index || index.seed !== world.seed || index.count > world.users.length) {
+    index = { seed: world.seed, count: 0, users: new Map() };
+    byHealthId.set(world, index);
+  }
+  for (; index.count < world.users.length; index.count += 1) {
+    const user = world.users[index.count]!;
+    const id = healthUserIdOf(world.seed, user);
+    if (!index.users.has(id)) index.users.set(id, user);
+  }
+  return index.users.get(healthUserId);
 }
 
 /** Whether the user has a live grant (any unrevoked, unexpired token). */
 export function isConnected(state: GoogleState, userId: string): boolean {
   const now = state.clock.now();
-  for (const r of state.refreshTokens.values()) if (r.userId === userId && !r.revoked && (r.expiresAt === undefined || now < r.expiresAt)) return true;
-  for (const a of state.accessTokens.values()) if (a.userId === userId && !a.revoked && now < a.expiresAt) return true;
+  for (const r of state.refreshTokens.ofUser(userId)) if (!r.revoked && (r.expiresAt === undefined || now < r.expiresAt)) return true;
+  for (const a of state.accessTokens.ofUser(userId)) if (!a.revoked && now < a.expiresAt) return true;
   return false;
 }
 
@@ -148,7 +164,7 @@ export function isConnected(state: GoogleState, userId: string): boolean {
 export function grantedScopes(state: GoogleState, userId: string): Set<string> {
   const now = state.clock.now();
   const out = new Set<string>();
-  for (const r of state.refreshTokens.values()) if (r.userId === userId && !r.revoked && (r.expiresAt === undefined || now < r.expiresAt)) r.scopes.forEach((s) => out.add(s));
-  for (const a of state.accessTokens.values()) if (a.userId === userId && !a.revoked && now < a.expiresAt) a.scopes.forEach((s) => out.add(s));
+  for (const r of state.refreshTokens.ofUser(userId)) if (!r.revoked && (r.expiresAt === undefined || now < r.expiresAt)) r.scopes.forEach((s) => out.add(s));
+  for (const a of state.accessTokens.ofUser(userId)) if (!a.revoked && now < a.expiresAt) a.scopes.forEach((s) => out.add(s));
   return out;
 }

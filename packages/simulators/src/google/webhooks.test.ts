@@ -185,6 +185,57 @@ describe('notifications', () => {
     expect(notifications()).toHaveLength(0);
   });
 
+  it('revoked, then connected again: no notification while revoked, then from the new grant on', async () => {
+    const tokens = await connectUser(run.url, { user: 'NYC001' });
+    await createSubscriber({ dataTypes: ['steps'] });
+    await control(run.url, 'POST', '/clock', { frozen: true });
+    await fetch(`${run.url}/revoke`, { method: 'POST', body: new URLSearchParams({ token: tokens.refresh_token ?? '' }) });
+    await control(run.url, 'POST', '/sync', { userId: 'NYC001' });
+    expect(notifications()).toHaveLength(0);
+    expect(run.sim.state.webhooks.notifiedUpTo.keysOf('NYC001')).toEqual([]);
+    await control(run.url, 'POST', '/clock', { advanceMs: 3_600_000 });
+    await connectUser(run.url, { user: 'NYC001' });
+    // The sync made while revoked is before the new grant: not notified (no backfill).
+    await run.sim.flushWebhooks();
+    expect(notifications()).toHaveLength(0);
+    await control(run.url, 'POST', '/clock', { advanceMs: 3_600_000 });
+    const sync = await control(run.url, 'POST', '/sync', { userId: 'NYC001' });
+    expect(sync.body.notifications).toBe(1);
+    const [n] = notifications();
+    const intervals = JSON.parse(n?.body ?? '{}').data.intervals;
+    // From the new grant's baseline (the sync made while revoked), not from the first grant.
+    expect(intervals.at(-1).physicalTimeInterval.endTime).toBe('2026-11-03T17:00:00Z');
+    expect(run.sim.state.webhooks.notifiedUpTo.keysOf('NYC001')).toEqual(['fitlamp-sub|NYC001']);
+  });
+
+  it('on a clock faster than real time, the timer notifies a sync notifyAfterMs of simulated time after it', async () => {
+    await run.sim.app.close();
+    // 1,000 × real time: 5 s simulated is 5 ms real. The full pass is an hour of real time away,
+    // so only the notification planned on the simulated clock can arrive.
+    const t0 = Date.parse('2026-11-03T15:00:00Z');
+    const r0 = Date.now();
+    const speed = 1000;
+    const clock = { now: () => t0 + (Date.now() - r0) * speed, set() {}, advance() {}, freeze() {}, isFrozen: () => false, rate: () => speed };
+    run = await startSimulator({
+      users: [{ preset: 'new-york', id: 'NYC001', since: '2026-10-20', autoSyncMinutes: 0 }],
+      clock,
+      webhooks: { notifyAfterMs: 5_000, deliveryIntervalMs: 3_600_000 },
+    });
+    await connectUser(run.url, { user: 'NYC001' });
+    await createSubscriber({ dataTypes: ['steps'] });
+    const syncedAt = clock.now() + 60_000;
+    run.sim.recordSync('NYC001', syncedAt);
+    const notifiedAt: number[] = [];
+    const started = Date.now();
+    while (notifications().length === 0 && Date.now() - started < 30_000) {
+      await new Promise((r) => setTimeout(r, 5));
+      if (notifications().length > 0) notifiedAt.push(clock.now());
+    }
+    expect(notifications()).toHaveLength(1);
+    expect(notifiedAt[0]! - syncedAt).toBeGreaterThanOrEqual(5_000);
+    expect(JSON.parse(notifications()[0]!.body).data.intervals.at(-1).physicalTimeInterval.endTime).toBe(new Date(syncedAt).toISOString().replace(/\.\d+Z$/, 'Z'));
+  });
+
   it('retries with backoff until the endpoint answers 204 (a 200 is not enough)', async () => {
     await connectUser(run.url, { user: 'NYC001' });
     await createSubscriber({ dataTypes: ['steps'] });

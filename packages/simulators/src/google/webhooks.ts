@@ -1,8 +1,10 @@
 import { generateKeyPairSync, randomInt, randomUUID, sign, type KeyObject } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { REVISION_WINDOW_MS } from '../world/sync.ts';
+import { userById } from '../indexes.ts';
+import type { Clock } from '../world/clock.ts';
 import type { WorldUser } from '../world/users.ts';
-import { lastSync, viewDay } from '../world/world.ts';
+import { firstSyncAfter, lastSync, viewDay } from '../world/world.ts';
 import { addDays, dayBounds, localDateOf } from '../world/zones.ts';
 import { CLOUD_PLATFORM, RENDERED_TYPES, findDataType } from './catalogue.ts';
 import { ApiError, invalid, sendApiError } from './errors.ts';
@@ -89,8 +91,56 @@ export interface WebhookState {
   /** Deliveries to repeat after their 204 (each counts one). */
   duplicateNext: number;
   /** `${subscriberId}|${userId}` → the last sync already notified. */
-  notifiedUpTo: Map<string, number>;
+  notifiedUpTo: NotifiedMap;
   inFlight: Set<Promise<void>>;
+  /** Deliveries still pending: what a pass attempts, without going through every delivery ever made. */
+  pending: Set<Delivery>;
+  /** Keep delivered and dropped deliveries for the control API [true]; false forgets them (long runs). */
+  keepSettled: boolean;
+  settled: number;
+  /**
+   * When each connected user's next sync is to be notified (simulated ms; `dueAt` holds the
+   * current one, the heap may hold stale ones): a pass looks at the users due, not at everyone.
+   */
+  due: Array<{ at: number; userId: string }>;
+  dueAt: Map<string, number>;
+  /** Called when a notification is planned earlier than any other (the delivery timer re-arms). */
+  wake: (() => void) | undefined;
+}
+
+/** `${subscriberId}|${userId}` → number, that also knows each user's keys (a revoke forgets them). */
+export class NotifiedMap extends Map<string, number> {
+  #keysOf = new Map<string, Set<string>>();
+
+  override set(key: string, value: number): this {
+    const userId = key.slice(key.indexOf('|') + 1);
+    let keys = this.#keysOf.get(userId);
+    if (!keys) this.#keysOf.set(userId, (keys = new Set()));
+    keys.add(key);
+    return super.set(key, value);
+  }
+
+  override delete(key: string): boolean {
+    const userId = key.slice(key.indexOf('|') + 1);
+    const keys = this.#keysOf.get(userId);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#keysOf.delete(userId);
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.#keysOf.clear();
+    super.clear();
+  }
+
+  keysOf(userId: string): string[] {
+    return [...(this.#keysOf.get(userId) ?? [])];
+  }
+}
+
+/** Forgets what was notified to a user (a revoked grant): a new grant starts from a new baseline. */
+export function forgetNotified(wh: WebhookState, userId: string): void {
+  for (const key of wh.notifiedUpTo.keysOf(userId)) wh.notifiedUpTo.delete(key);
 }
 
 /** Options for webhooks; every field has a default. */
@@ -109,6 +159,8 @@ export interface WebhookOptions {
    * delay; a few seconds models the provider's processing between the sync and the webhook.
    */
   notifyAfterMs?: number;
+  /** Keep delivered and dropped deliveries for the control API [true]; false: only pending ones (long runs). */
+  keepSettled?: boolean;
 }
 
 export function createWebhookState(options: WebhookOptions = {}): WebhookState {
@@ -131,8 +183,14 @@ export function createWebhookState(options: WebhookOptions = {}): WebhookState {
     deliveries: [],
     nextDeliveryId: 1,
     duplicateNext: 0,
-    notifiedUpTo: new Map(),
+    notifiedUpTo: new NotifiedMap(),
     inFlight: new Set(),
+    pending: new Set(),
+    keepSettled: options.keepSettled ?? true,
+    settled: 0,
+    due: [],
+    dueAt: new Map(),
+    wake: undefined,
   };
 }
 
@@ -288,6 +346,7 @@ export function baselineUser(state: GoogleState, user: WorldUser): void {
     const key = `${sub.id}|${user.id}`;
     if (!state.webhooks.notifiedUpTo.has(key)) state.webhooks.notifiedUpTo.set(key, synced);
   }
+  planUser(state, user);
 }
 
 /** Registers subscriber CRUD under `/v4/projects/{projectNumber}/subscribers` and the keyset. */
@@ -339,7 +398,7 @@ export function registerWebhookRoutes(app: FastifyInstance, state: GoogleState):
       const now = state.clock.now();
       const sub: Subscriber = { id, endpointUri, secret, configs, state: 'ACTIVE', createTime: now, updateTime: now };
       wh.subscribers.set(id, sub);
-      for (const u of state.world.users) if (isConnected(state, u.id)) baselineUser(state, u);
+      for (const u of state.world.users) if (mayBeConnected(state, u.id) && isConnected(state, u.id)) baselineUser(state, u);
       return operation(subscriberBody(wh, sub), 'google.devicesandservices.health.v4.Subscriber');
     }),
   );
@@ -426,7 +485,21 @@ function enqueue(state: GoogleState, sub: Subscriber, body: string, userId: stri
   const now = state.clock.now();
   const d: Delivery = { id: state.webhooks.nextDeliveryId++, subscriberId: sub.id, body, userId, dataTypes, duplicateOf, createdAt: now, nextAttemptAt: now, attempts: [], state: 'pending' };
   state.webhooks.deliveries.push(d);
+  state.webhooks.pending.add(d);
   return d;
+}
+
+/** A delivery is done with (delivered or dropped): out of the pending set, and forgotten unless kept. */
+function settle(wh: WebhookState, d: Delivery, outcome: 'delivered' | 'dropped'): void {
+  d.state = outcome;
+  wh.pending.delete(d);
+  if (wh.keepSettled) return;
+  // Forgotten in bulk once half the list is settled: one pass per many deliveries.
+  wh.settled += 1;
+  if (wh.settled * 2 > wh.deliveries.length) {
+    wh.deliveries = wh.deliveries.filter((x) => x.state === 'pending');
+    wh.settled = 0;
+  }
 }
 
 /** Sends a notification envelope set to one subscriber, as one array or one POST each. */
@@ -470,38 +543,143 @@ function notifiedTypes(sub: Subscriber, scopes: Set<string>): string[] {
   return [...types];
 }
 
+/** Whether any token was ever issued to the user: users without one are skipped without a look. */
+function mayBeConnected(state: GoogleState, userId: string): boolean {
+  return state.refreshTokens.ofUser(userId).size > 0 || state.accessTokens.ofUser(userId).size > 0;
+}
+
+/** Notifies one subscriber of the user's syncs since the last notified one; answers how many notifications. */
+function notifyUser(state: GoogleState, sub: Subscriber, user: WorldUser, now: number): number {
+  const wh = state.webhooks;
+  const key = `${sub.id}|${user.id}`;
+  const last = lastSync(state.world, user, now - wh.notifyAfterMs);
+  if (last === null) return 0;
+  const prev = wh.notifiedUpTo.get(key);
+  if (prev === undefined) {
+    wh.notifiedUpTo.set(key, last);
+    return 0;
+  }
+  if (last <= prev) return 0;
+  wh.notifiedUpTo.set(key, last);
+  const envs = notifiedTypes(sub, grantedScopes(state, user.id)).flatMap((t) => {
+    const intervals = changedIntervals(state, user, t, prev, last);
+    return intervals.length > 0 ? [envelope(state, user, t, 'UPSERT', intervals)] : [];
+  });
+  sendEnvelopes(state, sub, envs, user.id);
+  return envs.length;
+}
+
+/** The smallest instant after `t` (sync instants may carry fractions of a millisecond). */
+function justAfter(t: number): number {
+  return Number.isFinite(t) ? t + Math.max(Number.MIN_VALUE, Math.abs(t) * Number.EPSILON) : t;
+}
+
+function heapPush(heap: WebhookState['due'], entry: { at: number; userId: string }): void {
+  heap.push(entry);
+  for (let i = heap.length - 1; i > 0; ) {
+    const parent = (i - 1) >> 1;
+    if (heap[parent]!.at <= heap[i]!.at) break;
+    [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
+    i = parent;
+  }
+}
+
+function heapPop(heap: WebhookState['due']): { at: number; userId: string } | undefined {
+  const top = heap[0];
+  const last = heap.pop();
+  if (heap.length > 0 && last) {
+    heap[0] = last;
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && heap[l]!.at < heap[m]!.at) m = l;
+      if (r < heap.length && heap[r]!.at < heap[m]!.at) m = r;
+      if (m === i) break;
+      [heap[m], heap[i]] = [heap[i]!, heap[m]!];
+      i = m;
+    }
+  }
+  return top;
+}
+
+/**
+ * When the user's next sync is to be notified: its instant plus `notifyAfterMs`, from the
+ * world's syncs (the grid's next point, or a sync recorded ahead of time). A sync recorded later
+ * for an instant already past is found by the next full pass (notifySyncs).
+ */
+export function planUser(state: GoogleState, user: WorldUser): void {
+  const wh = state.webhooks;
+  let after = Infinity;
+  for (const sub of wh.subscribers.values()) {
+    if (sub.state !== 'ACTIVE') continue;
+    after = Math.min(after, wh.notifiedUpTo.get(`${sub.id}|${user.id}`) ?? -Infinity);
+  }
+  if (after === Infinity) return;
+  const next = firstSyncAfter(state.world, user, justAfter(after), Infinity);
+  if (next === null) {
+    wh.dueAt.delete(user.id);
+    return;
+  }
+  const at = next + wh.notifyAfterMs;
+  if (wh.dueAt.get(user.id) === at) return;
+  wh.dueAt.set(user.id, at);
+  heapPush(wh.due, { at, userId: user.id });
+  if (wh.due[0]!.at === at) wh.wake?.();
+}
+
 /**
  * Turns device syncs since the last notification into notifications, for every ACTIVE subscriber
- * and every user with a live grant (revoked users get none).
+ * and every user with a live grant (revoked users get none), and plans each user's next one.
  */
 export function notifySyncs(state: GoogleState): number {
   const wh = state.webhooks;
   const now = state.clock.now();
   let created = 0;
+  const connected: WorldUser[] = [];
+  for (const user of state.world.users) if (mayBeConnected(state, user.id) && isConnected(state, user.id)) connected.push(user);
   for (const sub of wh.subscribers.values()) {
     if (sub.state !== 'ACTIVE') continue;
-    for (const user of state.world.users) {
-      if (!isConnected(state, user.id)) continue;
-      const key = `${sub.id}|${user.id}`;
-      const last = lastSync(state.world, user, now - wh.notifyAfterMs);
-      if (last === null) continue;
-      const prev = wh.notifiedUpTo.get(key);
-      if (prev === undefined) {
-        wh.notifiedUpTo.set(key, last);
-        continue;
-      }
-      if (last <= prev) continue;
-      wh.notifiedUpTo.set(key, last);
-      const envs = notifiedTypes(sub, grantedScopes(state, user.id)).flatMap((t) => {
-        const intervals = changedIntervals(state, user, t, prev, last);
-        return intervals.length > 0 ? [envelope(state, user, t, 'UPSERT', intervals)] : [];
-      });
-      created += envs.length;
-      sendEnvelopes(state, sub, envs, user.id);
-    }
+    for (const user of connected) created += notifyUser(state, sub, user, now);
   }
+  for (const user of connected) planUser(state, user);
   if (created > 0) void pump(state);
   return created;
+}
+
+/** Notifies the users whose planned notification is due (no look at anyone else); answers how many notifications. */
+export function notifyDue(state: GoogleState): number {
+  const wh = state.webhooks;
+  const now = state.clock.now();
+  let created = 0;
+  while (wh.due.length > 0 && wh.due[0]!.at <= now) {
+    const { at, userId } = heapPop(wh.due)!;
+    if (wh.dueAt.get(userId) !== at) continue;
+    wh.dueAt.delete(userId);
+    const user = userById(state.world, userId);
+    if (!user || !isConnected(state, userId)) continue;
+    for (const sub of wh.subscribers.values()) if (sub.state === 'ACTIVE') created += notifyUser(state, sub, user, now);
+    planUser(state, user);
+  }
+  return created;
+}
+
+/** The next simulated instant something is due: a planned notification or a delivery's retry. */
+export function nextDueAt(state: GoogleState): number {
+  const wh = state.webhooks;
+  let at = Infinity;
+  while (wh.due.length > 0 && wh.dueAt.get(wh.due[0]!.userId) !== wh.due[0]!.at) heapPop(wh.due);
+  if (wh.due.length > 0) at = wh.due[0]!.at;
+  for (const d of wh.pending) if (!running.has(d)) at = Math.min(at, d.nextAttemptAt);
+  return at;
+}
+
+/** A clock that may run faster than real time says how fast (simulated ms per real ms). */
+export type RatedClock = Clock & { rate?(): number };
+
+/** Simulated ms per real ms: the clock's own answer, else 1 while it ticks and 0 while frozen. */
+export function clockRate(clock: RatedClock): number {
+  return typeof clock.rate === 'function' ? clock.rate() : clock.isFrozen() ? 0 : 1;
 }
 
 /** Sends a hand-made notification to every subscriber configured for the type (control API). */
@@ -530,7 +708,7 @@ async function attempt(state: GoogleState, d: Delivery): Promise<void> {
   const wh = state.webhooks;
   const sub = wh.subscribers.get(d.subscriberId);
   if (!sub) {
-    d.state = 'dropped';
+    settle(wh, d, 'dropped');
     return;
   }
   const headers: Record<string, string> = { 'user-agent': 'Google-Health-API-Webhooks', ...signatureHeaders(wh, d.body) };
@@ -540,7 +718,7 @@ async function attempt(state: GoogleState, d: Delivery): Promise<void> {
   d.attempts.push({ at: timestamp(now), status: result.status, ...(result.error ? { error: result.error } : {}) });
   // Only 204 counts; a 200 is redelivered forever ([LIVE] open-wearables PR #1561, §4.6).
   if (result.status === 204) {
-    d.state = 'delivered';
+    settle(wh, d, 'delivered');
     if (d.duplicateOf === undefined && wh.duplicateNext > 0) {
       wh.duplicateNext -= 1;
       enqueue(state, sub, d.body, d.userId, d.dataTypes, d.id);
@@ -548,7 +726,7 @@ async function attempt(state: GoogleState, d: Delivery): Promise<void> {
     return;
   }
   if (now - d.createdAt >= wh.maxAgeMs) {
-    d.state = 'dropped';
+    settle(wh, d, 'dropped');
     return;
   }
   // Exponential backoff in simulated time: 1 s, 2 s, 4 s … capped at an hour.
@@ -557,12 +735,27 @@ async function attempt(state: GoogleState, d: Delivery): Promise<void> {
 
 const running = new WeakMap<Delivery, Promise<void>>();
 
+/** Starts every pending delivery that is due and not under way, without waiting for them. */
+export function startDue(state: GoogleState): void {
+  const wh = state.webhooks;
+  const now = state.clock.now();
+  for (const d of wh.pending) {
+    if (d.nextAttemptAt > now || running.has(d)) continue;
+    const p = attempt(state, d).finally(() => {
+      running.delete(d);
+      wh.inFlight.delete(p);
+    });
+    running.set(d, p);
+    wh.inFlight.add(p);
+  }
+}
+
 /** Attempts every pending delivery that is due; resolves when those attempts (and any duplicates they spawn) finish. */
 export async function pump(state: GoogleState): Promise<void> {
   const wh = state.webhooks;
   for (let round = 0; round < 50; round += 1) {
     const now = state.clock.now();
-    const due = wh.deliveries.filter((d) => d.state === 'pending' && d.nextAttemptAt <= now && !running.has(d));
+    const due = [...wh.pending].filter((d) => d.nextAttemptAt <= now && !running.has(d));
     if (due.length === 0 && wh.inFlight.size === 0) break;
     for (const d of due) {
       const p = attempt(state, d).finally(() => {
