@@ -124,6 +124,10 @@ describe('the pipeline end to end, with faults', () => {
     expect(await redis.flushall()).toBe('OK');
     await stack.startService('fetcher');
 
+    // fitlamp learns of the trip at the traveller's first poll that finds a device sync after it
+    // (the profile is read then). Nothing else waits for that poll: on a loaded machine every
+    // day can be delivered before it comes, so the test waits for it, then for what it fetched.
+    await waitFor('fitlamp to record the trip', async () => (await zonesOf('U0000000001')).length === 2, 180_000);
     const final = await stack.waitUntilCaughtUp();
     expect(final.connected).toBe(20);
 
