@@ -1,11 +1,9 @@
 import type { DayTruth } from '../world/day.ts';
 import { parseIntradayWindow, slicesFor, type DataContext, type Slice } from './context.ts';
-import { floating } from './wire-time.ts';
+import { floating, frameOffset } from './wire-time.ts';
 
 /** One minute of an intraday window, rendered in the request's frame. */
 export interface Row {
-  /** `YYYY-MM-DDTHH:mm` in the frame (the request date, not necessarily the local date). */
-  key: string;
   /** `HH:mm:ss` in the frame. */
   time: string;
   day: DayTruth | null;
@@ -14,9 +12,16 @@ export interface Row {
   visible: boolean;
 }
 
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+/** `HH:mm` and `HH:mm:00` of each minute of a day. */
+const HM = Array.from({ length: 1440 }, (_, m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`);
+const HMS = HM.map((hm) => `${hm}:00`);
+
 /**
  * The minutes of an intraday window as rows in time order. Times are floating, so a DST
  * fall-back day lists the repeated hour twice and a spring-forward day skips one (§4).
+ * A row is in the window when `${request date}T${HH:mm}` lies between the window's keys.
  */
 export function intradayRows(
   ctx: DataContext,
@@ -28,15 +33,34 @@ export function intradayRows(
   const window = parseIntradayWindow(ctx, first, second, startTime, endTime);
   const rows: Row[] = [];
   const slices = new Map<string, Slice[]>();
+  const fromDate = window.fromKey.slice(0, 10);
+  const fromTime = window.fromKey.slice(11);
+  const toDate = window.toKey.slice(0, 10);
+  const toTime = window.toKey.slice(11);
   for (const date of window.dates) {
     const dateSlices = slicesFor(ctx, date);
     slices.set(date, dateSlices);
+    // Compared as the key strings would be: the date first, then the clock time.
+    if (date < fromDate || date > toDate) continue;
+    const minFrom = date === fromDate ? fromTime : undefined;
+    const maxTo = date === toDate ? toTime : undefined;
     for (const s of dateSlices) {
       for (let i = s.from; i < s.to; i += 1) {
-        const time = floating(ctx.frame, s.view.start + i * 60_000).slice(11, 19);
-        const key = `${date}T${time.slice(0, 5)}`;
-        if (key < window.fromKey || key > window.toKey) continue;
-        rows.push({ key, time, day: s.view.day, index: i, visible: i < s.view.visibleMinutes });
+        const t = s.view.start + i * MINUTE;
+        const local = t + frameOffset(ctx.frame, t);
+        let hm: string;
+        let time: string;
+        if (local % MINUTE === 0) {
+          // Whole minutes (every zone's offset is): the clock time from a table, no string built.
+          const m = Math.floor((((local % DAY) + DAY) % DAY) / MINUTE);
+          hm = HM[m]!;
+          time = HMS[m]!;
+        } else {
+          time = floating(ctx.frame, t).slice(11, 19);
+          hm = time.slice(0, 5);
+        }
+        if ((minFrom !== undefined && hm < minFrom) || (maxTo !== undefined && hm > maxTo)) continue;
+        rows.push({ time, day: s.view.day, index: i, visible: i < s.view.visibleMinutes });
       }
     }
   }

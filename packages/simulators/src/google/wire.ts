@@ -1,4 +1,4 @@
-import { localParts, offsetMs, zoneAt, type ZoneHistory } from '../world/zones.ts';
+import { isoString, localParts, offsetMs, zoneAt, type ZoneHistory } from '../world/zones.ts';
 
 /**
  * proto3 JSON as the Google Health API writes it (google-health-api §3.1): Timestamps RFC3339 UTC
@@ -8,7 +8,7 @@ import { localParts, offsetMs, zoneAt, type ZoneHistory } from '../world/zones.t
 
 /** RFC3339 UTC, `2026-02-23T13:10:00Z`; milliseconds only when non-zero. */
 export function timestamp(ms: number): string {
-  const iso = new Date(ms).toISOString();
+  const iso = isoString(ms);
   return iso.endsWith('.000Z') ? `${iso.slice(0, 19)}Z` : iso;
 }
 
@@ -54,7 +54,7 @@ export function utcOffset(history: ZoneHistory, t: number): string {
 /** Civil (local wall-clock) time of `t` as `YYYY-MM-DDTHH:mm:ss`, for filters and notifications. */
 export function civilString(history: ZoneHistory, t: number): string {
   const off = offsetMs(zoneAt(history, t), t);
-  return new Date(t + off).toISOString().slice(0, 19);
+  return isoString(t + off).slice(0, 19);
 }
 
 /** `{year, month, day}` (google.type.Date) of a `YYYY-MM-DD` string. */

@@ -239,9 +239,11 @@ export function heartRateSeconds(seed: string, day: DayTruth, index: number): Ar
   const at = day.start + index * MIN;
   const exercising = day.exercises.some((e) => at >= e.start && at < e.end);
   const out: Array<{ second: number; bpm: number }> = [];
+  const secKey = hashPrefix(seed, 'sec', day.userId, at);
+  const gapKey = hashPrefix(seed, 'gap', day.userId, at);
   for (let s = hash32(seed, 'sec0', day.userId, at) % 5; s < 60; ) {
-    out.push({ second: s, bpm: bpm + (hash32(seed, 'sec', day.userId, at, s) % 3) - 1 });
-    s += exercising ? 1 : 5 + (hash32(seed, 'gap', day.userId, at, s) % 11);
+    out.push({ second: s, bpm: bpm + (hashWith(secKey, s) % 3) - 1 });
+    s += exercising ? 1 : 5 + (hashWith(gapKey, s) % 11);
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRng, hash32, hashPrefix, hashWith, unit, unitWith } from './random.ts';
+import { createRng, hash32, hashExtend, hashPrefix, hashWith, unit, unitWith } from './random.ts';
 
 describe('hash32', () => {
   // Values of the first implementation (which hashed String(n.toString(36)) for numbers): every
@@ -29,6 +29,7 @@ describe('hash32', () => {
       const prefix = hashPrefix('seed', 'hr', `U${k}`, index);
       expect(hashWith(prefix, minute)).toBe(hash32('seed', 'hr', `U${k}`, index, minute));
       expect(unitWith(prefix, `x${minute}`)).toBe(unit('seed', 'hr', `U${k}`, index, `x${minute}`));
+      expect(hashWith(hashExtend(hashPrefix('seed', 'hr'), `U${k}`), index)).toBe(hash32('seed', 'hr', `U${k}`, index));
     }
   });
 });

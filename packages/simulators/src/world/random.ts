@@ -67,6 +67,11 @@ export function hashPrefix(...parts: ReadonlyArray<string | number>): number {
   return h;
 }
 
+/** `hashPrefix(...prefixParts, part)` from `hashPrefix(...prefixParts)`. */
+export function hashExtend(prefix: number, part: string | number): number {
+  return feed(prefix, part);
+}
+
 /** `hash32(...prefixParts, last)` from `hashPrefix(...prefixParts)`. */
 export function hashWith(prefix: number, last: string | number): number {
   return finish(feed(prefix, last));

@@ -106,9 +106,33 @@ export function zoneAt(history: ZoneHistory, t: number): string {
   return zone;
 }
 
+const TWO = Array.from({ length: 60 }, (_, n) => String(n).padStart(2, '0'));
+const THREE = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'));
+let lastIsoDay = Number.NaN;
+let lastIsoDate = '';
+
+/**
+ * `new Date(ms).toISOString()`, the date part formatted once per day: the simulators render a
+ * time for every minute or sample of every day they answer for.
+ */
+export function isoString(ms: number): string {
+  if (!(Number.isInteger(ms) && ms >= 0 && ms < 253_402_300_800_000)) return new Date(ms).toISOString();
+  const day = Math.floor(ms / DAY);
+  if (day !== lastIsoDay) {
+    lastIsoDay = day;
+    lastIsoDate = new Date(day * DAY).toISOString().slice(0, 11);
+  }
+  let rest = ms - day * DAY;
+  const milli = rest % 1000;
+  rest = (rest - milli) / 1000;
+  const second = rest % 60;
+  rest = (rest - second) / 60;
+  return `${lastIsoDate}${TWO[Math.floor(rest / 60)]}:${TWO[rest % 60]}:${TWO[second]}.${THREE[milli]}Z`;
+}
+
 /** `YYYY-MM-DD` from epoch-day arithmetic on a UTC-shifted instant. */
 export function isoDate(shifted: number): string {
-  return new Date(shifted).toISOString().slice(0, 10);
+  return isoString(shifted).slice(0, 10);
 }
 
 /** The local calendar date (`YYYY-MM-DD`) of instant `t` for a user with this zone history. */
