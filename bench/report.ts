@@ -48,6 +48,8 @@ export interface BenchResults {
   profiles?: ProfileSummary[];
   scaling?: Array<Omit<ThroughputResult, 'stack'>>;
   efficiency?: SteadyResult;
+  /** Section 2 with Google Health webhooks (issue 14 item 5). */
+  efficiencyWebhooks?: SteadyResult;
   /** Freshness at 30 s polling (Fitbit). */
   freshness?: FreshnessResult;
   /** Freshness through Google Health webhooks. */
