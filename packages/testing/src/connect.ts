@@ -27,11 +27,15 @@ export async function connectSimulatedParticipant(
   } finally {
     sim.state.autoConsent = undefined;
   }
+  // Google's token response names no user: as the gateway's callback does, the account's id
+  // (Google Health's healthUserId, what its webhooks carry) comes from the provider's account call.
+  const providerUserId =
+    grant.providerUserId ?? (await provider.fetchAccount({ accessToken: grant.accessToken, zones: [], scopes: grant.scopes, intraday: false })).providerUserId;
   await upsertParticipant(db, participantId);
   const connection = await saveConnectedTokens(db, {
     participantId,
     provider: provider.name,
-    providerUserId: grant.providerUserId!,
+    providerUserId,
     accessTokenEnc: cipher.encrypt(grant.accessToken, connectionTokenPlace(participantId, 'access_token_enc')),
     refreshTokenEnc: cipher.encrypt(grant.refreshToken!, connectionTokenPlace(participantId, 'refresh_token_enc')),
     keyId: cipher.activeKeyId,
