@@ -74,6 +74,23 @@ describe('planDays for nightly values', () => {
   });
 });
 
+describe('planDays for a notification', () => {
+  it('forces the named days of the named streams only; the others follow their own ledger', () => {
+    const fetched = (records: number): LedgerEntry => ({ status: 'settled', syncedThrough: SYNC, records });
+    const ledger = new Map([
+      ['steps', new Map<string, LedgerEntry>([['2026-11-16', fetched(900)]])],
+      ['hrv', new Map<string, LedgerEntry>([['2026-11-16', fetched(1)], ['2026-11-20', fetched(1)]])],
+    ]);
+    const input = { ...base, streams: ['steps', 'hrv'] as StreamName[], ledger, changedDays: ['2026-11-16'] };
+    // A steps notification for an old day: that day of steps, not the HRV night that holds its value.
+    const named = planDays({ ...input, changedStreams: ['steps'] }).due.filter((d) => d.day === '2026-11-16');
+    expect(named.map((d) => d.stream)).toEqual(['steps']);
+    // Without the streams (a payload that names none) every stream's named days are fetched.
+    const all = planDays(input).due.filter((d) => d.day === '2026-11-16');
+    expect(all.map((d) => d.stream).sort()).toEqual(['hrv', 'steps']);
+  });
+});
+
 describe('planDays for nightly values before the night is over', () => {
   it('asks again only after the sleep stream brought that night', () => {
     const later = SYNC + 900_000;

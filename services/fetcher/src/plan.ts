@@ -47,6 +47,13 @@ export interface PlanInput {
   ledger: ReadonlyMap<string, ReadonlyMap<string, LedgerEntry>>;
   /** A notification named these days as changed: fetch them even if settled. */
   changedDays?: readonly string[];
+  /**
+   * The streams the notification named (the days changed for these alone); absent: every
+   * stream. A notification of today's steps says nothing of tonight's SpO2: forcing every
+   * stream's named days spent a request per nightly stream on each webhook sync (bench:
+   * `pnpm bench --sections efficiency --steady-mode webhooks`).
+   */
+  changedStreams?: readonly StreamName[];
 }
 
 export interface PlannedDay {
@@ -108,7 +115,7 @@ export function planDays(input: PlanInput): DayPlan {
         (newerSync && day >= refetchFrom && (entry.status === 'settled' || entry.status === 'empty')) ||
         // A fetched day whose watermark was cleared: a provider notification said it changed.
         (entry.syncedThrough === null && entry.status !== 'not_synced') ||
-        changed.has(day);
+        (changed.has(day) && (input.changedStreams === undefined || input.changedStreams.includes(stream)));
       if (!isDue) continue;
       const tier: Tier = day >= yesterday ? 'fresh' : entry || day >= refetchFrom ? 'catchup' : 'backfill';
       due.push({ stream, day, tier });

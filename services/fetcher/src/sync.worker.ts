@@ -238,6 +238,8 @@ export function createSyncProcessor(deps: SyncDeps) {
         streams,
         ledger,
         changedDays: payload.days,
+        // Unknown names (another provider's data types) select no stream.
+        ...(payload.streams ? { changedStreams: payload.streams as StreamName[] } : {}),
       });
       await markDaysNotSynced(deps.db, {
         participantId,
