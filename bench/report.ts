@@ -450,9 +450,14 @@ POSTs fitlamp received** (every delivery attempt, retries and duplicates include
 a POST, as Google's guide shows). The **minimum** = the world-derived minimum of requests above, with
 Google Health's range rules (a page holds 10,000 points: minute steps 6 days a request, heart-rate
 samples one day; the daily types and the AZM daily rollup 90 days; sleep and exercise 25 sessions;
-paired devices one call) **+ one notification per device sync that brought new data**. Google sends
-one notification per data type a sync changed, so the notifications fitlamp receives depend on how
-many types it subscribes to; the minimum counts only the one that no subscription can avoid.
+paired devices one call) **+ one notification per device sync and subscribed data type that the
+sync brought new data**, derived from the simulator's world like the requests (what the API would
+answer differently: a minute without steps is no \`steps\` point), not from what the simulator sent
+or fitlamp fetched. A notification names one data type (\`"dataType": "steps"\`, google-health-api
+§4.4, \`"operation": "UPSERT"\` for "add/modify"), and "when a data update occurs for a given data
+type, notifications are sent to all subscribers with an \`AUTOMATIC\` policy for that data type"
+(Discovery, \`SubscriberConfig\`): a sync that brought steps, heart rate and sleep is three
+notifications, and fitlamp needs every type it subscribes to, since it reads each of them.
 
 | | |
 |---|---|

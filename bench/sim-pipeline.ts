@@ -107,7 +107,7 @@ const REDIRECT = 'http://127.0.0.1:9/oauth/fitbit/callback';
 const PRESETS = ['new-york', 'traveler', 'sydney', 'kolkata'];
 const GOOGLE = { clientId: 'benchsim.apps.googleusercontent.com', clientSecret: 'bench-sim-google-secret' };
 /** The Google Health data types fitlamp reads that have webhooks (google-health-api §3.6), as the stack harness subscribes them. */
-const WEBHOOK_DATA_TYPES = [
+export const WEBHOOK_DATA_TYPES: readonly string[] = [
   'steps',
   'heart-rate',
   'daily-resting-heart-rate',

@@ -12,11 +12,16 @@
 // `notifyAfterMs` after each device sync (bench/sim-pipeline.ts), polling left on as the safety
 // net. With webhooks fitlamp's cost is its Google Health API requests plus the notifications
 // POSTed to it (every delivery attempt, retries and duplicates included), and the minimum is the
-// world-derived minimum of requests under Google Health's range rules (GOOGLE_RANGE_DAYS) plus
-// one notification per device sync that brought new data: no fewer can tell fitlamp of each.
+// world-derived minimum of requests under Google Health's range rules (GOOGLE_RANGE_DAYS) plus,
+// per device sync, one notification for each subscribed data type that sync brought new data:
+// a notification names one `dataType` (google-health-api §4.4), and "when a data update occurs
+// for a given data type, notifications are sent to all subscribers … for that data type"
+// (Discovery, `SubscriberConfig`), so no fewer can tell fitlamp of each. "New data" is what the
+// API would answer differently: points it has (a minute without steps is no `steps` point), not
+// the minutes the device covered.
 import { STREAMS, type StreamName } from '@fitlamp/provider';
 import { lastSync, viewDay, viewNight, type World, type WorldUser } from '@fitlamp/simulators';
-import { startSimPipeline } from './sim-pipeline.ts';
+import { startSimPipeline, WEBHOOK_DATA_TYPES } from './sim-pipeline.ts';
 
 export type SteadyMode = 'polling' | 'webhooks';
 
@@ -149,6 +154,20 @@ const GOOGLE_RANGE_DAYS: Record<StreamName, number> = {
   device: Number.POSITIVE_INFINITY,
 };
 
+/** The Google Health data type (google-health-api §3.6) that carries each of fitlamp's streams. */
+const GOOGLE_DATA_TYPE: Record<Exclude<StreamName, 'device'>, string> = {
+  steps: 'steps',
+  heart_rate: 'heart-rate',
+  resting_heart_rate: 'daily-resting-heart-rate',
+  active_zone_minutes: 'active-zone-minutes',
+  sleep: 'sleep',
+  spo2: 'daily-oxygen-saturation',
+  hrv: 'daily-heart-rate-variability',
+  breathing_rate: 'daily-respiratory-rate',
+  skin_temperature: 'daily-sleep-temperature-derivations',
+  exercise: 'exercise',
+};
+
 /** Requests that cover `days` (YYYY-MM-DD) when one may span at most `maxDays` consecutive days. */
 export function rangeRequests(days: readonly string[], maxDays: number): number {
   const sorted = [...new Set(days)].sort();
@@ -194,7 +213,7 @@ export function addDays(day: string, n: number): string {
  * What the provider would answer for one stream-day at `t`, reduced to a fingerprint: equal
  * fingerprints mean an unchanged answer, so a request for that day would be wasted.
  */
-function fingerprint(world: World, user: WorldUser, stream: StreamName, day: string, t: number): string {
+function fingerprint(world: World, user: WorldUser, stream: StreamName, day: string, t: number, google = false): string {
   if (stream === 'device') return String(lastSync(world, user, t));
   if (stream === 'sleep' || stream === 'spo2' || stream === 'hrv' || stream === 'breathing_rate' || stream === 'skin_temperature') {
     const night = viewNight(world, user, day, t);
@@ -206,6 +225,14 @@ function fingerprint(world: World, user: WorldUser, stream: StreamName, day: str
   if (!view.day) return '';
   const visible = view.visibleMinutes;
   const d = view.day;
+  if (google && (stream === 'steps' || stream === 'heart_rate' || stream === 'active_zone_minutes')) {
+    // Google Health has a point only for a minute with a value (no zero-step minutes, unlike
+    // Fitbit's intraday series): minutes the device covered without one change no answer.
+    const values: Array<number | null> = (stream === 'steps' ? d.steps : stream === 'heart_rate' ? d.heartRate : d.zone).slice(0, visible);
+    let n = values.length;
+    while (n > 0 && !values[n - 1]) n--;
+    return `${d.generation}|${values.slice(0, n).join(',')}`;
+  }
   switch (stream) {
     case 'steps':
       return `${visible}|${d.steps.slice(0, visible).join(',')}`;
@@ -311,7 +338,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
         prints.set('device', fingerprint(sim.world, user, 'device', today, t));
         for (let i = 0; i < o.backfillDays; i++) {
           const day = addDays(today, -i);
-          for (const stream of DATA_STREAMS) prints.set(`${stream}|${day}`, fingerprint(sim.world, user, stream, day, t));
+          for (const stream of DATA_STREAMS) prints.set(`${stream}|${day}`, fingerprint(sim.world, user, stream, day, t, webhooks));
         }
         return prints;
       };
@@ -343,8 +370,10 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
           continue;
         }
         if (webhooks) {
-          e.minimumNotifications! += 1;
-          e.minimum += 1;
+          // One notification per subscribed data type the sync brought new data (§4.4: one `dataType` each).
+          const types = [...changedDays.keys()].filter((s): s is Exclude<StreamName, 'device'> => s !== 'device' && WEBHOOK_DATA_TYPES.includes(GOOGLE_DATA_TYPE[s as Exclude<StreamName, 'device'>]));
+          e.minimumNotifications! += types.length;
+          e.minimum += types.length;
         }
         const at = bounds[k]!;
         const poll = pollTimes.find((t) => t >= at);
