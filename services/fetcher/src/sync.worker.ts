@@ -199,8 +199,9 @@ export function createSyncProcessor(deps: SyncDeps) {
 
       const profileCheckedAt = connection.profile_checked_at?.getTime() ?? 0;
       const checkProfile = async () => {
-        const account = await call((ctx) => provider.fetchAccount(ctx));
-        if (account.timeZone && (await recordTimeZone(deps.db, participantId, account.timeZone, provider.name, new Date(now())))) {
+        // Only the zone is needed: the account's id was stored at connect.
+        const timeZone = provider.fetchTimeZone ? await call((ctx) => provider.fetchTimeZone!(ctx)) : (await call((ctx) => provider.fetchAccount(ctx))).timeZone;
+        if (timeZone && (await recordTimeZone(deps.db, participantId, timeZone, provider.name, new Date(now())))) {
           zones = await findZoneHistory(deps.db, participantId);
         }
         await recordProfileCheck(deps.db, connection.id, new Date(now()));
