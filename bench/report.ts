@@ -48,6 +48,8 @@ export interface BenchResults {
   profiles?: ProfileSummary[];
   scaling?: Array<Omit<ThroughputResult, 'stack'>>;
   efficiency?: SteadyResult;
+  /** Section 2 with Google Health webhooks (issue 14 item 5). */
+  efficiencyWebhooks?: SteadyResult;
   /** Freshness at 30 s polling (Fitbit). */
   freshness?: FreshnessResult;
   /** Freshness through Google Health webhooks. */
@@ -169,6 +171,23 @@ export function targets(r: BenchResults): Target[] {
       out.push({ name: `Steady-state provider requests, ${name}`, target: '≤ 1.5 × minimum', measured: `${p.ratio.toFixed(2)} × (${f0(p.requests)} vs ${f0(p.minimum)})`, met: p.ratio <= 1.5 });
     }
     out.push({ name: 'Steady-state provider requests, all', target: '≤ 1.5 × minimum', measured: `${e.ratio.toFixed(2)} × (${f1(e.requestsPerParticipantDay)} vs ${f1(e.minimumPerParticipantDay)} per participant-day)`, met: e.ratio <= 1.5 });
+  }
+  const w = r.efficiencyWebhooks;
+  if (w?.byPreset) {
+    for (const [name, p] of Object.entries(w.byPreset)) {
+      out.push({
+        name: `Steady-state requests + notifications, webhooks, ${name}`,
+        target: '≤ 1.5 × minimum',
+        measured: `${p.ratio.toFixed(2)} × (${f0(p.requests)} vs ${f0(p.minimum)}; notifications ${f0(p.notifications ?? 0)} vs ${f0(p.minimumNotifications ?? 0)})`,
+        met: p.ratio <= 1.5,
+      });
+    }
+    out.push({
+      name: 'Steady-state requests + notifications, webhooks, all',
+      target: '≤ 1.5 × minimum',
+      measured: `${w.ratio.toFixed(2)} × (${f1(w.requestsPerParticipantDay)} vs ${f1(w.minimumPerParticipantDay)} per participant-day)`,
+      met: w.ratio <= 1.5,
+    });
   }
   for (const fr of [r.freshness, r.freshnessWebhooks]) {
     if (!fr?.mode) continue;
@@ -414,6 +433,66 @@ it; delivery adds seconds, section 3), per preset. Resolution: the two-minute st
 brought no new data (no data stream changed) are not samples.
 
 ${mdTable(['preset', 'syncs with new data', 'without', 'p50', 'p95', 'max'], Object.entries(e.byPreset).map(([k, p]) => [k, p.freshness.samples, p.freshness.syncsWithoutNewData, minutes(p.freshness.p50), minutes(p.freshness.p95), minutes(p.freshness.max)]))}
+`);
+  }
+  const w = r.efficiencyWebhooks;
+  if (w?.byPreset) {
+    const endpoints = Object.entries(w.byEndpoint).sort((a, b) => b[1] - a[1]).map(([k]) => k);
+    parts.push(`### 2b. API efficiency with Google Health webhooks
+
+The same ${w.participants} participants, presets, days and steps, on Google Health: the Google
+Health simulator (the same world and clock) serves them, and ${w.notifyAfterSeconds} s after each device sync it
+notifies the gateway's webhook route (\`buildGateway\`, listening in the bench process: the
+product's signature check, ledger invalidation and targeted sync job), subscribed AUTOMATIC for the
+ten data types fitlamp reads. Each step delivers the notifications due before the scheduler's
+pass. Polling stays on as the safety net at \`SYNC_INTERVAL_SECONDS=${w.pollSeconds}\`, four times longer while
+webhooks deliver (\`WEBHOOK_POLL_MULTIPLIER\`), with the same adaptive back-off.
+
+**What is counted.** fitlamp's cost = Google Health API requests (the simulator's counters: every
+\`pairedDevices\`, \`dataPoints\`, identity and settings call, 429s included) **+ the notification
+POSTs fitlamp received** (every delivery attempt, retries and duplicates included; one notification
+a POST, as Google's guide shows). The **minimum** = the world-derived minimum of requests above, with
+Google Health's range rules (a page holds 10,000 points: minute steps 6 days a request, heart-rate
+samples one day; the daily types and the AZM daily rollup 90 days; sleep and exercise 25 sessions;
+paired devices one call) **+ one notification per device sync and subscribed data type that the
+sync brought new data**, derived from the simulator's world like the requests (what the API would
+answer differently: a minute without steps is no \`steps\` point), not from what the simulator sent
+or fitlamp fetched. A notification names one data type (\`"dataType": "steps"\`, google-health-api
+§4.4, \`"operation": "UPSERT"\` for "add/modify"), and "when a data update occurs for a given data
+type, notifications are sent to all subscribers with an \`AUTOMATIC\` policy for that data type"
+(Discovery, \`SubscriberConfig\`): a sync that brought steps, heart rate and sleep is three
+notifications, and fitlamp needs every type it subscribes to, since it reads each of them.
+
+| | |
+|---|---|
+| API requests | ${f0(w.providerRequests ?? 0)} (minimum ${f0(w.minimumProviderRequests ?? 0)}) |
+| notifications | ${f0(w.notifications ?? 0)} (minimum ${f0(w.minimumNotifications ?? 0)}) |
+| requests + notifications | ${f0(w.requests)} (${f1(w.requestsPerParticipantDay)} per participant-day) |
+| minimum | ${f0(w.minimum)} (${f1(w.minimumPerParticipantDay)} per participant-day) |
+| **ratio** | **${w.ratio.toFixed(2)} ×** (polling, Fitbit: ${e?.ratio !== undefined ? `${e.ratio.toFixed(2)} ×` : 'not measured'}) |
+| 429s | ${w.rateLimited} |
+
+${mdTable(
+  ['preset', 'device syncs / day', 'syncs / day (by a notification)', 'requests', 'notifications', 'minimum (of which notifications)', 'ratio', 'polling ratio'],
+  Object.entries(w.byPreset).map(([k, p]) => [
+    k,
+    f1(p.syncsPerDay),
+    `${f1(p.pollsPerDay)} (${f1(p.webhookSyncsPerDay ?? 0)})`,
+    f0(p.requests - (p.notifications ?? 0)),
+    f0(p.notifications ?? 0),
+    `${f0(p.minimum)} (${f0(p.minimumNotifications ?? 0)})`,
+    `**${p.ratio.toFixed(2)} ×**`,
+    e?.byPreset[k] ? `${e.byPreset[k]!.ratio.toFixed(2)} ×` : '',
+  ]),
+)}
+
+API requests per participant-day by endpoint:
+
+${mdTable(['endpoint', ...Object.keys(w.byPreset), 'all'], endpoints.map((k) => [k, ...Object.values(w.byPreset).map((p) => f1((p.byEndpoint[k] ?? 0) / p.participants / w.simDays)), f1((w.byEndpoint[k] ?? 0) / w.participantDays)]))}
+
+The minimum by stream (requests): ${Object.entries(w.minimumByStream).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}.
+From each device sync with new data to fitlamp's first sync after it (simulated, two-minute steps):
+${Object.entries(w.byPreset).map(([k, p]) => `${k} p50 ${minutes(p.freshness.p50)}, p95 ${minutes(p.freshness.p95)}`).join('; ')}.
 `);
   }
   const fresh = [r.freshness, r.freshnessWebhooks].filter((x): x is FreshnessResult => x?.mode !== undefined);

@@ -25,7 +25,7 @@ import { carriedOverGroups, renderReport, renderTable, type BenchResults, type C
 import { runCockpit } from './cockpit.ts';
 import { runScale, type ScaleResult } from './scale.ts';
 import { runSoak, type SoakResult } from './soak.ts';
-import { runSteady, type SteadyResult } from './steady.ts';
+import { runSteady, type SteadyMode, type SteadyResult } from './steady.ts';
 import { runThroughput, type ThroughputResult } from './throughput.ts';
 
 const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling', 'soak', 'cockpit', 'cockpit-export', 'scale'] as const;
@@ -56,6 +56,8 @@ const { values } = parseArgs({
     'steady-participants': { type: 'string' },
     'steady-days': { type: 'string' },
     'steady-poll': { type: 'string' },
+    'steady-mode': { type: 'string' },
+    'steady-notify-after': { type: 'string' },
     'fresh-participants': { type: 'string' },
     'fresh-rounds': { type: 'string' },
     'fresh-poll': { type: 'string' },
@@ -97,6 +99,8 @@ if (values.help) {
   soak:        --soak-participants (100; quick 4) --soak-days (30; quick 2) --soak-poll SECONDS (21600) --soak-step SECONDS (21600: simulated time per scheduler pass)
   scaling:     --scaling-participants (30; quick 10) --scaling-days (3; quick 2)
   efficiency:  --steady-participants (12; quick 4) --steady-days (2; quick 1) --steady-poll SECONDS (900)
+               --steady-mode polling,webhooks (both: Fitbit polled; Google Health notifying the gateway's webhook route)
+               --steady-notify-after SECONDS (5: webhooks, the simulator's notification after a sync)
   freshness:   --fresh-participants (40; quick 8) --fresh-rounds (2; quick 1) --fresh-mode polling,webhooks (both)
                --fresh-poll SECONDS (30: polling) --fresh-notify-after SECONDS (5: webhooks, the simulator's notification after a sync)
   cockpit:     --cockpit-participants (1000; quick 100) --cockpit-days (28) --cockpit-requests (20; quick 5)
@@ -324,29 +328,45 @@ if (sections.has('efficiency')) {
   const sp = num(values['steady-participants'], 12, 4);
   const sd = num(values['steady-days'], 2, 1);
   const poll = num(values['steady-poll'], 900, 900);
-  log(`\n[efficiency] ${sp} participants, ${sd} simulated days, polling every ${poll} s`);
-  const r: SteadyResult = await runSteady({
-    participants: sp,
-    simDays: sd,
-    pollSeconds: poll,
-    stepSeconds: 120,
-    backfillDays: 7,
-    refetchDays: 3,
-    startAt: '2026-11-20T12:00:00Z',
-    log,
-  });
-  results.efficiency = r;
-  log(`    by endpoint: ${Object.entries(r.byEndpoint).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  log(`    minimum by stream: ${Object.entries(r.minimumByStream).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  for (const [k, p] of Object.entries(r.byPreset)) {
+  const notifyAfterMs = num(values['steady-notify-after'], 5, 5) * 1000;
+  const modes = (values['steady-mode'] ?? 'polling,webhooks').split(',').map((m) => m.trim());
+  for (const m of modes) if (m !== 'polling' && m !== 'webhooks') throw new Error(`unknown --steady-mode "${m}" (known: polling, webhooks)`);
+  for (const mode of modes as SteadyMode[]) {
     log(
-      `    ${k}: ${p.syncsPerDay.toFixed(1)} device syncs and ${p.pollsPerDay.toFixed(1)} polls per participant-day, ${p.requests} requests / minimum ${p.minimum} = ${p.ratio.toFixed(2)}×; ` +
-        `sync → poll p50 ${(p.freshness.p50 / 60).toFixed(1)} min, p95 ${(p.freshness.p95 / 60).toFixed(1)} min over ${p.freshness.samples} syncs (${p.freshness.syncsWithoutNewData} without new data); ` +
-        Object.entries(p.byEndpoint).sort((a, b) => b[1] - a[1]).map(([e, n]) => `${e} ${n}`).join(', '),
+      `\n[efficiency, ${mode}] ${sp} participants, ${sd} simulated days, ` +
+        (mode === 'polling' ? `Fitbit polled every ${poll} s` : `Google Health webhooks ${notifyAfterMs / 1000} s after each sync, polling every ${poll} s`),
+    );
+    const r: SteadyResult = await runSteady({
+      mode,
+      notifyAfterMs,
+      participants: sp,
+      simDays: sd,
+      pollSeconds: poll,
+      stepSeconds: 120,
+      backfillDays: 7,
+      refetchDays: 3,
+      startAt: '2026-11-20T12:00:00Z',
+      log,
+    });
+    if (mode === 'polling') results.efficiency = r;
+    else results.efficiencyWebhooks = r;
+    log(`    by endpoint: ${Object.entries(r.byEndpoint).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    log(`    minimum by stream: ${Object.entries(r.minimumByStream).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    for (const [k, p] of Object.entries(r.byPreset)) {
+      log(
+        `    ${k}: ${p.syncsPerDay.toFixed(1)} device syncs and ${p.pollsPerDay.toFixed(1)} polls${p.webhookSyncsPerDay !== undefined ? ` (${p.webhookSyncsPerDay.toFixed(1)} asked by a notification)` : ''} per participant-day, ${p.requests} requests / minimum ${p.minimum} = ${p.ratio.toFixed(2)}×` +
+          (p.notifications !== undefined ? ` (notifications ${p.notifications} / ${p.minimumNotifications})` : '') +
+          `; sync → poll p50 ${(p.freshness.p50 / 60).toFixed(1)} min, p95 ${(p.freshness.p95 / 60).toFixed(1)} min over ${p.freshness.samples} syncs (${p.freshness.syncsWithoutNewData} without new data); ` +
+          Object.entries(p.byEndpoint).sort((a, b) => b[1] - a[1]).map(([e, n]) => `${e} ${n}`).join(', '),
+      );
+    }
+    log(`    429s ${r.rateLimited}; errors ${JSON.stringify(r.syncErrors)}; outcomes ${JSON.stringify(r.outcomes)}`);
+    log(
+      `    ${r.requestsPerParticipantDay.toFixed(1)} ${mode === 'webhooks' ? 'requests + notifications' : 'requests'} per participant-day vs a minimum of ${r.minimumPerParticipantDay.toFixed(1)}: ${r.ratio.toFixed(2)}×` +
+        (r.notifications !== undefined ? ` (API requests ${r.providerRequests} / ${r.minimumProviderRequests}, notifications ${r.notifications} / ${r.minimumNotifications})` : '') +
+        ` (POLL_MAX_INTERVAL_SECONDS=${r.pollMaxSeconds}; ${r.realSeconds.toFixed(0)} s)`,
     );
   }
-  log(`    429s ${r.rateLimited}; errors ${JSON.stringify(r.syncErrors)}; outcomes ${JSON.stringify(r.outcomes)}`);
-  log(`    ${r.requestsPerParticipantDay.toFixed(1)} requests per participant-day vs a minimum of ${r.minimumPerParticipantDay.toFixed(1)}: ${r.ratio.toFixed(2)}× (POLL_MAX_INTERVAL_SECONDS=${r.pollMaxSeconds}; ${r.realSeconds.toFixed(0)} s)`);
 }
 
 if (sections.has('soak')) {
@@ -444,7 +464,7 @@ if (sections.has('scale')) {
 results.machine.loadAfter = os.loadavg();
 results.machine.seconds = (Date.now() - started) / 1000;
 console.log(`\n${renderTable(results)}`);
-const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'freshness', 'freshnessWebhooks', 'soak', 'cockpit', 'cockpitExport', 'scale'] as const;
+const SECTION_KEYS = ['throughput', 'limits', 'profiles', 'scaling', 'efficiency', 'efficiencyWebhooks', 'freshness', 'freshnessWebhooks', 'soak', 'cockpit', 'cockpitExport', 'scale'] as const;
 const analysis = () => readFileSync(join(repoRoot, 'bench/analysis.md'), 'utf8');
 if (write) {
   // A partial run (--sections) replaces the sections it ran and keeps the others of the last run,

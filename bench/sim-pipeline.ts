@@ -3,7 +3,11 @@
 // scheduler's pass (`runTick`), the fetcher's processor (`createSyncProcessor`) and, optionally,
 // the lamp-writer's (`startDeliverWorker`, against an in-process mindLAMP simulator) run under real
 // BullMQ workers over real Postgres and Redis with `now` = the simulator's clock. The services'
-// own processes cannot be used: their clocks follow real time.
+// own processes cannot be used: their clocks follow real time. With `provider: 'google-health'`
+// the Google Health simulator (the same world and clock) serves the participants, and with
+// `notifyAfterMs` it notifies the gateway (`buildGateway`, listening on a port of its own, its
+// webhook route the product's) that long after each device sync; each step delivers the
+// notifications due before it ticks.
 import { randomBytes } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -12,16 +16,29 @@ import { Registry } from 'prom-client';
 import { createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
 import { createDb, migrateToLatest, recordTimeZone, scheduleStreams, type Database } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
+import { createGoogleHealthProvider } from '@fitlamp/google-health';
 import { startPostgresServer, type PostgresServer } from '@fitlamp/harness';
 import { createLampClient } from '@fitlamp/lamp';
 import { STREAMS, type Provider, type ProviderName } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
 import { createLogger, type Logger } from '@fitlamp/runtime';
-import { createFitbitSimulator, createLampSimulator, findUser, syncUser, type FitbitSimulator, type LampSimulator, type WorldUser } from '@fitlamp/simulators';
-import { connectSimulatedParticipant, createTestDatabase, testRedisUrl } from '@fitlamp/testing';
+import {
+  createFitbitSimulator,
+  createGoogleHealthSimulator,
+  createLampSimulator,
+  findUser,
+  syncUser,
+  type FitbitSimulator,
+  type GoogleHealthSimulator,
+  type LampSimulator,
+  type WorldUser,
+} from '@fitlamp/simulators';
+import { connectSimulatedParticipant, createTestDatabase, googleSimulatorEnv, serviceTestEnv, testRedisUrl } from '@fitlamp/testing';
 import { createFetcherMetrics, createSyncProcessor, type SyncSummary } from '../services/fetcher/src/sync.worker.ts';
 import { createWriterMetrics, startDeliverWorker } from '../services/lamp-writer/src/deliver.worker.ts';
 import { runTick } from '../services/scheduler/src/tick.ts';
+import { buildGateway } from '../services/gateway/src/app.ts';
+import { loadGatewayEnv } from '../services/gateway/src/env.ts';
 
 export interface SimPipelineOptions {
   participants: number;
@@ -40,6 +57,13 @@ export interface SimPipelineOptions {
   /** A Postgres cluster of the run's own (its WAL and size move only with this run), else a database on the machine's. */
   ownPostgres?: boolean;
   fetcherConcurrency?: number;
+  /** Who serves the participants: the Fitbit simulator [default], or Google Health's on the same world and clock. */
+  provider?: ProviderName;
+  /**
+   * Google Health only: the simulator notifies fitlamp's webhook route this long (simulated ms)
+   * after each device sync; absent, no webhooks (polling alone).
+   */
+  notifyAfterMs?: number;
 }
 
 export interface SimParticipant {
@@ -50,14 +74,19 @@ export interface SimParticipant {
 
 export interface SimPipeline {
   db: Kysely<Database>;
+  /** The Fitbit simulator: its world and clock are the run's, whoever serves the participants. */
   sim: FitbitSimulator;
+  /** The simulator that serves the participants (`sim`, or the Google Health one); its counters count their requests. */
+  api: FitbitSimulator | GoogleHealthSimulator;
+  /** With webhooks: the Google Health simulator, whose deliveries are the notifications sent to fitlamp. */
+  google?: GoogleHealthSimulator;
   lamp?: LampSimulator;
   queues: QueueSet;
   participants: SimParticipant[];
   userOf: Map<string, WorldUser>;
   now(): number;
   /** Every sync the fetcher ran: who and when (simulated). The caller may empty it. */
-  polls: Array<{ participantId: string; at: number }>;
+  polls: Array<{ participantId: string; at: number; reason: SyncPayload['reason'] }>;
   syncErrors: Record<string, number>;
   outcomes: Record<string, number>;
   /** The scheduler's pass on the simulated clock. */
@@ -76,6 +105,20 @@ const CLIENT_ID = 'BENCHSIM';
 const CLIENT_SECRET = 'bench-sim-secret';
 const REDIRECT = 'http://127.0.0.1:9/oauth/fitbit/callback';
 const PRESETS = ['new-york', 'traveler', 'sydney', 'kolkata'];
+const GOOGLE = { clientId: 'benchsim.apps.googleusercontent.com', clientSecret: 'bench-sim-google-secret' };
+/** The Google Health data types fitlamp reads that have webhooks (google-health-api §3.6), as the stack harness subscribes them. */
+export const WEBHOOK_DATA_TYPES: readonly string[] = [
+  'steps',
+  'heart-rate',
+  'daily-resting-heart-rate',
+  'sleep',
+  'daily-oxygen-saturation',
+  'daily-heart-rate-variability',
+  'daily-respiratory-rate',
+  'daily-sleep-temperature-derivations',
+  'active-zone-minutes',
+  'exercise',
+];
 
 /**
  * An empty database for a bench run: on a Postgres cluster of its own (its WAL and size move only
@@ -184,7 +227,29 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
     });
     const simUrl = (await sim.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
     undo.push(() => sim.app.close());
-    const provider = createFitbitProvider({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUrl: simUrl, authorizeUrl: `${simUrl}/oauth2/authorize` });
+    const providerName: ProviderName = o.provider ?? 'fitbit';
+    if (o.notifyAfterMs !== undefined && providerName !== 'google-health') throw new Error('webhooks (notifyAfterMs) need provider google-health');
+    let google: GoogleHealthSimulator | undefined;
+    let provider: Provider;
+    let googleUrl = '';
+    if (providerName === 'google-health') {
+      // One world, one clock: the same days as the Fitbit runs. Notifications only when a step flushes them.
+      google = createGoogleHealthSimulator({
+        ...GOOGLE,
+        redirectUris: [REDIRECT],
+        appName: 'bench on a simulated clock',
+        world: sim.world,
+        clock: sim.clock,
+        webhooks: { deliveryIntervalMs: 0, notifyAfterMs: o.notifyAfterMs ?? 0 },
+      });
+      const g = google;
+      googleUrl = (await g.app.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+      undo.push(() => g.app.close());
+      provider = createGoogleHealthProvider({ ...GOOGLE, apiUrl: googleUrl, authorizeUrl: `${googleUrl}/o/oauth2/v2/auth`, tokenUrl: `${googleUrl}/token`, revokeUrl: `${googleUrl}/revoke` });
+    } else {
+      provider = createFitbitProvider({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, apiUrl: simUrl, authorizeUrl: `${simUrl}/oauth2/authorize` });
+    }
+    const api = google ?? sim;
     const cipher = createTokenCipher(parseEncryptionKey(`b1:${randomBytes(32).toString('base64')}`));
     const producer = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
     const workerConnection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
@@ -207,11 +272,11 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
     const manualNext = new Map(participants.filter((p) => p.preset === 'kolkata').map((p) => [p.participantId, now() + rand() * 3 * 3_600_000]));
 
     for (const p of participants) {
-      await connectSimulatedParticipant(db, { sim, provider, cipher, redirectUri: REDIRECT, participantId: p.participantId, userId: p.userId });
+      await connectSimulatedParticipant(db, { sim: api, provider, cipher, redirectUri: REDIRECT, participantId: p.participantId, userId: p.userId });
       // The zone the participant is in when they connect, as the gateway records it from the
       // profile (the traveller moved to Los Angeles before the run starts, not London).
       const zones = userOf.get(p.participantId)!.zoneHistory;
-      await recordTimeZone(db, p.participantId, zones.filter((z) => z.from <= now()).at(-1)!.zone, 'fitbit', new Date(0));
+      await recordTimeZone(db, p.participantId, zones.filter((z) => z.from <= now()).at(-1)!.zone, providerName, new Date(0));
       await scheduleStreams(db, p.participantId, STREAMS);
       if (p.preset === 'kolkata') syncUser(sim.world, userOf.get(p.participantId)!, now() - 60_000);
     }
@@ -221,11 +286,11 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
     const polls: SimPipeline['polls'] = [];
     const syncErrors: Record<string, number> = {};
     const outcomes: Record<string, number> = {};
-    const processor = simSyncProcessor({ db, cipher, providers: { fitbit: provider }, queues, logger, now, ...o });
+    const processor = simSyncProcessor({ db, cipher, providers: { [providerName]: provider }, queues, logger, now, ...o });
     const worker = new Worker<SyncPayload, SyncSummary>(
       queueCatalog.sync.name,
       async (job: Job<SyncPayload>, token?: string) => {
-        polls.push({ participantId: job.data.participantId, at: now() });
+        polls.push({ participantId: job.data.participantId, at: now(), reason: job.data.reason });
         return processor(job, token);
       },
       { connection: workerConnection, prefix, concurrency: o.fetcherConcurrency ?? 8 },
@@ -255,6 +320,30 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
       undo.push(() => writer.close());
     }
 
+    if (google && o.notifyAfterMs !== undefined) {
+      // The gateway as production builds it (its webhook route verifies the keyset signature,
+      // invalidates the named days and enqueues the targeted sync), subscribed for every data
+      // type fitlamp reads, as the stack harness subscribes it.
+      const env = loadGatewayEnv(
+        serviceTestEnv({ DATABASE_URL: database.url, QUEUE_PREFIX: prefix, ...googleSimulatorEnv(googleUrl, { id: GOOGLE.clientId, secret: GOOGLE.clientSecret }) }),
+      );
+      const lampClient = createLampClient({ baseUrl: env.LAMP_API_URL, accessKey: env.LAMP_ACCESS_KEY, secretKey: env.LAMP_SECRET_KEY, timeoutMs: 1_000 });
+      undo.push(() => lampClient.close());
+      const gateway = await buildGateway({ env, logger, db, redis: producer, queues, registry: new Registry(), providers: { 'google-health': provider }, lamp: lampClient, cipher });
+      const gatewayUrl = (await gateway.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
+      undo.push(() => gateway.close());
+      const res = await fetch(`${googleUrl}/v4/projects/${google.state.webhooks.projectNumber}/subscribers?subscriberId=fitlamp-bench`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${google.state.webhooks.serviceAccountToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          endpointUri: `${gatewayUrl}/webhooks/google-health`,
+          subscriberConfigs: [{ dataTypes: WEBHOOK_DATA_TYPES, subscriptionCreatePolicy: 'AUTOMATIC' }],
+          endpointAuthorization: { secret: env.GOOGLE_HEALTH_WEBHOOK_SECRET },
+        }),
+      });
+      if (res.status !== 200) throw new Error(`webhook subscriber not created: ${res.status} ${await res.text()}`);
+    }
+
     const drain = async () => {
       for (;;) {
         let running = 0;
@@ -274,6 +363,8 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
     return {
       db,
       sim,
+      api,
+      ...(google && o.notifyAfterMs !== undefined ? { google } : {}),
       ...(lamp ? { lamp } : {}),
       queues,
       participants,
@@ -292,6 +383,8 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
             manualNext.set(participantId, at + (2 + rand() * 2) * 3_600_000);
           }
         }
+        // Notifications of the syncs at least notifyAfterMs old, delivered (and answered) before the tick.
+        if (o.notifyAfterMs !== undefined) await google!.flushWebhooks();
         for (const q of o.deliver ? [...queues.sync, ...queues.deliver] : queues.sync) await q.promoteJobs();
         await tick();
         await drain();

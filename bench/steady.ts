@@ -6,11 +6,30 @@
 // world alone, whatever fitlamp polled (issue 14 item 5): per device sync, one request for each
 // stream that sync brought new data, its changed days merged into range requests as far as the
 // Fitbit Web API allows (RANGE_DAYS).
+//
+// Two modes (issue 14 item 5): `polling`, Fitbit participants that fitlamp polls; `webhooks`,
+// Google Health participants whose simulator notifies the gateway's webhook route
+// `notifyAfterMs` after each device sync (bench/sim-pipeline.ts), polling left on as the safety
+// net. With webhooks fitlamp's cost is its Google Health API requests plus the notifications
+// POSTed to it (every delivery attempt, retries and duplicates included), and the minimum is the
+// world-derived minimum of requests under Google Health's range rules (GOOGLE_RANGE_DAYS) plus,
+// per device sync, one notification for each subscribed data type that sync brought new data:
+// a notification names one `dataType` (google-health-api §4.4), and "when a data update occurs
+// for a given data type, notifications are sent to all subscribers … for that data type"
+// (Discovery, `SubscriberConfig`), so no fewer can tell fitlamp of each. "New data" is what the
+// API would answer differently: points it has (a minute without steps is no `steps` point), not
+// the minutes the device covered.
 import { STREAMS, type StreamName } from '@fitlamp/provider';
 import { lastSync, viewDay, viewNight, type World, type WorldUser } from '@fitlamp/simulators';
-import { startSimPipeline } from './sim-pipeline.ts';
+import { startSimPipeline, WEBHOOK_DATA_TYPES } from './sim-pipeline.ts';
+
+export type SteadyMode = 'polling' | 'webhooks';
 
 export interface SteadyOptions {
+  /** [polling] */
+  mode?: SteadyMode;
+  /** Webhooks: the simulator notifies a sync this long after it (simulated ms) [5000]. */
+  notifyAfterMs?: number;
   participants: number;
   simDays: number;
   /** SYNC_INTERVAL_SECONDS of the fetcher (the scheduler polls each participant this often). */
@@ -26,6 +45,21 @@ export interface SteadyOptions {
 }
 
 export interface SteadyResult {
+  /** Absent in results written before webhooks were measured: polling. */
+  mode?: SteadyMode;
+  provider?: 'fitbit' | 'google-health';
+  /** Webhooks: seconds from the device sync to the simulator's notification. */
+  notifyAfterSeconds?: number;
+  /**
+   * Webhooks: notification POSTs fitlamp received (delivery attempts, retries and duplicates
+   * included) and the minimum of them (one per device sync that brought new data). Both are in
+   * `requests` / `minimum` and the ratio; `providerRequests` and `minimumProviderRequests` are the
+   * API requests alone.
+   */
+  notifications?: number;
+  minimumNotifications?: number;
+  providerRequests?: number;
+  minimumProviderRequests?: number;
   participants: number;
   simDays: number;
   pollSeconds: number;
@@ -58,9 +92,15 @@ export interface PresetEfficiency {
   syncsPerDay: number;
   /** Polls (syncs fitlamp ran) per participant-day. */
   pollsPerDay: number;
+  /** Webhooks: of those, the syncs a notification asked for, per participant-day. */
+  webhookSyncsPerDay?: number;
+  /** Provider requests, plus notifications with webhooks. */
   requests: number;
   minimum: number;
   ratio: number;
+  /** Webhooks: the notifications in `requests` and in `minimum`. */
+  notifications?: number;
+  minimumNotifications?: number;
   byEndpoint: Record<string, number>;
   /**
    * Freshness at this poll interval (issue 14 item 4c): seconds from each device sync that
@@ -91,6 +131,41 @@ const RANGE_DAYS: Record<StreamName, number> = {
   skin_temperature: 30,
   exercise: Number.POSITIVE_INFINITY,
   device: Number.POSITIVE_INFINITY,
+};
+
+/**
+ * The same for Google Health (google-health-api §3.3, §3.5), from the reference: a `list` or
+ * `reconcile` page holds at most 10,000 points, so minute steps (≤ 1,500 a day) fit 6 days a
+ * request, and heart-rate samples (every 5-15 s while worn, every second in a workout: up to
+ * ~10,000 a day) one day; the daily types and `dailyRollUp` (AZM) one point a day, 90 days (the
+ * rollup's range cap); sleep and exercise pages hold 25 sessions: 25 days; paired devices one call.
+ */
+const GOOGLE_RANGE_DAYS: Record<StreamName, number> = {
+  steps: 6,
+  heart_rate: 1,
+  resting_heart_rate: 90,
+  active_zone_minutes: 90,
+  sleep: 25,
+  spo2: 90,
+  hrv: 90,
+  breathing_rate: 90,
+  skin_temperature: 90,
+  exercise: 25,
+  device: Number.POSITIVE_INFINITY,
+};
+
+/** The Google Health data type (google-health-api §3.6) that carries each of fitlamp's streams. */
+const GOOGLE_DATA_TYPE: Record<Exclude<StreamName, 'device'>, string> = {
+  steps: 'steps',
+  heart_rate: 'heart-rate',
+  resting_heart_rate: 'daily-resting-heart-rate',
+  active_zone_minutes: 'active-zone-minutes',
+  sleep: 'sleep',
+  spo2: 'daily-oxygen-saturation',
+  hrv: 'daily-heart-rate-variability',
+  breathing_rate: 'daily-respiratory-rate',
+  skin_temperature: 'daily-sleep-temperature-derivations',
+  exercise: 'exercise',
 };
 
 /** Requests that cover `days` (YYYY-MM-DD) when one may span at most `maxDays` consecutive days. */
@@ -138,7 +213,7 @@ export function addDays(day: string, n: number): string {
  * What the provider would answer for one stream-day at `t`, reduced to a fingerprint: equal
  * fingerprints mean an unchanged answer, so a request for that day would be wasted.
  */
-function fingerprint(world: World, user: WorldUser, stream: StreamName, day: string, t: number): string {
+function fingerprint(world: World, user: WorldUser, stream: StreamName, day: string, t: number, google = false): string {
   if (stream === 'device') return String(lastSync(world, user, t));
   if (stream === 'sleep' || stream === 'spo2' || stream === 'hrv' || stream === 'breathing_rate' || stream === 'skin_temperature') {
     const night = viewNight(world, user, day, t);
@@ -150,6 +225,14 @@ function fingerprint(world: World, user: WorldUser, stream: StreamName, day: str
   if (!view.day) return '';
   const visible = view.visibleMinutes;
   const d = view.day;
+  if (google && (stream === 'steps' || stream === 'heart_rate' || stream === 'active_zone_minutes')) {
+    // Google Health has a point only for a minute with a value (no zero-step minutes, unlike
+    // Fitbit's intraday series): minutes the device covered without one change no answer.
+    const values: Array<number | null> = (stream === 'steps' ? d.steps : stream === 'heart_rate' ? d.heartRate : d.zone).slice(0, visible);
+    let n = values.length;
+    while (n > 0 && !values[n - 1]) n--;
+    return `${d.generation}|${values.slice(0, n).join(',')}`;
+  }
   switch (stream) {
     case 'steps':
       return `${visible}|${d.steps.slice(0, visible).join(',')}`;
@@ -169,7 +252,12 @@ function fingerprint(world: World, user: WorldUser, stream: StreamName, day: str
 export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
   const realStart = Date.now();
   const pollMaxSeconds = o.pollMaxSeconds ?? 21_600;
+  const mode = o.mode ?? 'polling';
+  const webhooks = mode === 'webhooks';
+  const notifyAfterMs = o.notifyAfterMs ?? 5_000;
+  const rangeDays = webhooks ? GOOGLE_RANGE_DAYS : RANGE_DAYS;
   const p = await startSimPipeline({
+    ...(webhooks ? { provider: 'google-health' as const, notifyAfterMs } : {}),
     participants: o.participants,
     pollSeconds: o.pollSeconds,
     pollMaxSeconds,
@@ -178,7 +266,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
     startAt: o.startAt,
     seed: 'fitlamp-bench-steady',
   });
-  const { sim, polls, syncErrors, outcomes, userOf, now } = p;
+  const { sim, api, polls, syncErrors, outcomes, userOf, now } = p;
   const ids = p.participants;
   try {
     // Backfill first (not counted), then the steady state from a clean count.
@@ -186,8 +274,9 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
     await p.drain();
     o.log(`    backfill of ${ids.length} participants done (${polls.length} syncs); steady state for ${o.simDays} simulated days`);
     polls.length = 0;
-    sim.state.counters.requests = {};
-    const rateLimited0 = sim.state.counters.rateLimited;
+    api.state.counters.requests = {};
+    const rateLimited0 = api.state.counters.rateLimited;
+    const deliveries0 = p.google?.state.webhooks.deliveries.length ?? 0;
     const from = now();
     const end = from + o.simDays * 86_400_000;
     let step = 0;
@@ -197,6 +286,11 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
     }
     const to = now();
     const participantDays = ids.length * ((to - from) / 86_400_000);
+    // Notification POSTs fitlamp received during the steady state, per world user.
+    const postsOf = new Map<string, number>();
+    for (const d of p.google?.state.webhooks.deliveries.slice(deliveries0) ?? []) {
+      if (d.userId !== undefined) postsOf.set(d.userId, (postsOf.get(d.userId) ?? 0) + d.attempts.length);
+    }
 
     const minimumByStream: Record<string, number> = {};
     const byPreset: SteadyResult['byPreset'] = {};
@@ -207,7 +301,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
       const user = userOf.get(participant.participantId)!;
       const syncs = deviceSyncsBetween(sim.world, user, from, to);
       const pollTimes = polls.filter((x) => x.participantId === participant.participantId).map((x) => x.at).sort((a, b) => a - b);
-      const perEndpoint = sim.state.counters.requests[participant.userId] ?? {};
+      const perEndpoint = api.state.counters.requests[participant.userId] ?? {};
       const e = (byPreset[participant.preset] ??= {
         participants: 0,
         syncsPerDay: 0,
@@ -215,12 +309,19 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
         requests: 0,
         minimum: 0,
         ratio: 0,
+        ...(webhooks ? { notifications: 0, minimumNotifications: 0 } : {}),
         byEndpoint: {},
         freshness: { samples: 0, syncsWithoutNewData: 0, p50: 0, p95: 0, max: 0 },
       });
+      if (webhooks) {
+        const posts = postsOf.get(participant.userId) ?? 0;
+        e.notifications! += posts;
+        e.requests += posts;
+      }
       e.participants++;
       e.syncsPerDay += syncs.length;
       e.pollsPerDay += pollTimes.length;
+      if (webhooks) e.webhookSyncsPerDay = (e.webhookSyncsPerDay ?? 0) + polls.filter((x) => x.participantId === participant.participantId && x.reason === 'webhook').length;
       for (const [endpoint, n] of Object.entries(perEndpoint)) {
         e.requests += n;
         e.byEndpoint[endpoint] = (e.byEndpoint[endpoint] ?? 0) + n;
@@ -237,7 +338,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
         prints.set('device', fingerprint(sim.world, user, 'device', today, t));
         for (let i = 0; i < o.backfillDays; i++) {
           const day = addDays(today, -i);
-          for (const stream of DATA_STREAMS) prints.set(`${stream}|${day}`, fingerprint(sim.world, user, stream, day, t));
+          for (const stream of DATA_STREAMS) prints.set(`${stream}|${day}`, fingerprint(sim.world, user, stream, day, t, webhooks));
         }
         return prints;
       };
@@ -255,7 +356,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
           changedDays.set(stream, list);
         }
         for (const [stream, days] of changedDays) {
-          const n = rangeRequests(days, RANGE_DAYS[stream]);
+          const n = rangeRequests(days, rangeDays[stream]);
           minimumByStream[stream] = (minimumByStream[stream] ?? 0) + n;
           e.minimum += n;
         }
@@ -268,6 +369,12 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
           e.freshness.syncsWithoutNewData++;
           continue;
         }
+        if (webhooks) {
+          // One notification per subscribed data type the sync brought new data (§4.4: one `dataType` each).
+          const types = [...changedDays.keys()].filter((s): s is Exclude<StreamName, 'device'> => s !== 'device' && WEBHOOK_DATA_TYPES.includes(GOOGLE_DATA_TYPE[s as Exclude<StreamName, 'device'>]));
+          e.minimumNotifications! += types.length;
+          e.minimum += types.length;
+        }
         const at = bounds[k]!;
         const poll = pollTimes.find((t) => t >= at);
         // A sync no poll reached before the run ended waits at least until the end.
@@ -278,15 +385,23 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
     for (const [preset, e] of Object.entries(byPreset)) {
       e.syncsPerDay /= e.participants * days;
       e.pollsPerDay /= e.participants * days;
+      if (e.webhookSyncsPerDay !== undefined) e.webhookSyncsPerDay /= e.participants * days;
       e.ratio = e.minimum ? e.requests / e.minimum : 0;
       const waits = (waitsByPreset.get(preset) ?? []).sort((a, b) => a - b);
       e.freshness = { ...e.freshness, samples: waits.length, p50: percentile(waits, 0.5) ?? 0, p95: percentile(waits, 0.95) ?? 0, max: waits.at(-1) ?? 0 };
     }
     const byEndpoint: Record<string, number> = {};
     for (const e of Object.values(byPreset)) for (const [k, n] of Object.entries(e.byEndpoint)) byEndpoint[k] = (byEndpoint[k] ?? 0) + n;
-    const requests = Object.values(byEndpoint).reduce((a, b) => a + b, 0);
-    const minimum = Object.values(minimumByStream).reduce((a, b) => a + b, 0);
+    const providerRequests = Object.values(byEndpoint).reduce((a, b) => a + b, 0);
+    const minimumProviderRequests = Object.values(minimumByStream).reduce((a, b) => a + b, 0);
+    const notifications = Object.values(byPreset).reduce((a, e) => a + (e.notifications ?? 0), 0);
+    const minimumNotifications = Object.values(byPreset).reduce((a, e) => a + (e.minimumNotifications ?? 0), 0);
+    const requests = providerRequests + notifications;
+    const minimum = minimumProviderRequests + minimumNotifications;
     return {
+      mode,
+      provider: webhooks ? 'google-health' : 'fitbit',
+      ...(webhooks ? { notifyAfterSeconds: notifyAfterMs / 1000, notifications, minimumNotifications, providerRequests, minimumProviderRequests } : {}),
       participants: ids.length,
       simDays: o.simDays,
       pollSeconds: o.pollSeconds,
@@ -303,7 +418,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
       byEndpoint,
       minimumByStream,
       byPreset,
-      rateLimited: sim.state.counters.rateLimited - rateLimited0,
+      rateLimited: api.state.counters.rateLimited - rateLimited0,
       syncErrors,
       outcomes,
       realSeconds: (Date.now() - realStart) / 1000,

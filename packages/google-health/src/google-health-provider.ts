@@ -4,7 +4,7 @@ import { fetchDevices, fetchStream } from './fetch-stream.ts';
 import type { GoogleHttp } from './http.ts';
 import { GOOGLE_SOURCE, normalizeDevices } from './normalize.ts';
 import { parseNotifications } from './notifications.ts';
-import { authorizationUrl, CLOUD_PLATFORM, exchangeCode, fetchAccount, refreshToken, revokeToken, scopesFor, streamsMissingScope } from './oauth.ts';
+import { authorizationUrl, CLOUD_PLATFORM, exchangeCode, fetchAccount, fetchTimeZone, refreshToken, revokeToken, scopesFor, streamsMissingScope } from './oauth.ts';
 import { planRequests } from './plan.ts';
 
 export interface GoogleHealthProviderConfig {
@@ -65,6 +65,7 @@ export function createGoogleHealthProvider(config: GoogleHealthProviderConfig): 
     refreshToken: (token) => refreshToken(http, client, token),
     revokeToken: (token) => revokeToken(http, token),
     fetchAccount: (ctx) => fetchAccount(http, ctx),
+    fetchTimeZone: (ctx) => fetchTimeZone(http, ctx),
     fetchDevices: (ctx) => fetchDevices(http, ctx),
     normalizeDevices,
     planRequests,

@@ -196,6 +196,15 @@ describe('account', () => {
     expect(seen).toEqual(['identity', 'settings']);
   });
 
+  it('reads the zone alone from the settings, without the identity; none without settings.readonly', async () => {
+    const seen: string[] = [];
+    agent.get(API).intercept({ path: '/v4/users/me/settings', method: 'GET' }).reply(200, { name: 'users/me/settings', timeZone: 'Asia/Kolkata' });
+    expect(await provider().fetchTimeZone!({ ...ctx(), onRequest: (e) => seen.push(e) })).toBe('Asia/Kolkata');
+    expect(seen).toEqual(['settings']);
+    expect(await provider().fetchTimeZone!({ ...ctx([`${G}sleep.readonly`]), onRequest: (e) => seen.push(e) })).toBeUndefined();
+    expect(seen).toEqual(['settings']);
+  });
+
   it('works without settings.readonly (no zone), and refuses an identity without healthUserId', async () => {
     agent.get(API).intercept({ path: '/v4/users/me/identity', method: 'GET' }).reply(200, { name: 'users/me/identity', healthUserId: '42' });
     expect(await provider().fetchAccount(ctx([`${G}sleep.readonly`]))).toEqual({ providerUserId: '42' });

@@ -174,6 +174,12 @@ export interface Provider {
   revokeToken(token: string): Promise<void>;
 
   fetchAccount(ctx: ProviderContext): Promise<AccountInfo>;
+  /**
+   * The account's current IANA zone alone (undefined when the account does not say), for
+   * providers where `fetchAccount` costs more than that: the fetcher's periodic zone check needs
+   * no identity. Absent: the fetcher reads `fetchAccount`.
+   */
+  fetchTimeZone?(ctx: ProviderContext): Promise<string | undefined>;
   fetchDevices(ctx: ProviderContext): Promise<DeviceState[]>;
   /** Device state as mindLAMP events (the `device` stream). */
   normalizeDevices(devices: DeviceState[], zones: ZoneHistory): NormalizedRecord[];

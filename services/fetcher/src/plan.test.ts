@@ -74,6 +74,50 @@ describe('planDays for nightly values', () => {
   });
 });
 
+describe('planDays for a notification', () => {
+  it('forces the named days of the named streams only; the others follow their own ledger', () => {
+    const fetched = (records: number): LedgerEntry => ({ status: 'settled', syncedThrough: SYNC, records });
+    const ledger = new Map([
+      ['steps', new Map<string, LedgerEntry>([['2026-11-16', fetched(900)]])],
+      ['hrv', new Map<string, LedgerEntry>([['2026-11-16', fetched(1)], ['2026-11-20', fetched(1)]])],
+    ]);
+    const input = { ...base, streams: ['steps', 'hrv'] as StreamName[], ledger, changedDays: ['2026-11-16'] };
+    // A steps notification for an old day: that day of steps, not the HRV night that holds its value.
+    const named = planDays({ ...input, changedStreams: ['steps'] }).due.filter((d) => d.day === '2026-11-16');
+    expect(named.map((d) => d.stream)).toEqual(['steps']);
+    // Without the streams (a payload that names none) every stream's named days are fetched.
+    const all = planDays(input).due.filter((d) => d.day === '2026-11-16');
+    expect(all.map((d) => d.stream).sort()).toEqual(['hrv', 'steps']);
+  });
+});
+
+describe('planDays for a sync a notification asked for', () => {
+  it('fetches the named, cleared, never-fetched and failed days; a newer device sync alone re-fetches nothing', () => {
+    const before = { syncedThrough: SYNC - 900_000 };
+    const ledger = new Map([
+      ['steps', new Map<string, LedgerEntry>([['2026-11-20', { status: 'partial', ...before }], ['2026-11-19', { status: 'settled', ...before }]])],
+      // Heart rate's today was named by a notification merged into the steps job: its watermark is cleared.
+      ['heart_rate', new Map<string, LedgerEntry>([['2026-11-20', { status: 'partial', syncedThrough: null }], ['2026-11-19', { status: 'settled', ...before }]])],
+      ['exercise', new Map<string, LedgerEntry>([['2026-11-20', { status: 'partial', ...before }], ['2026-11-19', { status: 'failed', ...before }]])],
+      ['sleep', new Map<string, LedgerEntry>([['2026-11-20', { status: 'partial', ...before }]])],
+    ]);
+    const input = { ...base, backfillDays: 1, streams: ['steps', 'heart_rate', 'exercise', 'sleep'] as StreamName[], ledger, changedDays: ['2026-11-20'], changedStreams: ['steps'] as StreamName[] };
+    const due = (targeted: boolean) => planDays({ ...input, targeted }).due.map((d) => `${d.stream}|${d.day}`).sort();
+    expect(due(true)).toEqual(['exercise|2026-11-19', 'heart_rate|2026-11-20', 'sleep|2026-11-19', 'steps|2026-11-20']);
+    // A poll re-fetches every stream's days the newer sync may have changed.
+    expect(due(false)).toEqual([
+      'exercise|2026-11-19',
+      'exercise|2026-11-20',
+      'heart_rate|2026-11-19',
+      'heart_rate|2026-11-20',
+      'sleep|2026-11-19',
+      'sleep|2026-11-20',
+      'steps|2026-11-19',
+      'steps|2026-11-20',
+    ]);
+  });
+});
+
 describe('planDays for nightly values before the night is over', () => {
   it('asks again only after the sleep stream brought that night', () => {
     const later = SYNC + 900_000;

@@ -177,6 +177,23 @@ describe('notifications', () => {
     expect(notifications().map((n) => JSON.parse(n.body).data.dataType).sort()).toEqual(['daily-resting-heart-rate', 'heart-rate', 'sleep', 'steps']);
   });
 
+  it('a later sync notifies only the types it added or modified (UPSERT), not every type with data', async () => {
+    await connectUser(run.url, { user: 'NYC001' });
+    await createSubscriber();
+    await control(run.url, 'POST', '/sync', { userId: 'NYC001' });
+    // The night this sync brought is processed after it: a later sync is told of it.
+    await control(run.url, 'POST', '/clock', { advanceMs: 3 * 3_600_000 });
+    await control(run.url, 'POST', '/sync', { userId: 'NYC001' });
+    const first = notifications().length;
+    // Half an hour more of a worn watch, at 13:30 in New York: new minutes; yesterday's resting
+    // heart rate is final and today's comes once the day is complete, so none is upserted.
+    await control(run.url, 'POST', '/clock', { advanceMs: 30 * 60_000 });
+    await control(run.url, 'POST', '/sync', { userId: 'NYC001' });
+    const types = notifications().slice(first).map((n) => JSON.parse(n.body).data.dataType);
+    expect(types).toContain('heart-rate');
+    expect(types).not.toContain('daily-resting-heart-rate');
+  });
+
   it('users without a grant (or after revoking) get no notifications', async () => {
     const tokens = await connectUser(run.url, { user: 'NYC001' });
     await createSubscriber();

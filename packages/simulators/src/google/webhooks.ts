@@ -458,8 +458,11 @@ function intervalForms(user: WorldUser, start: number, end: number): object {
 }
 
 /**
- * The intervals a sync in (prev, last] changed for a data type: each local day it delivered or
- * recomputed (a sync revises days up to 48 h after they end), clipped to the sync.
+ * The intervals a sync in (prev, last] changed for a data type: each local day whose points of
+ * that type it added or modified (UPSERT, §4.4) — new minutes with a value, a revision (a sync
+ * revises days up to 48 h after they end), a session or daily value that appeared or changed
+ * since `prev` — clipped to the sync. A day the sync left as it was is not named, so a type
+ * the sync brought nothing of is not notified.
  */
 function changedIntervals(state: GoogleState, user: WorldUser, type: string, prev: number, last: number): Array<[number, number]> {
   const info = findDataType(type);
@@ -475,10 +478,33 @@ function changedIntervals(state: GoogleState, user: WorldUser, type: string, pre
     const b = dayBounds(h, d);
     if (b.end + REVISION_WINDOW_MS < prev && Number.isFinite(prev)) continue;
     const minuteType = type === 'steps' || type === 'heart-rate' || type === 'active-zone-minutes';
-    const has = minuteType ? viewDay(state.world, user, d, ctx.now).day !== null : pointsForDate(ctx, info, d).length > 0;
-    if (has) out.push([b.start, Math.min(b.end, last)]);
+    const changed = !Number.isFinite(prev)
+      ? minuteType
+        ? viewDay(state.world, user, d, ctx.now).day !== null
+        : pointsForDate(ctx, info, d).length > 0
+      : minuteType
+        ? minutesChanged(state, user, type, d, prev, ctx.now)
+        : renderPoints({ ...ctx, now: prev }, info, d) !== renderPoints(ctx, info, d);
+    if (changed) out.push([b.start, Math.min(b.end, last)]);
   }
   return out;
+}
+
+/** A day's points of a (session or daily) type as rendered at `ctx.now`, as one string to compare. */
+function renderPoints(ctx: RenderContext, info: NonNullable<ReturnType<typeof findDataType>>, date: string): string {
+  return JSON.stringify(pointsForDate(ctx, info, date).map((p) => p.render()));
+}
+
+/** Whether a minute type's day gained a minute with a value, or was revised, between `from` and `to`. */
+function minutesChanged(state: GoogleState, user: WorldUser, type: string, date: string, from: number, to: number): boolean {
+  const before = viewDay(state.world, user, date, from);
+  const after = viewDay(state.world, user, date, to);
+  if (!after.day) return false;
+  if (before.day && before.generation !== after.generation) return true;
+  for (let i = before.visibleMinutes; i < after.visibleMinutes; i++) {
+    if (type === 'steps' ? (after.day.steps[i] ?? 0) > 0 : type === 'heart-rate' ? (after.day.heartRate[i] ?? null) !== null : (after.day.zone[i] ?? 0) > 0) return true;
+  }
+  return false;
 }
 
 function enqueue(state: GoogleState, sub: Subscriber, body: string, userId: string | undefined, dataTypes: string[], duplicateOf?: number): Delivery {
