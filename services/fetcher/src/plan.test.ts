@@ -91,33 +91,6 @@ describe('planDays for a notification', () => {
   });
 });
 
-describe('planDays for a sync a notification asked for', () => {
-  it('fetches the named, cleared, never-fetched and failed days; a newer device sync alone re-fetches nothing', () => {
-    const before = { syncedThrough: SYNC - 900_000 };
-    const ledger = new Map([
-      ['steps', new Map<string, LedgerEntry>([['2026-11-20', { status: 'partial', ...before }], ['2026-11-19', { status: 'settled', ...before }]])],
-      // Heart rate's today was named by a notification merged into the steps job: its watermark is cleared.
-      ['heart_rate', new Map<string, LedgerEntry>([['2026-11-20', { status: 'partial', syncedThrough: null }], ['2026-11-19', { status: 'settled', ...before }]])],
-      ['exercise', new Map<string, LedgerEntry>([['2026-11-20', { status: 'partial', ...before }], ['2026-11-19', { status: 'failed', ...before }]])],
-      ['sleep', new Map<string, LedgerEntry>([['2026-11-20', { status: 'partial', ...before }]])],
-    ]);
-    const input = { ...base, backfillDays: 1, streams: ['steps', 'heart_rate', 'exercise', 'sleep'] as StreamName[], ledger, changedDays: ['2026-11-20'], changedStreams: ['steps'] as StreamName[] };
-    const due = (targeted: boolean) => planDays({ ...input, targeted }).due.map((d) => `${d.stream}|${d.day}`).sort();
-    expect(due(true)).toEqual(['exercise|2026-11-19', 'heart_rate|2026-11-20', 'sleep|2026-11-19', 'steps|2026-11-20']);
-    // A poll re-fetches every stream's days the newer sync may have changed.
-    expect(due(false)).toEqual([
-      'exercise|2026-11-19',
-      'exercise|2026-11-20',
-      'heart_rate|2026-11-19',
-      'heart_rate|2026-11-20',
-      'sleep|2026-11-19',
-      'sleep|2026-11-20',
-      'steps|2026-11-19',
-      'steps|2026-11-20',
-    ]);
-  });
-});
-
 describe('planDays for nightly values before the night is over', () => {
   it('asks again only after the sleep stream brought that night', () => {
     const later = SYNC + 900_000;
