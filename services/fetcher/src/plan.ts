@@ -54,17 +54,6 @@ export interface PlanInput {
    * `pnpm bench --sections efficiency --steady-mode webhooks`).
    */
   changedStreams?: readonly StreamName[];
-  /**
-   * A sync a notification asked for (webhooks): it fetches what notifications said changed — the
-   * named days of `changedStreams`, and any stream's days whose watermark a notification cleared
-   * (the gateway merges notifications into one job per participant, whose payload names only the
-   * first one's streams; the ledger holds them all) — and days never fetched or failed. It does
-   * not re-fetch days for a newer device sync: no notification said those changed, and the
-   * streams' own poll, whose cursors such a sync leaves as they were, still does. Re-fetching
-   * every stream's today and yesterday on each webhook sync cost a request per stream per device
-   * sync (bench: `pnpm bench --sections efficiency --steady-mode webhooks`).
-   */
-  targeted?: boolean;
 }
 
 export interface PlannedDay {
@@ -122,9 +111,8 @@ export function planDays(input: PlanInput): DayPlan {
       const isDue =
         !entry ||
         entry.status === 'failed' ||
-        (newerSync && entry.status === 'not_synced') ||
-        (!input.targeted && newerSync && entry.status === 'partial') ||
-        (!input.targeted && newerSync && day >= refetchFrom && (entry.status === 'settled' || entry.status === 'empty')) ||
+        (newerSync && (entry.status === 'partial' || entry.status === 'not_synced')) ||
+        (newerSync && day >= refetchFrom && (entry.status === 'settled' || entry.status === 'empty')) ||
         // A fetched day whose watermark was cleared: a provider notification said it changed.
         (entry.syncedThrough === null && entry.status !== 'not_synced') ||
         (changed.has(day) && (input.changedStreams === undefined || input.changedStreams.includes(stream)));

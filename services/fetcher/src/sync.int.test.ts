@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPkcePair, createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlamp/crypto';
-import { claimBatch, connectionTokenPlace, findDayTotals, markBatchDelivered, findDueParticipants, invalidateLedgerDays, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
+import { claimBatch, connectionTokenPlace, findDayTotals, markBatchDelivered, findDueParticipants, recordTimeZone, saveConnectedTokens, scheduleStreams, upsertParticipant } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { STREAMS, addDays, daysBetween, localDayAt, type Provider } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
@@ -29,7 +29,7 @@ interface Harness {
   redis: Redis;
   deps: SyncDeps;
   userId: string;
-  run(participantId?: string, payload?: Partial<SyncPayload>): Promise<SyncSummary>;
+  run(participantId?: string): Promise<SyncSummary>;
   close(): Promise<void>;
 }
 
@@ -106,7 +106,7 @@ async function harness(options: { preset?: string; rateLimitPerHour?: number; ba
     redis,
     deps,
     userId,
-    run: (participantId = P, payload = {}) => processor({ id: `sync-${participantId}`, data: { participantId, reason: 'manual', ...payload } } as Job<SyncPayload>),
+    run: (participantId = P) => processor({ id: `sync-${participantId}`, data: { participantId, reason: 'manual' } } as Job<SyncPayload>),
     async close() {
       await queues.close();
       redis.disconnect();
@@ -490,55 +490,6 @@ describe('fetcher sync against the Fitbit simulator', () => {
       await queue.close();
       connection.disconnect();
     }
-  });
-
-  it('a webhook sync fetches what notifications named and leaves the other streams due for their poll', async () => {
-    h = await harness({ preset: 'kolkata', backfillDays: 1 });
-    const deviceSync = () =>
-      fetch(`${h!.sim.app.listeningOrigin}/_control/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: h!.userId }) });
-    const cursors = async () =>
-      new Map((await h!.t.db.selectFrom('sync_cursors').select(['stream', 'next_due_at']).where('participant_id', '=', P).execute()).map((r) => [r.stream, r.next_due_at.getTime()]));
-    // Data streams' days fetched since `before` (the device list is read on every sync).
-    const refetchedSince = async (before: Awaited<ReturnType<typeof ledger>>) =>
-      (await ledger(h!))
-        .filter((r) => r.stream !== 'device' && r.fetch_count > (before.find((b) => b.stream === r.stream && b.day === r.day)?.fetch_count ?? 0))
-        .map((r) => `${r.stream}|${r.day}`)
-        .sort();
-    await deviceSync();
-    h.sim.clock.advance(2 * 60_000);
-    expect((await h.run()).outcome).toBe('synced');
-    const polled = await cursors();
-    const today = localDayAt([{ zone: 'Asia/Kolkata', validFrom: 0 }], h.sim.clock.now());
-
-    // The watch syncs again before the next poll is due; Google notifies steps and heart rate. The
-    // gateway merged both into one job whose payload names steps; heart rate's day lost its
-    // watermark in the ledger.
-    h.sim.clock.advance(5 * 60_000);
-    await deviceSync();
-    h.sim.clock.advance(2 * 60_000);
-    await invalidateLedgerDays(h.t.db, P, { streams: ['heart_rate'], days: [today], reason: 'Google Health notified a change' });
-    const before = await ledger(h);
-    // Days a newer device sync makes due for a poll: today's partial days of the other streams
-    // (not the device list, read on every sync, nor the nightly values, which wait for the night).
-    const waiting = new Set(['steps', 'heart_rate', 'device', 'spo2', 'hrv', 'breathing_rate', 'skin_temperature']);
-    const partial = before.filter((r) => r.status === 'partial' && !waiting.has(r.stream)).map((r) => `${r.stream}|${r.day}`);
-    expect(partial.length).toBeGreaterThan(0);
-    expect((await h.run(P, { reason: 'webhook', streams: ['steps'], days: [today] })).outcome).toBe('synced');
-    expect(await refetchedSince(before)).toEqual([`heart_rate|${today}`, `steps|${today}`]);
-    const after = await cursors();
-    for (const stream of STREAMS) {
-      if (stream === 'steps' || stream === 'heart_rate' || stream === 'device') expect(after.get(stream)!, stream).toBeGreaterThan(polled.get(stream)!);
-      else expect(after.get(stream), `${stream} keeps its poll`).toBe(polled.get(stream));
-    }
-
-    // The safety net: once the other streams are due, the scheduler finds the participant and the
-    // poll fetches what the webhook sync left.
-    const due = Math.max(...STREAMS.filter((s) => s !== 'steps' && s !== 'heart_rate' && s !== 'device').map((s) => polled.get(s)!));
-    h.sim.clock.set(due);
-    expect(await findDueParticipants(h.t.db, new Date(due))).toContain(P);
-    const beforePoll = await ledger(h);
-    expect((await h.run(P, { reason: 'scheduled' })).outcome).toBe('synced');
-    expect(await refetchedSince(beforePoll)).toEqual(expect.arrayContaining(partial));
   });
 
   it('learns the device sync rhythm and schedules the next poll just after the next expected sync', async () => {

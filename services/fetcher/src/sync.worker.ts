@@ -138,9 +138,6 @@ export function createSyncProcessor(deps: SyncDeps) {
     }
 
     const summary: SyncSummary = { participantId, outcome: 'synced', requests: 0, inserted: 0, changed: 0 };
-    // A notification's sync fetches what notifications named (plan.ts, `targeted`); a job the
-    // scheduler added (a webhook's enqueue finding it waiting adds nothing) polls every stream.
-    const targeted = payload.reason === 'webhook' && payload.streams !== undefined;
     const budget = createRateBudget(
       { remaining: connection.rate_limit_remaining, resetAt: connection.rate_limit_reset_at?.getTime() ?? null },
       deps.budgetReserve,
@@ -234,7 +231,6 @@ export function createSyncProcessor(deps: SyncDeps) {
       const streams = deps.streams.filter((s) => s !== 'device' && provider.streams.includes(s) && !missingScope.has(s));
       const ledger = await findLedgerSince(deps.db, participantId, syncWindow(zones, now(), deps.backfillDays).first);
       const plan = planDays({
-        targeted,
         now: now(),
         zones,
         lastDeviceSync,
@@ -337,13 +333,7 @@ export function createSyncProcessor(deps: SyncDeps) {
         needDelivery ||= outcome.inserted > 0 || outcome.changed > outcome.changedAfterDelivery || outcome.corrections > 0;
       }
 
-      // The streams this sync fetched are due again one interval (or rhythm) from now. After a
-      // targeted sync, that is the named streams and the devices, read on every sync: the others'
-      // cursors keep their due time, so their poll, the safety net under webhooks, still comes.
-      const fetchedStreams = targeted
-        ? deps.streams.filter((s) => s === 'device' || plan.due.some((d) => d.stream === s) || payload.streams!.includes(s))
-        : deps.streams;
-      await finishSync(deps, connection, participantId, failures.length === 0, now(), deviceSyncs, fetchedStreams);
+      await finishSync(deps, connection, participantId, failures.length === 0, now(), deviceSyncs);
       await applyRetention();
       if (failures.length > 0) {
         // Not thrown: a job retried with BullMQ's backoff would hold the participant's job id
@@ -463,7 +453,6 @@ async function finishSync(
   success: boolean,
   at: number,
   deviceSyncs: readonly number[],
-  streams: readonly StreamName[],
 ) {
   const interval = success
     ? await pollIntervalMs(deps.db, connection.provider, { baseMs: deps.syncIntervalMs, multiplier: deps.webhookPollMultiplier ?? 4 })
@@ -480,7 +469,7 @@ async function finishSync(
       ? interval * (0.9 + Math.random() * 0.2)
       : wait + Math.random() * 0.1 * interval;
   if (success) await markSynced(deps.db, connection.id, new Date(at));
-  await scheduleNextSync(deps.db, participantId, { streams, at: new Date(at), nextDueAt: new Date(at + jittered), success });
+  await scheduleNextSync(deps.db, participantId, { streams: deps.streams, at: new Date(at), nextDueAt: new Date(at + jittered), success });
 }
 
 /** Starts the BullMQ workers for the consumed sync shards. Close them first at shutdown. */
