@@ -71,6 +71,7 @@ const { values } = parseArgs({
     scale: { type: 'boolean', default: false },
     'scale-participants': { type: 'string' },
     'scale-speeds': { type: 'string' },
+    'scale-final-speed': { type: 'string' },
     'scale-search-minutes': { type: 'string' },
     'scale-hours': { type: 'string' },
     lock: { type: 'string' },
@@ -107,6 +108,7 @@ if (values.help) {
   cockpit-export: --export-participants (10000; quick 500) --export-days (90)
   scale:       --scale (= --sections scale) --scale-participants (10000; quick 200) --scale-speeds (60,30,15,8,4,2,1: tried in turn, 10 simulated min each)
                --scale-search-minutes (10; quick 5) --scale-hours (2; quick 0.25: the run at the largest speed-up that kept up)
+               --scale-final-speed S: that run at S instead (to fit a time budget; its fell-behind count says how the machine copes at S)
                --lock FILE: takes flock(FILE) after the warm-up, before anything is measured (e.g. /work/wt/heavy.lock)
                half the participants Fitbit (polled), half Google Health (webhooks to the gateway, a 4th process, 5 simulated s after each sync)
   output:      writes docs/benchmarks.md and bench/results.json for a full run; --write forces, --no-write skips;
@@ -440,6 +442,7 @@ if (sections.has('scale')) {
     speeds,
     searchMinutes: num(values['scale-search-minutes'], 10, 5),
     hours,
+    ...(values['scale-final-speed'] !== undefined ? { finalSpeed: num(values['scale-final-speed'], 1, 1) } : {}),
     pollSeconds: 900,
     pollMaxSeconds: 21_600,
     fetcherConcurrency: num(values['fetcher-concurrency'], 8, 8),

@@ -50,6 +50,8 @@ export interface ScaleOptions {
   searchMinutes: number;
   /** The long run, at the fastest speed-up of the search at which no sync fell behind. */
   hours: number;
+  /** The long run at this speed-up instead (a time budget); its fell-behind count then says how the machine copes there. */
+  finalSpeed?: number;
   /** SYNC_INTERVAL_SECONDS [900] and POLL_MAX_INTERVAL_SECONDS [21600]: the services' defaults. */
   pollSeconds: number;
   pollMaxSeconds: number;
@@ -569,7 +571,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     }
     let final: ScalePhase | undefined;
     if (o.hours > 0) {
-      const speed = chosenSpeed || o.speeds.at(-1)!;
+      const speed = o.finalSpeed ?? (chosenSpeed || o.speeds.at(-1)!);
       final = await runPhase(speed, o.hours * 3600);
       o.log(`    final ${describe(final)}`);
     }
