@@ -17,7 +17,7 @@ import { createTokenCipher, parseEncryptionKey, type TokenCipher } from '@fitlam
 import { createDb, migrateToLatest, recordTimeZone, scheduleStreams, type Database } from '@fitlamp/db';
 import { createFitbitProvider } from '@fitlamp/fitbit';
 import { createGoogleHealthProvider } from '@fitlamp/google-health';
-import { startPostgresServer, type PostgresServer } from '@fitlamp/harness';
+import { startPostgresServer, subscribeGatewayWebhooks, type PostgresServer } from '@fitlamp/harness';
 import { createLampClient } from '@fitlamp/lamp';
 import { STREAMS, type Provider, type ProviderName } from '@fitlamp/provider';
 import { createQueues, queueCatalog, type QueueSet, type SyncPayload } from '@fitlamp/queues';
@@ -106,20 +106,6 @@ const CLIENT_SECRET = 'bench-sim-secret';
 const REDIRECT = 'http://127.0.0.1:9/oauth/fitbit/callback';
 const PRESETS = ['new-york', 'traveler', 'sydney', 'kolkata'];
 const GOOGLE = { clientId: 'benchsim.apps.googleusercontent.com', clientSecret: 'bench-sim-google-secret' };
-/** The Google Health data types fitlamp reads that have webhooks (google-health-api §3.6), as the stack harness subscribes them. */
-export const WEBHOOK_DATA_TYPES: readonly string[] = [
-  'steps',
-  'heart-rate',
-  'daily-resting-heart-rate',
-  'sleep',
-  'daily-oxygen-saturation',
-  'daily-heart-rate-variability',
-  'daily-respiratory-rate',
-  'daily-sleep-temperature-derivations',
-  'active-zone-minutes',
-  'exercise',
-];
-
 /**
  * An empty database for a bench run: on a Postgres cluster of its own (its WAL and size move only
  * with the run), else on the machine's. `drop()` removes it (with its cluster).
@@ -332,16 +318,7 @@ export async function startSimPipeline(o: SimPipelineOptions): Promise<SimPipeli
       const gateway = await buildGateway({ env, logger, db, redis: producer, queues, registry: new Registry(), providers: { 'google-health': provider }, lamp: lampClient, cipher });
       const gatewayUrl = (await gateway.listen({ port: 0, host: '127.0.0.1' })).replace(/\/$/, '');
       undo.push(() => gateway.close());
-      const res = await fetch(`${googleUrl}/v4/projects/${google.state.webhooks.projectNumber}/subscribers?subscriberId=fitlamp-bench`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${google.state.webhooks.serviceAccountToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          endpointUri: `${gatewayUrl}/webhooks/google-health`,
-          subscriberConfigs: [{ dataTypes: WEBHOOK_DATA_TYPES, subscriptionCreatePolicy: 'AUTOMATIC' }],
-          endpointAuthorization: { secret: env.GOOGLE_HEALTH_WEBHOOK_SECRET },
-        }),
-      });
-      if (res.status !== 200) throw new Error(`webhook subscriber not created: ${res.status} ${await res.text()}`);
+      await subscribeGatewayWebhooks({ google, googleUrl, endpointUri: `${gatewayUrl}/webhooks/google-health`, secret: env.GOOGLE_HEALTH_WEBHOOK_SECRET!, subscriberId: 'fitlamp-bench' });
     }
 
     const drain = async () => {

@@ -21,7 +21,8 @@
 // the minutes the device covered.
 import { STREAMS, type StreamName } from '@fitlamp/provider';
 import { lastSync, viewDay, viewNight, type World, type WorldUser } from '@fitlamp/simulators';
-import { startSimPipeline, WEBHOOK_DATA_TYPES } from './sim-pipeline.ts';
+import { SUBSCRIBED_DATA_TYPES } from '@fitlamp/harness';
+import { startSimPipeline } from './sim-pipeline.ts';
 
 export type SteadyMode = 'polling' | 'webhooks';
 
@@ -371,7 +372,7 @@ export async function runSteady(o: SteadyOptions): Promise<SteadyResult> {
         }
         if (webhooks) {
           // One notification per subscribed data type the sync brought new data (§4.4: one `dataType` each).
-          const types = [...changedDays.keys()].filter((s): s is Exclude<StreamName, 'device'> => s !== 'device' && WEBHOOK_DATA_TYPES.includes(GOOGLE_DATA_TYPE[s as Exclude<StreamName, 'device'>]));
+          const types = [...changedDays.keys()].filter((s): s is Exclude<StreamName, 'device'> => s !== 'device' && SUBSCRIBED_DATA_TYPES.includes(GOOGLE_DATA_TYPE[s as Exclude<StreamName, 'device'>]));
           e.minimumNotifications! += types.length;
           e.minimum += types.length;
         }
