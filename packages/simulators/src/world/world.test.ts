@@ -251,4 +251,14 @@ describe('daySteps', () => {
     expect(future).toBeNull();
     expect(nulls).toBeLessThan(120);
   });
+
+  it("forgets a moved user's totals: the days from the move on are other days", () => {
+    const w = createWorld({ seed: 'steps', now: NOW });
+    const u = w.users[0]!;
+    const date = '2026-10-20';
+    daySteps(w, u, date, NOW);
+    moveUser(w, u, 'Asia/Tokyo', Date.parse('2026-10-19T00:00:00Z'));
+    const view = viewDay(w, u, date, NOW);
+    expect(daySteps(w, u, date, NOW)).toBe(!view.day || view.day.wear === 'none' ? null : view.day.steps.reduce((a, b) => a + b, 0));
+  });
 });

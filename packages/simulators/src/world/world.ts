@@ -99,6 +99,7 @@ export function moveUser(world: World, user: WorldUser, zone: string, at: number
   if (!Number.isFinite(at) || (last && at <= last.from)) throw new Error(`a move must come after ${last ? new Date(last.from).toISOString() : 'the start'}`);
   user.zoneHistory = [...user.zoneHistory, { from: at, zone }];
   for (const key of [...world.cache.keys()]) if (key.split('|')[1] === user.id) world.cache.delete(key);
+  for (const key of [...world.stepTotals.keys()]) if (key.startsWith(`${user.id}|`)) world.stepTotals.delete(key);
 }
 
 /** Records a device sync of `user` at instant `at`. */
