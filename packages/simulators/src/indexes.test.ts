@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TokenMap, userById } from './indexes.ts';
+import { TokenMap } from './indexes.ts';
 import { addUser, createWorld, findUser } from './world/world.ts';
 
 const NOW = Date.parse('2026-11-03T15:00:00Z');
@@ -21,24 +21,5 @@ describe('TokenMap', () => {
     tokens.clear();
     expect(tokens.ofUser('B').size).toBe(0);
     expect(tokens.size).toBe(0);
-  });
-});
-
-describe('userById', () => {
-  it('answers as findUser does, for users added after the first lookup too', () => {
-    const world = createWorld({ seed: 'index', now: NOW, users: [{ preset: 'new-york', id: 'USER01' }, { preset: 'sydney', id: 'USER02' }] });
-    expect(userById(world, 'USER02')).toBe(findUser(world, 'USER02'));
-    expect(userById(world, 'USER03')).toBeUndefined();
-    const added = addUser(world, { preset: 'kolkata', id: 'USER03' });
-    expect(userById(world, 'USER03')).toBe(added);
-    expect(userById(world, 'USER01')).toBe(findUser(world, 'USER01'));
-  });
-
-  it('a list changed in place is indexed again', () => {
-    const world = createWorld({ seed: 'index', now: NOW, users: [{ preset: 'new-york', id: 'USER01' }, { preset: 'sydney', id: 'USER02' }] });
-    expect(userById(world, 'USER02')?.id).toBe('USER02');
-    world.users.reverse();
-    expect(userById(world, 'USER02')).toBe(world.users[0]);
-    expect(userById(world, 'USER01')).toBe(world.users[1]);
   });
 });

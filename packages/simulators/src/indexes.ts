@@ -1,6 +1,3 @@
-import type { WorldUser } from './world/users.ts';
-import type { World } from './world/world.ts';
-
 /**
  * Lookups by user for the simulators' hot paths. With 10,000 users (`pnpm bench --scale`), a scan
  * of every user or every token per request or per webhook pass costs more than the request.
@@ -46,8 +43,3 @@ export class TokenMap<T extends { userId: string }> extends Map<string, T> {
 }
 
 const EMPTY: ReadonlySet<never> = new Set();
-
-/** The world user with this id, as `findUser` answers (the world's index by id). */
-export function userById(world: World, id: string): WorldUser | undefined {
-  return world.byId.get(id);
-}

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { userById } from '../indexes.ts';
 import { RequestError, type DataContext } from './context.ts';
 import { sendError } from './errors.ts';
 import { checkBearer } from './oauth.ts';
@@ -10,6 +9,7 @@ import { breathingRate, hrv, skinTemperature, spo2 } from './render-nightly.ts';
 import { devices, profile } from './render-profile.ts';
 import { sleepByDate, sleepByRange, sleepList } from './render-sleep.ts';
 import type { FitbitState } from './state.ts';
+import { findUser } from '../world/world.ts';
 
 interface Endpoint {
   /** Name used in counters. */
@@ -105,7 +105,7 @@ async function handleData(state: FitbitState, version: string, request: FastifyR
       .header('retry-after', String(rate.resetSeconds))
       .send({ errors: [{ errorType: 'system', fieldName: 'n/a', message: 'Too Many Requests' }], success: false });
   }
-  const user = userById(state.world, token.userId);
+  const user = findUser(state.world, token.userId);
   if (!user || (pathUser !== '-' && pathUser !== token.userId)) {
     return sendError(reply, 403, 'insufficient_permissions', 'API client is not authorized by Fitbit to access the resource requested.');
   }

@@ -1,8 +1,8 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { userById } from '../indexes.ts';
 import { consentPage, errorPage } from './consent-page.ts';
 import { sendError } from './errors.ts';
+import { findUser } from '../world/world.ts';
 import {
   ALL_SCOPES,
   isConnected,
@@ -232,7 +232,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: FitbitState): v
       codeChallengeMethod: method,
       expiresAt: state.clock.now() + CODE_TTL_MS,
     };
-    const hinted = q.login_hint && userById(state.world, q.login_hint) ? q.login_hint : undefined;
+    const hinted = q.login_hint && findUser(state.world, q.login_hint) ? q.login_hint : undefined;
     const auto = state.autoConsent;
     if (auto) {
       const userId = auto.userId ?? hinted ?? firstUnconnected(state);
@@ -260,7 +260,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: FitbitState): v
     state.transactions.delete(txId);
     if (asList(body.decision)[0] !== 'allow') return redirectWith(reply, tx.redirectUri, { error: 'access_denied', state: tx.state });
     const userId = asList(body.user)[0] ?? '';
-    if (!userById(state.world, userId)) return htmlError(reply, 'invalid_request - Unknown user');
+    if (!findUser(state.world, userId)) return htmlError(reply, 'invalid_request - Unknown user');
     const code = issueCode(state, tx, userId, asList(body.scope));
     return redirectWith(reply, tx.redirectUri, { code, state: tx.state });
   });

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WorldUser } from '../world/users.ts';
-import { userById } from '../indexes.ts';
-import { viewDay, viewDevices } from '../world/world.ts';
+import { findUser, viewDay, viewDevices } from '../world/world.ts';
 import { addDays, dayDistance, isDate, localDateOf, offsetMs, zoneAt } from '../world/zones.ts';
 import { CLOUD_PLATFORM, DATA_METHOD_SCOPES, IDENTITY_SCOPES, RENDERED_TYPES, SCOPES, findDataType, rollupMaxDays, type DataTypeInfo, type Operation } from './catalogue.ts';
 import { ApiError, invalid, sendApiError } from './errors.ts';
@@ -384,7 +383,7 @@ async function handle(state: GoogleState, request: FastifyRequest, reply: Fastif
   const [path = ''] = request.url.split('?');
   try {
     const token = checkBearer(state, request.headers.authorization);
-    const user = userById(state.world, token.userId);
+    const user = findUser(state.world, token.userId);
     if (!user) throw permissionDenied();
     const call: Call = {
       state,

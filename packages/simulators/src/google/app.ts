@@ -1,6 +1,6 @@
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { TokenMap, userById } from '../indexes.ts';
+import { TokenMap } from '../indexes.ts';
 import { createClock, type Clock } from '../world/clock.ts';
 import type { UserSpec } from '../world/users.ts';
 import { createWorld, findUser, syncUser, type World } from '../world/world.ts';
@@ -196,12 +196,12 @@ export function createGoogleHealthSimulator(options: GoogleHealthSimulatorOption
     },
     revokeUser: (userId) => revokeGrant(state, userId),
     healthUserId: (userId) => {
-      const user = userById(world, userId);
+      const user = findUser(world, userId);
       if (!user) throw new Error(`unknown user ${userId}`);
       return healthUserIdOf(world.seed, user);
     },
     recordSync: (userId, at) => {
-      const user = userById(world, userId);
+      const user = findUser(world, userId);
       if (!user) throw new Error(`unknown user ${userId}`);
       syncUser(world, user, at ?? clock.now());
       if (isConnected(state, userId)) planUser(state, user);

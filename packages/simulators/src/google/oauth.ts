@@ -1,11 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { userById } from '../indexes.ts';
 import { KNOWN_SCOPES } from './catalogue.ts';
 import { consentPage, errorPage } from './consent-page.ts';
 import { ApiError, oauthError } from './errors.ts';
 import { baselineUser, forgetNotified } from './webhooks.ts';
 import { healthUserIdOf, isConnected, type AccessToken, type AuthCode, type ConsentTransaction, type GoogleState } from './state.ts';
+import { findUser } from '../world/world.ts';
 
 /** Access tokens live an hour; Google answers `expires_in: 3599` (google-health-api §1.3). */
 export const ACCESS_TOKEN_TTL_S = 3599;
@@ -82,7 +82,7 @@ function grantedScopeParam(state: GoogleState, code: string): string {
 }
 
 function idToken(state: GoogleState, userId: string, now: number): string {
-  const user = userById(state.world, userId);
+  const user = findUser(state.world, userId);
   const header = b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }));
   const payload = b64url(
     JSON.stringify({
@@ -182,7 +182,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: GoogleState): v
       promptConsent: (q.prompt ?? '').split(' ').includes('consent'),
       expiresAt: state.clock.now() + CODE_TTL_MS,
     };
-    const hinted = q.login_hint && userById(state.world, q.login_hint) ? q.login_hint : undefined;
+    const hinted = q.login_hint && findUser(state.world, q.login_hint) ? q.login_hint : undefined;
     const auto = state.autoConsent;
     if (auto) {
       const userId = auto.userId ?? hinted ?? firstUnconnected(state);
@@ -212,7 +212,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: GoogleState): v
     state.transactions.delete(txId);
     if (list(body.decision)[0] !== 'allow') return redirectWith(reply, tx.redirectUri, { error: 'access_denied', state: tx.state });
     const userId = list(body.user)[0] ?? '';
-    if (!userById(state.world, userId)) return html(reply, 400, errorPage('invalid_request', 'Unknown account'));
+    if (!findUser(state.world, userId)) return html(reply, 400, errorPage('invalid_request', 'Unknown account'));
     const code = issueCode(state, tx, userId, list(body.scope));
     return redirectWith(reply, tx.redirectUri, { code, scope: grantedScopeParam(state, code), state: tx.state });
   });
@@ -241,7 +241,7 @@ export function registerOAuthRoutes(app: FastifyInstance, state: GoogleState): v
       }
       code.used = true;
       state.granted.add(code.userId);
-      const user = userById(state.world, code.userId);
+      const user = findUser(state.world, code.userId);
       if (user) baselineUser(state, user);
       const access = mintAccess(state, code.userId, code.scopes);
       const response: Record<string, unknown> = { access_token: access.token, expires_in: ACCESS_TOKEN_TTL_S };

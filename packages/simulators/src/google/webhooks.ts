@@ -1,10 +1,9 @@
 import { generateKeyPairSync, randomInt, randomUUID, sign, type KeyObject } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { REVISION_WINDOW_MS } from '../world/sync.ts';
-import { userById } from '../indexes.ts';
 import type { Clock } from '../world/clock.ts';
 import type { WorldUser } from '../world/users.ts';
-import { firstSyncAfter, lastSync, viewDay } from '../world/world.ts';
+import { findUser, firstSyncAfter, lastSync, viewDay } from '../world/world.ts';
 import { addDays, dayBounds, localDateOf } from '../world/zones.ts';
 import { CLOUD_PLATFORM, RENDERED_TYPES, findDataType } from './catalogue.ts';
 import { ApiError, invalid, sendApiError } from './errors.ts';
@@ -682,7 +681,7 @@ export function notifyDue(state: GoogleState): number {
     const { at, userId } = heapPop(wh.due)!;
     if (wh.dueAt.get(userId) !== at) continue;
     wh.dueAt.delete(userId);
-    const user = userById(state.world, userId);
+    const user = findUser(state.world, userId);
     if (!user || !isConnected(state, userId)) continue;
     for (const sub of wh.subscribers.values()) if (sub.state === 'ACTIVE') created += notifyUser(state, sub, user, now);
     planUser(state, user);
