@@ -440,6 +440,9 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         .catch(() => -1);
       if (d.sync + d.deliver === 0 && due === 0) break;
       o.log(`    warm-up: ${due} cursors due, queues sync ${d.sync} deliver ${d.deliver} (${((Date.now() - warmStarted) / 1000).toFixed(0)} s)`);
+      // Nothing here reads what mindLAMP stored, and 10,000 participants' day so far is about 20M
+      // events: kept, they filled this process's 4 GiB heap before the warm-up was half done.
+      lampSim.reset();
       await new Promise((r) => setTimeout(r, 10_000));
     }
     // Enrolment over weeks would have spread the polls' phases: spread them over their wait.
