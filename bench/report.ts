@@ -704,13 +704,13 @@ export function renderScale(r: BenchResults): string {
     `${p.speed} ×`,
     `${f0(p.simSeconds / 60)} min in ${f0(p.realSeconds)} s`,
     f0(p.syncs),
-    `**${p.fellBehind}**`,
+    `**${f0(p.fellBehind)}**`,
     `${f1(p.lateP50Seconds)} / ${f1(p.lateP95Seconds)} / ${f1(p.lateMaxSeconds)} s`,
     `${f0(p.tickP50Ms)} / ${f0(p.tickP95Ms)} ms`,
     `${f0(p.peakQueueDepth.sync)} / ${f0(p.peakQueueDepth.deliver)}`,
   ];
   const phases = [...sc.search.map((p) => row('search', p)), ...(sc.final ? [row('**long run**', sc.final)] : [])];
-  const f = sc.final ?? sc.search.at(-1);
+  const f = steadyPhase(sc);
   const cpuRows = f
     ? Object.keys(f.cpuSecondsPerParticipantDay).map((k) => [k, f.cpuSecondsPerParticipantDay[k]!.toFixed(3), f.cores[k]!.toFixed(2)])
     : [];
@@ -737,7 +737,7 @@ ${mdTable(['phase', 'speed-up', 'simulated time', 'syncs', 'fell behind', 'late 
 
 Largest speed-up at which no sync fell behind: **${sc.chosenSpeed ? `${sc.chosenSpeed} ×` : 'none of those tried'}**.
 ${f ? `
-${f === sc.final ? 'Long run' : 'Last search phase'}: ${f1(f.requestsPerParticipantDay)} provider requests per participant-day (${Object.entries(f.requestsByProvider).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}); ${f.retries} retried jobs; failed attempts ${Object.keys(f.failed).length ? JSON.stringify(f.failed) : 'none'}.
+${phaseName(sc, f)}: ${f1(f.requestsPerParticipantDay)} provider requests per participant-day (${Object.entries(f.requestsByProvider).map(([k, n]) => `${k} ${f0(n)}`).join(', ')}); ${f.retries} retried jobs; failed attempts ${Object.keys(f.failed).length ? JSON.stringify(f.failed) : 'none'}.
 
 ${f.requestsPerParticipantDayByProvider ? `Per participant-day of each provider's participants: Fitbit (polling) **${f1(f.requestsPerParticipantDayByProvider.fitbit ?? 0)}** requests;
 Google Health (webhooks, polling as the safety net) **${f1(f.requestsPerParticipantDayByProvider['google-health'] ?? 0)}** requests and
@@ -752,18 +752,39 @@ Redis peak memory (\`used_memory_peak\`, warm-up included) ${mib(sc.redisPeakByt
 `;
 }
 
+/**
+ * The phase whose per-participant-day figures stand for steady state: the long run if it kept up
+ * (at most 2 % of its syncs fell behind), else the search phase at the largest speed-up that kept up.
+ * A phase that fell behind coalesced polls into fewer, larger syncs and would understate both.
+ */
+function steadyPhase(sc: NonNullable<BenchResults['scale']>): ScalePhase | undefined {
+  const keptUp = sc.final && sc.final.fellBehind <= 0.02 * sc.final.syncs ? sc.final : undefined;
+  return keptUp ?? sc.search.find((p) => p.speed === sc.chosenSpeed) ?? sc.final ?? sc.search.at(-1);
+}
+
+function phaseName(sc: NonNullable<BenchResults['scale']>, p: ScalePhase): string {
+  if (p === sc.final) return 'Long run';
+  return p.speed === sc.chosenSpeed && p.fellBehind === 0 ? `Search phase at ${p.speed} × (the largest speed-up that kept up; the long run fell behind)` : 'Last search phase';
+}
+
 /** Google Health's per-project quota (google-health-api §5): requests a day and a minute. */
 export const GOOGLE_QUOTA = { perDay: 86_400_000, perMinute: 120_000 };
 /** Steady-state CPU a worker replica is sized for: half a core, the rest for bursts (a mass enrolment's backfill). */
 const REPLICA_CORES = 0.5;
+/**
+ * Share of a fetcher's sync slots kept for steady work, as with cores: the rest for bursts. The
+ * 10,000-participant scale run kept up at 1 × with one fetcher and fell far behind at 2 ×.
+ */
+const SLOT_SHARE = 0.5;
 /** A real provider's round trip (the simulators answer at once): 250 ms. */
 const PROVIDER_LATENCY_S = 0.25;
 
 /** Section 8: sizing projected from the scale run's per-participant-day figures and the soak's storage. */
 export function renderSizing(r: BenchResults): string {
   const sc = r.scale;
-  const f = sc?.final ?? sc?.search.at(-1);
-  if (!sc || !f) return '';
+  if (!sc) return '';
+  const f = steadyPhase(sc);
+  if (!f) return '';
   const cpu = f.cpuSecondsPerParticipantDay;
   const peak = (name: string) => Math.max(0, ...(r.throughput?.services.filter((x) => x.name === name).map((x) => x.peakRssBytes ?? 0) ?? [0]));
   const perParticipantBytes = r.soak?.bytesPerParticipant;
@@ -774,7 +795,7 @@ export function renderSizing(r: BenchResults): string {
     // A fetcher replica is also bound by waiting: FETCHER_CONCURRENCY slots, each busy for the
     // provider's round trips (PROVIDER_LATENCY_S a request, as the Kubernetes guide assumes).
     const slotSeconds = (f.requestsPerParticipantDay * n * PROVIDER_LATENCY_S) / 86_400;
-    const fetchers = Math.max(replicas('fetcher'), Math.ceil(slotSeconds / sc.fetcherConcurrency));
+    const fetchers = Math.max(replicas('fetcher'), Math.ceil(slotSeconds / (sc.fetcherConcurrency * SLOT_SHARE)));
     const writers = replicas('writer');
     const memory = fetchers * peak('fetcher') + writers * peak('lamp-writer') + peak('scheduler') + peak('gateway');
     return [
@@ -796,13 +817,13 @@ export function renderSizing(r: BenchResults): string {
   const ceiling = (perDay: number) => f0(perDay > 0 ? GOOGLE_QUOTA.perDay / perDay : 0);
   return `## 9. Sizing (projected from section 8)
 
-Steady state, from the ${f === sc.final ? 'long run' : 'last search phase'} of section 8 (${f0(sc.participants)} participants, ${f.speed} × real time):
+Steady state, from the ${phaseName(sc, f).toLowerCase()} of section 8 (${f0(sc.participants)} participants, ${f.speed} × real time):
 CPU-seconds per participant-day fetcher ${(cpu.fetcher ?? 0).toFixed(3)}, lamp-writer ${(cpu.writer ?? 0).toFixed(3)},
 scheduler ${(cpu.scheduler ?? 0).toFixed(3)}${cpu.gateway !== undefined ? `, gateway (webhooks) ${cpu.gateway.toFixed(3)}` : ''}, Postgres ${(cpu.postgres ?? 0).toFixed(3)}; cores = that × participants ÷ 86,400.
 Worker replicas are sized for ${REPLICA_CORES} core of steady work each (the rest of a core is for bursts:
 a mass enrolment's backfill, a provider outage's catch-up); at least one. A fetcher replica is also
 bound by waiting on the provider: ${sc.fetcherConcurrency} syncs at a time, each request ${PROVIDER_LATENCY_S * 1000} ms (the simulators answer at once;
-a real API does not), so fetchers ≥ requests per participant-day (${f1(f.requestsPerParticipantDay)}) × participants × ${PROVIDER_LATENCY_S} s ÷ (${sc.fetcherConcurrency} × 86,400 s). Memory = replicas × each
+a real API does not), so fetchers ≥ requests per participant-day (${f1(f.requestsPerParticipantDay)}) × participants × ${PROVIDER_LATENCY_S} s ÷ (${sc.fetcherConcurrency} × ${SLOT_SHARE} × 86,400 s), half the slots kept for bursts as with cores. Memory = replicas × each
 service's peak RSS in section 4 (fetcher ${mib(peak('fetcher'))}, lamp-writer ${mib(peak('lamp-writer'))}, scheduler ${mib(peak('scheduler'))}, gateway ${mib(peak('gateway'))}).
 Redis: this run's \`used_memory_peak\` per participant × participants. Postgres storage: the soak's
 steady state (section 6${perParticipantBytes ? `, ${mib(perParticipantBytes)} per participant at day 30` : ''}) × participants, before WAL and backups.

@@ -29,7 +29,7 @@ import { runSteady, type SteadyMode, type SteadyResult } from './steady.ts';
 import { runThroughput, type ThroughputResult } from './throughput.ts';
 
 const SECTIONS = ['throughput', 'limits', 'efficiency', 'freshness', 'scaling', 'soak', 'cockpit', 'cockpit-export', 'scale'] as const;
-/** Sections a plain `pnpm bench` runs; `scale` (10,000 participants, ~30 min) runs when asked for (`--scale`). */
+/** Sections a plain `pnpm bench` runs; `scale` (10,000 participants, about 2 hours with its warm-up) runs when asked for (`--scale`). */
 const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== 'scale');
 type Section = (typeof SECTIONS)[number];
 
