@@ -198,6 +198,16 @@ export function targets(r: BenchResults): Target[] {
       met: fr.samples > 0 && fr.p95 !== null && fr.p95 <= 60,
     });
   }
+  const sc = r.scale;
+  const realTime = (sc?.final?.speed === 1 ? sc.final : undefined) ?? sc?.search.find((p) => p.speed === 1);
+  if (sc && realTime) {
+    out.push({
+      name: `Scale: ${f0(sc.participants)} participants at 1 ×, syncs fell behind`,
+      target: '0',
+      measured: `${f0(realTime.fellBehind)} of ${f0(realTime.syncs)} in ${f0(realTime.simSeconds / 60)} simulated min${sc.final && sc.final !== realTime ? ` (long run, ${f0(sc.final.simSeconds / 60)} simulated min at ${sc.final.speed} ×: ${f0(sc.final.fellBehind)} of ${f0(sc.final.syncs)})` : ''}`,
+      met: realTime.fellBehind === 0,
+    });
+  }
   out.push(...cockpitTargets(r));
   return out;
 }
